@@ -1,0 +1,936 @@
+//! The embedded store (Rudder's default): etcd semantics on [redb].
+//!
+//! Layout (one redb file in the data directory):
+//! - `kv`: the current value of every live key (`key -> create_rev | mod_rev | expiry | value`),
+//!   so the latest get/list costs O(keys read), never O(history);
+//! - `log`: one record per revision (`rev -> key, new value, previous value`), used to replay
+//!   watches and to answer reads at a past revision; compaction deletes its old records;
+//! - `expiry`: `(expires_at_ms, key)` for keys written with a TTL;
+//! - `meta`: the current and compacted revisions.
+//!
+//! All writes go through one writer thread. It drains every request waiting, applies them in one
+//! redb write transaction (each request gets its own revision, so commit order is revision
+//! order), commits with fsync, and only then answers the callers and publishes the events to
+//! watchers: group commit, with no polling.
+
+mod codec;
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use codec::{Entry, LogRecord};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use rudder_store::{
+    KeyValue, RangeRequest, RangeResponse, Result, Revision, Store, StoreError, WatchEvent,
+    WatchStream, WriteOptions,
+};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const META_CURRENT: &str = "current_revision";
+const META_COMPACTED: &str = "compacted_revision";
+
+/// Tuning knobs; the defaults suit an API server.
+#[derive(Clone, Debug)]
+pub struct RedbOptions {
+    /// Most write requests committed in one transaction.
+    pub max_batch: usize,
+    /// Committed batches kept for watchers that are behind; a watcher further behind is ended
+    /// with [`StoreError::WatcherLagged`].
+    pub watch_backlog: usize,
+    /// Events buffered per watcher between the store and its consumer.
+    pub watcher_buffer: usize,
+    /// How often keys with a TTL are checked for expiry.
+    pub expiry_interval: Duration,
+}
+
+impl Default for RedbOptions {
+    fn default() -> Self {
+        RedbOptions {
+            max_batch: 512,
+            watch_backlog: 1024,
+            watcher_buffer: 256,
+            expiry_interval: Duration::from_millis(250),
+        }
+    }
+}
+
+type Batch = Arc<Vec<WatchEvent>>;
+
+/// The embedded store. Cheap to clone; the database closes when the last clone is dropped or
+/// [`RedbStore::close`] is called.
+#[derive(Clone)]
+pub struct RedbStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `None` once closed.
+    state: RwLock<Option<OpenState>>,
+    writer: mpsc::Sender<Msg>,
+    current: AtomicI64,
+    /// Earliest TTL deadline known (ms since the epoch), `u64::MAX` when none.
+    next_expiry: AtomicU64,
+    opts: RedbOptions,
+}
+
+#[derive(Clone)]
+struct OpenState {
+    db: Arc<Database>,
+    events: broadcast::Sender<Batch>,
+}
+
+enum Op {
+    Create {
+        key: String,
+        value: Bytes,
+        ttl: Option<Duration>,
+    },
+    Update {
+        key: String,
+        value: Bytes,
+        expected: Revision,
+        ttl: Option<Duration>,
+    },
+    Delete {
+        key: String,
+        expected: Option<Revision>,
+    },
+    Compact(Revision),
+    Expire,
+}
+
+enum Done {
+    Written(Revision),
+    Deleted(Revision, KeyValue),
+    Nothing,
+}
+
+enum Msg {
+    Write(Op, oneshot::Sender<Result<Done>>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+impl RedbStore {
+    /// Open (or create) the store in `path` (a file).
+    pub async fn open(path: impl AsRef<Path>, opts: RedbOptions) -> Result<RedbStore> {
+        let path = path.as_ref().to_path_buf();
+        let db = tokio::task::spawn_blocking(move || open_db(&path))
+            .await
+            .map_err(|e| StoreError::Internal(format!("open task failed: {e}")))??;
+        let (current, compacted, next_expiry) = {
+            let txn = db.begin_read().map_err(internal)?;
+            let meta = txn.open_table(META).map_err(internal)?;
+            let current = read_meta(&meta, META_CURRENT)?.unwrap_or(1);
+            let compacted = read_meta(&meta, META_COMPACTED)?.unwrap_or(0);
+            let expiry = txn.open_table(EXPIRY).map_err(internal)?;
+            let next = expiry
+                .first()
+                .map_err(internal)?
+                .map_or(u64::MAX, |(k, _)| k.value().0);
+            (current, compacted, next)
+        };
+        let db = Arc::new(db);
+        let (events, _) = broadcast::channel(opts.watch_backlog.max(1));
+        let (tx, rx) = mpsc::channel(opts.max_batch.max(1) * 4);
+        let inner = Arc::new(Inner {
+            state: RwLock::new(Some(OpenState {
+                db: db.clone(),
+                events: events.clone(),
+            })),
+            writer: tx,
+            current: AtomicI64::new(current),
+            next_expiry: AtomicU64::new(next_expiry),
+            opts: opts.clone(),
+        });
+        let writer = Writer {
+            db,
+            events,
+            current,
+            compacted,
+            inner: Arc::downgrade(&inner),
+            max_batch: opts.max_batch.max(1),
+        };
+        std::thread::Builder::new()
+            .name("rudder-store-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Internal(format!("cannot start writer thread: {e}")))?;
+        spawn_expiry(Arc::downgrade(&inner), opts.expiry_interval);
+        Ok(RedbStore { inner })
+    }
+
+    /// Finish the writes in flight, end every watch and release the database file.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.writer.send(Msg::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+        if let Ok(mut state) = self.inner.state.write() {
+            state.take();
+        }
+    }
+
+    fn state(&self) -> Result<OpenState> {
+        self.inner
+            .state
+            .read()
+            .map_err(|_| StoreError::Internal("store state lock poisoned".into()))?
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable("store is closed".into()))
+    }
+
+    async fn write(&self, op: Op) -> Result<Done> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .writer
+            .send(Msg::Write(op, tx))
+            .await
+            .map_err(|_| StoreError::Unavailable("store is closed".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&redb::ReadTransaction) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let db = self.state()?.db;
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(internal)?;
+            f(&txn)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
+    }
+}
+
+fn open_db(path: &Path) -> Result<Database> {
+    let db = Database::create(path).map_err(internal)?;
+    // Create the tables up front so read transactions never meet a missing table.
+    let txn = db.begin_write().map_err(internal)?;
+    {
+        txn.open_table(KV).map_err(internal)?;
+        txn.open_table(LOG).map_err(internal)?;
+        txn.open_table(EXPIRY).map_err(internal)?;
+        txn.open_table(META).map_err(internal)?;
+    }
+    txn.commit().map_err(internal)?;
+    Ok(db)
+}
+
+fn internal(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(err.to_string())
+}
+
+fn read_meta(meta: &impl ReadableTable<&'static str, u64>, name: &str) -> Result<Option<i64>> {
+    Ok(meta.get(name).map_err(internal)?.map(|v| v.value() as i64))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn check_revision(requested: Revision, current: Revision, compacted: Revision) -> Result<()> {
+    if requested > current {
+        return Err(StoreError::FutureRevision { requested, current });
+    }
+    if requested < compacted {
+        return Err(StoreError::Compacted {
+            requested,
+            compacted,
+        });
+    }
+    Ok(())
+}
+
+fn validate_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(StoreError::InvalidRequest("empty key".into()));
+    }
+    Ok(())
+}
+
+struct Snapshot {
+    current: Revision,
+    compacted: Revision,
+}
+
+fn snapshot(txn: &redb::ReadTransaction) -> Result<Snapshot> {
+    let meta = txn.open_table(META).map_err(internal)?;
+    Ok(Snapshot {
+        current: read_meta(&meta, META_CURRENT)?.unwrap_or(1),
+        compacted: read_meta(&meta, META_COMPACTED)?.unwrap_or(0),
+    })
+}
+
+/// For every key under `prefix` (and after `start_after`) written after `revision`, its value at
+/// `revision` (`None` if it did not exist then): the first log record after `revision` carries it.
+fn values_at(
+    txn: &redb::ReadTransaction,
+    prefix: &str,
+    start_after: Option<&str>,
+    revision: Revision,
+    current: Revision,
+) -> Result<std::collections::BTreeMap<String, Option<KeyValue>>> {
+    let mut out = std::collections::BTreeMap::new();
+    let log = txn.open_table(LOG).map_err(internal)?;
+    for item in log
+        .range((revision + 1) as u64..=current as u64)
+        .map_err(internal)?
+    {
+        let (_, raw) = item.map_err(internal)?;
+        let rec = LogRecord::decode(raw.value())?;
+        if !rec.key.starts_with(prefix) || start_after.is_some_and(|s| rec.key.as_str() <= s) {
+            continue;
+        }
+        let prev = rec.prev_kv();
+        out.entry(rec.key).or_insert(prev);
+    }
+    Ok(out)
+}
+
+fn range_in(txn: &redb::ReadTransaction, req: &RangeRequest) -> Result<RangeResponse> {
+    let snap = snapshot(txn)?;
+    let revision = req.revision.filter(|&r| r > 0).unwrap_or(snap.current);
+    check_revision(revision, snap.current, snap.compacted)?;
+    let limit = if req.limit == 0 {
+        usize::MAX
+    } else {
+        req.limit
+    };
+    let kv = txn.open_table(KV).map_err(internal)?;
+    let start: Bound<&str> = match req.start_after.as_deref() {
+        Some(after) if after >= req.prefix.as_str() => Bound::Excluded(after),
+        _ => Bound::Included(req.prefix.as_str()),
+    };
+    let changed = if revision < snap.current {
+        values_at(
+            txn,
+            &req.prefix,
+            req.start_after.as_deref(),
+            revision,
+            snap.current,
+        )?
+    } else {
+        Default::default()
+    };
+    // Merge the current keys unchanged since `revision` with the past values of changed keys.
+    let mut current = kv
+        .range::<&str>((start, Bound::Unbounded))
+        .map_err(internal)?;
+    let mut past = changed.into_values().flatten().peekable();
+    let mut next_current = || -> Result<Option<KeyValue>> {
+        for item in current.by_ref() {
+            let (k, v) = item.map_err(internal)?;
+            let key = k.value();
+            if !key.starts_with(req.prefix.as_str()) {
+                return Ok(None);
+            }
+            let entry = Entry::decode(v.value())?;
+            if entry.mod_revision <= revision {
+                return Ok(Some(entry.into_kv(key)));
+            }
+        }
+        Ok(None)
+    };
+    let mut kvs = Vec::new();
+    let mut cur = next_current()?;
+    let mut more = false;
+    loop {
+        let take_past = match (&cur, past.peek()) {
+            (None, None) => break,
+            (Some(_), None) => false,
+            (None, Some(_)) => true,
+            (Some(c), Some(p)) => p.key < c.key,
+        };
+        if kvs.len() == limit {
+            more = true;
+            break;
+        }
+        if take_past {
+            kvs.extend(past.next());
+        } else {
+            kvs.extend(cur.take());
+            cur = next_current()?;
+        }
+    }
+    Ok(RangeResponse {
+        kvs,
+        revision,
+        more,
+    })
+}
+
+fn get_in(
+    txn: &redb::ReadTransaction,
+    key: &str,
+    revision: Option<Revision>,
+) -> Result<(Option<KeyValue>, Revision)> {
+    let snap = snapshot(txn)?;
+    let kv = txn.open_table(KV).map_err(internal)?;
+    let entry = kv
+        .get(key)
+        .map_err(internal)?
+        .map(|v| Entry::decode(v.value()))
+        .transpose()?;
+    let revision = match revision.filter(|&r| r > 0) {
+        None => return Ok((entry.map(|e| e.into_kv(key)), snap.current)),
+        Some(r) => r,
+    };
+    check_revision(revision, snap.current, snap.compacted)?;
+    if let Some(e) = entry.filter(|e| e.mod_revision <= revision) {
+        return Ok((Some(e.into_kv(key)), revision));
+    }
+    let log = txn.open_table(LOG).map_err(internal)?;
+    for item in log
+        .range((revision + 1) as u64..=snap.current as u64)
+        .map_err(internal)?
+    {
+        let (_, raw) = item.map_err(internal)?;
+        let rec = LogRecord::decode(raw.value())?;
+        if rec.key == key {
+            return Ok((rec.prev_kv(), revision));
+        }
+    }
+    Ok((None, revision))
+}
+
+#[async_trait::async_trait]
+impl Store for RedbStore {
+    fn backend_name(&self) -> &'static str {
+        "redb"
+    }
+
+    async fn get(
+        &self,
+        key: &str,
+        revision: Option<Revision>,
+    ) -> Result<(Option<KeyValue>, Revision)> {
+        validate_key(key)?;
+        // Point reads are a few microseconds from redb's page cache: cheaper inline than a hop
+        // to the blocking pool.
+        let db = self.state()?.db;
+        let txn = db.begin_read().map_err(internal)?;
+        get_in(&txn, key, revision)
+    }
+
+    async fn range(&self, req: RangeRequest) -> Result<RangeResponse> {
+        self.read(move |txn| range_in(txn, &req)).await
+    }
+
+    async fn count(&self, prefix: &str) -> Result<u64> {
+        let prefix = prefix.to_string();
+        self.read(move |txn| {
+            let kv = txn.open_table(KV).map_err(internal)?;
+            let mut n = 0;
+            for item in kv.range::<&str>(prefix.as_str()..).map_err(internal)? {
+                let (k, _) = item.map_err(internal)?;
+                if !k.value().starts_with(prefix.as_str()) {
+                    break;
+                }
+                n += 1;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn create(&self, key: &str, value: Bytes, opts: WriteOptions) -> Result<Revision> {
+        validate_key(key)?;
+        let op = Op::Create {
+            key: key.to_string(),
+            value,
+            ttl: opts.ttl,
+        };
+        match self.write(op).await? {
+            Done::Written(rev) => Ok(rev),
+            _ => Err(StoreError::Internal("unexpected writer answer".into())),
+        }
+    }
+
+    async fn update(
+        &self,
+        key: &str,
+        value: Bytes,
+        expected: Revision,
+        opts: WriteOptions,
+    ) -> Result<Revision> {
+        validate_key(key)?;
+        let op = Op::Update {
+            key: key.to_string(),
+            value,
+            expected,
+            ttl: opts.ttl,
+        };
+        match self.write(op).await? {
+            Done::Written(rev) => Ok(rev),
+            _ => Err(StoreError::Internal("unexpected writer answer".into())),
+        }
+    }
+
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<(Revision, KeyValue)> {
+        validate_key(key)?;
+        let op = Op::Delete {
+            key: key.to_string(),
+            expected,
+        };
+        match self.write(op).await? {
+            Done::Deleted(rev, kv) => Ok((rev, kv)),
+            _ => Err(StoreError::Internal("unexpected writer answer".into())),
+        }
+    }
+
+    async fn current_revision(&self) -> Result<Revision> {
+        self.state()?;
+        Ok(self.inner.current.load(Ordering::Acquire))
+    }
+
+    async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream> {
+        let state = self.state()?;
+        // Subscribe before reading the snapshot: every batch committed after the snapshot is
+        // then certain to arrive on the channel, and the ones already in it are skipped.
+        let live = state.events.subscribe();
+        let db = state.db;
+        let snap = {
+            let txn = db.begin_read().map_err(internal)?;
+            snapshot(&txn)?
+        };
+        if after < snap.compacted {
+            return Err(StoreError::Compacted {
+                requested: after,
+                compacted: snap.compacted,
+            });
+        }
+        let (tx, rx) = mpsc::channel(self.inner.opts.watcher_buffer.max(1));
+        tokio::spawn(forward_watch(
+            db,
+            live,
+            prefix.to_string(),
+            after,
+            snap.current,
+            tx,
+        ));
+        Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<()> {
+        self.write(Op::Compact(revision)).await.map(|_| ())
+    }
+}
+
+/// Feed one watcher: replay the log from `after` up to `snapshot`, then pass on live batches.
+async fn forward_watch(
+    db: Arc<Database>,
+    mut live: broadcast::Receiver<Batch>,
+    prefix: String,
+    after: Revision,
+    snapshot_rev: Revision,
+    tx: mpsc::Sender<Result<WatchEvent>>,
+) {
+    const CHUNK: usize = 512;
+    let mut cursor = after;
+    let mut db = Some(db);
+    while cursor < snapshot_rev {
+        let Some(chunk_db) = db.clone() else { break };
+        let chunk_prefix = prefix.clone();
+        let from = cursor;
+        let read = tokio::task::spawn_blocking(move || -> Result<(Vec<WatchEvent>, Revision)> {
+            let txn = chunk_db.begin_read().map_err(internal)?;
+            let snap = snapshot(&txn)?;
+            // Compaction may have run since the watch started: never skip what it removed.
+            if from < snap.compacted {
+                return Err(StoreError::Compacted {
+                    requested: from,
+                    compacted: snap.compacted,
+                });
+            }
+            let log = txn.open_table(LOG).map_err(internal)?;
+            let mut events = Vec::new();
+            let mut last = from;
+            for item in log
+                .range((from + 1) as u64..=snapshot_rev as u64)
+                .map_err(internal)?
+                .take(CHUNK)
+            {
+                let (rev, raw) = item.map_err(internal)?;
+                last = rev.value() as i64;
+                let rec = LogRecord::decode(raw.value())?;
+                if rec.key.starts_with(chunk_prefix.as_str()) {
+                    events.push(rec.into_event(last)?);
+                }
+            }
+            if last == from {
+                // The log ends before the snapshot revision: only possible if it was truncated.
+                return Err(StoreError::Internal(format!(
+                    "revision log has no records after {from}"
+                )));
+            }
+            Ok((events, last))
+        })
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Internal(format!("watch replay failed: {e}"))));
+        match read {
+            Ok((events, last)) => {
+                for ev in events {
+                    if tx.send(Ok(ev)).await.is_err() {
+                        return;
+                    }
+                }
+                cursor = last;
+            }
+            Err(err) => {
+                let _ = tx.send(Err(err)).await;
+                return;
+            }
+        }
+    }
+    // The live phase needs no database handle: release it so `close` can free the file.
+    db.take();
+    loop {
+        match live.recv().await {
+            Ok(batch) => {
+                for ev in batch.iter() {
+                    if ev.revision() <= cursor || !ev.key().starts_with(prefix.as_str()) {
+                        continue;
+                    }
+                    if tx.send(Ok(ev.clone())).await.is_err() {
+                        return;
+                    }
+                }
+                if let Some(last) = batch.last() {
+                    cursor = cursor.max(last.revision());
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                let _ = tx.send(Err(StoreError::WatcherLagged)).await;
+                return;
+            }
+            Err(broadcast::error::RecvError::Closed) => {
+                let _ = tx
+                    .send(Err(StoreError::Unavailable("store closed".into())))
+                    .await;
+                return;
+            }
+        }
+    }
+}
+
+fn spawn_expiry(inner: Weak<Inner>, interval: Duration) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let Some(inner) = inner.upgrade() else { return };
+            if inner.next_expiry.load(Ordering::Acquire) > now_ms() {
+                continue;
+            }
+            let (tx, rx) = oneshot::channel();
+            if inner.writer.send(Msg::Write(Op::Expire, tx)).await.is_err() {
+                return;
+            }
+            drop(inner);
+            if let Ok(Err(err)) = rx.await {
+                tracing::warn!(%err, "expiring keys failed");
+            }
+        }
+    });
+}
+
+/// The single writer. Runs on its own thread because redb's API is blocking.
+struct Writer {
+    db: Arc<Database>,
+    events: broadcast::Sender<Batch>,
+    current: Revision,
+    compacted: Revision,
+    inner: Weak<Inner>,
+    max_batch: usize,
+}
+
+struct Tables<'t> {
+    kv: redb::Table<'t, &'static str, &'static [u8]>,
+    log: redb::Table<'t, u64, &'static [u8]>,
+    expiry: redb::Table<'t, (u64, &'static str), ()>,
+}
+
+/// The outcome of one write request inside a batch: the outer error aborts the transaction.
+type Applied = std::result::Result<Result<Done>, redb::Error>;
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut batch = Vec::with_capacity(16);
+            let mut shutdown = None;
+            match first {
+                Msg::Write(op, reply) => batch.push((op, reply)),
+                Msg::Shutdown(done) => shutdown = Some(done),
+            }
+            while shutdown.is_none() && batch.len() < self.max_batch {
+                match rx.try_recv() {
+                    Ok(Msg::Write(op, reply)) => batch.push((op, reply)),
+                    Ok(Msg::Shutdown(done)) => shutdown = Some(done),
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                self.commit_batch(batch);
+            }
+            if let Some(done) = shutdown {
+                // Refuse whatever is still queued, then let go of the database.
+                rx.close();
+                while let Ok(msg) = rx.try_recv() {
+                    if let Msg::Write(_, reply) = msg {
+                        let _ = reply.send(Err(StoreError::Unavailable("store is closed".into())));
+                    }
+                }
+                drop(self);
+                let _ = done.send(());
+                return;
+            }
+        }
+    }
+
+    fn commit_batch(&mut self, batch: Vec<(Op, oneshot::Sender<Result<Done>>)>) {
+        let start_rev = self.current;
+        let start_compacted = self.compacted;
+        let mut events = Vec::new();
+        let mut results = Vec::with_capacity(batch.len());
+        let outcome = (|| -> std::result::Result<bool, redb::Error> {
+            let txn = self.db.begin_write()?;
+            {
+                let mut tables = Tables {
+                    kv: txn.open_table(KV)?,
+                    log: txn.open_table(LOG)?,
+                    expiry: txn.open_table(EXPIRY)?,
+                };
+                for (op, _) in &batch {
+                    results.push(self.apply(&mut tables, op, &mut events)?);
+                }
+            }
+            let dirty = self.current != start_rev || self.compacted != start_compacted;
+            if !dirty {
+                // Nothing changed (every request failed its precondition): skip the fsync.
+                txn.abort()?;
+                return Ok(false);
+            }
+            {
+                let mut meta = txn.open_table(META)?;
+                meta.insert(META_CURRENT, self.current as u64)?;
+                meta.insert(META_COMPACTED, self.compacted as u64)?;
+            }
+            txn.commit()?;
+            Ok(true)
+        })();
+        match outcome {
+            Ok(committed) => {
+                if committed {
+                    if let Some(inner) = self.inner.upgrade() {
+                        inner.current.store(self.current, Ordering::Release);
+                    }
+                }
+                for ((_, reply), result) in batch.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+                if !events.is_empty() {
+                    // No receivers is fine: nobody is watching.
+                    let _ = self.events.send(Arc::new(events));
+                }
+            }
+            Err(err) => {
+                tracing::error!(%err, "store commit failed");
+                self.current = start_rev;
+                self.compacted = start_compacted;
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(StoreError::Internal(format!("commit failed: {err}"))));
+                }
+            }
+        }
+    }
+
+    fn note_expiry(&self, at: u64) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner.next_expiry.fetch_min(at, Ordering::AcqRel);
+        }
+    }
+
+    fn apply(&mut self, t: &mut Tables<'_>, op: &Op, events: &mut Vec<WatchEvent>) -> Applied {
+        let read_entry = |t: &Tables<'_>,
+                          key: &str|
+         -> std::result::Result<Option<Result<Entry>>, redb::Error> {
+            Ok(t.kv.get(key)?.map(|v| Entry::decode(v.value())))
+        };
+        match op {
+            Op::Create { key, value, ttl } => {
+                if read_entry(t, key)?.is_some() {
+                    return Ok(Err(StoreError::AlreadyExists { key: key.clone() }));
+                }
+                let rev = self.current + 1;
+                let expires = ttl.map_or(0, |ttl| now_ms() + ttl.as_millis() as u64);
+                let entry = Entry {
+                    create_revision: rev,
+                    mod_revision: rev,
+                    expires_at_ms: expires,
+                    value: value.clone(),
+                };
+                self.put(t, key, entry, None, events)?;
+                Ok(Ok(Done::Written(rev)))
+            }
+            Op::Update {
+                key,
+                value,
+                expected,
+                ttl,
+            } => {
+                let old = match read_entry(t, key)? {
+                    None => return Ok(Err(StoreError::NotFound { key: key.clone() })),
+                    Some(Err(e)) => return Ok(Err(e)),
+                    Some(Ok(old)) => old,
+                };
+                if old.mod_revision != *expected {
+                    return Ok(Err(StoreError::Conflict {
+                        key: key.clone(),
+                        expected: *expected,
+                        current: Some(Box::new(old.into_kv(key))),
+                    }));
+                }
+                let rev = self.current + 1;
+                let entry = Entry {
+                    create_revision: old.create_revision,
+                    mod_revision: rev,
+                    expires_at_ms: ttl.map_or(0, |ttl| now_ms() + ttl.as_millis() as u64),
+                    value: value.clone(),
+                };
+                self.put(t, key, entry, Some(old), events)?;
+                Ok(Ok(Done::Written(rev)))
+            }
+            Op::Delete { key, expected } => {
+                let old = match read_entry(t, key)? {
+                    None => return Ok(Err(StoreError::NotFound { key: key.clone() })),
+                    Some(Err(e)) => return Ok(Err(e)),
+                    Some(Ok(old)) => old,
+                };
+                if let Some(expected) = expected.filter(|&e| e != old.mod_revision) {
+                    return Ok(Err(StoreError::Conflict {
+                        key: key.clone(),
+                        expected,
+                        current: Some(Box::new(old.into_kv(key))),
+                    }));
+                }
+                let (rev, prev) = self.remove(t, key, old, events)?;
+                Ok(Ok(Done::Deleted(rev, prev)))
+            }
+            Op::Compact(revision) => {
+                let revision = *revision;
+                if revision <= self.compacted {
+                    return Ok(Err(StoreError::Compacted {
+                        requested: revision,
+                        compacted: self.compacted,
+                    }));
+                }
+                if revision > self.current {
+                    return Ok(Err(StoreError::FutureRevision {
+                        requested: revision,
+                        current: self.current,
+                    }));
+                }
+                // Reads at `revision` or later only need records after it.
+                t.log.retain_in(..=revision as u64, |_, _| false)?;
+                self.compacted = revision;
+                Ok(Ok(Done::Nothing))
+            }
+            Op::Expire => {
+                let now = now_ms();
+                let due: Vec<(u64, String)> = t
+                    .expiry
+                    .range::<(u64, &str)>(..(now + 1, ""))?
+                    .take(1024)
+                    .map(|item| item.map(|(k, _)| (k.value().0, k.value().1.to_string())))
+                    .collect::<std::result::Result<_, _>>()?;
+                for (at, key) in &due {
+                    t.expiry.remove((*at, key.as_str()))?;
+                    match read_entry(t, key)? {
+                        Some(Ok(old)) if old.expires_at_ms == *at => {
+                            self.remove(t, key, old, events)?;
+                        }
+                        Some(Err(e)) => tracing::warn!(%e, key, "cannot expire corrupt entry"),
+                        _ => {}
+                    }
+                }
+                let next = t.expiry.first()?.map_or(u64::MAX, |(k, _)| k.value().0);
+                if let Some(inner) = self.inner.upgrade() {
+                    inner.next_expiry.store(next, Ordering::Release);
+                }
+                Ok(Ok(Done::Nothing))
+            }
+        }
+    }
+
+    fn put(
+        &mut self,
+        t: &mut Tables<'_>,
+        key: &str,
+        entry: Entry,
+        old: Option<Entry>,
+        events: &mut Vec<WatchEvent>,
+    ) -> std::result::Result<(), redb::Error> {
+        let rev = entry.mod_revision;
+        if let Some(old) = old.as_ref().filter(|o| o.expires_at_ms != 0) {
+            t.expiry.remove((old.expires_at_ms, key))?;
+        }
+        if entry.expires_at_ms != 0 {
+            t.expiry.insert((entry.expires_at_ms, key), ())?;
+            self.note_expiry(entry.expires_at_ms);
+        }
+        t.kv.insert(key, entry.encode().as_slice())?;
+        let prev = old.map(|o| (o.create_revision, o.mod_revision, o.value));
+        let rec = LogRecord {
+            key: key.to_string(),
+            put: Some((entry.create_revision, entry.value.clone())),
+            prev,
+        };
+        t.log.insert(rev as u64, rec.encode().as_slice())?;
+        let prev = rec.prev_kv();
+        events.push(WatchEvent::Put {
+            kv: entry.into_kv(key),
+            prev,
+        });
+        self.current = rev;
+        Ok(())
+    }
+
+    fn remove(
+        &mut self,
+        t: &mut Tables<'_>,
+        key: &str,
+        old: Entry,
+        events: &mut Vec<WatchEvent>,
+    ) -> std::result::Result<(Revision, KeyValue), redb::Error> {
+        let rev = self.current + 1;
+        if old.expires_at_ms != 0 {
+            t.expiry.remove((old.expires_at_ms, key))?;
+        }
+        t.kv.remove(key)?;
+        let rec = LogRecord {
+            key: key.to_string(),
+            put: None,
+            prev: Some((old.create_revision, old.mod_revision, old.value.clone())),
+        };
+        t.log.insert(rev as u64, rec.encode().as_slice())?;
+        let prev = old.into_kv(key);
+        events.push(WatchEvent::Delete {
+            revision: rev,
+            prev: prev.clone(),
+        });
+        self.current = rev;
+        Ok((rev, prev))
+    }
+}
