@@ -24,7 +24,9 @@ fn kill9_child_writer() {
     let cycle: u32 = std::env::var("RUDDER_KILL9_CYCLE").map_or(0, |c| c.parse().unwrap_or(0));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
-        let store = RedbStore::open(format!("{dir}/state.redb"), RedbOptions::default()).await.unwrap();
+        let store = RedbStore::open(format!("{dir}/state.redb"), RedbOptions::default())
+            .await
+            .unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         for w in 0..16 {
             let store = store.clone();
@@ -32,12 +34,20 @@ fn kill9_child_writer() {
             tokio::spawn(async move {
                 for i in 0.. {
                     let key = format!("/registry/configmaps/c{cycle}/w{w}-{i}");
-                    let rev = store.create(&key, Bytes::from("0"), WriteOptions::default()).await.unwrap();
+                    let rev = store
+                        .create(&key, Bytes::from("0"), WriteOptions::default())
+                        .await
+                        .unwrap();
                     tx.send(format!("ACK {key} 0 {rev}")).unwrap();
                     let mut rev = rev;
                     for version in 1..3 {
                         rev = store
-                            .update(&key, Bytes::from(version.to_string()), rev, WriteOptions::default())
+                            .update(
+                                &key,
+                                Bytes::from(version.to_string()),
+                                rev,
+                                WriteOptions::default(),
+                            )
                             .await
                             .unwrap();
                         tx.send(format!("ACK {key} {version} {rev}")).unwrap();
@@ -64,7 +74,12 @@ fn acknowledged_writes_survive_kill_9() {
     let mut acked: HashMap<String, (u32, i64)> = HashMap::new();
     for cycle in 0..3u32 {
         let mut child = Command::new(&exe)
-            .args(["kill9_child_writer", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                "kill9_child_writer",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, dir.path())
             .env("RUDDER_KILL9_CYCLE", cycle.to_string())
             .stdout(Stdio::piped())
@@ -91,10 +106,18 @@ fn acknowledged_writes_survive_kill_9() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let lines = reader.join().unwrap();
-        assert!(lines.len() > 50, "cycle {cycle}: the writer acknowledged only {} writes", lines.len());
+        assert!(
+            lines.len() > 50,
+            "cycle {cycle}: the writer acknowledged only {} writes",
+            lines.len()
+        );
         for line in lines {
             let parts: Vec<_> = line.split(' ').collect();
-            let (key, version, rev) = (parts[1].to_string(), parts[2].parse::<u32>().unwrap(), parts[3].parse::<i64>().unwrap());
+            let (key, version, rev) = (
+                parts[1].to_string(),
+                parts[2].parse::<u32>().unwrap(),
+                parts[3].parse::<i64>().unwrap(),
+            );
             let slot = acked.entry(key).or_insert((version, rev));
             if version >= slot.0 {
                 *slot = (version, rev);
@@ -107,25 +130,49 @@ fn acknowledged_writes_survive_kill_9() {
 fn verify(dir: &std::path::Path, acked: &HashMap<String, (u32, i64)>) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let store = RedbStore::open(dir.join("state.redb"), RedbOptions::default()).await.unwrap();
+        let store = RedbStore::open(dir.join("state.redb"), RedbOptions::default())
+            .await
+            .unwrap();
         let current = store.current_revision().await.unwrap();
         for (key, (version, rev)) in acked {
-            let kv = store.get(key, None).await.unwrap().0.unwrap_or_else(|| panic!("acknowledged key {key} lost"));
+            let kv = store
+                .get(key, None)
+                .await
+                .unwrap()
+                .0
+                .unwrap_or_else(|| panic!("acknowledged key {key} lost"));
             let stored: u32 = std::str::from_utf8(&kv.value).unwrap().parse().unwrap();
-            assert!(stored >= *version, "{key}: acknowledged version {version}, found {stored}");
-            assert!(kv.mod_revision >= *rev, "{key}: acknowledged revision {rev}, found {}", kv.mod_revision);
+            assert!(
+                stored >= *version,
+                "{key}: acknowledged version {version}, found {stored}"
+            );
+            assert!(
+                kv.mod_revision >= *rev,
+                "{key}: acknowledged revision {rev}, found {}",
+                kv.mod_revision
+            );
             assert!(current >= *rev);
         }
         // History is intact too: a watch replays from the start with no gap.
         let mut w = store.watch("/registry/", 1).await.unwrap();
         let mut last = 1;
         while last < current {
-            let ev = tokio::time::timeout(Duration::from_secs(10), w.next()).await.unwrap().unwrap().unwrap();
+            let ev = tokio::time::timeout(Duration::from_secs(10), w.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
             assert_eq!(ev.revision(), last + 1);
             last = ev.revision();
         }
         // And the store still takes writes.
-        let r = store.create("/registry/after-crash", Bytes::from("x"), WriteOptions::default()).await;
+        let r = store
+            .create(
+                "/registry/after-crash",
+                Bytes::from("x"),
+                WriteOptions::default(),
+            )
+            .await;
         match r {
             Ok(rev) => assert_eq!(rev, current + 1),
             Err(StoreError::AlreadyExists { .. }) => {}

@@ -11,17 +11,29 @@ use rudder_store_redb::{RedbOptions, RedbStore};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lagging_watcher_gets_watcher_lagged() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = RedbOptions { watch_backlog: 4, watcher_buffer: 2, ..RedbOptions::default() };
-    let store = RedbStore::open(dir.path().join("s.redb"), opts).await.unwrap();
+    let opts = RedbOptions {
+        watch_backlog: 4,
+        watcher_buffer: 2,
+        ..RedbOptions::default()
+    };
+    let store = RedbStore::open(dir.path().join("s.redb"), opts)
+        .await
+        .unwrap();
     let start = store.current_revision().await.unwrap();
     let mut w = store.watch("/", start).await.unwrap();
     // Sequential writes: one committed batch each, far more than the backlog holds.
     for i in 0..100 {
-        store.create(&format!("/k{i}"), Bytes::from("v"), WriteOptions::default()).await.unwrap();
+        store
+            .create(&format!("/k{i}"), Bytes::from("v"), WriteOptions::default())
+            .await
+            .unwrap();
     }
     let mut last = start;
     let err = loop {
-        match tokio::time::timeout(Duration::from_secs(10), w.next()).await.unwrap() {
+        match tokio::time::timeout(Duration::from_secs(10), w.next())
+            .await
+            .unwrap()
+        {
             Some(Ok(ev)) => {
                 assert_eq!(ev.revision(), last + 1, "no gap before the error");
                 last = ev.revision();
