@@ -14,21 +14,23 @@
 //! watchers: group commit, with no polling.
 
 mod codec;
+mod wal;
 
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use codec::{Entry, LogRecord};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use rudder_store::{
     KeyValue, RangeRequest, RangeResponse, Result, Revision, Store, StoreError, WatchEvent,
     WatchStream, WriteOptions,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
+use wal::{Wal, WalOp};
 
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
@@ -36,6 +38,8 @@ const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const META_CURRENT: &str = "current_revision";
 const META_COMPACTED: &str = "compacted_revision";
+/// Sequence number of the last write-ahead-log record redb contains.
+const META_WAL_SEQ: &str = "wal_seq";
 
 /// Tuning knobs; the defaults suit an API server.
 #[derive(Clone, Debug)]
@@ -49,6 +53,11 @@ pub struct RedbOptions {
     pub watcher_buffer: usize,
     /// How often keys with a TTL are checked for expiry.
     pub expiry_interval: Duration,
+    /// Size of the write-ahead log file; a batch's record must fit in a quarter of it.
+    pub wal_size: u64,
+    /// Longest time between durable redb commits (checkpoints); the log is replayed from the
+    /// last one after a crash, so this bounds recovery time.
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for RedbOptions {
@@ -58,6 +67,8 @@ impl Default for RedbOptions {
             watch_backlog: 1024,
             watcher_buffer: 256,
             expiry_interval: Duration::from_millis(250),
+            wal_size: 64 << 20,
+            checkpoint_interval: Duration::from_secs(2),
         }
     }
 }
@@ -107,6 +118,19 @@ enum Op {
     Expire,
 }
 
+impl Op {
+    /// Roughly the bytes this request adds to a log record.
+    fn size(&self) -> usize {
+        match self {
+            Op::Create { key, value, .. } | Op::Update { key, value, .. } => {
+                40 + key.len() + value.len()
+            }
+            Op::Delete { key, .. } => 16 + key.len(),
+            Op::Compact(_) | Op::Expire => 16,
+        }
+    }
+}
+
 enum Done {
     Written(Revision),
     Deleted(Revision, KeyValue),
@@ -122,9 +146,17 @@ impl RedbStore {
     /// Open (or create) the store in `path` (a file).
     pub async fn open(path: impl AsRef<Path>, opts: RedbOptions) -> Result<RedbStore> {
         let path = path.as_ref().to_path_buf();
-        let db = tokio::task::spawn_blocking(move || open_db(&path))
-            .await
-            .map_err(|e| StoreError::Internal(format!("open task failed: {e}")))??;
+        let wal_size = opts.wal_size.max(1 << 16);
+        let (db, wal, seq) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let db = open_db(&path)?;
+            let mut wal_path = path.into_os_string();
+            wal_path.push(".wal");
+            let wal = Wal::open(Path::new(&wal_path), wal_size).map_err(internal)?;
+            let seq = recover(&db, &wal)?;
+            Ok((db, wal, seq))
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("open task failed: {e}")))??;
         let (current, compacted, next_expiry) = {
             let txn = db.begin_read().map_err(internal)?;
             let meta = txn.open_table(META).map_err(internal)?;
@@ -152,9 +184,13 @@ impl RedbStore {
         });
         let writer = Writer {
             db,
+            wal,
             events,
             current,
             compacted,
+            seq,
+            last_checkpoint: Instant::now(),
+            checkpoint_interval: opts.checkpoint_interval,
             inner: Arc::downgrade(&inner),
             max_batch: opts.max_batch.max(1),
         };
@@ -255,6 +291,20 @@ fn check_revision(requested: Revision, current: Revision, compacted: Revision) -
 fn validate_key(key: &str) -> Result<()> {
     if key.is_empty() {
         return Err(StoreError::InvalidRequest("empty key".into()));
+    }
+    Ok(())
+}
+
+/// Far above what the API server accepts (3 MiB requests, like upstream); it keeps every batch
+/// well inside the write-ahead log.
+const MAX_VALUE: usize = 8 << 20;
+
+fn validate_value(value: &Bytes) -> Result<()> {
+    if value.len() > MAX_VALUE {
+        return Err(StoreError::InvalidRequest(format!(
+            "value of {} bytes exceeds the {MAX_VALUE}-byte limit",
+            value.len()
+        )));
     }
     Ok(())
 }
@@ -446,6 +496,7 @@ impl Store for RedbStore {
 
     async fn create(&self, key: &str, value: Bytes, opts: WriteOptions) -> Result<Revision> {
         validate_key(key)?;
+        validate_value(&value)?;
         let op = Op::Create {
             key: key.to_string(),
             value,
@@ -465,6 +516,7 @@ impl Store for RedbStore {
         opts: WriteOptions,
     ) -> Result<Revision> {
         validate_key(key)?;
+        validate_value(&value)?;
         let op = Op::Update {
             key: key.to_string(),
             value,
@@ -649,9 +701,14 @@ fn spawn_expiry(inner: Weak<Inner>, interval: Duration) {
 /// The single writer. Runs on its own thread because redb's API is blocking.
 struct Writer {
     db: Arc<Database>,
+    wal: Wal,
     events: broadcast::Sender<Batch>,
     current: Revision,
     compacted: Revision,
+    /// Sequence number of the last write-ahead-log record applied to redb.
+    seq: u64,
+    last_checkpoint: Instant,
+    checkpoint_interval: Duration,
     inner: Weak<Inner>,
     max_batch: usize,
 }
@@ -662,22 +719,174 @@ struct Tables<'t> {
     expiry: redb::Table<'t, (u64, &'static str), ()>,
 }
 
+impl<'t> Tables<'t> {
+    fn open(txn: &'t redb::WriteTransaction) -> std::result::Result<Self, redb::Error> {
+        Ok(Tables {
+            kv: txn.open_table(KV)?,
+            log: txn.open_table(LOG)?,
+            expiry: txn.open_table(EXPIRY)?,
+        })
+    }
+
+    fn entry(&self, key: &str) -> std::result::Result<Option<Result<Entry>>, redb::Error> {
+        Ok(self.kv.get(key)?.map(|v| Entry::decode(v.value())))
+    }
+
+    /// Apply one decided change: the same code runs for live writes and for log replay, so a
+    /// replayed change is exactly the change that was acknowledged.
+    fn apply(
+        &mut self,
+        op: &WalOp,
+        events: &mut Vec<WatchEvent>,
+    ) -> std::result::Result<Option<KeyValue>, redb::Error> {
+        match op {
+            WalOp::Put {
+                revision,
+                key,
+                create_revision,
+                expires_at_ms,
+                value,
+            } => {
+                let old = self.entry(key)?.and_then(|e| e.ok());
+                if let Some(old) = old.as_ref().filter(|o| o.expires_at_ms != 0) {
+                    self.expiry.remove((old.expires_at_ms, key.as_str()))?;
+                }
+                if *expires_at_ms != 0 {
+                    self.expiry.insert((*expires_at_ms, key.as_str()), ())?;
+                }
+                let entry = Entry {
+                    create_revision: *create_revision,
+                    mod_revision: *revision,
+                    expires_at_ms: *expires_at_ms,
+                    value: value.clone(),
+                };
+                self.kv.insert(key.as_str(), entry.encode().as_slice())?;
+                let rec = LogRecord {
+                    key: key.clone(),
+                    put: Some((*create_revision, value.clone())),
+                    prev: old.map(|o| (o.create_revision, o.mod_revision, o.value)),
+                };
+                self.log.insert(*revision as u64, rec.encode().as_slice())?;
+                events.push(WatchEvent::Put {
+                    prev: rec.prev_kv(),
+                    kv: entry.into_kv(key),
+                });
+                Ok(None)
+            }
+            WalOp::Delete { revision, key } => {
+                let Some(Ok(old)) = self.entry(key)? else {
+                    tracing::warn!(key, "replayed delete of a missing key");
+                    return Ok(None);
+                };
+                if old.expires_at_ms != 0 {
+                    self.expiry.remove((old.expires_at_ms, key.as_str()))?;
+                }
+                self.kv.remove(key.as_str())?;
+                let rec = LogRecord {
+                    key: key.clone(),
+                    put: None,
+                    prev: Some((old.create_revision, old.mod_revision, old.value.clone())),
+                };
+                self.log.insert(*revision as u64, rec.encode().as_slice())?;
+                let prev = old.into_kv(key);
+                events.push(WatchEvent::Delete {
+                    revision: *revision,
+                    prev: prev.clone(),
+                });
+                Ok(Some(prev))
+            }
+            WalOp::Compact { revision } => {
+                // Reads at `revision` or later only need records after it.
+                self.log.retain_in(..=*revision as u64, |_, _| false)?;
+                Ok(None)
+            }
+        }
+    }
+}
+
 /// The outcome of one write request inside a batch: the outer error aborts the transaction.
 type Applied = std::result::Result<Result<Done>, redb::Error>;
 
+/// Replay the write-ahead log records redb's last durable commit does not contain, and make
+/// them durable. Returns the sequence number reached.
+fn recover(db: &Database, wal: &Wal) -> Result<u64> {
+    let txn = db.begin_write().map_err(internal)?;
+    let (mut seq, mut current, mut compacted) = {
+        let meta = txn.open_table(META).map_err(internal)?;
+        (
+            read_meta(&meta, META_WAL_SEQ)?.unwrap_or(0) as u64,
+            read_meta(&meta, META_CURRENT)?.unwrap_or(1),
+            read_meta(&meta, META_COMPACTED)?.unwrap_or(0),
+        )
+    };
+    let mut replayed = 0usize;
+    {
+        let mut tables = Tables::open(&txn).map_err(internal)?;
+        let mut sink = Vec::new();
+        for raw in wal.read_all().map_err(internal)? {
+            let Some((record_seq, ops)) = wal::decode_batch(&raw) else {
+                break;
+            };
+            if record_seq <= seq {
+                continue; // already in redb's durable state
+            }
+            if record_seq != seq + 1 {
+                break; // stale: left over from before the log last wrapped
+            }
+            for op in &ops {
+                tables.apply(op, &mut sink).map_err(internal)?;
+                match op {
+                    WalOp::Put { revision, .. } | WalOp::Delete { revision, .. } => {
+                        current = current.max(*revision)
+                    }
+                    WalOp::Compact { revision } => compacted = compacted.max(*revision),
+                }
+                replayed += 1;
+            }
+            sink.clear();
+            seq = record_seq;
+        }
+    }
+    {
+        let mut meta = txn.open_table(META).map_err(internal)?;
+        meta.insert(META_CURRENT, current as u64)
+            .map_err(internal)?;
+        meta.insert(META_COMPACTED, compacted as u64)
+            .map_err(internal)?;
+        meta.insert(META_WAL_SEQ, seq).map_err(internal)?;
+    }
+    // Durable before the log is overwritten from its start.
+    txn.commit().map_err(internal)?;
+    if replayed > 0 {
+        tracing::info!(
+            replayed,
+            revision = current,
+            "replayed the store's write-ahead log"
+        );
+    }
+    Ok(seq)
+}
+
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        // Keep one batch's log record well inside the log.
+        let max_batch_bytes = (self.wal.capacity() / 4) as usize;
         while let Some(first) = rx.blocking_recv() {
             let mut batch = Vec::with_capacity(16);
+            let mut bytes = 0usize;
             let mut shutdown = None;
-            match first {
-                Msg::Write(op, reply) => batch.push((op, reply)),
-                Msg::Shutdown(done) => shutdown = Some(done),
-            }
-            while shutdown.is_none() && batch.len() < self.max_batch {
+            let push = |msg: Msg, batch: &mut Vec<_>, bytes: &mut usize| match msg {
+                Msg::Write(op, reply) => {
+                    *bytes += op.size();
+                    batch.push((op, reply));
+                    None
+                }
+                Msg::Shutdown(done) => Some(done),
+            };
+            shutdown = shutdown.or(push(first, &mut batch, &mut bytes));
+            while shutdown.is_none() && batch.len() < self.max_batch && bytes < max_batch_bytes {
                 match rx.try_recv() {
-                    Ok(Msg::Write(op, reply)) => batch.push((op, reply)),
-                    Ok(Msg::Shutdown(done)) => shutdown = Some(done),
+                    Ok(msg) => shutdown = push(msg, &mut batch, &mut bytes),
                     Err(_) => break,
                 }
             }
@@ -685,12 +894,15 @@ impl Writer {
                 self.commit_batch(batch);
             }
             if let Some(done) = shutdown {
-                // Refuse whatever is still queued, then let go of the database.
+                // Refuse whatever is still queued, checkpoint, then let go of the database.
                 rx.close();
                 while let Ok(msg) = rx.try_recv() {
                     if let Msg::Write(_, reply) = msg {
                         let _ = reply.send(Err(StoreError::Unavailable("store is closed".into())));
                     }
+                }
+                if let Err(err) = self.checkpoint() {
+                    tracing::warn!(%err, "final checkpoint failed; the log will be replayed");
                 }
                 drop(self);
                 let _ = done.send(());
@@ -699,35 +911,64 @@ impl Writer {
         }
     }
 
+    /// A durable redb commit of everything applied so far; the log can then start over.
+    fn checkpoint(&mut self) -> std::result::Result<(), redb::Error> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            meta.insert(META_WAL_SEQ, self.seq)?;
+        }
+        txn.commit()?;
+        self.wal.rewind();
+        self.last_checkpoint = Instant::now();
+        Ok(())
+    }
+
     fn commit_batch(&mut self, batch: Vec<(Op, oneshot::Sender<Result<Done>>)>) {
         let start_rev = self.current;
         let start_compacted = self.compacted;
         let mut events = Vec::new();
         let mut results = Vec::with_capacity(batch.len());
+        let mut ops = Vec::with_capacity(batch.len());
         let outcome = (|| -> std::result::Result<bool, redb::Error> {
-            let txn = self.db.begin_write()?;
+            let mut txn = self.db.begin_write()?;
             {
-                let mut tables = Tables {
-                    kv: txn.open_table(KV)?,
-                    log: txn.open_table(LOG)?,
-                    expiry: txn.open_table(EXPIRY)?,
-                };
+                let mut tables = Tables::open(&txn)?;
                 for (op, _) in &batch {
-                    results.push(self.apply(&mut tables, op, &mut events)?);
+                    results.push(self.decide(&mut tables, op, &mut ops, &mut events)?);
                 }
             }
-            let dirty = self.current != start_rev || self.compacted != start_compacted;
-            if !dirty {
-                // Nothing changed (every request failed its precondition): skip the fsync.
+            if ops.is_empty() {
+                // Nothing changed (every request failed its precondition): no flush at all.
                 txn.abort()?;
                 return Ok(false);
+            }
+            let seq = self.seq + 1;
+            let payload = wal::encode_batch(seq, &ops);
+            let checkpoint = !self.wal.fits(Wal::record_len(payload.len()))
+                || self.last_checkpoint.elapsed() >= self.checkpoint_interval;
+            if checkpoint {
+                // A durable redb commit instead of a log record: it also makes every earlier
+                // non-durable commit durable, so the log can start over afterwards.
+                txn.set_durability(Durability::Immediate)?;
+            } else {
+                self.wal.append(&payload).map_err(|e| {
+                    redb::Error::Io(std::io::Error::other(format!("write-ahead log: {e}")))
+                })?;
+                txn.set_durability(Durability::None)?;
             }
             {
                 let mut meta = txn.open_table(META)?;
                 meta.insert(META_CURRENT, self.current as u64)?;
                 meta.insert(META_COMPACTED, self.compacted as u64)?;
+                meta.insert(META_WAL_SEQ, seq)?;
             }
             txn.commit()?;
+            self.seq = seq;
+            if checkpoint {
+                self.wal.rewind();
+                self.last_checkpoint = Instant::now();
+            }
             Ok(true)
         })();
         match outcome {
@@ -762,27 +1003,36 @@ impl Writer {
         }
     }
 
-    fn apply(&mut self, t: &mut Tables<'_>, op: &Op, events: &mut Vec<WatchEvent>) -> Applied {
-        let read_entry = |t: &Tables<'_>,
-                          key: &str|
-         -> std::result::Result<Option<Result<Entry>>, redb::Error> {
-            Ok(t.kv.get(key)?.map(|v| Entry::decode(v.value())))
-        };
+    /// Check one request against the current state and, if it passes, apply it.
+    fn decide(
+        &mut self,
+        t: &mut Tables<'_>,
+        op: &Op,
+        ops: &mut Vec<WalOp>,
+        events: &mut Vec<WatchEvent>,
+    ) -> Applied {
+        let expiry_of =
+            |ttl: &Option<Duration>| ttl.map_or(0, |ttl| now_ms() + ttl.as_millis() as u64);
         match op {
             Op::Create { key, value, ttl } => {
-                if read_entry(t, key)?.is_some() {
+                if t.entry(key)?.is_some() {
                     return Ok(Err(StoreError::AlreadyExists { key: key.clone() }));
                 }
-                let rev = self.current + 1;
-                let expires = ttl.map_or(0, |ttl| now_ms() + ttl.as_millis() as u64);
-                let entry = Entry {
-                    create_revision: rev,
-                    mod_revision: rev,
-                    expires_at_ms: expires,
-                    value: value.clone(),
-                };
-                self.put(t, key, entry, None, events)?;
-                Ok(Ok(Done::Written(rev)))
+                let revision = self.current + 1;
+                let expires_at_ms = expiry_of(ttl);
+                self.write(
+                    t,
+                    WalOp::Put {
+                        revision,
+                        key: key.clone(),
+                        create_revision: revision,
+                        expires_at_ms,
+                        value: value.clone(),
+                    },
+                    ops,
+                    events,
+                )?;
+                Ok(Ok(Done::Written(revision)))
             }
             Op::Update {
                 key,
@@ -790,7 +1040,7 @@ impl Writer {
                 expected,
                 ttl,
             } => {
-                let old = match read_entry(t, key)? {
+                let old = match t.entry(key)? {
                     None => return Ok(Err(StoreError::NotFound { key: key.clone() })),
                     Some(Err(e)) => return Ok(Err(e)),
                     Some(Ok(old)) => old,
@@ -802,18 +1052,23 @@ impl Writer {
                         current: Some(Box::new(old.into_kv(key))),
                     }));
                 }
-                let rev = self.current + 1;
-                let entry = Entry {
-                    create_revision: old.create_revision,
-                    mod_revision: rev,
-                    expires_at_ms: ttl.map_or(0, |ttl| now_ms() + ttl.as_millis() as u64),
-                    value: value.clone(),
-                };
-                self.put(t, key, entry, Some(old), events)?;
-                Ok(Ok(Done::Written(rev)))
+                let revision = self.current + 1;
+                self.write(
+                    t,
+                    WalOp::Put {
+                        revision,
+                        key: key.clone(),
+                        create_revision: old.create_revision,
+                        expires_at_ms: expiry_of(ttl),
+                        value: value.clone(),
+                    },
+                    ops,
+                    events,
+                )?;
+                Ok(Ok(Done::Written(revision)))
             }
             Op::Delete { key, expected } => {
-                let old = match read_entry(t, key)? {
+                let old = match t.entry(key)? {
                     None => return Ok(Err(StoreError::NotFound { key: key.clone() })),
                     Some(Err(e)) => return Ok(Err(e)),
                     Some(Ok(old)) => old,
@@ -825,8 +1080,20 @@ impl Writer {
                         current: Some(Box::new(old.into_kv(key))),
                     }));
                 }
-                let (rev, prev) = self.remove(t, key, old, events)?;
-                Ok(Ok(Done::Deleted(rev, prev)))
+                let revision = self.current + 1;
+                let prev = self.write(
+                    t,
+                    WalOp::Delete {
+                        revision,
+                        key: key.clone(),
+                    },
+                    ops,
+                    events,
+                )?;
+                match prev {
+                    Some(prev) => Ok(Ok(Done::Deleted(revision, prev))),
+                    None => Ok(Err(StoreError::Internal("delete found no value".into()))),
+                }
             }
             Op::Compact(revision) => {
                 let revision = *revision;
@@ -842,9 +1109,7 @@ impl Writer {
                         current: self.current,
                     }));
                 }
-                // Reads at `revision` or later only need records after it.
-                t.log.retain_in(..=revision as u64, |_, _| false)?;
-                self.compacted = revision;
+                self.write(t, WalOp::Compact { revision }, ops, events)?;
                 Ok(Ok(Done::Nothing))
             }
             Op::Expire => {
@@ -856,13 +1121,24 @@ impl Writer {
                     .map(|item| item.map(|(k, _)| (k.value().0, k.value().1.to_string())))
                     .collect::<std::result::Result<_, _>>()?;
                 for (at, key) in &due {
-                    t.expiry.remove((*at, key.as_str()))?;
-                    match read_entry(t, key)? {
+                    match t.entry(key)? {
                         Some(Ok(old)) if old.expires_at_ms == *at => {
-                            self.remove(t, key, old, events)?;
+                            let revision = self.current + 1;
+                            self.write(
+                                t,
+                                WalOp::Delete {
+                                    revision,
+                                    key: key.clone(),
+                                },
+                                ops,
+                                events,
+                            )?;
                         }
-                        Some(Err(e)) => tracing::warn!(%e, key, "cannot expire corrupt entry"),
-                        _ => {}
+                        // A stale index row (the key was rewritten): drop it. Not logged: it
+                        // changes nothing a reader can see, and replay rebuilds the index.
+                        _ => {
+                            t.expiry.remove((*at, key.as_str()))?;
+                        }
                     }
                 }
                 let next = t.expiry.first()?.map_or(u64::MAX, |(k, _)| k.value().0);
@@ -874,63 +1150,30 @@ impl Writer {
         }
     }
 
-    fn put(
+    /// Apply a decided change and remember it for the log.
+    fn write(
         &mut self,
         t: &mut Tables<'_>,
-        key: &str,
-        entry: Entry,
-        old: Option<Entry>,
+        op: WalOp,
+        ops: &mut Vec<WalOp>,
         events: &mut Vec<WatchEvent>,
-    ) -> std::result::Result<(), redb::Error> {
-        let rev = entry.mod_revision;
-        if let Some(old) = old.as_ref().filter(|o| o.expires_at_ms != 0) {
-            t.expiry.remove((old.expires_at_ms, key))?;
+    ) -> std::result::Result<Option<KeyValue>, redb::Error> {
+        let prev = t.apply(&op, events)?;
+        match &op {
+            WalOp::Put {
+                revision,
+                expires_at_ms,
+                ..
+            } => {
+                self.current = *revision;
+                if *expires_at_ms != 0 {
+                    self.note_expiry(*expires_at_ms);
+                }
+            }
+            WalOp::Delete { revision, .. } => self.current = *revision,
+            WalOp::Compact { revision } => self.compacted = *revision,
         }
-        if entry.expires_at_ms != 0 {
-            t.expiry.insert((entry.expires_at_ms, key), ())?;
-            self.note_expiry(entry.expires_at_ms);
-        }
-        t.kv.insert(key, entry.encode().as_slice())?;
-        let prev = old.map(|o| (o.create_revision, o.mod_revision, o.value));
-        let rec = LogRecord {
-            key: key.to_string(),
-            put: Some((entry.create_revision, entry.value.clone())),
-            prev,
-        };
-        t.log.insert(rev as u64, rec.encode().as_slice())?;
-        let prev = rec.prev_kv();
-        events.push(WatchEvent::Put {
-            kv: entry.into_kv(key),
-            prev,
-        });
-        self.current = rev;
-        Ok(())
-    }
-
-    fn remove(
-        &mut self,
-        t: &mut Tables<'_>,
-        key: &str,
-        old: Entry,
-        events: &mut Vec<WatchEvent>,
-    ) -> std::result::Result<(Revision, KeyValue), redb::Error> {
-        let rev = self.current + 1;
-        if old.expires_at_ms != 0 {
-            t.expiry.remove((old.expires_at_ms, key))?;
-        }
-        t.kv.remove(key)?;
-        let rec = LogRecord {
-            key: key.to_string(),
-            put: None,
-            prev: Some((old.create_revision, old.mod_revision, old.value.clone())),
-        };
-        t.log.insert(rev as u64, rec.encode().as_slice())?;
-        let prev = old.into_kv(key);
-        events.push(WatchEvent::Delete {
-            revision: rev,
-            prev: prev.clone(),
-        });
-        self.current = rev;
-        Ok((rev, prev))
+        ops.push(op);
+        Ok(prev)
     }
 }
