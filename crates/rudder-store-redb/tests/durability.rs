@@ -24,7 +24,7 @@ fn kill9_child_writer() {
     let cycle: u32 = std::env::var("RUDDER_KILL9_CYCLE").map_or(0, |c| c.parse().unwrap_or(0));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
-        let store = RedbStore::open(format!("{dir}/state.redb"), RedbOptions::default())
+        let store = RedbStore::open(format!("{dir}/state.redb"), options(cycle))
             .await
             .unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -148,7 +148,7 @@ fn acknowledged_writes_survive_kill_9() {
 fn verify(dir: &std::path::Path, acked: &HashMap<String, (u32, i64)>, cycle: u32) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let store = RedbStore::open(dir.join("state.redb"), RedbOptions::default())
+        let store = RedbStore::open(dir.join("state.redb"), options(cycle))
             .await
             .unwrap();
         let current = store.current_revision().await.unwrap();
