@@ -32,7 +32,8 @@ macro_rules! store_conformance_tests {
             future_revision_is_refused, invalid_key_is_refused, watch_sees_changes_in_order,
             watch_replays_from_past_revision, watch_filters_by_prefix, concurrent_cas_loses_no_update,
             watchers_see_every_event_under_concurrent_writes, watch_resumes_after_restart,
-            data_survives_restart, ttl_keys_expire, slow_watcher_never_skips);
+            data_survives_restart, ttl_keys_expire, slow_watcher_never_skips,
+            compactor_discards_old_history);
     };
     (@cases $harness:path; $($case:ident),* $(,)?) => {
         $(
@@ -829,4 +830,43 @@ pub async fn slow_watcher_never_skips(mut h: impl Harness) {
             Err(_) => panic!("watch stalled at revision {last} of {end}"),
         }
     }
+}
+
+/// The background compactor (upstream compacts every 5 minutes) discards history older than
+/// its window and leaves the latest state alone.
+pub async fn compactor_discards_old_history(mut h: impl Harness) {
+    let s = h.store().await;
+    let r1 = s
+        .create("/c/a", b("1"), WriteOptions::default())
+        .await
+        .unwrap();
+    let mut rev = r1;
+    for i in 0..5 {
+        rev = s
+            .update("/c/a", b(&i.to_string()), rev, WriteOptions::default())
+            .await
+            .unwrap();
+    }
+    let compactor = crate::spawn_compactor(s.clone(), Duration::from_millis(300));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match s.get("/c/a", Some(r1)).await {
+            Err(StoreError::Compacted { .. }) => break,
+            Ok(_) => {}
+            Err(e) => panic!("{e}"),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "history was never compacted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    compactor.abort();
+    let kv = s.get("/c/a", None).await.unwrap().0.unwrap();
+    assert_eq!(kv.mod_revision, rev);
+    let next = s
+        .update("/c/a", b("after"), rev, WriteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(next, rev + 1);
 }
