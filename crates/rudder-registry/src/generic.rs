@@ -1,0 +1,875 @@
+//! The generic store: every verb implemented once, over the state store and a per-type
+//! strategy (upstream's `genericregistry.Store`). It knows nothing about HTTP; it takes decoded
+//! objects and options and returns objects or `ApiError`s with upstream's reasons.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rudder_api::field::{ErrorList, Path};
+use rudder_api::meta::{decode_continue, encode_continue, parse_resource_version};
+use rudder_api::selector::fields::FieldSelector;
+use rudder_api::selector::labels::Selector;
+use rudder_api::status::{ApiError, ErrorDetails};
+use rudder_api::validation::object_meta::{validate_object_meta, validate_object_meta_update};
+use rudder_store::{RangeRequest, Store, StoreError, WriteOptions};
+use serde_json::{json, Value};
+
+use crate::cache::{CacheWatch, CachedObject, WatchCache, WatchFrom};
+use crate::object;
+use crate::registry::{Entry, Registry};
+use crate::strategy::OpCx;
+
+/// How many times an update is retried when another writer got in between.
+const MAX_UPDATE_ATTEMPTS: usize = 16;
+/// The finalizers `propagationPolicy` adds (acted on by the garbage collector).
+pub const FINALIZER_ORPHAN: &str = "orphan";
+pub const FINALIZER_FOREGROUND: &str = "foregroundDeletion";
+
+#[derive(Clone, Debug, Default)]
+pub struct WriteOpts {
+    pub dry_run: bool,
+    /// Whether this write is through the `status` subresource.
+    pub status: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DeleteOpts {
+    pub dry_run: bool,
+    pub grace_period_seconds: Option<i64>,
+    pub propagation_policy: Option<String>,
+    pub precondition_uid: Option<String>,
+    pub precondition_resource_version: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ListOpts {
+    pub label_selector: Option<Selector>,
+    pub field_selector: Option<FieldSelector>,
+    pub limit: usize,
+    pub continue_token: Option<String>,
+    pub resource_version: Option<String>,
+    pub resource_version_match: Option<String>,
+}
+
+/// A list result: the items and the list's metadata.
+pub struct ListResult {
+    pub items: Vec<Arc<CachedObject>>,
+    pub revision: i64,
+    pub continue_token: Option<String>,
+    pub remaining: Option<i64>,
+}
+
+/// The outcome of a delete.
+pub enum Deleted {
+    /// Gone from the store; the last state.
+    Now(Value),
+    /// Marked for deletion (graceful, or waiting on finalizers); the updated object.
+    Pending(Value),
+}
+
+pub struct GenericStore {
+    pub store: Arc<dyn Store>,
+    pub cache: Arc<WatchCache>,
+    pub registry: Arc<Registry>,
+}
+
+/// Map store errors that can reach a client.
+fn store_err(entry: &Entry, name: &str, err: StoreError) -> ApiError {
+    match err {
+        StoreError::NotFound { .. } => ApiError::not_found(&entry.info.group_resource(), name),
+        StoreError::AlreadyExists { .. } => {
+            ApiError::already_exists(&entry.info.group_resource(), name)
+        }
+        StoreError::Conflict { .. } => {
+            ApiError::optimistic_lock_conflict(&entry.info.group_resource(), name)
+        }
+        StoreError::Compacted {
+            requested,
+            compacted,
+        } => ApiError::too_old_resource_version(requested, compacted),
+        StoreError::FutureRevision { requested, current } => {
+            ApiError::too_large_resource_version(requested, current, 1)
+        }
+        StoreError::InvalidRequest(msg) => ApiError::bad_request(msg),
+        other => ApiError::internal_error(other),
+    }
+}
+
+fn decode_stored(key: &str, raw: &[u8], revision: i64) -> Result<Value, ApiError> {
+    let mut v: Value = serde_json::from_slice(raw)
+        .map_err(|e| ApiError::internal_error(format!("undecodable object at {key}: {e}")))?;
+    object::set_resource_version(&mut v, revision);
+    Ok(v)
+}
+
+/// The bytes stored for an object: its JSON without resourceVersion (the store's revision is
+/// the resourceVersion, as upstream).
+fn encode_for_store(obj: &Value) -> Result<Bytes, ApiError> {
+    let mut v = obj.clone();
+    object::remove_meta(&mut v, "resourceVersion");
+    serde_json::to_vec(&v)
+        .map(Bytes::from)
+        .map_err(ApiError::internal_error)
+}
+
+fn invalid(entry: &Entry, name: &str, errs: ErrorList) -> ApiError {
+    ApiError::invalid(&entry.info.group_kind(), name, &errs)
+}
+
+/// The random suffix of `generateName`: upstream's alphabet (no vowels, no confusable digits).
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    uuid::Uuid::new_v4()
+        .as_bytes()
+        .iter()
+        .take(5)
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+fn metadata_of(
+    obj: &Value,
+) -> Result<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, ApiError> {
+    serde_json::from_value(obj.get("metadata").cloned().unwrap_or_else(|| json!({})))
+        .map_err(|e| ApiError::bad_request(format!("invalid metadata: {e}")))
+}
+
+fn validate_meta(entry: &Entry, obj: &Value) -> Result<ErrorList, ApiError> {
+    let meta = metadata_of(obj)?;
+    Ok(validate_object_meta(
+        &meta,
+        entry.info.namespaced,
+        rudder_api::validation::object_meta::name_is_dns_subdomain,
+        &Path::new("metadata"),
+    ))
+}
+
+impl GenericStore {
+    /// Upstream's `BeforeCreate` + `Create`.
+    pub async fn create(
+        &self,
+        entry: &Entry,
+        namespace: Option<&str>,
+        body: Value,
+        opts: &WriteOpts,
+    ) -> Result<Value, ApiError> {
+        let cx = OpCx::now();
+        let mut obj = self.prepare_body(entry, body)?;
+        if entry.info.namespaced {
+            let req_ns = namespace.unwrap_or("");
+            let obj_ns = object::namespace(&obj).to_string();
+            if obj_ns.is_empty() {
+                object::set_meta(&mut obj, "namespace", json!(req_ns));
+            } else if obj_ns != req_ns {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+        } else {
+            object::remove_meta(&mut obj, "namespace");
+        }
+        if !object::meta_str(&obj, "resourceVersion").is_empty() {
+            return Err(ApiError::bad_request(
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
+        // System fields are the server's to set.
+        for f in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "selfLink",
+        ] {
+            object::remove_meta(&mut obj, f);
+        }
+        let generate_name = object::meta_str(&obj, "generateName").to_string();
+        let named = !object::name(&obj).is_empty();
+        object::set_meta(&mut obj, "uid", json!(uuid::Uuid::new_v4().to_string()));
+        object::set_meta(&mut obj, "creationTimestamp", json!(cx.now));
+        entry.strategy.prepare_for_create(&cx, &mut obj);
+        if entry.strategy.tracks_generation() {
+            object::set_meta(&mut obj, "generation", json!(1));
+        }
+        for attempt in 0..8 {
+            if !named && !generate_name.is_empty() {
+                object::set_meta(
+                    &mut obj,
+                    "name",
+                    json!(format!("{generate_name}{}", random_suffix())),
+                );
+            }
+            let name = object::name(&obj).to_string();
+            let mut errs = validate_meta(entry, &obj)?;
+            if errs.0.is_empty() {
+                errs.0.extend(entry.strategy.validate(&cx, &obj).0);
+            }
+            if !errs.0.is_empty() {
+                return Err(invalid(entry, &name, errs));
+            }
+            self.check_namespace(entry, &obj)?;
+            let key = entry.key(Some(object::namespace(&obj)), &name)?;
+            if opts.dry_run {
+                if self
+                    .store
+                    .get(&key, None)
+                    .await
+                    .map_err(|e| store_err(entry, &name, e))?
+                    .0
+                    .is_some()
+                {
+                    return Err(ApiError::already_exists(
+                        &entry.info.group_resource(),
+                        &name,
+                    ));
+                }
+                return Ok(obj);
+            }
+            let bytes = encode_for_store(&obj)?;
+            match self.store.create(&key, bytes, write_options(entry)).await {
+                Ok(rev) => {
+                    object::set_resource_version(&mut obj, rev);
+                    return Ok(obj);
+                }
+                Err(StoreError::AlreadyExists { .. })
+                    if !named && !generate_name.is_empty() && attempt < 7 =>
+                {
+                    continue;
+                }
+                Err(StoreError::AlreadyExists { .. }) if !named && !generate_name.is_empty() => {
+                    return Err(ApiError::generate_name_conflict(
+                        &entry.info.group_resource(),
+                        &name,
+                        1,
+                    ));
+                }
+                Err(e) => return Err(store_err(entry, &name, e)),
+            }
+        }
+        Err(ApiError::internal_error("name generation did not converge"))
+    }
+
+    /// Decode, normalise and default a request body; its apiVersion and kind must be the
+    /// resource's (upstream's 400 when they are not).
+    fn prepare_body(&self, entry: &Entry, body: Value) -> Result<Value, ApiError> {
+        if !body.is_object() {
+            return Err(ApiError::bad_request(
+                "the body of the request was not a JSON object",
+            ));
+        }
+        let want_version = entry.info.api_version();
+        let got_version = object::api_version(&body);
+        if !got_version.is_empty() && got_version != want_version {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({got_version}) does not match the expected API version ({want_version})"
+            )));
+        }
+        let got_kind = object::kind(&body);
+        if !got_kind.is_empty() && got_kind != entry.info.kind {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({got_kind}) does not match the expected kind ({})",
+                entry.info.kind
+            )));
+        }
+        let mut body = body;
+        if let Some(m) = body.as_object_mut() {
+            m.insert("apiVersion".into(), json!(want_version));
+            m.insert("kind".into(), json!(entry.info.kind));
+        }
+        let mut obj = entry.strategy.decode(body).map_err(ApiError::bad_request)?;
+        entry.strategy.default(&mut obj);
+        Ok(obj)
+    }
+
+    /// Namespace lifecycle admission: namespaced objects need an existing, active namespace.
+    fn check_namespace(&self, entry: &Entry, obj: &Value) -> Result<(), ApiError> {
+        if !entry.info.namespaced {
+            return Ok(());
+        }
+        let ns = object::namespace(obj);
+        let Some(ns_entry) = self.registry.get("", "v1", "namespaces") else {
+            return Ok(());
+        };
+        let key = ns_entry.key(None, ns)?;
+        match self.cache.get(&ns_entry.prefix, &key) {
+            None => Err(ApiError::not_found(&ns_entry.info.group_resource(), ns)),
+            Some(n) if n.value.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+                || object::meta(&n.value).is_some_and(|m| m.contains_key("deletionTimestamp")) =>
+            {
+                Err(ApiError::forbidden(
+                    &entry.info.group_resource(),
+                    object::name(obj),
+                    format!("unable to create new content in namespace {ns} because it is being terminated"),
+                ))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Read one object from the store (a consistent read).
+    pub async fn get(
+        &self,
+        entry: &Entry,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let key = entry.key(namespace, name)?;
+        match self.store.get(&key, None).await {
+            Ok((Some(kv), _)) => decode_stored(&key, &kv.value, kv.mod_revision),
+            Ok((None, _)) => Err(ApiError::not_found(&entry.info.group_resource(), name)),
+            Err(e) => Err(store_err(entry, name, e)),
+        }
+    }
+
+    /// Upstream's `GuaranteedUpdate`: `update` maps the current object (None if absent) to the
+    /// new one, and is re-run on the fresh object whenever another writer got in between. PUT
+    /// bodies and every patch type are such functions.
+    pub async fn update(
+        &self,
+        entry: &Entry,
+        namespace: Option<&str>,
+        name: &str,
+        mut update: impl FnMut(Option<&Value>) -> Result<Value, ApiError>,
+        opts: &WriteOpts,
+    ) -> Result<(Value, bool), ApiError> {
+        let key = entry.key(namespace, name)?;
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            let cx = OpCx::now();
+            let current = match self.store.get(&key, None).await {
+                Ok((kv, _)) => kv,
+                Err(e) => return Err(store_err(entry, name, e)),
+            };
+            let old = match &current {
+                Some(kv) => Some(decode_stored(&key, &kv.value, kv.mod_revision)?),
+                None => None,
+            };
+            let body = update(old.as_ref())?;
+            let Some(old) = old else {
+                if !entry.strategy.allow_create_on_update() || opts.status {
+                    return Err(ApiError::not_found(&entry.info.group_resource(), name));
+                }
+                let mut body = body;
+                object::remove_meta(&mut body, "resourceVersion");
+                let created = self.create(entry, namespace, body, opts).await?;
+                return Ok((created, true));
+            };
+            let mut obj = self.prepare_body(entry, body)?;
+            if object::name(&obj) != name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({}) does not match the name on the URL ({name})",
+                    object::name(&obj)
+                )));
+            }
+            if entry.info.namespaced {
+                let ns = object::namespace(&obj).to_string();
+                if ns.is_empty() {
+                    object::set_meta(&mut obj, "namespace", json!(object::namespace(&old)));
+                } else if ns != object::namespace(&old) {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+            }
+            // Optimistic concurrency: a resourceVersion in the body must be the current one.
+            let rv = object::meta_str(&obj, "resourceVersion").to_string();
+            let current_rv = object::meta_str(&old, "resourceVersion").to_string();
+            if rv.is_empty() {
+                if !entry.strategy.allow_unconditional_update() {
+                    let errs = ErrorList(vec![rudder_api::field::FieldError::invalid(
+                        &Path::new("metadata").child("resourceVersion"),
+                        rv.as_str(),
+                        "must be specified for an update",
+                    )]);
+                    return Err(invalid(entry, name, errs));
+                }
+            } else if rv != current_rv {
+                parse_resource_version(&rv).map_err(|e| e.to_api_error())?;
+                return Err(ApiError::optimistic_lock_conflict(
+                    &entry.info.group_resource(),
+                    name,
+                ));
+            }
+            let uid = object::meta_str(&obj, "uid").to_string();
+            if !uid.is_empty() && uid != object::meta_str(&old, "uid") {
+                return Err(ApiError::conflict(
+                    &entry.info.group_resource(),
+                    name,
+                    format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        object::meta_str(&old, "uid")
+                    ),
+                ));
+            }
+            // The server's fields come from the stored object.
+            for f in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ] {
+                match object::meta(&old).and_then(|m| m.get(f)).cloned() {
+                    Some(v) => object::set_meta(&mut obj, f, v),
+                    None => {
+                        object::remove_meta(&mut obj, f);
+                    }
+                }
+            }
+            if opts.status {
+                // The status subresource changes status only.
+                let status = obj.get("status").cloned();
+                let mut merged = old.clone();
+                if let Some(m) = merged.as_object_mut() {
+                    match status {
+                        Some(s) => m.insert("status".into(), s),
+                        None => m.remove("status"),
+                    };
+                }
+                obj = merged;
+            } else {
+                if entry.has_status() {
+                    if let Some(m) = obj.as_object_mut() {
+                        match old.get("status") {
+                            Some(s) => m.insert("status".into(), s.clone()),
+                            None => m.remove("status"),
+                        };
+                    }
+                }
+                entry.strategy.prepare_for_update(&cx, &mut obj, &old);
+                if entry.strategy.tracks_generation() && obj.get("spec") != old.get("spec") {
+                    let gen = object::meta(&old)
+                        .and_then(|m| m.get("generation"))
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0);
+                    object::set_meta(&mut obj, "generation", json!(gen + 1));
+                }
+            }
+            let mut errs = {
+                let new_meta = metadata_of(&obj)?;
+                let old_meta = metadata_of(&old)?;
+                validate_object_meta_update(&new_meta, &old_meta, &Path::new("metadata"))
+            };
+            errs.0.extend(validate_meta(entry, &obj)?.0);
+            if errs.0.is_empty() {
+                errs.0
+                    .extend(entry.strategy.validate_update(&cx, &obj, &old).0);
+            }
+            if !errs.0.is_empty() {
+                return Err(invalid(entry, name, errs));
+            }
+            object::set_meta(&mut obj, "resourceVersion", json!(current_rv));
+            if obj == old {
+                // No change: nothing is written and the resourceVersion stays (upstream).
+                return Ok((old, false));
+            }
+            if opts.dry_run {
+                return Ok((obj, false));
+            }
+            let expected = current.as_ref().map_or(0, |kv| kv.mod_revision);
+            // The last finalizer gone from an object being deleted: delete it now.
+            if object::meta(&obj).is_some_and(|m| m.contains_key("deletionTimestamp"))
+                && object::finalizers(&obj).is_empty()
+                && object::meta(&obj)
+                    .and_then(|m| m.get("deletionGracePeriodSeconds"))
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+                    == 0
+            {
+                match self.store.delete(&key, Some(expected)).await {
+                    Ok((rev, _)) => {
+                        object::set_resource_version(&mut obj, rev);
+                        return Ok((obj, false));
+                    }
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(e) => return Err(store_err(entry, name, e)),
+                }
+            }
+            let bytes = encode_for_store(&obj)?;
+            match self
+                .store
+                .update(&key, bytes, expected, write_options(entry))
+                .await
+            {
+                Ok(rev) => {
+                    object::set_resource_version(&mut obj, rev);
+                    return Ok((obj, false));
+                }
+                Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound { .. }) => continue,
+                Err(e) => return Err(store_err(entry, name, e)),
+            }
+        }
+        Err(ApiError::conflict(
+            &entry.info.group_resource(),
+            name,
+            "too many concurrent updates; please retry",
+        ))
+    }
+
+    /// Upstream's `Delete`: preconditions, graceful deletion, finalizers and the
+    /// orphan/foreground finalizers of `propagationPolicy`.
+    pub async fn delete(
+        &self,
+        entry: &Entry,
+        namespace: Option<&str>,
+        name: &str,
+        opts: &DeleteOpts,
+    ) -> Result<Deleted, ApiError> {
+        let key = entry.key(namespace, name)?;
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            let cx = OpCx::now();
+            let (kv, _) = self
+                .store
+                .get(&key, None)
+                .await
+                .map_err(|e| store_err(entry, name, e))?;
+            let Some(kv) = kv else {
+                return Err(ApiError::not_found(&entry.info.group_resource(), name));
+            };
+            let mut obj = decode_stored(&key, &kv.value, kv.mod_revision)?;
+            if let Some(uid) = &opts.precondition_uid {
+                if uid != object::meta_str(&obj, "uid") {
+                    return Err(ApiError::conflict(
+                        &entry.info.group_resource(),
+                        name,
+                        format!(
+                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                            object::meta_str(&obj, "uid")
+                        ),
+                    ));
+                }
+            }
+            if let Some(rv) = &opts.precondition_resource_version {
+                if rv != object::meta_str(&obj, "resourceVersion") {
+                    return Err(ApiError::conflict(
+                        &entry.info.group_resource(),
+                        name,
+                        format!(
+                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                            object::meta_str(&obj, "resourceVersion")
+                        ),
+                    ));
+                }
+            }
+            let mut finalizers = object::finalizers(&obj);
+            let mut changed = false;
+            match opts.propagation_policy.as_deref() {
+                Some("Orphan") if !finalizers.iter().any(|f| f == FINALIZER_ORPHAN) => {
+                    finalizers.retain(|f| f != FINALIZER_FOREGROUND);
+                    finalizers.push(FINALIZER_ORPHAN.into());
+                    changed = true;
+                }
+                Some("Foreground") if !finalizers.iter().any(|f| f == FINALIZER_FOREGROUND) => {
+                    finalizers.retain(|f| f != FINALIZER_ORPHAN);
+                    finalizers.push(FINALIZER_FOREGROUND.into());
+                    changed = true;
+                }
+                Some("Orphan") | Some("Foreground") | Some("Background") | None => {}
+                Some(other) => {
+                    return Err(invalid(
+                        entry,
+                        name,
+                        ErrorList(vec![rudder_api::field::FieldError::not_supported(
+                            &Path::new("propagationPolicy"),
+                            other,
+                            &["Foreground", "Background", "Orphan", "nil"],
+                        )]),
+                    ))
+                }
+            }
+            let already_deleting =
+                object::meta(&obj).is_some_and(|m| m.contains_key("deletionTimestamp"));
+            let grace = entry
+                .strategy
+                .graceful_delete_seconds(&obj, opts.grace_period_seconds)
+                .filter(|g| *g > 0);
+            let pending = !finalizers.is_empty() || grace.is_some();
+            if pending {
+                if already_deleting && !changed {
+                    // Deleting again only shortens a pending grace period.
+                    let current = object::meta(&obj)
+                        .and_then(|m| m.get("deletionGracePeriodSeconds"))
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0);
+                    match grace {
+                        Some(g) if g < current => {}
+                        _ if finalizers.is_empty() && opts.grace_period_seconds == Some(0) => {}
+                        _ => return Ok(Deleted::Pending(obj)),
+                    }
+                }
+                let grace_s = grace.unwrap_or(0);
+                if grace_s == 0 && finalizers.is_empty() {
+                    // fall through to immediate deletion
+                } else {
+                    object::set_finalizers(&mut obj, &finalizers);
+                    let when = jiff::Timestamp::now()
+                        .checked_add(jiff::SignedDuration::from_secs(grace_s))
+                        .map(object::format_time)
+                        .unwrap_or_else(|_| cx.now.clone());
+                    if !already_deleting || grace.is_some() {
+                        object::set_meta(&mut obj, "deletionTimestamp", json!(when));
+                    }
+                    object::set_meta(&mut obj, "deletionGracePeriodSeconds", json!(grace_s));
+                    if entry.strategy.tracks_generation() {
+                        let gen = object::meta(&obj)
+                            .and_then(|m| m.get("generation"))
+                            .and_then(Value::as_i64)
+                            .unwrap_or(0);
+                        object::set_meta(&mut obj, "generation", json!(gen + 1));
+                    }
+                    if opts.dry_run {
+                        return Ok(Deleted::Pending(obj));
+                    }
+                    let bytes = encode_for_store(&obj)?;
+                    match self
+                        .store
+                        .update(&key, bytes, kv.mod_revision, write_options(entry))
+                        .await
+                    {
+                        Ok(rev) => {
+                            object::set_resource_version(&mut obj, rev);
+                            return Ok(Deleted::Pending(obj));
+                        }
+                        Err(StoreError::Conflict { .. }) => continue,
+                        Err(e) => return Err(store_err(entry, name, e)),
+                    }
+                }
+            }
+            if opts.dry_run {
+                return Ok(Deleted::Now(obj));
+            }
+            match self.store.delete(&key, Some(kv.mod_revision)).await {
+                Ok(_) => return Ok(Deleted::Now(obj)),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_err(entry, name, e)),
+            }
+        }
+        Err(ApiError::conflict(
+            &entry.info.group_resource(),
+            name,
+            "too many concurrent updates; please retry",
+        ))
+    }
+
+    /// A list, from the watch cache unless the request needs a past snapshot (pagination or an
+    /// exact resourceVersion), which the store serves.
+    pub async fn list(
+        &self,
+        entry: &Entry,
+        namespace: Option<&str>,
+        opts: &ListOpts,
+    ) -> Result<ListResult, ApiError> {
+        let key_prefix = entry.list_prefix(namespace);
+        let rv = match opts.resource_version.as_deref() {
+            None | Some("") => None,
+            Some(s) => Some(parse_resource_version(s).map_err(|e| e.to_api_error())?),
+        };
+        let exact = opts.resource_version_match.as_deref() == Some("Exact");
+        match opts.resource_version_match.as_deref() {
+            None | Some("") | Some("Exact") | Some("NotOlderThan") => {}
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid resourceVersionMatch: {other}"
+                )))
+            }
+        }
+        let matches = |o: &CachedObject| {
+            opts.label_selector
+                .as_ref()
+                .is_none_or(|s| s.matches(&o.labels))
+                && opts
+                    .field_selector
+                    .as_ref()
+                    .is_none_or(|s| s.matches(&FieldsOf(o)))
+        };
+        if opts.limit == 0 && opts.continue_token.is_none() && !exact {
+            match rv {
+                // resourceVersion=0: any cached state will do.
+                Some(0) => {}
+                Some(r) => self.cache.wait_for(r).await?,
+                // Unset: a consistent read, so wait until the cache has what the store has.
+                None => {
+                    let current = self
+                        .store
+                        .current_revision()
+                        .await
+                        .map_err(|e| store_err(entry, "", e))?;
+                    self.cache.wait_for(current).await?;
+                }
+            }
+            let (items, revision) = self.cache.list(&entry.prefix, &key_prefix);
+            let items = items.into_iter().filter(|o| matches(o)).collect();
+            return Ok(ListResult {
+                items,
+                revision,
+                continue_token: None,
+                remaining: None,
+            });
+        }
+        // Paginated (or exact) lists read one store snapshot page by page.
+        let (mut start_after, mut revision) = match &opts.continue_token {
+            Some(token) => {
+                let t = decode_continue(token, &key_prefix).map_err(|e| e.to_api_error())?;
+                // The token's key is where the next page starts: resume just before it.
+                (
+                    Some(before(&t.start_key)),
+                    (t.resource_version > 0).then_some(t.resource_version),
+                )
+            }
+            None => (None, rv.filter(|r| *r > 0 && exact)),
+        };
+        let mut items = Vec::new();
+        let limit = if opts.limit == 0 {
+            usize::MAX
+        } else {
+            opts.limit
+        };
+        loop {
+            let want = limit.saturating_sub(items.len()).clamp(1, 10_000);
+            let page = self
+                .store
+                .range(RangeRequest {
+                    prefix: key_prefix.clone(),
+                    start_after: start_after.clone(),
+                    limit: want,
+                    revision,
+                })
+                .await
+                .map_err(|e| match e {
+                    StoreError::Compacted { .. } => ApiError::resource_expired(
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                    ),
+                    e => store_err(entry, "", e),
+                })?;
+            revision = Some(page.revision);
+            let mut last_key = None;
+            for kv in &page.kvs {
+                last_key = Some(kv.key.clone());
+                let obj =
+                    CachedObject::from_store(&self.registry, &kv.key, &kv.value, kv.mod_revision)
+                        .map_err(ApiError::internal_error)?;
+                if matches(&obj) {
+                    items.push(Arc::new(obj));
+                    if items.len() == limit {
+                        break;
+                    }
+                }
+            }
+            let exhausted = !page.more && last_key.as_ref() == page.kvs.last().map(|kv| &kv.key);
+            if items.len() == limit {
+                let last = items.last().map(|o| o.key.clone()).unwrap_or_default();
+                let more_after = if last_key.as_deref() == page.kvs.last().map(|kv| kv.key.as_str())
+                {
+                    page.more
+                } else {
+                    true
+                };
+                let token = if more_after {
+                    Some(
+                        encode_continue(&format!("{last}\u{0}"), &key_prefix, page.revision)
+                            .map_err(|e| e.to_api_error())?,
+                    )
+                } else {
+                    None
+                };
+                let remaining = if token.is_some()
+                    && opts.label_selector.is_none()
+                    && opts.field_selector.is_none()
+                {
+                    let total = self.store.count(&key_prefix).await.ok();
+                    total.map(|t| {
+                        let after = items.len() as i64;
+                        (t as i64 - after).max(0)
+                    })
+                } else {
+                    None
+                };
+                return Ok(ListResult {
+                    items,
+                    revision: page.revision,
+                    continue_token: token,
+                    remaining: remaining.filter(|_| opts.continue_token.is_none()),
+                });
+            }
+            if exhausted || !page.more {
+                return Ok(ListResult {
+                    items,
+                    revision: page.revision,
+                    continue_token: None,
+                    remaining: None,
+                });
+            }
+            start_after = last_key;
+        }
+    }
+
+    /// A watch from the cache. `from` is `None` for "current state, then changes".
+    pub async fn watch(
+        &self,
+        entry: &Entry,
+        namespace: Option<&str>,
+        from: WatchFrom,
+    ) -> Result<CacheWatch, ApiError> {
+        let key_prefix = entry.list_prefix(namespace);
+        self.cache.watch(&entry.prefix, &key_prefix, from).await
+    }
+
+    /// Delete every object a list selects, one by one (upstream's DeleteCollection).
+    pub async fn delete_collection(
+        &self,
+        entry: &Entry,
+        namespace: Option<&str>,
+        list: &ListOpts,
+        opts: &DeleteOpts,
+    ) -> Result<Vec<Value>, ApiError> {
+        let items = self.list(entry, namespace, list).await?.items;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let ns = object::namespace(&item.value).to_string();
+            let ns = (!ns.is_empty()).then_some(ns);
+            match self
+                .delete(entry, ns.as_deref(), object::name(&item.value), opts)
+                .await
+            {
+                Ok(Deleted::Now(v)) | Ok(Deleted::Pending(v)) => out.push(v),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The `details` upstream puts in the Status a delete returns.
+    pub fn delete_details(entry: &Entry, obj: &Value) -> ErrorDetails {
+        ErrorDetails {
+            name: object::name(obj).to_string(),
+            group: entry.info.group.clone(),
+            kind: entry.info.plural.clone(),
+            uid: object::meta_str(obj, "uid").to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+/// The key just before `key` in byte order, for resuming a range that starts at `key`.
+fn before(key: &str) -> String {
+    // Continue tokens point at `<last>\0`; the range resumes strictly after `<last>`.
+    key.strip_suffix('\u{0}').unwrap_or(key).to_string()
+}
+
+fn write_options(entry: &Entry) -> WriteOptions {
+    // Events expire an hour after their last write, as upstream's --event-ttl default.
+    if entry.info.plural == "events" {
+        WriteOptions::ttl(std::time::Duration::from_secs(3600))
+    } else {
+        WriteOptions::default()
+    }
+}
+
+struct FieldsOf<'a>(&'a CachedObject);
+
+impl rudder_api::selector::fields::Fields for FieldsOf<'_> {
+    fn get_field(&self, field: &str) -> Option<&str> {
+        self.0.field(field)
+    }
+}

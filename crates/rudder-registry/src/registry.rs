@@ -1,0 +1,153 @@
+//! The registry: one entry per served group/version/resource. Routing, discovery and the watch
+//! cache all read this one table, so they cannot disagree about what exists.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rudder_api::resources::{ResourceInfo, ResourceTable};
+
+use crate::strategy::Strategy;
+
+/// A served resource: its description plus the strategy that gives it behaviour.
+pub struct Entry {
+    pub info: ResourceInfo,
+    /// The store key prefix (`/registry/pods`), shared by versions of one resource.
+    pub prefix: String,
+    pub strategy: Arc<dyn Strategy>,
+}
+
+impl Entry {
+    pub fn has_status(&self) -> bool {
+        self.info.subresource("status").is_some()
+    }
+
+    /// The key of one object.
+    pub fn key(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<String, rudder_api::status::ApiError> {
+        let ns = if self.info.namespaced {
+            Some(namespace.unwrap_or(""))
+        } else {
+            None
+        };
+        rudder_api::resources::object_key(&self.prefix, ns, name)
+    }
+
+    /// The key prefix of a list: all objects, or those of one namespace.
+    pub fn list_prefix(&self, namespace: Option<&str>) -> String {
+        let ns = namespace.filter(|_| self.info.namespaced);
+        rudder_api::resources::list_prefix(&self.prefix, ns)
+    }
+}
+
+pub struct Registry {
+    entries: Vec<Arc<Entry>>,
+    by_gvr: HashMap<(String, String, String), Arc<Entry>>,
+    /// Storage prefixes, longest first, for mapping a store key back to its resource.
+    by_prefix: Vec<(String, Arc<Entry>)>,
+}
+
+impl Registry {
+    /// Every built-in resource, each with the strategy `strategy_for` picks.
+    pub fn builtin(
+        strategy_for: impl Fn(&ResourceInfo) -> Arc<dyn Strategy>,
+    ) -> Result<Registry, rudder_api::resources::ResourceDataError> {
+        let table = ResourceTable::builtin()?;
+        Ok(Self::new(table.resources().iter().map(|info| Entry {
+            prefix: info.storage_prefix(),
+            strategy: strategy_for(info),
+            info: info.clone(),
+        })))
+    }
+
+    pub fn new(entries: impl IntoIterator<Item = Entry>) -> Registry {
+        let entries: Vec<Arc<Entry>> = entries.into_iter().map(Arc::new).collect();
+        let by_gvr = entries
+            .iter()
+            .map(|e| {
+                (
+                    (
+                        e.info.group.clone(),
+                        e.info.version.clone(),
+                        e.info.plural.clone(),
+                    ),
+                    e.clone(),
+                )
+            })
+            .collect();
+        let mut by_prefix: Vec<(String, Arc<Entry>)> = Vec::new();
+        for e in &entries {
+            if !by_prefix.iter().any(|(p, _)| *p == e.prefix) {
+                by_prefix.push((e.prefix.clone(), e.clone()));
+            }
+        }
+        by_prefix.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        Registry {
+            entries,
+            by_gvr,
+            by_prefix,
+        }
+    }
+
+    pub fn entries(&self) -> &[Arc<Entry>] {
+        &self.entries
+    }
+
+    pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<&Arc<Entry>> {
+        self.by_gvr
+            .get(&(group.to_string(), version.to_string(), plural.to_string()))
+    }
+
+    /// The resource a store key belongs to: the longest prefix followed by `/`.
+    pub fn for_key(&self, key: &str) -> Option<&Arc<Entry>> {
+        self.by_prefix.iter().find_map(|(p, e)| {
+            key.strip_prefix(p.as_str())
+                .filter(|rest| rest.starts_with('/'))
+                .map(|_| e)
+        })
+    }
+
+    /// Every distinct storage prefix with one entry serving it.
+    pub fn prefixes(&self) -> impl Iterator<Item = (&str, &Arc<Entry>)> {
+        self.by_prefix.iter().map(|(p, e)| (p.as_str(), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::DefaultStrategy;
+
+    #[test]
+    fn keys_map_back_to_resources() {
+        let reg = Registry::builtin(|_| {
+            Arc::new(DefaultStrategy {
+                tracks_generation: false,
+            })
+        })
+        .unwrap();
+        let pods = reg.get("", "v1", "pods").unwrap();
+        assert_eq!(pods.prefix, "/registry/pods");
+        assert_eq!(
+            pods.key(Some("default"), "a").unwrap(),
+            "/registry/pods/default/a"
+        );
+        assert_eq!(
+            reg.for_key("/registry/pods/default/a").unwrap().info.plural,
+            "pods"
+        );
+        let svc = reg
+            .for_key("/registry/services/specs/default/kubernetes")
+            .unwrap();
+        assert_eq!(svc.info.plural, "services");
+        let ep = reg
+            .for_key("/registry/services/endpoints/default/kubernetes")
+            .unwrap();
+        assert_eq!(ep.info.plural, "endpoints");
+        assert!(reg.for_key("/registry/podsx/a").is_none());
+        let nodes = reg.get("", "v1", "nodes").unwrap();
+        assert_eq!(nodes.key(None, "n1").unwrap(), "/registry/minions/n1");
+    }
+}

@@ -1,0 +1,90 @@
+//! Per-type behaviour: what makes a Pod a Pod, and nothing else.
+//!
+//! Strategies are synchronous and pure (no IO; the clock comes in through [`OpCx`]) so they are
+//! the cheapest code in the project to test. Anything that must read other objects (namespace
+//! lifecycle, quota, service-account defaulting) is admission, not strategy. They work on the
+//! object's JSON; a strategy that wants typed access decodes into its k8s-openapi type.
+
+use rudder_api::field::ErrorList;
+use serde_json::Value;
+
+/// What a strategy may know about the operation.
+#[derive(Clone, Debug)]
+pub struct OpCx {
+    /// The operation's time, as written into timestamps (RFC 3339, whole seconds).
+    pub now: String,
+}
+
+impl OpCx {
+    pub fn now() -> Self {
+        OpCx {
+            now: crate::object::now_rfc3339(),
+        }
+    }
+}
+
+/// The generic store calls these hooks in upstream's order: `decode` and `default` on every
+/// body, then `prepare_for_create` / `prepare_for_update`, then validation.
+pub trait Strategy: Send + Sync + 'static {
+    /// Normalise a decoded body into the type's canonical JSON (e.g. a round trip through the
+    /// typed struct). An error is the decode error upstream would give (400 BadRequest).
+    fn decode(&self, obj: Value) -> Result<Value, String> {
+        Ok(obj)
+    }
+
+    /// Upstream's defaulting (`SetDefaults_*`), applied to every create and update body.
+    fn default(&self, _obj: &mut Value) {}
+
+    /// Clear fields users may not set on create (e.g. `status`).
+    fn prepare_for_create(&self, _cx: &OpCx, _obj: &mut Value) {}
+
+    /// Carry over what an update of the main resource must not change (e.g. `status`).
+    fn prepare_for_update(&self, _cx: &OpCx, _new: &mut Value, _old: &Value) {}
+
+    /// Validation of the object beyond ObjectMeta, which the generic store checks itself.
+    fn validate(&self, _cx: &OpCx, _obj: &Value) -> ErrorList {
+        ErrorList::new()
+    }
+
+    /// Validation of an update; by default the new object is validated like a created one.
+    fn validate_update(&self, cx: &OpCx, new: &Value, _old: &Value) -> ErrorList {
+        self.validate(cx, new)
+    }
+
+    /// Whether `metadata.generation` is maintained: set to 1 on create and bumped whenever
+    /// `spec` changes (kinds with a spec, upstream).
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+
+    /// Whether PUT may create a missing object.
+    fn allow_create_on_update(&self) -> bool {
+        false
+    }
+
+    /// Whether an update without `metadata.resourceVersion` is accepted (last write wins).
+    fn allow_unconditional_update(&self) -> bool {
+        true
+    }
+
+    /// Fields beyond `metadata.name`/`metadata.namespace` that field selectors may use
+    /// (upstream's selectable fields, e.g. pods' `spec.nodeName` and `status.phase`).
+    fn selectable_fields(&self, _obj: &Value, _out: &mut Vec<(String, String)>) {}
+
+    /// The grace period a delete should wait, if the kind deletes gracefully (pods: their
+    /// `terminationGracePeriodSeconds` once scheduled). `None` deletes at once.
+    fn graceful_delete_seconds(&self, _obj: &Value, _requested: Option<i64>) -> Option<i64> {
+        None
+    }
+}
+
+/// The strategy of kinds with no special behaviour.
+pub struct DefaultStrategy {
+    pub tracks_generation: bool,
+}
+
+impl Strategy for DefaultStrategy {
+    fn tracks_generation(&self) -> bool {
+        self.tracks_generation
+    }
+}
