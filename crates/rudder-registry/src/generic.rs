@@ -30,6 +30,10 @@ pub struct WriteOpts {
     pub dry_run: bool,
     /// Whether this write is through the `status` subresource.
     pub status: bool,
+    /// A system write that sets exactly what the update function returns (spec and status
+    /// alike), skipping the strategy's update hooks: `pods/binding` and similar subresources
+    /// that change fields the main resource treats as immutable.
+    pub raw: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -416,7 +420,9 @@ impl GenericStore {
                     }
                 }
             }
-            if opts.status {
+            if opts.raw {
+                // Exactly what the caller built.
+            } else if opts.status {
                 // The status subresource changes status only.
                 let status = obj.get("status").cloned();
                 let mut merged = old.clone();
@@ -583,7 +589,13 @@ impl GenericStore {
                 .strategy
                 .graceful_delete_seconds(&obj, opts.grace_period_seconds)
                 .filter(|g| *g > 0);
-            let pending = !finalizers.is_empty() || grace.is_some();
+            let mut pending = !finalizers.is_empty() || grace.is_some();
+            if !pending && entry.strategy.begin_delete(&cx, &mut obj) {
+                if already_deleting {
+                    return Ok(Deleted::Pending(obj));
+                }
+                pending = true;
+            }
             if pending {
                 if already_deleting && !changed {
                     // Deleting again only shortens a pending grace period.
@@ -598,7 +610,10 @@ impl GenericStore {
                     }
                 }
                 let grace_s = grace.unwrap_or(0);
-                if grace_s == 0 && finalizers.is_empty() {
+                if grace_s == 0
+                    && finalizers.is_empty()
+                    && !entry.strategy.begin_delete(&cx, &mut obj)
+                {
                     // fall through to immediate deletion
                 } else {
                     object::set_finalizers(&mut obj, &finalizers);

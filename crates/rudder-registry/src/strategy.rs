@@ -71,6 +71,14 @@ pub trait Strategy: Send + Sync + 'static {
     /// (upstream's selectable fields, e.g. pods' `spec.nodeName` and `status.phase`).
     fn selectable_fields(&self, _obj: &Value, _out: &mut Vec<(String, String)>) {}
 
+    /// Called on a delete that nothing else holds (no finalizers, no grace period). Kinds whose
+    /// deletion is a process keep the object, marked, and return true: a namespace turns
+    /// `Terminating` until the namespace controller has emptied it and cleared
+    /// `spec.finalizers`.
+    fn begin_delete(&self, _cx: &OpCx, _obj: &mut Value) -> bool {
+        false
+    }
+
     /// The grace period a delete should wait, if the kind deletes gracefully (pods: their
     /// `terminationGracePeriodSeconds` once scheduled). `None` deletes at once.
     fn graceful_delete_seconds(&self, _obj: &Value, _requested: Option<i64>) -> Option<i64> {

@@ -1,6 +1,7 @@
 //! The `rudder` binary: one executable for every role of a cluster.
 
 mod bench;
+mod server;
 
 use clap::{Parser, Subcommand};
 
@@ -17,6 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the control plane: the Kubernetes API server on the embedded store (or etcd).
+    Server(server::ServerArgs),
     /// Measure Rudder's components; results are printed as a Markdown table.
     Bench {
         #[command(subcommand)]
@@ -38,5 +41,6 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Bench { what } => runtime.block_on(bench::run(what)),
+        Command::Server(args) => runtime.block_on(server::run(args)),
     }
 }

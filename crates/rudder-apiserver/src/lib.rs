@@ -1,0 +1,464 @@
+//! Rudder's Kubernetes API server.
+//!
+//! A request flows: TLS (client certificates verified against the cluster CA) → the router
+//! (health, version and metrics need no credentials) → authentication (client certificate or
+//! bearer token; 401) → request-info parsing → authorization seam (403) → the verb handler,
+//! which decodes the body and calls the generic store (admission and the per-type strategy run
+//! there) → the state store; reads and watches come from the watch cache.
+
+pub mod discovery;
+pub mod encode;
+pub mod request;
+pub mod rest;
+pub mod watch;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use http::{header, HeaderValue, StatusCode};
+use http_body_util::BodyExt;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use rudder_api::status::ApiError;
+use rudder_auth::{AuthRequest, Authenticator, Authorizer, Decision, UserInfo};
+use rudder_registry::GenericStore;
+use rustls_pki_types::CertificateDer;
+use serde_json::json;
+
+use crate::request::Query;
+
+/// Upstream's limit on request bodies (3 MiB, `MaxRequestBodyBytes`).
+const MAX_BODY: usize = 3 * 1024 * 1024;
+/// The Kubernetes version whose API this server serves.
+pub const KUBE_MAJOR: &str = "1";
+pub const KUBE_MINOR: &str = "37";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    verb: String,
+    group: String,
+    resource: String,
+    code: String,
+}
+
+/// Request metrics (`apiserver_request_total`), rendered on `/metrics`.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Family<RequestLabels, Counter>,
+}
+
+/// The API server's shared state.
+pub struct ApiServer {
+    pub gs: GenericStore,
+    pub authn: Box<dyn Authenticator>,
+    pub authz: Box<dyn Authorizer>,
+    /// Set once start-up (namespaces, caches) is complete; `/readyz` reports it.
+    pub ready: AtomicBool,
+    pub metrics: Metrics,
+    /// The address advertised in the legacy `/api` document.
+    pub advertise_address: String,
+}
+
+/// The TLS peer's certificates, attached to each request of a connection.
+#[derive(Clone)]
+pub struct PeerCertificates(pub Arc<Vec<CertificateDer<'static>>>);
+
+impl ApiServer {
+    /// The router: public endpoints, then everything else behind authentication.
+    pub fn router(self: &Arc<Self>) -> Router {
+        let api = Router::new()
+            .fallback(handle)
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                authenticate,
+            ));
+        Router::new()
+            .route("/healthz", get(health))
+            .route("/livez", get(health))
+            .route("/readyz", get(health))
+            .route("/healthz/{check}", get(health_check))
+            .route("/livez/{check}", get(health_check))
+            .route("/readyz/{check}", get(health_check))
+            .route("/version", get(version))
+            .route("/metrics", get(metrics))
+            .merge(api)
+            .layer(
+                tower_http::compression::CompressionLayer::new().compress_when(
+                    |_: StatusCode, _: http::Version, h: &http::HeaderMap, _: &http::Extensions| {
+                        // Streams (watches) are never compressed; small bodies are not worth it
+                        // (upstream compresses responses over 128 KiB).
+                        !h.contains_key("x-rudder-stream")
+                            && h.get(header::CONTENT_LENGTH)
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| v.parse::<usize>().ok())
+                                .is_some_and(|n| n > 128 * 1024)
+                    },
+                ),
+            )
+            .with_state(self.clone())
+    }
+
+    fn record(&self, verb: &str, group: &str, resource: &str, code: u16) {
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                verb: verb.to_uppercase(),
+                group: group.to_string(),
+                resource: resource.to_string(),
+                code: code.to_string(),
+            })
+            .inc();
+    }
+}
+
+async fn authenticate(State(s): State<Arc<ApiServer>>, mut req: Request, next: Next) -> Response {
+    let certs = req.extensions().get::<PeerCertificates>().cloned();
+    let result = {
+        let mut ar = AuthRequest::new(req.headers());
+        if let Some(c) = &certs {
+            ar = ar.with_peer_certificates(&c.0);
+        }
+        s.authn.authenticate(&ar)
+    };
+    match result {
+        Ok(Some(user)) => {
+            req.extensions_mut().insert(user);
+            next.run(req).await
+        }
+        Ok(None) | Err(_) => {
+            if let Err(e) = &result {
+                tracing::debug!(error = %e, "authentication failed");
+            }
+            encode::error_response(&ApiError::new_generic(
+                401,
+                rudder_api::status::StatusReason::Unauthorized,
+                "Unauthorized",
+            ))
+        }
+    }
+}
+
+/// Everything under `/api`, `/apis` and the other authenticated paths.
+async fn handle(State(s): State<Arc<ApiServer>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let query = Query::parse(parts.uri.query());
+    let info = request::parse(&parts.method, parts.uri.path(), &query);
+    let user = parts
+        .extensions
+        .get::<UserInfo>()
+        .cloned()
+        .unwrap_or_else(|| UserInfo::new("system:anonymous"));
+    let attrs = rudder_auth::Attributes {
+        verb: info.verb.clone(),
+        api_group: info.group.clone(),
+        api_version: info.version.clone(),
+        resource: info.resource.clone(),
+        subresource: info.subresource.clone(),
+        namespace: info.namespace.clone(),
+        name: info.name.clone(),
+        path: info.path.clone(),
+        resource_request: info.resource_request,
+    };
+    if let Decision::Deny(_) | Decision::NoOpinion = s.authz.authorize(&user, &attrs) {
+        let err = forbidden(&user, &info);
+        return encode::error_response(&err);
+    }
+    let body = match collect_body(body).await {
+        Ok(b) => b,
+        Err(e) => return encode::error_response(&e),
+    };
+    let resp = if info.resource_request {
+        match s
+            .gs
+            .registry
+            .get(&info.group, &info.version, &info.resource)
+            .cloned()
+        {
+            Some(entry) => {
+                let call = rest::Call {
+                    server: &s,
+                    info: &info,
+                    entry,
+                    query: &query,
+                    headers: &parts.headers,
+                    body,
+                };
+                rest::dispatch(call)
+                    .await
+                    .unwrap_or_else(|e| encode::error_response(&e))
+            }
+            None => encode::error_response(&rest::not_found_route()),
+        }
+    } else {
+        non_resource(&s, &parts.headers, parts.uri.path())
+    };
+    s.record(
+        &info.verb,
+        &info.group,
+        &info.resource,
+        resp.status().as_u16(),
+    );
+    resp
+}
+
+async fn collect_body(body: Body) -> Result<bytes::Bytes, ApiError> {
+    let limited = http_body_util::Limited::new(body, MAX_BODY);
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::request_entity_too_large("limit is 3145728"))
+        }
+        Err(e) => Err(ApiError::bad_request(format!(
+            "error reading request body: {e}"
+        ))),
+    }
+}
+
+fn forbidden(user: &UserInfo, info: &request::RequestInfo) -> ApiError {
+    let msg = if info.resource_request {
+        let mut m = format!(
+            "User \"{}\" cannot {} resource \"{}\"",
+            user.name,
+            info.verb,
+            if info.subresource.is_empty() {
+                info.resource.clone()
+            } else {
+                format!("{}/{}", info.resource, info.subresource)
+            }
+        );
+        m.push_str(&format!(" in API group \"{}\"", info.group));
+        if !info.namespace.is_empty() {
+            m.push_str(&format!(" in the namespace \"{}\"", info.namespace));
+        } else {
+            m.push_str(" at the cluster scope");
+        }
+        m
+    } else {
+        format!(
+            "User \"{}\" cannot {} path \"{}\"",
+            user.name, info.verb, info.path
+        )
+    };
+    let gr = rudder_api::status::GroupResource::new(info.group.clone(), info.resource.clone());
+    ApiError::forbidden(&gr, &info.name, msg)
+}
+
+/// Discovery and other non-resource paths.
+fn non_resource(s: &ApiServer, headers: &http::HeaderMap, path: &str) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let aggregated = discovery::wants_aggregated(accept);
+    let reg = &s.gs.registry;
+    let path = path.trim_end_matches('/');
+    let doc = match path {
+        "/api" if aggregated => {
+            return aggregated_response(discovery::aggregated(reg, true));
+        }
+        "/apis" if aggregated => {
+            return aggregated_response(discovery::aggregated(reg, false));
+        }
+        "/api" => Some(discovery::api_versions(&s.advertise_address)),
+        "/apis" => Some(discovery::api_group_list(reg)),
+        "/api/v1" => discovery::resource_list(reg, "", "v1"),
+        p => match p
+            .strip_prefix("/apis/")
+            .map(|r| r.split('/').collect::<Vec<_>>())
+        {
+            Some(parts) if parts.len() == 1 => discovery::api_group(reg, parts[0]),
+            Some(parts) if parts.len() == 2 => discovery::resource_list(reg, parts[0], parts[1]),
+            _ => None,
+        },
+    };
+    match doc {
+        Some(d) => encode::json_response(StatusCode::OK, &d),
+        None => encode::error_response(&rest::not_found_route()),
+    }
+}
+
+fn aggregated_response(doc: serde_json::Value) -> Response {
+    let mut resp = encode::json_response(StatusCode::OK, &doc);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(discovery::AGGREGATED_V2),
+    );
+    resp
+}
+
+/// The named checks of `/livez`, `/readyz` and `/healthz`, and whether each passes.
+async fn checks(s: &ApiServer, ready_checks: bool) -> Vec<(&'static str, bool)> {
+    let store_ok = s.gs.store.current_revision().await.is_ok();
+    let mut out = vec![("ping", true), ("log", true), ("etcd", store_ok)];
+    if ready_checks {
+        out.push(("informer-sync", s.ready.load(Ordering::Acquire)));
+        out.push((
+            "poststarthook/rudder-bootstrap",
+            s.ready.load(Ordering::Acquire),
+        ));
+        out.push(("shutdown", true));
+    }
+    out
+}
+
+fn text(code: StatusCode, body: String) -> Response {
+    let mut r = (code, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+async fn health(State(s): State<Arc<ApiServer>>, req: Request) -> Response {
+    let path = req.uri().path().trim_start_matches('/').to_string();
+    let verbose = Query::parse(req.uri().query()).get("verbose").is_some();
+    let results = checks(&s, path == "readyz").await;
+    let ok = results.iter().all(|(_, pass)| *pass);
+    if !verbose && ok {
+        return text(StatusCode::OK, "ok".into());
+    }
+    let mut body = String::new();
+    for (name, pass) in &results {
+        if *pass {
+            body.push_str(&format!("[+]{name} ok\n"));
+        } else {
+            body.push_str(&format!("[-]{name} failed: reason withheld\n"));
+        }
+    }
+    if ok {
+        body.push_str(&format!("{path} check passed\n"));
+        text(StatusCode::OK, body)
+    } else {
+        body.push_str(&format!("{path} check failed\n"));
+        text(StatusCode::INTERNAL_SERVER_ERROR, body)
+    }
+}
+
+async fn health_check(
+    State(s): State<Arc<ApiServer>>,
+    axum::extract::Path(check): axum::extract::Path<String>,
+    req: Request,
+) -> Response {
+    let readyz = req.uri().path().starts_with("/readyz");
+    let results = checks(&s, readyz).await;
+    match results.iter().find(|(n, _)| *n == check) {
+        Some((_, true)) => text(StatusCode::OK, "ok".into()),
+        Some((name, false)) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("[-]{name} failed: reason withheld\n"),
+        ),
+        None => text(StatusCode::NOT_FOUND, "404 page not found\n".into()),
+    }
+}
+
+async fn version() -> Response {
+    let info = json!({
+        "major": KUBE_MAJOR,
+        "minor": KUBE_MINOR,
+        "emulationMajor": KUBE_MAJOR,
+        "emulationMinor": KUBE_MINOR,
+        "minCompatibilityMajor": KUBE_MAJOR,
+        "minCompatibilityMinor": "36",
+        "gitVersion": format!("v{KUBE_MAJOR}.{KUBE_MINOR}.0+rudder.{}", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "",
+        "goVersion": "",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, match std::env::consts::ARCH { "x86_64" => "amd64", "aarch64" => "arm64", a => a }),
+    });
+    encode::json_response(StatusCode::OK, &info)
+}
+
+async fn metrics(State(s): State<Arc<ApiServer>>) -> Response {
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register(
+        "apiserver_request",
+        "Counter of apiserver requests broken out for each verb, API group, resource and HTTP response code.",
+        s.metrics.requests.clone(),
+    );
+    let mut out = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+        return encode::error_response(&ApiError::internal_error(e));
+    }
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096);
+    out.push_str(&format!(
+        "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}\n"
+    ));
+    text(StatusCode::OK, out)
+}
+
+/// Serve HTTPS on `listener` until `shutdown` resolves.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => return,
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        tokio::spawn(async move {
+            let stream = match acceptor.accept(tcp).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            let certs = stream.get_ref().1.peer_certificates().map(|c| {
+                PeerCertificates(Arc::new(c.iter().map(|c| c.clone().into_owned()).collect()))
+            });
+            let svc = tower::ServiceExt::map_request(
+                router,
+                move |mut req: http::Request<hyper::body::Incoming>| {
+                    if let Some(c) = &certs {
+                        req.extensions_mut().insert(c.clone());
+                    }
+                    req
+                },
+            );
+            let svc = hyper_util::service::TowerToHyperService::new(svc);
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            if let Err(e) = builder
+                .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), svc)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}

@@ -1,0 +1,703 @@
+//! The resource verbs, one handler each, all over the generic store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use rudder_api::selector::fields::FieldSelector;
+use rudder_api::selector::labels::Selector;
+use rudder_api::status::ApiError;
+use rudder_registry::{object, DeleteOpts, Deleted, Entry, ListOpts, WatchFrom, WriteOpts};
+use serde_json::{json, Value};
+
+use crate::encode::{self, Output};
+use crate::request::{Query, RequestInfo};
+use crate::watch::{self, WatchSpec};
+use crate::ApiServer;
+
+/// Everything a verb handler needs about its request.
+pub struct Call<'a> {
+    pub server: &'a Arc<ApiServer>,
+    pub info: &'a RequestInfo,
+    pub entry: Arc<Entry>,
+    pub query: &'a Query,
+    pub headers: &'a HeaderMap,
+    pub body: Bytes,
+}
+
+impl Call<'_> {
+    fn namespace(&self) -> Option<&str> {
+        (self.entry.info.namespaced && !self.info.namespace.is_empty())
+            .then_some(self.info.namespace.as_str())
+    }
+
+    fn output(&self) -> Result<Output, ApiError> {
+        let accept = self
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        encode::negotiate(accept, self.query)
+    }
+
+    fn content_type(&self) -> Option<&str> {
+        self.headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    fn dry_run(&self) -> Result<bool, ApiError> {
+        match self.query.get("dryRun") {
+            None | Some("") => Ok(false),
+            Some("All") => Ok(true),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "Invalid dryRun value: {other}; supported values: All"
+            ))),
+        }
+    }
+
+    fn gs(&self) -> &rudder_registry::GenericStore {
+        &self.server.gs
+    }
+}
+
+pub async fn dispatch(call: Call<'_>) -> Result<Response, ApiError> {
+    let info = call.info;
+    let sub = info.subresource.as_str();
+    if !sub.is_empty() && call.entry.info.subresource(sub).is_none() {
+        return Err(not_found_route());
+    }
+    if sub.is_empty() && !call.entry.info.has_verb(&info.verb) {
+        return Err(ApiError::method_not_supported(
+            &call.entry.info.group_resource(),
+            &info.verb,
+        ));
+    }
+    match (info.verb.as_str(), sub) {
+        ("get", "") | ("get", "status") => get(&call).await,
+        ("get", "scale") => get_scale(&call).await,
+        ("list", _) => list(&call).await,
+        ("watch", _) => watch(&call).await,
+        ("create", "") => create(&call).await,
+        ("create", "binding") => bind(&call).await,
+        ("update", "") => update(&call, false).await,
+        ("update", "status") => update(&call, true).await,
+        ("update", "scale") => update_scale(&call).await,
+        ("patch", "") => patch(&call, false).await,
+        ("patch", "status") => patch(&call, true).await,
+        ("patch", "scale") => patch_scale(&call).await,
+        ("delete", "") => delete(&call).await,
+        ("deletecollection", "") => delete_collection(&call).await,
+        _ => Err(ApiError::method_not_supported(
+            &call.entry.info.group_resource(),
+            &info.verb,
+        )),
+    }
+}
+
+/// Upstream's answer for a path no route serves.
+pub fn not_found_route() -> ApiError {
+    ApiError::new_generic(
+        404,
+        rudder_api::status::StatusReason::NotFound,
+        "the server could not find the requested resource",
+    )
+}
+
+async fn get(call: &Call<'_>) -> Result<Response, ApiError> {
+    let output = call.output()?;
+    let obj = call
+        .gs()
+        .get(&call.entry, call.namespace(), &call.info.name)
+        .await?;
+    encode::object_response(&call.entry, StatusCode::OK, &obj, output)
+}
+
+fn list_opts(q: &Query) -> Result<ListOpts, ApiError> {
+    let label_selector = match q.get("labelSelector") {
+        Some(s) if !s.is_empty() => Some(Selector::parse(s).map_err(|e| e.to_api_error())?),
+        _ => None,
+    };
+    let field_selector = match q.get("fieldSelector") {
+        Some(s) if !s.is_empty() => {
+            Some(FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?)
+        }
+        _ => None,
+    };
+    let limit = match q.get("limit") {
+        Some(l) if !l.is_empty() => l
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?
+            .max(0) as usize,
+        _ => 0,
+    };
+    Ok(ListOpts {
+        label_selector,
+        field_selector,
+        limit,
+        continue_token: q
+            .get("continue")
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
+        resource_version: q.get("resourceVersion").map(str::to_string),
+        resource_version_match: q.get("resourceVersionMatch").map(str::to_string),
+    })
+}
+
+async fn list(call: &Call<'_>) -> Result<Response, ApiError> {
+    let output = call.output()?;
+    let opts = list_opts(call.query)?;
+    let r = call.gs().list(&call.entry, call.namespace(), &opts).await?;
+    encode::list_response(
+        &call.entry,
+        &r.items,
+        r.revision,
+        r.continue_token,
+        r.remaining,
+        output,
+    )
+}
+
+async fn watch(call: &Call<'_>) -> Result<Response, ApiError> {
+    let output = call.output()?;
+    let q = call.query;
+    let mut opts = list_opts(q)?;
+    // A watch of one object by name in the URL is a watch with a name field selector.
+    if !call.info.name.is_empty() {
+        let sel = format!("metadata.name={}", call.info.name);
+        opts.field_selector =
+            Some(FieldSelector::parse(&sel).map_err(|e| ApiError::bad_request(e.to_string()))?);
+    }
+    let send_initial = match q.get("sendInitialEvents") {
+        Some("true") => true,
+        Some("false") | None => false,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid sendInitialEvents: {other}"
+            )))
+        }
+    };
+    let bookmarks = q.flag("allowWatchBookmarks");
+    let rv = opts.resource_version.clone().unwrap_or_default();
+    if send_initial {
+        // Upstream's validation of the WatchList parameters.
+        if opts.resource_version_match.as_deref() != Some("NotOlderThan") || !bookmarks {
+            return Err(ApiError::invalid(
+                &rudder_api::status::GroupKind::new("meta.k8s.io", "ListOptions"),
+                "",
+                &rudder_api::field::ErrorList(vec![rudder_api::field::FieldError::forbidden(
+                    &rudder_api::field::Path::new("sendInitialEvents"),
+                    "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled and resourceVersionMatch is set to NotOlderThan and allowWatchBookmarks is set to true",
+                )]),
+            ));
+        }
+    }
+    let from = match rv.as_str() {
+        "" | "0" => {
+            if rv.is_empty() || send_initial {
+                // Consistent: the initial state is at least as new as the store.
+                let current = call
+                    .server
+                    .gs
+                    .store
+                    .current_revision()
+                    .await
+                    .map_err(ApiError::internal_error)?;
+                call.server.gs.cache.wait_for(current).await?;
+            }
+            WatchFrom::Now
+        }
+        s => {
+            let r = rudder_api::meta::parse_resource_version(s).map_err(|e| e.to_api_error())?;
+            if send_initial {
+                call.server.gs.cache.wait_for(r).await?;
+                WatchFrom::Now
+            } else {
+                WatchFrom::Revision(r)
+            }
+        }
+    };
+    let timeout = match q.get("timeoutSeconds") {
+        Some(t) if !t.is_empty() => Duration::from_secs(
+            t.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds: {t}")))?,
+        ),
+        // Upstream picks 30–60 minutes; clients re-watch when the stream ends.
+        _ => Duration::from_secs(1800 + (std::process::id() as u64 % 1800)),
+    };
+    let cache_watch = match call.gs().watch(&call.entry, call.namespace(), from).await {
+        Ok(w) => w,
+        // Too old a resourceVersion is reported inside the stream, as upstream does.
+        Err(e) if e.code == 410 => return Ok(watch::error_stream(&e)),
+        Err(e) => return Err(e),
+    };
+    let spec = WatchSpec {
+        entry: call.entry.clone(),
+        label_selector: opts.label_selector,
+        field_selector: opts.field_selector,
+        output,
+        bookmarks,
+        initial_events_end: send_initial,
+        timeout,
+    };
+    Ok(watch::serve(
+        call.server.gs.cache.clone(),
+        cache_watch,
+        spec,
+    ))
+}
+
+async fn create(call: &Call<'_>) -> Result<Response, ApiError> {
+    let output = call.output()?;
+    let body = encode::decode_body(call.content_type(), &call.body)?;
+    let opts = WriteOpts {
+        dry_run: call.dry_run()?,
+        ..Default::default()
+    };
+    let obj = call
+        .gs()
+        .create(&call.entry, call.namespace(), body, &opts)
+        .await?;
+    encode::object_response(&call.entry, StatusCode::CREATED, &obj, output)
+}
+
+async fn update(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
+    let output = call.output()?;
+    let body = encode::decode_body(call.content_type(), &call.body)?;
+    let opts = WriteOpts {
+        dry_run: call.dry_run()?,
+        status,
+        ..Default::default()
+    };
+    let (obj, created) = call
+        .gs()
+        .update(
+            &call.entry,
+            call.namespace(),
+            &call.info.name,
+            |_| Ok(body.clone()),
+            &opts,
+        )
+        .await?;
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    encode::object_response(&call.entry, code, &obj, output)
+}
+
+/// The patch types this server applies, by Content-Type.
+enum PatchType {
+    Merge,
+    Json,
+}
+
+fn patch_type(content_type: Option<&str>) -> Result<PatchType, ApiError> {
+    let essence = content_type
+        .and_then(|c| c.split(';').next())
+        .map(|c| c.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    match essence.as_str() {
+        "application/merge-patch+json" => Ok(PatchType::Merge),
+        "application/json-patch+json" => Ok(PatchType::Json),
+        _ => Err(ApiError::unsupported_media_type(&[
+            "application/json-patch+json",
+            "application/merge-patch+json",
+        ])),
+    }
+}
+
+/// Apply a patch document to an object (upstream's patcher, for the merge and JSON types).
+fn apply_patch(kind: &PatchType, patch: &Value, current: &Value) -> Result<Value, ApiError> {
+    let mut doc = current.clone();
+    match kind {
+        PatchType::Merge => {
+            if !patch.is_object() {
+                return Err(ApiError::bad_request("patch body must be a JSON object"));
+            }
+            json_patch::merge(&mut doc, patch);
+        }
+        PatchType::Json => {
+            let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+            json_patch::patch(&mut doc, &ops).map_err(|e| {
+                ApiError::new_generic(
+                    422,
+                    rudder_api::status::StatusReason::Invalid,
+                    format!("the server rejected our request due to an error in our request: {e}"),
+                )
+            })?;
+        }
+    }
+    Ok(doc)
+}
+
+async fn patch(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
+    let output = call.output()?;
+    let kind = patch_type(call.content_type())?;
+    let patch: Value = serde_json::from_slice(&call.body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    let opts = WriteOpts {
+        dry_run: call.dry_run()?,
+        status,
+        ..Default::default()
+    };
+    let name = call.info.name.clone();
+    let gr = call.entry.info.group_resource();
+    let (obj, _) = call
+        .gs()
+        .update(
+            &call.entry,
+            call.namespace(),
+            &call.info.name,
+            |current| {
+                let current = current.ok_or_else(|| ApiError::not_found(&gr, &name))?;
+                // A resourceVersion in the patch is a precondition; absent, the patch applies to
+                // whatever is current on this attempt.
+                let mut patched = apply_patch(&kind, &patch, current)?;
+                if object::meta_str(&patched, "resourceVersion").is_empty() {
+                    object::set_meta(
+                        &mut patched,
+                        "resourceVersion",
+                        json!(object::meta_str(current, "resourceVersion")),
+                    );
+                }
+                Ok(patched)
+            },
+            &opts,
+        )
+        .await?;
+    encode::object_response(&call.entry, StatusCode::OK, &obj, output)
+}
+
+fn delete_opts(call: &Call<'_>) -> Result<DeleteOpts, ApiError> {
+    let body: Value = if call.body.is_empty() {
+        json!({})
+    } else {
+        encode::decode_body(call.content_type(), &call.body)?
+    };
+    let q = call.query;
+    let grace = match q.get("gracePeriodSeconds") {
+        Some(g) if !g.is_empty() => Some(
+            g.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds: {g}")))?,
+        ),
+        _ => body.get("gracePeriodSeconds").and_then(Value::as_i64),
+    };
+    let policy = q
+        .get("propagationPolicy")
+        .map(str::to_string)
+        .or_else(|| {
+            body.get("propagationPolicy")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .or_else(
+            || match body.get("orphanDependents").and_then(Value::as_bool) {
+                Some(true) => Some("Orphan".to_string()),
+                Some(false) => Some("Background".to_string()),
+                None => None,
+            },
+        );
+    let dry_run = call.dry_run()?
+        || body
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|v| v == "All"));
+    Ok(DeleteOpts {
+        dry_run,
+        grace_period_seconds: grace,
+        propagation_policy: policy,
+        precondition_uid: body
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        precondition_resource_version: body
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
+}
+
+async fn delete(call: &Call<'_>) -> Result<Response, ApiError> {
+    let output = call.output()?;
+    let opts = delete_opts(call)?;
+    match call
+        .gs()
+        .delete(&call.entry, call.namespace(), &call.info.name, &opts)
+        .await?
+    {
+        Deleted::Pending(obj) => encode::object_response(&call.entry, StatusCode::OK, &obj, output),
+        Deleted::Now(obj) => {
+            let details = rudder_registry::GenericStore::delete_details(&call.entry, &obj);
+            let status = json!({
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": {
+                    "name": details.name,
+                    "group": details.group,
+                    "kind": details.kind,
+                    "uid": details.uid,
+                },
+            });
+            Ok(encode::json_response(StatusCode::OK, &status))
+        }
+    }
+}
+
+async fn delete_collection(call: &Call<'_>) -> Result<Response, ApiError> {
+    let opts = delete_opts(call)?;
+    let list = list_opts(call.query)?;
+    let deleted = call
+        .gs()
+        .delete_collection(&call.entry, call.namespace(), &list, &opts)
+        .await?;
+    Ok(encode::json_response(
+        StatusCode::OK,
+        &json!({
+            "kind": format!("{}List", call.entry.info.kind),
+            "apiVersion": call.entry.info.api_version(),
+            "metadata": {},
+            "items": deleted,
+        }),
+    ))
+}
+
+/// `pods/binding`: the scheduler's (or anyone's) assignment of a pod to a node.
+async fn bind(call: &Call<'_>) -> Result<Response, ApiError> {
+    let binding = encode::decode_body(call.content_type(), &call.body)?;
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let gr = call.entry.info.group_resource();
+    let name = call.info.name.clone();
+    if node.is_empty() {
+        return Err(ApiError::invalid(
+            &rudder_api::status::GroupKind::new("", "Binding"),
+            &name,
+            &rudder_api::field::ErrorList(vec![rudder_api::field::FieldError::required(
+                &rudder_api::field::Path::new("target").child("name"),
+                "",
+            )]),
+        ));
+    }
+    let now = rudder_registry::object::now_rfc3339();
+    let opts = WriteOpts {
+        dry_run: call.dry_run()?,
+        raw: true,
+        ..Default::default()
+    };
+    // spec.nodeName is immutable through the pod itself; the binding sets it, with the
+    // PodScheduled condition, in one system write.
+    call.gs()
+        .update(
+            &call.entry,
+            call.namespace(),
+            &call.info.name,
+            |current| {
+                let current = current.ok_or_else(|| ApiError::not_found(&gr, &name))?;
+                if object::meta(current).is_some_and(|m| m.contains_key("deletionTimestamp")) {
+                    return Err(ApiError::conflict(&gr, &name, format!("pod {name} is being deleted, cannot be assigned to a host")));
+                }
+                let assigned = current.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+                if !assigned.is_empty() {
+                    return Err(ApiError::conflict(&gr, &name, format!("pod {name} is already assigned to node \"{assigned}\"")));
+                }
+                let mut pod = current.clone();
+                pod["spec"]["nodeName"] = json!(node);
+                let conds = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
+                let mut conds: Vec<Value> = conds.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
+                conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}));
+                pod["status"]["conditions"] = Value::Array(conds);
+                Ok(pod)
+            },
+            &opts,
+        )
+        .await?;
+    Ok(encode::json_response(
+        StatusCode::CREATED,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
+}
+
+/// The `autoscaling/v1` Scale view of a workload.
+fn scale_of(obj: &Value) -> Value {
+    let selector = obj
+        .pointer("/spec/selector")
+        .map(selector_string)
+        .unwrap_or_default();
+    let meta = object::meta(obj).cloned().unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+            "creationTimestamp": meta.get("creationTimestamp"),
+        },
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+        "status": {
+            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": selector,
+        },
+    })
+}
+
+/// A label selector object (or a replication controller's plain map) as its string form.
+fn selector_string(sel: &Value) -> String {
+    let plain = |m: &serde_json::Map<String, Value>| -> Vec<String> {
+        m.iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .collect()
+    };
+    let Some(m) = sel.as_object() else {
+        return String::new();
+    };
+    if !m.contains_key("matchLabels") && !m.contains_key("matchExpressions") {
+        return plain(m).join(",");
+    }
+    match serde_json::from_value::<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>(
+        sel.clone(),
+    ) {
+        Ok(ls) => Selector::from_label_selector(Some(&ls))
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+async fn get_scale(call: &Call<'_>) -> Result<Response, ApiError> {
+    let obj = call
+        .gs()
+        .get(&call.entry, call.namespace(), &call.info.name)
+        .await?;
+    Ok(encode::json_response(StatusCode::OK, &scale_of(&obj)))
+}
+
+async fn write_scale(
+    call: &Call<'_>,
+    mut to_scale: impl FnMut(&Value) -> Result<Value, ApiError>,
+) -> Result<Response, ApiError> {
+    let opts = WriteOpts {
+        dry_run: call.dry_run()?,
+        ..Default::default()
+    };
+    let gr = call.entry.info.group_resource();
+    let name = call.info.name.clone();
+    let (obj, _) = call
+        .gs()
+        .update(
+            &call.entry,
+            call.namespace(),
+            &call.info.name,
+            |current| {
+                let current = current.ok_or_else(|| ApiError::not_found(&gr, &name))?;
+                let scale = to_scale(&scale_of(current))?;
+                let rv = object::meta_str(&scale, "resourceVersion");
+                let mut obj = current.clone();
+                if !rv.is_empty() {
+                    object::set_meta(&mut obj, "resourceVersion", json!(rv));
+                }
+                let replicas = scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
+                if !replicas.is_i64() || replicas.as_i64().unwrap_or(-1) < 0 {
+                    return Err(ApiError::invalid(
+                        &rudder_api::status::GroupKind::new("autoscaling", "Scale"),
+                        &name,
+                        &rudder_api::field::ErrorList(vec![
+                            rudder_api::field::FieldError::invalid(
+                                &rudder_api::field::Path::new("spec").child("replicas"),
+                                replicas.to_string(),
+                                "must be greater than or equal to 0",
+                            ),
+                        ]),
+                    ));
+                }
+                obj["spec"]["replicas"] = replicas;
+                Ok(obj)
+            },
+            &opts,
+        )
+        .await?;
+    Ok(encode::json_response(StatusCode::OK, &scale_of(&obj)))
+}
+
+async fn update_scale(call: &Call<'_>) -> Result<Response, ApiError> {
+    let body = encode::decode_body(call.content_type(), &call.body)?;
+    write_scale(call, |_| Ok(body.clone())).await
+}
+
+async fn patch_scale(call: &Call<'_>) -> Result<Response, ApiError> {
+    let kind = patch_type(call.content_type())?;
+    let patch: Value = serde_json::from_slice(&call.body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    write_scale(call, |scale| {
+        let mut s = apply_patch(&kind, &patch, scale)?;
+        if object::meta_str(&s, "resourceVersion") == object::meta_str(scale, "resourceVersion") {
+            // No precondition from the client: apply to whatever is current.
+            object::remove_meta(&mut s, "resourceVersion");
+        }
+        Ok(s)
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_render_as_strings() {
+        assert_eq!(
+            selector_string(&json!({"matchLabels": {"app": "web"}})),
+            "app=web"
+        );
+        assert_eq!(selector_string(&json!({"app": "rc"})), "app=rc");
+        assert_eq!(
+            selector_string(
+                &json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]})
+            ),
+            "tier in (a,b)"
+        );
+    }
+
+    #[test]
+    fn patches_apply() {
+        let cur = json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"replicas": 1}});
+        let merged = apply_patch(
+            &PatchType::Merge,
+            &json!({"metadata": {"labels": {"b": null, "c": "3"}}}),
+            &cur,
+        )
+        .unwrap();
+        assert_eq!(merged["metadata"]["labels"], json!({"a": "1", "c": "3"}));
+        let patched = apply_patch(
+            &PatchType::Json,
+            &json!([{"op": "replace", "path": "/spec/replicas", "value": 2}]),
+            &cur,
+        )
+        .unwrap();
+        assert_eq!(patched["spec"]["replicas"], 2);
+        let err = apply_patch(
+            &PatchType::Json,
+            &json!([{"op": "remove", "path": "/nope"}]),
+            &cur,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, 422);
+        assert_eq!(
+            patch_type(Some("application/strategic-merge-patch+json"))
+                .err()
+                .unwrap()
+                .code,
+            415
+        );
+    }
+}

@@ -1,0 +1,95 @@
+//! Namespaces (upstream `pkg/registry/core/namespace`): created `Active` with the `kubernetes`
+//! finalizer; deleting one marks it `Terminating` until the namespace controller has removed
+//! its contents and cleared `spec.finalizers`.
+
+use rudder_registry::{OpCx, Strategy};
+use serde_json::{json, Value};
+
+pub struct NamespaceStrategy;
+
+/// The finalizer the namespace controller owns.
+const FINALIZER_KUBERNETES: &str = "kubernetes";
+
+impl Strategy for NamespaceStrategy {
+    fn prepare_for_create(&self, _cx: &OpCx, obj: &mut Value) {
+        let Some(m) = obj.as_object_mut() else { return };
+        m.insert("status".into(), json!({"phase": "Active"}));
+        let spec = m.entry("spec").or_insert_with(|| json!({}));
+        if !spec.is_object() {
+            *spec = json!({});
+        }
+        let finalizers = spec
+            .get("finalizers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if !finalizers.iter().any(|f| f == FINALIZER_KUBERNETES) {
+            let mut f = finalizers;
+            f.push(json!(FINALIZER_KUBERNETES));
+            spec["finalizers"] = Value::Array(f);
+        }
+        // Every namespace carries its name as a label (upstream since 1.21).
+        if let Some(name) = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        {
+            let meta = &mut obj["metadata"];
+            if !meta["labels"].is_object() {
+                meta["labels"] = json!({});
+            }
+            meta["labels"]["kubernetes.io/metadata.name"] = json!(name);
+        }
+    }
+
+    fn prepare_for_update(&self, _cx: &OpCx, new: &mut Value, old: &Value) {
+        // spec.finalizers changes only through the finalize subresource.
+        if let Some(f) = old.pointer("/spec/finalizers") {
+            new["spec"]["finalizers"] = f.clone();
+        }
+        if let Some(name) = old
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        {
+            if !new["metadata"]["labels"].is_object() {
+                new["metadata"]["labels"] = json!({});
+            }
+            new["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
+        }
+    }
+
+    fn begin_delete(&self, _cx: &OpCx, obj: &mut Value) -> bool {
+        let held = obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        if held {
+            obj["status"]["phase"] = json!("Terminating");
+        }
+        held
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_active_and_deleted_terminating() {
+        let s = NamespaceStrategy;
+        let cx = OpCx::now();
+        let mut ns = json!({"metadata": {"name": "team"}, "status": {"phase": "Terminating"}});
+        s.prepare_for_create(&cx, &mut ns);
+        assert_eq!(ns["status"]["phase"], "Active");
+        assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
+        assert_eq!(
+            ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+            "team"
+        );
+        assert!(s.begin_delete(&cx, &mut ns));
+        assert_eq!(ns["status"]["phase"], "Terminating");
+        let mut done = json!({"metadata": {"name": "x"}, "spec": {"finalizers": []}});
+        assert!(!s.begin_delete(&cx, &mut done));
+    }
+}

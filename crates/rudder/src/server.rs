@@ -1,0 +1,247 @@
+//! `rudder server`: the control plane on the embedded store (or etcd).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rudder_apiserver::ApiServer;
+use rudder_registry::{GenericStore, Registry, WatchCache, WriteOpts};
+use rudder_store::Store;
+use serde_json::json;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServerArgs {
+    /// Where state, certificates and credentials live (default /var/lib/rudder as root,
+    /// ~/.rudder otherwise).
+    #[arg(long, short = 'd', env = "RUDDER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// HTTPS port of the API server.
+    #[arg(long, default_value_t = 6443)]
+    pub https_listen_port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+    /// etcd endpoints (comma-separated `http(s)://host:port`) instead of the embedded store.
+    #[arg(long, env = "RUDDER_DATASTORE_ENDPOINT")]
+    pub datastore_endpoint: Option<String>,
+    /// CA bundle for TLS to etcd.
+    #[arg(long)]
+    pub datastore_cafile: Option<PathBuf>,
+    /// Client certificate for TLS to etcd.
+    #[arg(long)]
+    pub datastore_certfile: Option<PathBuf>,
+    /// Client key for TLS to etcd.
+    #[arg(long)]
+    pub datastore_keyfile: Option<PathBuf>,
+    /// Where to write the admin kubeconfig (default `<data-dir>/kubeconfig.yaml`).
+    #[arg(long, short = 'o')]
+    pub write_kubeconfig: Option<PathBuf>,
+    /// Extra static bearer tokens, upstream's CSV format (`token,user,uid,"group1,group2"`).
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
+    /// Extra names or addresses for the serving certificate.
+    #[arg(long = "tls-san")]
+    pub tls_san: Vec<String>,
+}
+
+fn default_data_dir() -> PathBuf {
+    // Root gets the system location (as k3s uses /var/lib/rancher/k3s); others their home.
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if is_root {
+        PathBuf::from("/var/lib/rudder")
+    } else {
+        std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".rudder"))
+            .unwrap_or_else(|| PathBuf::from(".rudder"))
+    }
+}
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let server_dir = data_dir.join("server");
+    std::fs::create_dir_all(&server_dir)
+        .with_context(|| format!("creating {}", server_dir.display()))?;
+
+    let store = open_store(&args, &server_dir).await?;
+    let pki = rudder_pki::ClusterPki::load_or_create(
+        &server_dir.join("tls"),
+        rudder_pki::PkiOptions {
+            sans: args.tls_san.clone(),
+            token_file: None,
+        },
+    )
+    .context("preparing certificates")?;
+
+    let registry = Arc::new(
+        Registry::builtin(rudder_resources::strategies::strategy_for)
+            .context("loading the built-in resource table")?,
+    );
+    let cache = WatchCache::start(store.clone(), registry.clone())
+        .await
+        .context("loading the watch cache")?;
+    rudder_store::spawn_compactor(store.clone(), Duration::from_secs(300));
+
+    let mut authn = rudder_auth::UnionAuthenticator::new(vec![]);
+    authn.push(rudder_auth::X509Authenticator::new());
+    authn.push(
+        rudder_auth::TokenFileAuthenticator::from_file(pki.token_file())
+            .context("reading the admin token file")?,
+    );
+    if let Some(path) = &args.token_auth_file {
+        authn.push(
+            rudder_auth::TokenFileAuthenticator::from_file(path)
+                .with_context(|| format!("reading --token-auth-file {}", path.display()))?,
+        );
+    }
+    let advertise = match args.bind_address {
+        ip if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    let server = Arc::new(ApiServer {
+        gs: GenericStore {
+            store: store.clone(),
+            cache,
+            registry,
+        },
+        authn: Box::new(authn),
+        // RBAC arrives with its own issue; every authenticated user is allowed until then.
+        authz: Box::new(rudder_auth::AlwaysAllow),
+        ready: Default::default(),
+        metrics: Default::default(),
+        advertise_address: SocketAddr::new(advertise, args.https_listen_port).to_string(),
+    });
+
+    let addr = SocketAddr::new(args.bind_address, args.https_listen_port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))?;
+    let router = server.router();
+    let tls = pki.server_tls_config();
+    let serving = tokio::spawn(rudder_apiserver::serve_tls(
+        listener,
+        tls,
+        router,
+        shutdown_signal(),
+    ));
+
+    bootstrap(&server).await?;
+    server.ready.store(true, Ordering::Release);
+
+    let kubeconfig = args
+        .write_kubeconfig
+        .clone()
+        .unwrap_or_else(|| data_dir.join("kubeconfig.yaml"));
+    let url = format!("https://127.0.0.1:{}", args.https_listen_port);
+    rudder_pki::write_kubeconfig(&kubeconfig, &pki.admin_kubeconfig(url))
+        .with_context(|| format!("writing {}", kubeconfig.display()))?;
+    tracing::info!(
+        address = %addr,
+        backend = store.backend_name(),
+        ready_in_ms = started.elapsed().as_millis() as u64,
+        "rudder server is ready"
+    );
+    eprintln!(
+        "Rudder is ready. Admin kubeconfig: {} (try: KUBECONFIG={} kubectl get ns)",
+        kubeconfig.display(),
+        kubeconfig.display()
+    );
+    serving.await.context("API server task failed")?;
+    tracing::info!("rudder server stopped");
+    Ok(())
+}
+
+async fn open_store(
+    args: &ServerArgs,
+    server_dir: &std::path::Path,
+) -> anyhow::Result<Arc<dyn Store>> {
+    match &args.datastore_endpoint {
+        Some(endpoints) => {
+            let tls = match (
+                &args.datastore_cafile,
+                &args.datastore_certfile,
+                &args.datastore_keyfile,
+            ) {
+                (None, None, None) => None,
+                (Some(ca), cert, key) => Some(rudder_store_etcd::EtcdTls {
+                    ca_pem: ca.clone(),
+                    cert_pem: cert.clone(),
+                    key_pem: key.clone(),
+                }),
+                _ => anyhow::bail!(
+                    "--datastore-certfile/--datastore-keyfile need --datastore-cafile"
+                ),
+            };
+            let store = rudder_store_etcd::EtcdStore::connect(rudder_store_etcd::EtcdConfig {
+                endpoints: endpoints.split(',').map(|e| e.trim().to_string()).collect(),
+                tls,
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("connecting to etcd at {endpoints}"))?;
+            Ok(Arc::new(store))
+        }
+        None => {
+            let dir = server_dir.join("db");
+            std::fs::create_dir_all(&dir)?;
+            let store = rudder_store_redb::RedbStore::open(
+                dir.join("state.redb"),
+                rudder_store_redb::RedbOptions::default(),
+            )
+            .await
+            .context("opening the embedded store")?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// What every cluster has from its first start: the four system namespaces.
+async fn bootstrap(server: &ApiServer) -> anyhow::Result<()> {
+    let gs = &server.gs;
+    let ns = gs
+        .registry
+        .get("", "v1", "namespaces")
+        .context("namespaces are not registered")?
+        .clone();
+    for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        let body = json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+        });
+        match gs.create(&ns, None, body, &WriteOpts::default()).await {
+            Ok(_) => tracing::info!(namespace = name, "created"),
+            Err(e) if e.is_already_exists() => {}
+            Err(e) => anyhow::bail!("creating namespace {name}: {}", e.message),
+        }
+    }
+    // Namespaced creates check the namespace in the cache: wait until it has them.
+    let current = gs.store.current_revision().await?;
+    gs.cache
+        .wait_for(current)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,376 @@
+//! End to end: the real kubectl (v1.37) against a freshly started `rudder server`, on both the
+//! embedded store and etcd, checking what kubectl prints.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::{Backend, Cluster};
+
+fn lines(s: &str) -> Vec<&str> {
+    s.lines().collect()
+}
+
+fn basics(b: Backend) {
+    let c = Cluster::start(b);
+    let ns = c.ok(&["get", "ns"]);
+    for n in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert!(
+            ns.lines().any(|l| l.starts_with(n) && l.contains("Active")),
+            "{n} missing or not Active:\n{ns}"
+        );
+    }
+    assert!(lines(&ns)[0].starts_with("NAME") && lines(&ns)[0].contains("STATUS"));
+    let v = c.ok(&["version"]);
+    assert!(v.contains("Server Version: v1.37."), "{v}");
+    let ar = c.ok(&["api-resources"]);
+    assert!(
+        ar.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["deployments", "deploy", "apps/v1", "true", "Deployment"]),
+        "{ar}"
+    );
+    let cluster_scoped = c.ok(&["api-resources", "--namespaced=false", "-o", "name"]);
+    assert!(cluster_scoped.lines().any(|l| l == "namespaces"));
+    assert!(!cluster_scoped.lines().any(|l| l == "pods"));
+    let versions = c.ok(&["api-versions"]);
+    for gv in [
+        "apps/v1",
+        "batch/v1",
+        "v1",
+        "autoscaling/v2",
+        "rbac.authorization.k8s.io/v1",
+    ] {
+        assert!(
+            versions.lines().any(|l| l == gv),
+            "{gv} missing:\n{versions}"
+        );
+    }
+    assert_eq!(c.ok(&["get", "--raw", "/livez"]), "ok");
+    assert_eq!(c.ok(&["get", "--raw", "/healthz"]), "ok");
+    let verbose = c.ok(&["get", "--raw", "/readyz?verbose"]);
+    assert!(
+        verbose.contains("[+]etcd ok") && verbose.ends_with("readyz check passed\n"),
+        "{verbose}"
+    );
+}
+
+fn create_get_and_output_formats(b: Backend) {
+    let c = Cluster::start(b);
+    assert_eq!(
+        c.ok(&[
+            "create",
+            "configmap",
+            "app-config",
+            "--from-literal=mode=prod"
+        ]),
+        "configmap/app-config created\n"
+    );
+    let table = c.ok(&["get", "configmaps"]);
+    let header: Vec<_> = lines(&table)[0].split_whitespace().collect();
+    assert_eq!(header, ["NAME", "DATA", "AGE"]);
+    assert!(table
+        .lines()
+        .any(|l| l.starts_with("app-config") && l.split_whitespace().nth(1) == Some("1")));
+    let yaml = c.ok(&["get", "cm", "app-config", "-o", "yaml"]);
+    assert!(
+        yaml.contains("mode: prod") && yaml.contains("resourceVersion:") && yaml.contains("uid:")
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&c.ok(&["get", "cm", "app-config", "-o", "json"])).unwrap();
+    assert_eq!(json["data"]["mode"], "prod");
+    assert_eq!(json["metadata"]["namespace"], "default");
+    assert_eq!(
+        c.ok(&["get", "cm", "app-config", "-o", "name"]),
+        "configmap/app-config\n"
+    );
+    assert_eq!(
+        c.ok(&["get", "cm", "app-config", "-o", "jsonpath={.data.mode}"]),
+        "prod"
+    );
+    let cc = c.ok(&[
+        "get",
+        "cm",
+        "-o",
+        "custom-columns=N:.metadata.name,M:.data.mode",
+    ]);
+    assert!(
+        cc.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["app-config", "prod"]),
+        "{cc}"
+    );
+    // Labels: --show-labels, -L, -l.
+    c.ok(&["label", "cm", "app-config", "tier=backend"]);
+    c.ok(&["create", "configmap", "other"]);
+    let shown = c.ok(&["get", "cm", "--show-labels"]);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("app-config") && l.ends_with("tier=backend")),
+        "{shown}"
+    );
+    let col = c.ok(&["get", "cm", "-L", "tier"]);
+    assert!(lines(&col)[0].ends_with("TIER"));
+    assert_eq!(
+        c.ok(&["get", "cm", "-l", "tier=backend", "-o", "name"]),
+        "configmap/app-config\n"
+    );
+    assert_eq!(
+        c.ok(&["get", "cm", "-l", "tier!=backend", "-o", "name"]),
+        "configmap/other\n"
+    );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "cm",
+            "--field-selector",
+            "metadata.name=other",
+            "-o",
+            "name"
+        ]),
+        "configmap/other\n"
+    );
+    // Across namespaces, and in pages of one.
+    c.ok(&["create", "namespace", "team-a"]);
+    c.ok(&["create", "configmap", "a1", "-n", "team-a"]);
+    let all = c.ok(&["get", "cm", "-A"]);
+    assert!(lines(&all)[0].starts_with("NAMESPACE"));
+    assert!(
+        all.lines()
+            .any(|l| l.starts_with("team-a") && l.contains("a1")),
+        "{all}"
+    );
+    let paged = c.ok(&["get", "cm", "-A", "--chunk-size=1", "-o", "name"]);
+    assert_eq!(paged.lines().count(), 3, "{paged}");
+    // Annotate, then delete by name, by selector and --all.
+    c.ok(&["annotate", "cm", "other", "note=hello"]);
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "cm",
+            "other",
+            "-o",
+            "jsonpath={.metadata.annotations.note}"
+        ]),
+        "hello"
+    );
+    c.ok(&["delete", "cm", "-l", "tier=backend"]);
+    assert!(c.fails(&["get", "cm", "app-config"]).contains("NotFound"));
+    c.ok(&["delete", "cm", "--all", "-n", "team-a"]);
+    assert_eq!(c.ok(&["get", "cm", "-n", "team-a", "-o", "name"]), "");
+    let gone = c.ok(&["delete", "cm", "other"]);
+    assert!(gone.contains("configmap \"other\" deleted"), "{gone}");
+}
+
+fn typed_creates_send_protobuf(b: Backend) {
+    let c = Cluster::start(b);
+    c.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx:1.27",
+        "--replicas=2",
+    ]);
+    let d = c.ok(&["get", "deploy", "web", "-o", "wide"]);
+    let header: Vec<_> = lines(&d)[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "AGE",
+            "CONTAINERS",
+            "IMAGES",
+            "SELECTOR"
+        ]
+    );
+    assert!(
+        lines(&d)[1].contains("nginx:1.27") && lines(&d)[1].contains("app=web"),
+        "{d}"
+    );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.metadata.generation}"
+        ]),
+        "1"
+    );
+    c.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "s1",
+        "--from-literal=password=hunter2",
+    ]);
+    assert_eq!(
+        c.ok(&["get", "secret", "s1", "-o", "jsonpath={.data.password}"]),
+        "aHVudGVyMg=="
+    );
+    c.ok(&["create", "serviceaccount", "robot"]);
+    c.ok(&["create", "job", "once", "--image=busybox"]);
+    c.ok(&["create", "role", "reader", "--verb=get", "--resource=pods"]);
+    c.ok(&["create", "namespace", "made-by-protobuf"]);
+    assert!(c.ok(&["get", "ns", "made-by-protobuf"]).contains("Active"));
+    // scale goes through the scale subresource.
+    assert_eq!(
+        c.ok(&["scale", "deploy", "web", "--replicas=5"]),
+        "deployment.apps/web scaled\n"
+    );
+    assert_eq!(
+        c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "5"
+    );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.metadata.generation}"
+        ]),
+        "2"
+    );
+}
+
+fn errors_print_as_upstream(b: Backend) {
+    let c = Cluster::start(b);
+    assert_eq!(
+        c.fails(&["get", "cm", "nope"]),
+        "Error from server (NotFound): configmaps \"nope\" not found\n"
+    );
+    c.ok(&["create", "configmap", "dup"]);
+    assert_eq!(
+        c.fails(&["create", "configmap", "dup"]),
+        "error: failed to create configmap: configmaps \"dup\" already exists\n"
+    );
+    let manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n";
+    let r = c.kubectl_stdin(&["create", "--validate=false", "-f", "-"], manifest);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("The ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"),
+        "{}",
+        r.stderr
+    );
+    // A stale resourceVersion is a conflict.
+    let rv = c.ok(&[
+        "get",
+        "cm",
+        "dup",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    c.ok(&["label", "cm", "dup", "a=b"]);
+    let stale = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dup\n  resourceVersion: \"{rv}\"\ndata:\n  x: y\n");
+    let r = c.kubectl_stdin(&["replace", "--validate=false", "-f", "-"], &stale);
+    assert!(
+        r.stderr.contains("Operation cannot be fulfilled on configmaps \"dup\": the object has been modified; please apply your changes to the latest version and try again"),
+        "{}",
+        r.stderr
+    );
+    // No credentials, or a bad token: 401.
+    let bad = c.dir.path().join("bad.kubeconfig");
+    let text = std::fs::read_to_string(&c.kubeconfig).unwrap();
+    let token_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("token:"))
+        .unwrap();
+    std::fs::write(
+        &bad,
+        text.replace(token_line, "    token: not-a-real-token"),
+    )
+    .unwrap();
+    let r = c
+        .command(&["get", "ns"])
+        .env("KUBECONFIG", &bad)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        stderr.contains("error: You must be logged in to the server (Unauthorized)"),
+        "{stderr}"
+    );
+    // Health and version need no credentials.
+    let r = c
+        .command(&["get", "--raw", "/version"])
+        .env("KUBECONFIG", &bad)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+}
+
+fn watch_and_wait(b: Backend) {
+    let c = Cluster::start(b);
+    c.ok(&["create", "configmap", "w0"]);
+    let mut watcher = c
+        .command(&["get", "cm", "-w", "-o", "name"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watcher.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        "configmap/w0"
+    );
+    c.ok(&["create", "configmap", "w1"]);
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        "configmap/w1"
+    );
+    c.ok(&["delete", "configmap", "w1"]);
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        "configmap/w1"
+    );
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    // wait uses the WatchList protocol.
+    c.ok(&["label", "cm", "w0", "ready=yes"]);
+    let out = c.ok(&[
+        "wait",
+        "--for=jsonpath={.metadata.labels.ready}=yes",
+        "cm/w0",
+        "--timeout=10s",
+    ]);
+    assert_eq!(out, "configmap/w0 condition met\n");
+    let waiter = c
+        .command(&["wait", "--for=delete", "cm/w0", "--timeout=20s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    c.ok(&["delete", "cm", "w0", "--wait=false"]);
+    let out = waiter.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // delete waits (WatchList) until the object is gone.
+    c.ok(&["create", "configmap", "w2"]);
+    let out = c.ok(&["delete", "cm", "w2", "--wait=true", "--timeout=10s"]);
+    assert!(out.contains("deleted"), "{out}");
+}
+
+on_both_backends!(
+    basics,
+    create_get_and_output_formats,
+    typed_creates_send_protobuf,
+    errors_print_as_upstream,
+    watch_and_wait,
+);

