@@ -149,9 +149,14 @@ async fn list(call: &Call<'_>) -> Result<Response, ApiError> {
     let output = call.output()?;
     let opts = list_opts(call.query)?;
     let r = call.gs().list(&call.entry, call.namespace(), &opts).await?;
+    let items: Vec<_> = r
+        .items
+        .iter()
+        .map(|o| encode::in_version(&call.entry, o))
+        .collect();
     encode::list_response(
         &call.entry,
-        &r.items,
+        &items,
         r.revision,
         r.continue_token,
         r.remaining,

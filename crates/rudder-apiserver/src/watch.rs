@@ -74,7 +74,8 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn event(&mut self, kind: &str, o: &CachedObject) -> Bytes {
+    fn event(&mut self, kind: &str, o: &Arc<CachedObject>) -> Bytes {
+        let o = &encode::in_version(&self.entry, o);
         let line = match self.output {
             Output::Json | Output::Yaml => {
                 // The object's cached JSON is spliced in, not re-encoded.

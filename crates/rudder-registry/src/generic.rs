@@ -14,6 +14,7 @@ use rudder_api::validation::object_meta::{validate_object_meta, validate_object_
 use rudder_store::{RangeRequest, Store, StoreError, WriteOptions};
 use serde_json::{json, Value};
 
+use crate::admission::Admission;
 use crate::cache::{CacheWatch, CachedObject, WatchCache, WatchFrom};
 use crate::object;
 use crate::registry::{Entry, Registry};
@@ -63,6 +64,11 @@ pub struct ListResult {
     pub remaining: Option<i64>,
 }
 
+enum CreateFailure {
+    NameTaken,
+    Error(ApiError),
+}
+
 /// The outcome of a delete.
 pub enum Deleted {
     /// Gone from the store; the last state.
@@ -75,6 +81,8 @@ pub struct GenericStore {
     pub store: Arc<dyn Store>,
     pub cache: Arc<WatchCache>,
     pub registry: Arc<Registry>,
+    /// Admission plugins, run in order.
+    pub admission: Vec<Arc<dyn Admission>>,
 }
 
 /// Map store errors that can reach a client.
@@ -196,6 +204,8 @@ impl GenericStore {
         if entry.strategy.tracks_generation() {
             object::set_meta(&mut obj, "generation", json!(1));
         }
+        let plugins: Vec<&Arc<dyn Admission>> =
+            self.admission.iter().filter(|a| a.handles(entry)).collect();
         for attempt in 0..8 {
             if !named && !generate_name.is_empty() {
                 object::set_meta(
@@ -205,53 +215,122 @@ impl GenericStore {
                 );
             }
             let name = object::name(&obj).to_string();
+            let mut admitted = obj.clone();
+            for (i, a) in plugins.iter().enumerate() {
+                if let Err(e) = a.admit_create(entry, &mut admitted, opts.dry_run) {
+                    for done in &plugins[..i] {
+                        done.abort(entry, &admitted, None);
+                    }
+                    return Err(e);
+                }
+            }
+            let (failed, why) = match self
+                .create_admitted(entry, admitted, opts, &cx, &plugins)
+                .await
+            {
+                Ok(created) => return Ok(created),
+                Err(f) => f,
+            };
+            plugins.iter().for_each(|a| a.abort(entry, &failed, None));
+            match why {
+                CreateFailure::NameTaken if !named && !generate_name.is_empty() && attempt < 7 => {
+                    continue
+                }
+                CreateFailure::NameTaken if !named && !generate_name.is_empty() => {
+                    return Err(ApiError::generate_name_conflict(
+                        &entry.info.group_resource(),
+                        &name,
+                        1,
+                    ))
+                }
+                CreateFailure::NameTaken => {
+                    return Err(ApiError::already_exists(
+                        &entry.info.group_resource(),
+                        &name,
+                    ))
+                }
+                CreateFailure::Error(e) => return Err(e),
+            }
+        }
+        Err(ApiError::internal_error("name generation did not converge"))
+    }
+
+    /// Validate and persist an admitted object. On failure the object is handed back so that
+    /// admission can release what it reserved for it.
+    async fn create_admitted(
+        &self,
+        entry: &Entry,
+        mut obj: Value,
+        opts: &WriteOpts,
+        cx: &OpCx,
+        plugins: &[&Arc<dyn Admission>],
+    ) -> Result<Value, (Value, CreateFailure)> {
+        let name = object::name(&obj).to_string();
+        let checked = (|| -> Result<String, ApiError> {
             let mut errs = validate_meta(entry, &obj)?;
             if errs.0.is_empty() {
-                errs.0.extend(entry.strategy.validate(&cx, &obj).0);
+                errs.0.extend(entry.strategy.validate(cx, &obj).0);
             }
             if !errs.0.is_empty() {
                 return Err(invalid(entry, &name, errs));
             }
             self.check_namespace(entry, &obj)?;
-            let key = entry.key(Some(object::namespace(&obj)), &name)?;
-            if opts.dry_run {
-                if self
-                    .store
-                    .get(&key, None)
-                    .await
-                    .map_err(|e| store_err(entry, &name, e))?
-                    .0
-                    .is_some()
-                {
-                    return Err(ApiError::already_exists(
-                        &entry.info.group_resource(),
-                        &name,
-                    ));
+            entry.key(Some(object::namespace(&obj)), &name)
+        })();
+        let key = match checked {
+            Ok(k) => k,
+            Err(e) => return Err((obj, CreateFailure::Error(e))),
+        };
+        if opts.dry_run {
+            return match self.store.get(&key, None).await {
+                Ok((Some(_), _)) => Err((obj, CreateFailure::NameTaken)),
+                Ok((None, _)) => {
+                    // A dry run keeps nothing admission reserved.
+                    plugins.iter().for_each(|a| a.abort(entry, &obj, None));
+                    Ok(obj)
                 }
-                return Ok(obj);
-            }
-            let bytes = encode_for_store(&obj)?;
-            match self.store.create(&key, bytes, write_options(entry)).await {
-                Ok(rev) => {
-                    object::set_resource_version(&mut obj, rev);
-                    return Ok(obj);
-                }
-                Err(StoreError::AlreadyExists { .. })
-                    if !named && !generate_name.is_empty() && attempt < 7 =>
-                {
-                    continue;
-                }
-                Err(StoreError::AlreadyExists { .. }) if !named && !generate_name.is_empty() => {
-                    return Err(ApiError::generate_name_conflict(
-                        &entry.info.group_resource(),
-                        &name,
-                        1,
-                    ));
-                }
-                Err(e) => return Err(store_err(entry, &name, e)),
-            }
+                Err(e) => Err((obj, CreateFailure::Error(store_err(entry, &name, e)))),
+            };
         }
-        Err(ApiError::internal_error("name generation did not converge"))
+        let bytes = match self
+            .storage_form(entry, &obj)
+            .and_then(|v| encode_for_store(&v))
+        {
+            Ok(b) => b,
+            Err(e) => return Err((obj, CreateFailure::Error(e))),
+        };
+        match self.store.create(&key, bytes, write_options(entry)).await {
+            Ok(rev) => {
+                object::set_resource_version(&mut obj, rev);
+                plugins
+                    .iter()
+                    .for_each(|a| a.committed(entry, Some(&obj), None));
+                Ok(obj)
+            }
+            Err(StoreError::AlreadyExists { .. }) => Err((obj, CreateFailure::NameTaken)),
+            Err(e) => Err((obj, CreateFailure::Error(store_err(entry, &name, e)))),
+        }
+    }
+
+    /// The form an object of `entry`'s version is stored in.
+    fn storage_form(&self, entry: &Entry, obj: &Value) -> Result<Value, ApiError> {
+        if entry.strategy.converts() {
+            entry
+                .strategy
+                .version_to_storage(obj.clone())
+                .map_err(ApiError::bad_request)
+        } else {
+            Ok(obj.clone())
+        }
+    }
+
+    /// A stored object in `entry`'s version.
+    pub fn version_form(&self, entry: &Entry, obj: Value) -> Value {
+        if entry.strategy.converts() {
+            entry.strategy.storage_to_version(obj)
+        } else {
+            obj
+        }
     }
 
     /// Decode, normalise and default a request body; its apiVersion and kind must be the
@@ -320,7 +399,9 @@ impl GenericStore {
     ) -> Result<Value, ApiError> {
         let key = entry.key(namespace, name)?;
         match self.store.get(&key, None).await {
-            Ok((Some(kv), _)) => decode_stored(&key, &kv.value, kv.mod_revision),
+            Ok((Some(kv), _)) => {
+                Ok(self.version_form(entry, decode_stored(&key, &kv.value, kv.mod_revision)?))
+            }
             Ok((None, _)) => Err(ApiError::not_found(&entry.info.group_resource(), name)),
             Err(e) => Err(store_err(entry, name, e)),
         }
@@ -345,7 +426,9 @@ impl GenericStore {
                 Err(e) => return Err(store_err(entry, name, e)),
             };
             let old = match &current {
-                Some(kv) => Some(decode_stored(&key, &kv.value, kv.mod_revision)?),
+                Some(kv) => {
+                    Some(self.version_form(entry, decode_stored(&key, &kv.value, kv.mod_revision)?))
+                }
                 None => None,
             };
             let body = update(old.as_ref())?;
@@ -451,25 +534,46 @@ impl GenericStore {
                     object::set_meta(&mut obj, "generation", json!(gen + 1));
                 }
             }
-            let mut errs = {
-                let new_meta = metadata_of(&obj)?;
-                let old_meta = metadata_of(&old)?;
-                validate_object_meta_update(&new_meta, &old_meta, &Path::new("metadata"))
-            };
-            errs.0.extend(validate_meta(entry, &obj)?.0);
-            if errs.0.is_empty() {
-                errs.0
-                    .extend(entry.strategy.validate_update(&cx, &obj, &old).0);
+            let plugins: Vec<&Arc<dyn Admission>> =
+                self.admission.iter().filter(|a| a.handles(entry)).collect();
+            for (i, a) in plugins.iter().enumerate() {
+                if let Err(e) = a.admit_update(entry, &mut obj, &old, opts.dry_run) {
+                    for done in &plugins[..i] {
+                        done.abort(entry, &obj, Some(&old));
+                    }
+                    return Err(e);
+                }
             }
-            if !errs.0.is_empty() {
-                return Err(invalid(entry, name, errs));
+            let abort = |o: &Value| plugins.iter().for_each(|a| a.abort(entry, o, Some(&old)));
+            let checked = (|| -> Result<(), ApiError> {
+                let mut errs = validate_object_meta_update(
+                    &metadata_of(&obj)?,
+                    &metadata_of(&old)?,
+                    &Path::new("metadata"),
+                );
+                errs.0.extend(validate_meta(entry, &obj)?.0);
+                if errs.0.is_empty() && !opts.raw {
+                    errs.0
+                        .extend(entry.strategy.validate_update(&cx, &obj, &old).0);
+                }
+                if errs.0.is_empty() {
+                    Ok(())
+                } else {
+                    Err(invalid(entry, name, errs))
+                }
+            })();
+            if let Err(e) = checked {
+                abort(&obj);
+                return Err(e);
             }
             object::set_meta(&mut obj, "resourceVersion", json!(current_rv));
             if obj == old {
                 // No change: nothing is written and the resourceVersion stays (upstream).
+                abort(&obj);
                 return Ok((old, false));
             }
             if opts.dry_run {
+                abort(&obj);
                 return Ok((obj, false));
             }
             let expected = current.as_ref().map_or(0, |kv| kv.mod_revision);
@@ -482,16 +586,29 @@ impl GenericStore {
                     .unwrap_or(0)
                     == 0
             {
+                abort(&obj);
                 match self.store.delete(&key, Some(expected)).await {
                     Ok((rev, _)) => {
                         object::set_resource_version(&mut obj, rev);
+                        plugins
+                            .iter()
+                            .for_each(|a| a.committed(entry, None, Some(&old)));
                         return Ok((obj, false));
                     }
                     Err(StoreError::Conflict { .. }) => continue,
                     Err(e) => return Err(store_err(entry, name, e)),
                 }
             }
-            let bytes = encode_for_store(&obj)?;
+            let bytes = match self
+                .storage_form(entry, &obj)
+                .and_then(|v| encode_for_store(&v))
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    abort(&obj);
+                    return Err(e);
+                }
+            };
             match self
                 .store
                 .update(&key, bytes, expected, write_options(entry))
@@ -499,10 +616,19 @@ impl GenericStore {
             {
                 Ok(rev) => {
                     object::set_resource_version(&mut obj, rev);
+                    plugins
+                        .iter()
+                        .for_each(|a| a.committed(entry, Some(&obj), Some(&old)));
                     return Ok((obj, false));
                 }
-                Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound { .. }) => continue,
-                Err(e) => return Err(store_err(entry, name, e)),
+                Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound { .. }) => {
+                    abort(&obj);
+                    continue;
+                }
+                Err(e) => {
+                    abort(&obj);
+                    return Err(store_err(entry, name, e));
+                }
             }
         }
         Err(ApiError::conflict(
@@ -532,7 +658,8 @@ impl GenericStore {
             let Some(kv) = kv else {
                 return Err(ApiError::not_found(&entry.info.group_resource(), name));
             };
-            let mut obj = decode_stored(&key, &kv.value, kv.mod_revision)?;
+            let mut obj =
+                self.version_form(entry, decode_stored(&key, &kv.value, kv.mod_revision)?);
             if let Some(uid) = &opts.precondition_uid {
                 if uid != object::meta_str(&obj, "uid") {
                     return Err(ApiError::conflict(
@@ -635,7 +762,7 @@ impl GenericStore {
                     if opts.dry_run {
                         return Ok(Deleted::Pending(obj));
                     }
-                    let bytes = encode_for_store(&obj)?;
+                    let bytes = encode_for_store(&self.storage_form(entry, &obj)?)?;
                     match self
                         .store
                         .update(&key, bytes, kv.mod_revision, write_options(entry))
@@ -654,7 +781,13 @@ impl GenericStore {
                 return Ok(Deleted::Now(obj));
             }
             match self.store.delete(&key, Some(kv.mod_revision)).await {
-                Ok(_) => return Ok(Deleted::Now(obj)),
+                Ok(_) => {
+                    self.admission
+                        .iter()
+                        .filter(|a| a.handles(entry))
+                        .for_each(|a| a.committed(entry, None, Some(&obj)));
+                    return Ok(Deleted::Now(obj));
+                }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(store_err(entry, name, e)),
             }

@@ -4,12 +4,14 @@
 //! to its [`strategy::Strategy`]) served by one [`generic::GenericStore`] over the state store,
 //! with reads and watches served from one [`cache::WatchCache`]. Nothing here knows HTTP.
 
+pub mod admission;
 pub mod cache;
 pub mod generic;
 pub mod object;
 pub mod registry;
 pub mod strategy;
 
+pub use admission::Admission;
 pub use cache::{CacheEvent, CacheWatch, CachedObject, EventKind, WatchCache, WatchFrom};
 pub use generic::{DeleteOpts, Deleted, GenericStore, ListOpts, ListResult, WriteOpts};
 pub use registry::{Entry, Registry};

@@ -71,6 +71,22 @@ pub trait Strategy: Send + Sync + 'static {
     /// (upstream's selectable fields, e.g. pods' `spec.nodeName` and `status.phase`).
     fn selectable_fields(&self, _obj: &Value, _out: &mut Vec<(String, String)>) {}
 
+    /// Whether objects of this version are stored in another version's form (events.k8s.io/v1
+    /// events are stored as core/v1 events, as upstream stores one version per resource).
+    fn converts(&self) -> bool {
+        false
+    }
+
+    /// This version's object in the stored form (called only when [`Strategy::converts`]).
+    fn version_to_storage(&self, obj: Value) -> Result<Value, String> {
+        Ok(obj)
+    }
+
+    /// A stored object in this version's form (called only when [`Strategy::converts`]).
+    fn storage_to_version(&self, obj: Value) -> Value {
+        obj
+    }
+
     /// Called on a delete that nothing else holds (no finalizers, no grace period). Kinds whose
     /// deletion is a process keep the object, marked, and return true: a namespace turns
     /// `Terminating` until the namespace controller has emptied it and cleared

@@ -63,6 +63,7 @@ async fn fixture_with_history(history: usize) -> Fixture {
         store,
         cache,
         registry,
+        admission: vec![],
     };
     let ns = gs.registry.get("", "v1", "namespaces").unwrap().clone();
     for name in ["default", "other"] {
@@ -657,6 +658,7 @@ async fn slow_watcher_is_closed_not_skipped() {
                 store: f.gs.store.clone(),
                 cache: f.gs.cache.clone(),
                 registry: f.gs.registry.clone(),
+                admission: vec![],
             };
             let e = e.clone();
             tokio::spawn(async move {

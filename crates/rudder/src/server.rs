@@ -108,6 +108,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             store: store.clone(),
             cache,
             registry,
+            admission: vec![],
         },
         authn: Box::new(authn),
         // RBAC arrives with its own issue; every authenticated user is allowed until then.
