@@ -287,6 +287,24 @@ pub fn list_response(
     }
 }
 
+/// An object of the stored form in `entry`'s version (events.k8s.io events are stored as core
+/// events): converted and re-encoded, keeping what selectors read.
+pub fn in_version(entry: &Entry, o: &Arc<CachedObject>) -> Arc<CachedObject> {
+    if !entry.strategy.converts() {
+        return o.clone();
+    }
+    let value = entry.strategy.storage_to_version(o.value.clone());
+    let json = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
+    Arc::new(CachedObject {
+        key: o.key.clone(),
+        revision: o.revision,
+        value,
+        json,
+        labels: o.labels.clone(),
+        fields: o.fields.clone(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,22 +348,4 @@ mod tests {
         assert_eq!(decode_body(Some("text/plain"), b"x").unwrap_err().code, 415);
         assert_eq!(decode_body(None, b"{").unwrap_err().code, 400);
     }
-}
-
-/// An object of the stored form in `entry`'s version (events.k8s.io events are stored as core
-/// events): converted and re-encoded, keeping what selectors read.
-pub fn in_version(entry: &Entry, o: &Arc<CachedObject>) -> Arc<CachedObject> {
-    if !entry.strategy.converts() {
-        return o.clone();
-    }
-    let value = entry.strategy.storage_to_version(o.value.clone());
-    let json = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
-    Arc::new(CachedObject {
-        key: o.key.clone(),
-        revision: o.revision,
-        value,
-        json,
-        labels: o.labels.clone(),
-        fields: o.fields.clone(),
-    })
 }
