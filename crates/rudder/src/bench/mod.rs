@@ -1,5 +1,6 @@
 //! `rudder bench …`: reproducible measurements whose output goes into BENCHMARKS.md.
 
+mod api;
 mod store;
 
 use clap::Subcommand;
@@ -8,11 +9,15 @@ use clap::Subcommand;
 pub enum BenchCommand {
     /// The state store: the embedded backend and etcd, side by side in one run.
     Store(store::StoreBenchArgs),
+    /// The API server over HTTPS: start-up, memory, creates, gets, lists and watches, on the
+    /// embedded store and on etcd.
+    Api(api::ApiBenchArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Store(args) => store::run(args).await,
+        BenchCommand::Api(args) => api::run(args).await,
     }
 }
 
