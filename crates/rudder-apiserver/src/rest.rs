@@ -114,6 +114,33 @@ async fn get(call: &Call<'_>) -> Result<Response, ApiError> {
     encode::object_response(&call.entry, StatusCode::OK, &obj, output)
 }
 
+/// Upstream rejects a field selector on a field the resource cannot be selected by.
+fn check_field_selector(entry: &Entry, sel: &FieldSelector) -> Result<(), ApiError> {
+    // Strategies report every selectable field (empty when the object lacks it), so the
+    // names come from an empty object.
+    let mut supported = vec![
+        ("metadata.name".to_string(), String::new()),
+        ("metadata.namespace".to_string(), String::new()),
+    ];
+    entry.strategy.selectable_fields(&json!({}), &mut supported);
+    for field in sel.requirements().iter().map(|r| r.field.as_str()) {
+        if supported.iter().any(|(name, _)| name == field) {
+            continue;
+        }
+        // Kinds with their own field-label conversion say "not supported"; the rest fall back
+        // to upstream's DefaultMetaV1FieldSelectorConversion and its wording.
+        let msg = if supported.len() > 2 {
+            format!("field label not supported: {field}")
+        } else {
+            format!(
+                "\"{field}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+            )
+        };
+        return Err(ApiError::bad_request(msg));
+    }
+    Ok(())
+}
+
 fn list_opts(q: &Query) -> Result<ListOpts, ApiError> {
     let label_selector = match q.get("labelSelector") {
         Some(s) if !s.is_empty() => Some(Selector::parse(s).map_err(|e| e.to_api_error())?),
@@ -148,6 +175,9 @@ fn list_opts(q: &Query) -> Result<ListOpts, ApiError> {
 async fn list(call: &Call<'_>) -> Result<Response, ApiError> {
     let output = call.output()?;
     let opts = list_opts(call.query)?;
+    if let Some(sel) = &opts.field_selector {
+        check_field_selector(&call.entry, sel)?;
+    }
     let r = call.gs().list(&call.entry, call.namespace(), &opts).await?;
     let items: Vec<_> = r
         .items
@@ -173,6 +203,9 @@ async fn watch(call: &Call<'_>) -> Result<Response, ApiError> {
         let sel = format!("metadata.name={}", call.info.name);
         opts.field_selector =
             Some(FieldSelector::parse(&sel).map_err(|e| ApiError::bad_request(e.to_string()))?);
+    }
+    if let Some(sel) = &opts.field_selector {
+        check_field_selector(&call.entry, sel)?;
     }
     let send_initial = match q.get("sendInitialEvents") {
         Some("true") => true,

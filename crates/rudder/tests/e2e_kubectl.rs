@@ -273,6 +273,11 @@ fn errors_print_as_upstream(b: Backend) {
         "{}",
         r.stderr
     );
+    // A field selector on a field the kind cannot be selected by.
+    assert_eq!(
+        c.fails(&["get", "cm", "--field-selector", "spec.foo=x"]),
+        "Error from server (BadRequest): Unable to find \"/v1, Resource=configmaps\" that match label selector \"\", field selector \"spec.foo=x\": \"spec.foo\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\"\n"
+    );
     // No credentials, or a bad token: 401.
     let bad = c.dir.path().join("bad.kubeconfig");
     let text = std::fs::read_to_string(&c.kubeconfig).unwrap();
