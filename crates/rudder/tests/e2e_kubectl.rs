@@ -372,7 +372,59 @@ fn watch_and_wait(b: Backend) {
     assert!(out.contains("deleted"), "{out}");
 }
 
+fn state_survives_restart(b: Backend) {
+    let mut c = Cluster::start(b);
+    c.ok(&["create", "namespace", "keep"]);
+    c.ok(&[
+        "create",
+        "configmap",
+        "kept",
+        "-n",
+        "keep",
+        "--from-literal=a=b",
+    ]);
+    let rv = c.ok(&[
+        "get",
+        "cm",
+        "kept",
+        "-n",
+        "keep",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    let kubeconfig = std::fs::read_to_string(&c.kubeconfig).unwrap();
+    c.restart();
+    // Same credentials and CA, same objects, same resourceVersions.
+    assert_eq!(std::fs::read_to_string(&c.kubeconfig).unwrap(), kubeconfig);
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "cm",
+            "kept",
+            "-n",
+            "keep",
+            "-o",
+            "jsonpath={.data.a}"
+        ]),
+        "b"
+    );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "cm",
+            "kept",
+            "-n",
+            "keep",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}"
+        ]),
+        rv
+    );
+    assert_eq!(c.ok(&["get", "ns", "-o", "name"]).lines().count(), 5);
+}
+
 on_both_backends!(
+    state_survives_restart,
     basics,
     create_get_and_output_formats,
     typed_creates_send_protobuf,

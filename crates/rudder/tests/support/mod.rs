@@ -18,6 +18,7 @@ pub struct Cluster {
     pub port: u16,
     pub kubeconfig: PathBuf,
     child: Option<Child>,
+    etcd_endpoint: Option<String>,
     _etcd: Option<rudder_store_etcd::testing::EtcdProcess>,
 }
 
@@ -81,37 +82,58 @@ impl Cluster {
         );
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rudder"));
-        cmd.args(["server", "--bind-address", "127.0.0.1"])
-            .arg("--https-listen-port")
-            .arg(port.to_string())
-            .arg("--data-dir")
-            .arg(dir.path().join("data"));
         let etcd = match backend {
             Backend::Redb => None,
             Backend::Etcd => {
-                let e = rudder_store_etcd::testing::EtcdProcess::start().expect("start etcd");
-                cmd.arg("--datastore-endpoint").arg(e.endpoint());
-                Some(e)
+                Some(rudder_store_etcd::testing::EtcdProcess::start().expect("start etcd"))
             }
         };
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let kubeconfig = dir.path().join("data").join("kubeconfig.yaml");
+        let mut c = Cluster {
+            etcd_endpoint: etcd.as_ref().map(|e| e.endpoint()),
+            dir,
+            port,
+            kubeconfig,
+            child: None,
+            _etcd: etcd,
+        };
+        c.spawn_server();
+        c.wait_ready();
+        c
+    }
+
+    fn spawn_server(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rudder"));
+        cmd.args(["server", "--bind-address", "127.0.0.1"])
+            .arg("--https-listen-port")
+            .arg(self.port.to_string())
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"));
+        if let Some(e) = &self.etcd_endpoint {
+            cmd.arg("--datastore-endpoint").arg(e);
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .unwrap();
         let child = cmd
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start rudder server");
-        let kubeconfig = dir.path().join("data").join("kubeconfig.yaml");
-        let mut c = Cluster {
-            dir,
-            port,
-            kubeconfig,
-            child: Some(child),
-            _etcd: etcd,
-        };
-        c.wait_ready();
-        c
+        self.child = Some(child);
+    }
+
+    /// Kill the server without warning (SIGKILL) and start it again on the same data.
+    pub fn restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.spawn_server();
+        self.wait_ready();
     }
 
     fn wait_ready(&mut self) {
