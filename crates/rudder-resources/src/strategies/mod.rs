@@ -1,6 +1,7 @@
 //! Per-type strategies: upstream's `pkg/registry/<group>/<resource>/strategy.go`, one module
 //! per kind that behaves differently from the generic default.
 
+mod events;
 mod namespace;
 
 use std::sync::Arc;
@@ -29,6 +30,8 @@ const GENERATION_KINDS: &[&str] = &[
 pub fn strategy_for(info: &ResourceInfo) -> Arc<dyn Strategy> {
     match (info.group.as_str(), info.kind.as_str()) {
         ("", "Namespace") => Arc::new(namespace::NamespaceStrategy),
+        ("", "Event") => Arc::new(events::CoreEventStrategy),
+        ("events.k8s.io", "Event") => Arc::new(events::EventsV1Strategy),
         (_, kind) => Arc::new(DefaultStrategy {
             tracks_generation: GENERATION_KINDS.contains(&kind),
         }),
