@@ -108,7 +108,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             store: store.clone(),
             cache,
             registry,
-            admission: vec![],
+            // Service ClusterIP and NodePort allocation, its state rebuilt from the stored
+            // services (the snapshot the watch cache just loaded; nothing is served yet).
+            admission: vec![Arc::new(
+                rudder_allocator::ServiceAllocator::from_store(
+                    rudder_allocator::ServiceAllocatorConfig::default(),
+                    store.as_ref(),
+                )
+                .await
+                .context("rebuilding the service IP and node port allocations")?,
+            ) as Arc<dyn rudder_registry::Admission>],
         },
         authn: Box::new(authn),
         // RBAC arrives with its own issue; every authenticated user is allowed until then.
@@ -201,7 +210,8 @@ async fn open_store(
     }
 }
 
-/// What every cluster has from its first start: the four system namespaces.
+/// What every cluster has from its first start: the four system namespaces and the
+/// `kubernetes` service.
 async fn bootstrap(server: &ApiServer) -> anyhow::Result<()> {
     let gs = &server.gs;
     let ns = gs
@@ -227,6 +237,31 @@ async fn bootstrap(server: &ApiServer) -> anyhow::Result<()> {
         .wait_for(current)
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
+    // The `kubernetes` service (the API server at the service CIDR's first IP), created if
+    // missing, as upstream's control-plane bootstrap controller does.
+    let services = gs
+        .registry
+        .get("", "v1", "services")
+        .context("services are not registered")?
+        .clone();
+    let target_port = server
+        .advertise_address
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(6443);
+    let body = rudder_allocator::kubernetes_service(
+        &rudder_allocator::ServiceAllocatorConfig::default(),
+        target_port,
+    );
+    match gs
+        .create(&services, Some("default"), body, &WriteOpts::default())
+        .await
+    {
+        Ok(_) => tracing::info!(service = "default/kubernetes", "created"),
+        Err(e) if e.is_already_exists() => {}
+        Err(e) => tracing::warn!(error = %e.message, "could not create the kubernetes service"),
+    }
     Ok(())
 }
 
