@@ -266,7 +266,7 @@ fn errors_print_as_upstream(b: Backend) {
         "jsonpath={.metadata.resourceVersion}",
     ]);
     c.ok(&["label", "cm", "dup", "a=b"]);
-    let stale = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dup\n  resourceVersion: \"{rv}\"\ndata:\n  x: y\n");
+    let stale = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dup\n  resourceVersion: \"{rv}\"\ndata:\n  x: z\n");
     let r = c.kubectl_stdin(&["replace", "--validate=false", "-f", "-"], &stale);
     assert!(
         r.stderr.contains("Operation cannot be fulfilled on configmaps \"dup\": the object has been modified; please apply your changes to the latest version and try again"),

@@ -1,8 +1,22 @@
 //! Per-type strategies: upstream's `pkg/registry/<group>/<resource>/strategy.go`, one module
-//! per kind that behaves differently from the generic default.
+//! per kind that behaves differently from the generic default, with upstream's defaulting
+//! (`pkg/apis/<group>/v1/defaults.go`) and validation (`pkg/apis/<group>/validation`).
 
+mod apps;
+mod batch;
+mod config;
+mod decode;
 mod events;
+mod misc;
 mod namespace;
+mod networking;
+mod node;
+mod pod;
+mod podspec;
+mod quantity;
+mod service;
+mod storage;
+mod util;
 
 use std::sync::Arc;
 
@@ -28,12 +42,49 @@ const GENERATION_KINDS: &[&str] = &[
 
 /// The strategy of a built-in resource.
 pub fn strategy_for(info: &ResourceInfo) -> Arc<dyn Strategy> {
+    let v1 = info.version == "v1";
     match (info.group.as_str(), info.kind.as_str()) {
         ("", "Namespace") => Arc::new(namespace::NamespaceStrategy),
+        ("", "Pod") if v1 => Arc::new(pod::PodStrategy),
+        ("", "PodTemplate") if v1 => Arc::new(apps::PodTemplateStrategy),
+        ("", "ReplicationController") if v1 => Arc::new(apps::ReplicationControllerStrategy),
+        ("", "Service") if v1 => Arc::new(service::ServiceStrategy),
+        ("", "ConfigMap") if v1 => Arc::new(config::ConfigMapStrategy),
+        ("", "Secret") if v1 => Arc::new(config::SecretStrategy),
+        ("", "Node") if v1 => Arc::new(node::NodeStrategy),
+        ("", "ServiceAccount") if v1 => Arc::new(misc::ServiceAccountStrategy),
+        ("", "PersistentVolumeClaim") if v1 => Arc::new(storage::PersistentVolumeClaimStrategy),
         ("", "Event") => Arc::new(events::CoreEventStrategy),
         ("events.k8s.io", "Event") => Arc::new(events::EventsV1Strategy),
+        ("apps", "Deployment") if v1 => Arc::new(apps::DeploymentStrategy),
+        ("apps", "ReplicaSet") if v1 => Arc::new(apps::ReplicaSetStrategy),
+        ("apps", "StatefulSet") if v1 => Arc::new(apps::StatefulSetStrategy),
+        ("apps", "DaemonSet") if v1 => Arc::new(apps::DaemonSetStrategy),
+        ("batch", "Job") if v1 => Arc::new(batch::JobStrategy),
+        ("batch", "CronJob") if v1 => Arc::new(batch::CronJobStrategy),
+        ("networking.k8s.io", "Ingress") if v1 => Arc::new(networking::IngressStrategy),
         (_, kind) => Arc::new(DefaultStrategy {
             tracks_generation: GENERATION_KINDS.contains(&kind),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_resource_gets_a_strategy_with_the_right_generation_rule() {
+        let table = rudder_api::resources::ResourceTable::builtin().unwrap();
+        for info in table.resources() {
+            let s = strategy_for(info);
+            assert_eq!(
+                s.tracks_generation(),
+                GENERATION_KINDS.contains(&info.kind.as_str()),
+                "{}/{}",
+                info.group,
+                info.kind
+            );
+        }
     }
 }

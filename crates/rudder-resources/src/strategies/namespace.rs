@@ -2,8 +2,11 @@
 //! finalizer; deleting one marks it `Terminating` until the namespace controller has removed
 //! its contents and cleared `spec.finalizers`.
 
+use rudder_api::k8s_openapi::api::core::v1::Namespace;
 use rudder_registry::{OpCx, Strategy};
 use serde_json::{json, Value};
+
+use super::decode::round_trip;
 
 pub struct NamespaceStrategy;
 
@@ -11,6 +14,10 @@ pub struct NamespaceStrategy;
 const FINALIZER_KUBERNETES: &str = "kubernetes";
 
 impl Strategy for NamespaceStrategy {
+    fn decode(&self, obj: Value) -> Result<Value, String> {
+        round_trip::<Namespace>(obj)
+    }
+
     fn prepare_for_create(&self, _cx: &OpCx, obj: &mut Value) {
         let Some(m) = obj.as_object_mut() else { return };
         m.insert("status".into(), json!({"phase": "Active"}));
@@ -59,6 +66,20 @@ impl Strategy for NamespaceStrategy {
         }
     }
 
+    fn selectable_fields(&self, obj: &Value, out: &mut Vec<(String, String)>) {
+        let phase = obj
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        out.push(("status.phase".into(), phase.to_string()));
+        // Upstream keeps a bare `name` field for backward compatibility.
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        out.push(("name".into(), name.to_string()));
+    }
+
     fn begin_delete(&self, _cx: &OpCx, obj: &mut Value) -> bool {
         let held = obj
             .pointer("/spec/finalizers")
@@ -91,5 +112,14 @@ mod tests {
         assert_eq!(ns["status"]["phase"], "Terminating");
         let mut done = json!({"metadata": {"name": "x"}, "spec": {"finalizers": []}});
         assert!(!s.begin_delete(&cx, &mut done));
+        let mut fields = Vec::new();
+        s.selectable_fields(&ns, &mut fields);
+        assert_eq!(
+            fields,
+            vec![
+                ("status.phase".to_string(), "Terminating".to_string()),
+                ("name".to_string(), "team".to_string()),
+            ]
+        );
     }
 }
