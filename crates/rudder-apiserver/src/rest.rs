@@ -79,6 +79,7 @@ pub async fn dispatch(call: Call<'_>) -> Result<Response, ApiError> {
         ("get", "scale") => get_scale(&call).await,
         ("list", _) => list(&call).await,
         ("watch", _) => watch(&call).await,
+        ("create", "") if info.group.is_empty() && info.resource == "bindings" => bind(&call).await,
         ("create", "") => create(&call).await,
         ("create", "binding") => bind(&call).await,
         ("update", "") => update(&call, false).await,
@@ -513,8 +514,20 @@ async fn bind(call: &Call<'_>) -> Result<Response, ApiError> {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let gr = call.entry.info.group_resource();
-    let name = call.info.name.clone();
+    // `POST …/pods/<name>/binding`, or the `bindings` resource naming the pod in the body.
+    let (entry, name) = if call.info.resource == "bindings" {
+        let pods = call
+            .gs()
+            .registry
+            .get("", "v1", "pods")
+            .cloned()
+            .ok_or_else(not_found_route)?;
+        let name = object::name(&binding).to_string();
+        (pods, name)
+    } else {
+        (call.entry.clone(), call.info.name.clone())
+    };
+    let gr = entry.info.group_resource();
     if node.is_empty() {
         return Err(ApiError::invalid(
             &rudder_api::status::GroupKind::new("", "Binding"),
@@ -535,9 +548,9 @@ async fn bind(call: &Call<'_>) -> Result<Response, ApiError> {
     // PodScheduled condition, in one system write.
     call.gs()
         .update(
-            &call.entry,
+            &entry,
             call.namespace(),
-            &call.info.name,
+            &name,
             |current| {
                 let current = current.ok_or_else(|| ApiError::not_found(&gr, &name))?;
                 if object::meta(current).is_some_and(|m| m.contains_key("deletionTimestamp")) {

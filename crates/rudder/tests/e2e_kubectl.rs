@@ -423,7 +423,108 @@ fn state_survives_restart(b: Backend) {
     assert_eq!(c.ok(&["get", "ns", "-o", "name"]).lines().count(), 5);
 }
 
+fn defaulting_validation_and_graceful_pods(b: Backend) {
+    let c = Cluster::start(b);
+    c.ok(&["run", "web", "--image=nginx:1.27"]);
+    let pod: serde_json::Value =
+        serde_json::from_str(&c.ok(&["get", "pod", "web", "-o", "json"])).unwrap();
+    let spec = &pod["spec"];
+    assert_eq!(spec["securityContext"], serde_json::json!({}));
+    assert_eq!(spec["restartPolicy"], "Always");
+    assert_eq!(spec["dnsPolicy"], "ClusterFirst");
+    assert_eq!(spec["terminationGracePeriodSeconds"], 30);
+    assert_eq!(spec["schedulerName"], "default-scheduler");
+    assert_eq!(spec["serviceAccountName"], "default");
+    let ctr = &spec["containers"][0];
+    assert_eq!(ctr["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(ctr["terminationMessagePath"], "/dev/termination-log");
+    assert_eq!(ctr["terminationMessagePolicy"], "File");
+    assert_eq!(pod["status"]["phase"], "Pending");
+    assert_eq!(pod["status"]["qosClass"], "BestEffort");
+    let table = c.ok(&["get", "pods"]);
+    let header: Vec<_> = lines(&table)[0].split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+    assert!(
+        lines(&table)[1].contains("0/1") && lines(&table)[1].contains("Pending"),
+        "{table}"
+    );
+    // Deployment defaults.
+    c.ok(&["create", "deployment", "d", "--image=busybox"]);
+    let d: serde_json::Value =
+        serde_json::from_str(&c.ok(&["get", "deploy", "d", "-o", "json"])).unwrap();
+    assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate");
+    assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
+    assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
+    assert_eq!(d["spec"]["progressDeadlineSeconds"], 600);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+        "Always"
+    );
+    // Validation: one cause per bad field, as kubectl prints them.
+    let bad = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"bad"},"spec":{"containers":[{"name":"c"}],"restartPolicy":"Sometimes"}}"#;
+    let r = c.kubectl_stdin(&["create", "--validate=false", "-f", "-"], bad);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("The Pod \"bad\" is invalid: "),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("spec.containers[0].image: Required value"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("spec.restartPolicy: Unsupported value: \"Sometimes\""),
+        "{}",
+        r.stderr
+    );
+    // A field selector pods support.
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "pods",
+            "--field-selector",
+            "status.phase=Pending",
+            "-o",
+            "name"
+        ]),
+        "pod/web\n"
+    );
+    // Binding a pod to a node, then a graceful delete: it stays Terminating until grace 0.
+    let binding = r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"web"},"target":{"apiVersion":"v1","kind":"Node","name":"node-1"}}"#;
+    c.ok_stdin(&["create", "--validate=false", "-f", "-"], binding);
+    assert_eq!(
+        c.ok(&["get", "pod", "web", "-o", "jsonpath={.spec.nodeName}"]),
+        "node-1"
+    );
+    let wide = c.ok(&["get", "pod", "web", "-o", "wide"]);
+    assert!(lines(&wide)[1].contains("node-1"), "{wide}");
+    c.ok(&["delete", "pod", "web", "--wait=false"]);
+    let status = c.ok(&["get", "pod", "web"]);
+    assert!(status.contains("Terminating"), "{status}");
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "pod",
+            "web",
+            "-o",
+            "jsonpath={.metadata.deletionGracePeriodSeconds}"
+        ]),
+        "30"
+    );
+    c.ok(&["delete", "pod", "web", "--grace-period=0", "--force"]);
+    assert!(c.fails(&["get", "pod", "web"]).contains("NotFound"));
+    // An unscheduled pod goes at once.
+    c.ok(&["run", "quick", "--image=busybox"]);
+    c.ok(&["delete", "pod", "quick", "--wait=false"]);
+    assert!(c.fails(&["get", "pod", "quick"]).contains("NotFound"));
+}
+
 on_both_backends!(
+    defaulting_validation_and_graceful_pods,
     state_survives_restart,
     basics,
     create_get_and_output_formats,
