@@ -523,7 +523,95 @@ fn defaulting_validation_and_graceful_pods(b: Backend) {
     assert!(c.fails(&["get", "pod", "quick"]).contains("NotFound"));
 }
 
+fn credentials_conditions_and_namespaces(b: Backend) {
+    let tokens = tempfile::tempdir().unwrap();
+    let token_file = tokens.path().join("tokens.csv");
+    std::fs::write(&token_file, "s3cret-token,bob,1001,\"devs,ops\"\n").unwrap();
+    let c = Cluster::start_with(b, &["--token-auth-file", token_file.to_str().unwrap()]);
+    let ca = std::fs::read_to_string(c.dir.path().join("data/server/tls/ca.crt")).unwrap();
+    // A static token from --token-auth-file.
+    let bob = c.dir.path().join("bob.kubeconfig");
+    rudder_pki::write_kubeconfig(
+        &bob,
+        &rudder_pki::KubeconfigSpec::new(c.url(), ca.clone()).with_token("s3cret-token"),
+    )
+    .unwrap();
+    let r = c
+        .command(&["get", "ns", "default", "-o", "name"])
+        .env("KUBECONFIG", &bob)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout),
+        "namespace/default\n",
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    // A client certificate signed by the cluster CA.
+    let pki = rudder_pki::ClusterPki::load_or_create(
+        &c.dir.path().join("data/server/tls"),
+        rudder_pki::PkiOptions::default(),
+    )
+    .unwrap();
+    let (cert, key) = pki
+        .issue_client_cert("alice", &["devs"], std::time::Duration::from_secs(3600))
+        .unwrap();
+    let alice = c.dir.path().join("alice.kubeconfig");
+    rudder_pki::write_kubeconfig(
+        &alice,
+        &rudder_pki::KubeconfigSpec::new(c.url(), ca).with_client_cert(cert, key),
+    )
+    .unwrap();
+    let r = c
+        .command(&["get", "ns", "kube-system", "-o", "name"])
+        .env("KUBECONFIG", &alice)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout),
+        "namespace/kube-system\n",
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    // wait --for=condition on a status condition set through the status subresource.
+    c.ok(&["create", "deployment", "ready", "--image=busybox"]);
+    c.ok(&["patch", "deploy", "ready", "--subresource=status", "--type=merge", "-p",
+        r#"{"status":{"conditions":[{"type":"Available","status":"True","reason":"MinimumReplicasAvailable"}]}}"#]);
+    assert_eq!(
+        c.ok(&[
+            "wait",
+            "--for=condition=Available",
+            "deploy/ready",
+            "--timeout=10s"
+        ]),
+        "deployment.apps/ready condition met\n"
+    );
+    // A resourceVersion inside a patch body is a precondition.
+    let err = c.fails(&[
+        "patch",
+        "deploy",
+        "ready",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"resourceVersion":"1"},"spec":{"replicas":2}}"#,
+    ]);
+    assert!(
+        err.contains("Operation cannot be fulfilled on deployments.apps \"ready\""),
+        "{err}"
+    );
+    // A deleted namespace is Terminating (no namespace controller yet) and takes no new content.
+    c.ok(&["create", "namespace", "doomed"]);
+    c.ok(&["delete", "namespace", "doomed", "--wait=false"]);
+    let ns = c.ok(&["get", "ns", "doomed"]);
+    assert!(ns.contains("Terminating"), "{ns}");
+    let err = c.fails(&["create", "configmap", "late", "-n", "doomed"]);
+    assert!(err.contains("because it is being terminated"), "{err}");
+    let err = c.fails(&["create", "configmap", "nowhere", "-n", "missing"]);
+    assert!(err.contains("namespaces \"missing\" not found"), "{err}");
+}
+
 on_both_backends!(
+    credentials_conditions_and_namespaces,
     defaulting_validation_and_graceful_pods,
     state_survives_restart,
     basics,

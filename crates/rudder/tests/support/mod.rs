@@ -19,6 +19,7 @@ pub struct Cluster {
     pub kubeconfig: PathBuf,
     child: Option<Child>,
     etcd_endpoint: Option<String>,
+    extra_args: Vec<String>,
     _etcd: Option<rudder_store_etcd::testing::EtcdProcess>,
 }
 
@@ -71,6 +72,11 @@ impl From<Output> for Run {
 
 impl Cluster {
     pub fn start(backend: Backend) -> Cluster {
+        Self::start_with(backend, &[])
+    }
+
+    /// Start with extra `rudder server` flags.
+    pub fn start_with(backend: Backend, extra_args: &[&str]) -> Cluster {
         let version = Command::new(kubectl_bin())
             .args(["version", "--client"])
             .output()
@@ -95,6 +101,7 @@ impl Cluster {
             port,
             kubeconfig,
             child: None,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             _etcd: etcd,
         };
         c.spawn_server();
@@ -112,6 +119,7 @@ impl Cluster {
         if let Some(e) = &self.etcd_endpoint {
             cmd.arg("--datastore-endpoint").arg(e);
         }
+        cmd.args(&self.extra_args);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
