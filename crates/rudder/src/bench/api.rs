@@ -440,6 +440,11 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
         all.push((b.clone(), measure(b, &args).await?));
     }
     println!("Machine: {}", machine_summary());
+    let probe = tempfile::tempdir()?;
+    println!(
+        "Disk: {:.0} fdatasync/s (4 KiB, one thread) on the temp directory's disk",
+        super::store::fsync_rate(probe.path())?
+    );
     println!(
         "Command: rudder bench api --backends {} --seconds {} --list-size {} --watchers {}",
         args.backends.join(","),

@@ -248,7 +248,7 @@ async fn watch_latency(
 }
 
 /// Synchronous 4 KiB write + fdatasync round trips per second on the data directory's disk.
-fn fsync_rate(dir: &std::path::Path) -> anyhow::Result<f64> {
+pub(super) fn fsync_rate(dir: &std::path::Path) -> anyhow::Result<f64> {
     let path = dir.join("fsync-probe");
     let mut f = std::fs::File::create(&path)?;
     let buf = vec![0u8; 4096];
