@@ -31,6 +31,7 @@ use rudder_auth::{AuthRequest, Authenticator, Authorizer, Decision, UserInfo};
 use rudder_registry::GenericStore;
 use rustls_pki_types::CertificateDer;
 use serde_json::json;
+use tower_http::compression::predicate::Predicate;
 
 use crate::request::Query;
 
@@ -89,19 +90,7 @@ impl ApiServer {
             .route("/version", get(version))
             .route("/metrics", get(metrics))
             .merge(api)
-            .layer(
-                tower_http::compression::CompressionLayer::new().compress_when(
-                    |_: StatusCode, _: http::Version, h: &http::HeaderMap, _: &http::Extensions| {
-                        // Streams (watches) are never compressed; small bodies are not worth it
-                        // (upstream compresses responses over 128 KiB).
-                        !h.contains_key("x-rudder-stream")
-                            && h.get(header::CONTENT_LENGTH)
-                                .and_then(|v| v.to_str().ok())
-                                .and_then(|v| v.parse::<usize>().ok())
-                                .is_some_and(|n| n > 128 * 1024)
-                    },
-                ),
-            )
+            .layer(tower_http::compression::CompressionLayer::new().compress_when(LargeBodies))
             .with_state(self.clone())
     }
 
@@ -115,6 +104,21 @@ impl ApiServer {
                 code: code.to_string(),
             })
             .inc();
+    }
+}
+
+/// Upstream gzips responses of 128 KiB and more when the client accepts it. Streams (watches)
+/// have no known size and are never compressed.
+#[derive(Clone, Copy)]
+struct LargeBodies;
+
+impl Predicate for LargeBodies {
+    fn should_compress<B: http_body::Body>(&self, response: &http::Response<B>) -> bool {
+        response
+            .body()
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n >= 128 * 1024)
     }
 }
 

@@ -610,7 +610,116 @@ fn credentials_conditions_and_namespaces(b: Backend) {
     assert!(err.contains("namespaces \"missing\" not found"), "{err}");
 }
 
+/// What kubectl does not show: gzip of large responses, /metrics, deletecollection.
+fn raw_http(b: Backend) {
+    let c = Cluster::start(b);
+    let text = std::fs::read_to_string(&c.kubeconfig).unwrap();
+    let token = text
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("token:"))
+        .unwrap()
+        .trim()
+        .trim_matches('"')
+        .to_string();
+    let curl = |args: &[&str]| -> String {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(c.dir.path().join("data/server/tls/ca.crt"))
+            .args(args)
+            .output()
+            .expect("curl runs (apt-get install curl)");
+        assert!(
+            out.status.success(),
+            "curl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let auth = format!("Authorization: Bearer {token}");
+    let big = "x".repeat(60 * 1024);
+    for i in 0..3 {
+        c.ok(&[
+            "create",
+            "configmap",
+            &format!("big{i}"),
+            &format!("--from-literal=k={big}"),
+        ]);
+        c.ok(&["label", "configmap", &format!("big{i}"), "big=yes"]);
+    }
+    // Over 128 KiB: gzip when asked for.
+    let headers = curl(&[
+        "--compressed",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-H",
+        &auth,
+        &format!("{}/api/v1/namespaces/default/configmaps", c.url()),
+    ]);
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("content-encoding: gzip"),
+        "{headers}"
+    );
+    let body = curl(&[
+        "--compressed",
+        "-H",
+        &auth,
+        &format!("{}/api/v1/namespaces/default/configmaps", c.url()),
+    ]);
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(list["kind"], "ConfigMapList");
+    assert_eq!(list["items"].as_array().unwrap().len(), 3);
+    // Small responses are not compressed.
+    let headers = curl(&[
+        "--compressed",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-H",
+        &auth,
+        &format!("{}/api/v1/namespaces/default", c.url()),
+    ]);
+    assert!(headers.contains(" 200"), "{headers}");
+    assert!(
+        !headers.to_ascii_lowercase().contains("content-encoding"),
+        "{headers}"
+    );
+    // Metrics need no credentials and count requests.
+    let metrics = curl(&[&format!("{}/metrics", c.url())]);
+    assert!(metrics.contains("apiserver_request_total{"), "{metrics}");
+    assert!(
+        metrics.contains("process_resident_memory_bytes"),
+        "{metrics}"
+    );
+    // deletecollection with a label selector.
+    let status = curl(&[
+        "-X",
+        "DELETE",
+        "-H",
+        &auth,
+        &format!(
+            "{}/api/v1/namespaces/default/configmaps?labelSelector=big%3Dyes",
+            c.url()
+        ),
+    ]);
+    let deleted: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(deleted["items"].as_array().unwrap().len(), 3, "{status}");
+    assert_eq!(c.ok(&["get", "cm", "-l", "big=yes", "-o", "name"]), "");
+    // No credentials: 401 Status.
+    let unauth = curl(&[&format!("{}/api/v1/namespaces", c.url())]);
+    let st: serde_json::Value = serde_json::from_str(&unauth).unwrap();
+    assert_eq!(
+        (st["code"].as_i64(), st["reason"].as_str()),
+        (Some(401), Some("Unauthorized"))
+    );
+}
+
 on_both_backends!(
+    raw_http,
     credentials_conditions_and_namespaces,
     defaulting_validation_and_graceful_pods,
     state_survives_restart,
