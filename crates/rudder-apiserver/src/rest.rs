@@ -9,7 +9,9 @@ use http::{HeaderMap, StatusCode};
 use rudder_api::selector::fields::FieldSelector;
 use rudder_api::selector::labels::Selector;
 use rudder_api::status::ApiError;
-use rudder_registry::{object, DeleteOpts, Deleted, Entry, ListOpts, WatchFrom, WriteOpts};
+use rudder_registry::{
+    object, DeleteOpts, Deleted, Entry, FieldValidation, ListOpts, Warnings, WatchFrom, WriteOpts,
+};
 use serde_json::{json, Value};
 
 use crate::encode::{self, Output};
@@ -57,6 +59,17 @@ impl Call<'_> {
         }
     }
 
+    fn field_validation(&self) -> Result<FieldValidation, ApiError> {
+        match self.query.get("fieldValidation") {
+            None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),
+            Some("Strict") => Ok(FieldValidation::Strict),
+            Some("Ignore") => Ok(FieldValidation::Ignore),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "fieldValidation must be one of \"Ignore\", \"Warn\" or \"Strict\", got {other:?}"
+            ))),
+        }
+    }
+
     fn gs(&self) -> &rudder_registry::GenericStore {
         &self.server.gs
     }
@@ -95,6 +108,18 @@ pub async fn dispatch(call: Call<'_>) -> Result<Response, ApiError> {
             &info.verb,
         )),
     }
+}
+
+/// Warnings (e.g. unknown fields under `fieldValidation=Warn`) as upstream's `Warning` headers,
+/// which kubectl prints as `Warning: <text>`.
+fn with_warnings(mut resp: Response, warnings: &Warnings) -> Result<Response, ApiError> {
+    for w in warnings.take() {
+        let escaped = w.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = http::HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+            resp.headers_mut().append("warning", v);
+        }
+    }
+    Ok(resp)
 }
 
 /// Upstream's answer for a path no route serves.
@@ -292,13 +317,17 @@ async fn create(call: &Call<'_>) -> Result<Response, ApiError> {
     let body = encode::decode_body(call.content_type(), &call.body)?;
     let opts = WriteOpts {
         dry_run: call.dry_run()?,
+        field_validation: call.field_validation()?,
         ..Default::default()
     };
     let obj = call
         .gs()
         .create(&call.entry, call.namespace(), body, &opts)
         .await?;
-    encode::object_response(&call.entry, StatusCode::CREATED, &obj, output)
+    with_warnings(
+        encode::object_response(&call.entry, StatusCode::CREATED, &obj, output)?,
+        &opts.warnings,
+    )
 }
 
 async fn update(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
@@ -306,6 +335,7 @@ async fn update(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
     let body = encode::decode_body(call.content_type(), &call.body)?;
     let opts = WriteOpts {
         dry_run: call.dry_run()?,
+        field_validation: call.field_validation()?,
         status,
         ..Default::default()
     };
@@ -380,6 +410,7 @@ async fn patch(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
     let opts = WriteOpts {
         dry_run: call.dry_run()?,
+        field_validation: call.field_validation()?,
         status,
         ..Default::default()
     };
@@ -408,7 +439,10 @@ async fn patch(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
             &opts,
         )
         .await?;
-    encode::object_response(&call.entry, StatusCode::OK, &obj, output)
+    with_warnings(
+        encode::object_response(&call.entry, StatusCode::OK, &obj, output)?,
+        &opts.warnings,
+    )
 }
 
 fn delete_opts(call: &Call<'_>) -> Result<DeleteOpts, ApiError> {
@@ -541,6 +575,7 @@ async fn bind(call: &Call<'_>) -> Result<Response, ApiError> {
     let now = rudder_registry::object::now_rfc3339();
     let opts = WriteOpts {
         dry_run: call.dry_run()?,
+        field_validation: call.field_validation()?,
         raw: true,
         ..Default::default()
     };
@@ -639,6 +674,7 @@ async fn write_scale(
 ) -> Result<Response, ApiError> {
     let opts = WriteOpts {
         dry_run: call.dry_run()?,
+        field_validation: call.field_validation()?,
         ..Default::default()
     };
     let gr = call.entry.info.group_resource();

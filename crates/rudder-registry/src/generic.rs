@@ -26,9 +26,42 @@ const MAX_UPDATE_ATTEMPTS: usize = 16;
 pub const FINALIZER_ORPHAN: &str = "orphan";
 pub const FINALIZER_FOREGROUND: &str = "foregroundDeletion";
 
+/// `fieldValidation`: what to do with fields the kind does not have (upstream's default is
+/// Warn).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FieldValidation {
+    Ignore,
+    #[default]
+    Warn,
+    Strict,
+}
+
+/// Warnings a write produced, for the `Warning` response headers.
+#[derive(Clone, Debug, Default)]
+pub struct Warnings(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Warnings {
+    pub fn push(&self, w: String) {
+        if let Ok(mut v) = self.0.lock() {
+            if !v.contains(&w) {
+                v.push(w);
+            }
+        }
+    }
+
+    pub fn take(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct WriteOpts {
     pub dry_run: bool,
+    pub field_validation: FieldValidation,
+    pub warnings: Warnings,
     /// Whether this write is through the `status` subresource.
     pub status: bool,
     /// A system write that sets exactly what the update function returns (spec and status
@@ -166,7 +199,7 @@ impl GenericStore {
         opts: &WriteOpts,
     ) -> Result<Value, ApiError> {
         let cx = OpCx::now();
-        let mut obj = self.prepare_body(entry, body)?;
+        let mut obj = self.prepare_body(entry, body, opts)?;
         if entry.info.namespaced {
             let req_ns = namespace.unwrap_or("");
             let obj_ns = object::namespace(&obj).to_string();
@@ -335,7 +368,12 @@ impl GenericStore {
 
     /// Decode, normalise and default a request body; its apiVersion and kind must be the
     /// resource's (upstream's 400 when they are not).
-    fn prepare_body(&self, entry: &Entry, body: Value) -> Result<Value, ApiError> {
+    fn prepare_body(
+        &self,
+        entry: &Entry,
+        body: Value,
+        opts: &WriteOpts,
+    ) -> Result<Value, ApiError> {
         if !body.is_object() {
             return Err(ApiError::bad_request(
                 "the body of the request was not a JSON object",
@@ -360,7 +398,28 @@ impl GenericStore {
             m.insert("apiVersion".into(), json!(want_version));
             m.insert("kind".into(), json!(entry.info.kind));
         }
+        let input = (opts.field_validation != FieldValidation::Ignore).then(|| body.clone());
         let mut obj = entry.strategy.decode(body).map_err(ApiError::bad_request)?;
+        if let Some(input) = input {
+            // What the typed decode dropped is what the kind does not have.
+            let mut unknown = Vec::new();
+            unknown_fields(&input, &obj, "", &mut unknown);
+            if !unknown.is_empty() {
+                let msgs: Vec<String> = unknown
+                    .iter()
+                    .map(|p| format!("unknown field \"{p}\""))
+                    .collect();
+                match opts.field_validation {
+                    FieldValidation::Strict => {
+                        return Err(ApiError::bad_request(format!(
+                            "strict decoding error: {}",
+                            msgs.join(", ")
+                        )))
+                    }
+                    _ => msgs.into_iter().for_each(|m| opts.warnings.push(m)),
+                }
+            }
+        }
         entry.strategy.default(&mut obj);
         Ok(obj)
     }
@@ -441,7 +500,7 @@ impl GenericStore {
                 let created = self.create(entry, namespace, body, opts).await?;
                 return Ok((created, true));
             };
-            let mut obj = self.prepare_body(entry, body)?;
+            let mut obj = self.prepare_body(entry, body, opts)?;
             if object::name(&obj) != name {
                 return Err(ApiError::bad_request(format!(
                     "the name of the object ({}) does not match the name on the URL ({name})",
@@ -996,6 +1055,33 @@ impl GenericStore {
             uid: object::meta_str(obj, "uid").to_string(),
             ..Default::default()
         }
+    }
+}
+
+/// Paths (upstream's form: `spec.foo`, `spec.containers[0].bar`) of the fields present in
+/// `input` with a value but absent from the decoded object.
+fn unknown_fields(input: &Value, decoded: &Value, path: &str, out: &mut Vec<String>) {
+    match (input, decoded) {
+        (Value::Object(i), Value::Object(d)) => {
+            for (k, v) in i {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match d.get(k) {
+                    Some(dv) => unknown_fields(v, dv, &p, out),
+                    None if !v.is_null() => out.push(p),
+                    None => {}
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(d)) if i.len() == d.len() => {
+            for (n, (iv, dv)) in i.iter().zip(d).enumerate() {
+                unknown_fields(iv, dv, &format!("{path}[{n}]"), out);
+            }
+        }
+        _ => {}
     }
 }
 

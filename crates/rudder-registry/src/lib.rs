@@ -13,6 +13,8 @@ pub mod strategy;
 
 pub use admission::Admission;
 pub use cache::{CacheEvent, CacheWatch, CachedObject, EventKind, WatchCache, WatchFrom};
-pub use generic::{DeleteOpts, Deleted, GenericStore, ListOpts, ListResult, WriteOpts};
+pub use generic::{
+    DeleteOpts, Deleted, FieldValidation, GenericStore, ListOpts, ListResult, Warnings, WriteOpts,
+};
 pub use registry::{Entry, Registry};
 pub use strategy::{DefaultStrategy, OpCx, Strategy};

@@ -718,7 +718,96 @@ fn raw_http(b: Backend) {
     );
 }
 
+fn field_validation(b: Backend) {
+    let c = Cluster::start(b);
+    let token = admin_token(&c);
+    let post = |query: &str, body: &str| -> (String, String) {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-D", "/dev/stderr", "--cacert"])
+            .arg(c.dir.path().join("data/server/tls/ca.crt"))
+            .args([
+                "-H",
+                &format!("Authorization: Bearer {token}"),
+                "-H",
+                "Content-Type: application/json",
+            ])
+            .args(["-X", "POST", "--data", body])
+            .arg(format!(
+                "{}/api/v1/namespaces/default/configmaps?{query}",
+                c.url()
+            ))
+            .output()
+            .expect("curl runs");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let manifest = |name: &str| {
+        format!(
+            r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","bogus":1}},"data":{{"a":"b"}},"spec":{{"foo":"bar"}}}}"#
+        )
+    };
+    // Strict: 400 with upstream's message, nothing stored.
+    let (body, _) = post("fieldValidation=Strict", &manifest("strict"));
+    let st: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(st["code"], 400);
+    assert_eq!(
+        st["message"],
+        r#"strict decoding error: unknown field "metadata.bogus", unknown field "spec""#
+    );
+    assert!(c.fails(&["get", "cm", "strict"]).contains("NotFound"));
+    // Warn (also the default): created, with Warning headers.
+    let (_, headers) = post("fieldValidation=Warn", &manifest("warned"));
+    assert!(
+        headers.contains(r#"warning: 299 - "unknown field \"metadata.bogus\"""#),
+        "{headers}"
+    );
+    let (_, headers) = post("", &manifest("defaulted"));
+    assert!(
+        headers.contains(r#"warning: 299 - "unknown field \"spec\"""#),
+        "{headers}"
+    );
+    // Ignore: silently dropped, never stored.
+    let (_, headers) = post("fieldValidation=Ignore", &manifest("ignored"));
+    assert!(!headers.contains("warning"), "{headers}");
+    let json = c.ok(&["get", "cm", "ignored", "-o", "json"]);
+    assert!(
+        !json.contains("bogus") && !json.contains("\"spec\""),
+        "{json}"
+    );
+    // kubectl prints the warnings of a patch.
+    let r = c.kubectl(&[
+        "patch",
+        "cm",
+        "ignored",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"x":1}}"#,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(r#"Warning: unknown field "spec""#),
+        "{}",
+        r.stderr
+    );
+    // An invalid value of the parameter.
+    let (body, _) = post("fieldValidation=Loose", &manifest("loose"));
+    assert!(body.contains("\"code\":400"), "{body}");
+}
+
+fn admin_token(c: &Cluster) -> String {
+    let text = std::fs::read_to_string(&c.kubeconfig).unwrap();
+    text.lines()
+        .find_map(|l| l.trim_start().strip_prefix("token:"))
+        .unwrap()
+        .trim()
+        .trim_matches('"')
+        .to_string()
+}
+
 on_both_backends!(
+    field_validation,
     raw_http,
     credentials_conditions_and_namespaces,
     defaulting_validation_and_graceful_pods,
