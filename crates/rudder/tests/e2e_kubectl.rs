@@ -796,6 +796,59 @@ fn field_validation(b: Backend) {
     assert!(body.contains("\"code\":400"), "{body}");
 }
 
+fn server_dry_run(b: Backend) {
+    let c = Cluster::start(b);
+    let out = c.ok(&[
+        "create",
+        "configmap",
+        "ghost",
+        "--from-literal=a=b",
+        "--dry-run=server",
+    ]);
+    assert_eq!(out, "configmap/ghost created (server dry run)\n");
+    assert!(c.fails(&["get", "cm", "ghost"]).contains("NotFound"));
+    // Validation still runs.
+    let err = c.fails(&["create", "configmap", "Bad_Name", "--dry-run=server"]);
+    assert!(err.contains("Invalid value: \"Bad_Name\""), "{err}");
+    c.ok(&["create", "configmap", "real"]);
+    let rv = c.ok(&[
+        "get",
+        "cm",
+        "real",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    c.ok(&["label", "cm", "real", "x=y", "--dry-run=server"]);
+    c.ok(&["delete", "cm", "real", "--dry-run=server"]);
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "cm",
+            "real",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}"
+        ]),
+        rv
+    );
+    assert_eq!(
+        c.ok(&["get", "cm", "real", "-o", "jsonpath={.metadata.labels}"]),
+        ""
+    );
+    // Services allocate nothing on a dry run: the same IP is free afterwards.
+    let svc = c.ok(&[
+        "create",
+        "service",
+        "clusterip",
+        "dry",
+        "--tcp=80:80",
+        "--dry-run=server",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    assert!(svc.starts_with("10.43."), "{svc}");
+    assert!(c.fails(&["get", "svc", "dry"]).contains("NotFound"));
+}
+
 fn admin_token(c: &Cluster) -> String {
     let text = std::fs::read_to_string(&c.kubeconfig).unwrap();
     text.lines()
@@ -807,6 +860,7 @@ fn admin_token(c: &Cluster) -> String {
 }
 
 on_both_backends!(
+    server_dry_run,
     field_validation,
     raw_http,
     credentials_conditions_and_namespaces,
