@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod encode;
 pub mod request;
 pub mod rest;
+pub mod review;
 pub mod watch;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -193,6 +194,7 @@ async fn handle(State(s): State<Arc<ApiServer>>, req: Request) -> Response {
                     query: &query,
                     headers: &parts.headers,
                     body,
+                    user: &user,
                 };
                 rest::dispatch(call)
                     .await

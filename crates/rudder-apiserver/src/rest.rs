@@ -27,6 +27,8 @@ pub struct Call<'a> {
     pub query: &'a Query,
     pub headers: &'a HeaderMap,
     pub body: Bytes,
+    /// The authenticated caller.
+    pub user: &'a rudder_auth::UserInfo,
 }
 
 impl Call<'_> {
@@ -93,6 +95,9 @@ pub async fn dispatch(call: Call<'_>) -> Result<Response, ApiError> {
         ("list", _) => list(&call).await,
         ("watch", _) => watch(&call).await,
         ("create", "") if info.group.is_empty() && info.resource == "bindings" => bind(&call).await,
+        ("create", "") if crate::review::is_review(&info.group, &info.resource) => {
+            crate::review::create(&call, call.user)
+        }
         ("create", "") => create(&call).await,
         ("create", "binding") => bind(&call).await,
         ("update", "") => update(&call, false).await,

@@ -849,6 +849,23 @@ fn server_dry_run(b: Backend) {
     assert!(c.fails(&["get", "svc", "dry"]).contains("NotFound"));
 }
 
+fn auth_can_i(b: Backend) {
+    let c = Cluster::start(b);
+    // Every authenticated user is allowed until RBAC lands; the reviews ask the authorizer.
+    assert_eq!(c.ok(&["auth", "can-i", "create", "pods"]), "yes\n");
+    assert_eq!(c.ok(&["auth", "can-i", "delete", "nodes", "--all-namespaces"]), "yes\n");
+    let list = c.ok(&["auth", "can-i", "--list"]);
+    assert!(list.lines().any(|l| l.starts_with("*.*")), "{list}");
+    // Nothing is stored.
+    let raw = c.kubectl_stdin(
+        &["create", "--validate=false", "-f", "-", "-o", "json"],
+        r#"{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{"user":"bob","resourceAttributes":{"verb":"get","resource":"pods","namespace":"default"}}}"#,
+    );
+    assert_eq!(raw.code, 0, "{}", raw.stderr);
+    let v: serde_json::Value = serde_json::from_str(&raw.stdout).unwrap();
+    assert_eq!(v["status"]["allowed"], true);
+}
+
 fn admin_token(c: &Cluster) -> String {
     let text = std::fs::read_to_string(&c.kubeconfig).unwrap();
     text.lines()
@@ -860,6 +877,7 @@ fn admin_token(c: &Cluster) -> String {
 }
 
 on_both_backends!(
+    auth_can_i,
     server_dry_run,
     field_validation,
     raw_http,

@@ -1,0 +1,122 @@
+//! The review resources: requests answered by the API server's own authenticator and
+//! authorizer and never stored (upstream's `authorization.k8s.io` and `authentication.k8s.io`
+//! virtual resources). `kubectl auth can-i` and `auth can-i --list` use them.
+
+use axum::response::Response;
+use http::StatusCode;
+use rudder_api::status::ApiError;
+use rudder_auth::{Attributes, Decision, UserInfo};
+use serde_json::{json, Value};
+
+use crate::encode;
+use crate::rest::Call;
+
+/// Whether `resource` in `group` is a review this module answers.
+pub fn is_review(group: &str, resource: &str) -> bool {
+    matches!(
+        (group, resource),
+        (
+            "authorization.k8s.io",
+            "selfsubjectaccessreviews"
+                | "subjectaccessreviews"
+                | "localsubjectaccessreviews"
+                | "selfsubjectrulesreviews"
+        )
+    )
+}
+
+fn user_of(spec: &Value) -> UserInfo {
+    let groups: Vec<String> = spec["groups"]
+        .as_array()
+        .map(|g| g.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let mut u = UserInfo::new(spec["user"].as_str().unwrap_or(""));
+    u.groups = groups;
+    u.uid = spec["uid"].as_str().unwrap_or("").to_string();
+    u
+}
+
+fn attributes(spec: &Value, namespace_override: Option<&str>) -> Attributes {
+    if let Some(r) = spec.get("resourceAttributes").filter(|v| v.is_object()) {
+        let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+        Attributes {
+            verb: s("verb"),
+            api_group: s("group"),
+            api_version: s("version"),
+            resource: s("resource"),
+            subresource: s("subresource"),
+            namespace: namespace_override.map_or_else(|| s("namespace"), str::to_string),
+            name: s("name"),
+            path: String::new(),
+            resource_request: true,
+        }
+    } else {
+        let n = &spec["nonResourceAttributes"];
+        Attributes {
+            verb: n["verb"].as_str().unwrap_or("").to_string(),
+            path: n["path"].as_str().unwrap_or("").to_string(),
+            resource_request: false,
+            ..Default::default()
+        }
+    }
+}
+
+/// Answer a review POST.
+pub fn create(call: &Call<'_>, caller: &UserInfo) -> Result<Response, ApiError> {
+    let mut body = encode::decode_body(
+        call.headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+        &call.body,
+    )?;
+    if !body.is_object() {
+        return Err(ApiError::bad_request("the body of the request was not a JSON object"));
+    }
+    body["apiVersion"] = json!(call.entry.info.api_version());
+    body["kind"] = json!(call.entry.info.kind);
+    let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let authz = &call.server.authz;
+    let status = match call.info.resource.as_str() {
+        "selfsubjectrulesreviews" => {
+            // What the caller may do in the namespace. With an authorizer that allows
+            // everything this is everything; RBAC will enumerate its rules here.
+            let probe = Attributes {
+                verb: "*".into(),
+                api_group: "*".into(),
+                resource: "*".into(),
+                namespace: spec["namespace"].as_str().unwrap_or("").to_string(),
+                resource_request: true,
+                ..Default::default()
+            };
+            let allowed = matches!(authz.authorize(caller, &probe), Decision::Allow);
+            if allowed {
+                json!({
+                    "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                    "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                    "incomplete": false,
+                })
+            } else {
+                json!({"resourceRules": [], "nonResourceRules": [], "incomplete": true,
+                       "evaluationError": "the authorizer cannot enumerate rules yet"})
+            }
+        }
+        resource => {
+            let (user, ns) = match resource {
+                "selfsubjectaccessreviews" => (caller.clone(), None),
+                "localsubjectaccessreviews" => (user_of(&spec), Some(call.info.namespace.as_str())),
+                _ => (user_of(&spec), None),
+            };
+            let attrs = attributes(&spec, ns);
+            match authz.authorize(&user, &attrs) {
+                Decision::Allow => json!({"allowed": true}),
+                Decision::Deny(reason) => json!({"allowed": false, "denied": true, "reason": reason}),
+                Decision::NoOpinion => json!({"allowed": false}),
+            }
+        }
+    };
+    body["status"] = status;
+    if body.get("metadata").is_none() {
+        body["metadata"] = json!({});
+    }
+    Ok(encode::json_response(StatusCode::CREATED, &body))
+}
