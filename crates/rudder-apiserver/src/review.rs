@@ -28,7 +28,11 @@ pub fn is_review(group: &str, resource: &str) -> bool {
 fn user_of(spec: &Value) -> UserInfo {
     let groups: Vec<String> = spec["groups"]
         .as_array()
-        .map(|g| g.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|g| {
+            g.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let mut u = UserInfo::new(spec["user"].as_str().unwrap_or(""));
     u.groups = groups;
@@ -70,7 +74,9 @@ pub fn create(call: &Call<'_>, caller: &UserInfo) -> Result<Response, ApiError> 
         &call.body,
     )?;
     if !body.is_object() {
-        return Err(ApiError::bad_request("the body of the request was not a JSON object"));
+        return Err(ApiError::bad_request(
+            "the body of the request was not a JSON object",
+        ));
     }
     body["apiVersion"] = json!(call.entry.info.api_version());
     body["kind"] = json!(call.entry.info.kind);
@@ -109,7 +115,9 @@ pub fn create(call: &Call<'_>, caller: &UserInfo) -> Result<Response, ApiError> 
             let attrs = attributes(&spec, ns);
             match authz.authorize(&user, &attrs) {
                 Decision::Allow => json!({"allowed": true}),
-                Decision::Deny(reason) => json!({"allowed": false, "denied": true, "reason": reason}),
+                Decision::Deny(reason) => {
+                    json!({"allowed": false, "denied": true, "reason": reason})
+                }
                 Decision::NoOpinion => json!({"allowed": false}),
             }
         }

@@ -853,7 +853,10 @@ fn auth_can_i(b: Backend) {
     let c = Cluster::start(b);
     // Every authenticated user is allowed until RBAC lands; the reviews ask the authorizer.
     assert_eq!(c.ok(&["auth", "can-i", "create", "pods"]), "yes\n");
-    assert_eq!(c.ok(&["auth", "can-i", "delete", "nodes", "--all-namespaces"]), "yes\n");
+    assert_eq!(
+        c.ok(&["auth", "can-i", "delete", "nodes", "--all-namespaces"]),
+        "yes\n"
+    );
     let list = c.ok(&["auth", "can-i", "--list"]);
     assert!(list.lines().any(|l| l.starts_with("*.*")), "{list}");
     // Nothing is stored.
