@@ -10,7 +10,8 @@
 //! - [`selector`]: label and field selector parsing, matching and printing;
 //! - [`resources`]: the built-in resource table (kinds, verbs, subresources, Table columns)
 //!   and upstream's etcd key layout;
-//! - [`meta`]: resourceVersion and continue-token codecs.
+//! - [`meta`]: resourceVersion and continue-token codecs;
+//! - [`patch`]: strategic merge patch and JSON merge patch, as upstream applies them.
 //!
 //! This crate depends on `k8s-openapi` without choosing a Kubernetes version; the binary does
 //! (one `v1_*` feature). Tests enable `latest` through a dev-dependency; to build the library on
@@ -18,6 +19,7 @@
 
 pub mod field;
 pub mod meta;
+pub mod patch;
 pub mod resources;
 pub mod selector;
 pub mod status;
