@@ -366,6 +366,7 @@ async fn update(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
 enum PatchType {
     Merge,
     Json,
+    Strategic,
 }
 
 fn patch_type(content_type: Option<&str>) -> Result<PatchType, ApiError> {
@@ -376,17 +377,51 @@ fn patch_type(content_type: Option<&str>) -> Result<PatchType, ApiError> {
     match essence.as_str() {
         "application/merge-patch+json" => Ok(PatchType::Merge),
         "application/json-patch+json" => Ok(PatchType::Json),
+        "application/strategic-merge-patch+json" => Ok(PatchType::Strategic),
         _ => Err(ApiError::unsupported_media_type(&[
             "application/json-patch+json",
             "application/merge-patch+json",
+            "application/strategic-merge-patch+json",
         ])),
     }
 }
 
-/// Apply a patch document to an object (upstream's patcher, for the merge and JSON types).
-fn apply_patch(kind: &PatchType, patch: &Value, current: &Value) -> Result<Value, ApiError> {
+/// Apply a patch document to an object of `api_version`/`kind_name` (upstream's patcher).
+fn apply_patch(
+    kind: &PatchType,
+    patch: &Value,
+    current: &Value,
+    api_version: &str,
+    kind_name: &str,
+) -> Result<Value, ApiError> {
     let mut doc = current.clone();
     match kind {
+        PatchType::Strategic => {
+            let table =
+                rudder_api::patch::SchemaTable::builtin().map_err(ApiError::internal_error)?;
+            // Upstream refuses strategic merge for types it has no Go struct for (CRDs).
+            let schema = table.kind(api_version, kind_name).ok_or_else(|| {
+                ApiError::unsupported_media_type(&[
+                    "application/json-patch+json",
+                    "application/merge-patch+json",
+                    "application/apply-patch+yaml",
+                ])
+            })?;
+            let mut merged =
+                rudder_api::patch::strategic_merge(current, patch, schema).map_err(|e| {
+                    let code = e.http_status();
+                    let reason = match code {
+                        400 => rudder_api::status::StatusReason::BadRequest,
+                        422 => rudder_api::status::StatusReason::Invalid,
+                        _ => rudder_api::status::StatusReason::InternalError,
+                    };
+                    ApiError::new_generic(code, reason, e.to_string())
+                })?;
+            // Directives left in new list items or replaced values never reach storage, as
+            // upstream's typed decode drops them.
+            strip_directives(&mut merged);
+            return Ok(merged);
+        }
         PatchType::Merge => {
             if !patch.is_object() {
                 return Err(ApiError::bad_request("patch body must be a JSON object"));
@@ -408,6 +443,18 @@ fn apply_patch(kind: &PatchType, patch: &Value, current: &Value) -> Result<Value
     Ok(doc)
 }
 
+/// Remove `$patch`, `$setElementOrder/…`, `$retainKeys` and `$deleteFromPrimitiveList/…` keys.
+fn strip_directives(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|k, _| !k.starts_with('$'));
+            m.values_mut().for_each(strip_directives);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_directives),
+        _ => {}
+    }
+}
+
 async fn patch(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
     let output = call.output()?;
     let kind = patch_type(call.content_type())?;
@@ -421,6 +468,8 @@ async fn patch(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
     };
     let name = call.info.name.clone();
     let gr = call.entry.info.group_resource();
+    let api_version = call.entry.info.api_version();
+    let kind_name = call.entry.info.kind.clone();
     let (obj, _) = call
         .gs()
         .update(
@@ -431,7 +480,7 @@ async fn patch(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
                 let current = current.ok_or_else(|| ApiError::not_found(&gr, &name))?;
                 // A resourceVersion in the patch is a precondition; absent, the patch applies to
                 // whatever is current on this attempt.
-                let mut patched = apply_patch(&kind, &patch, current)?;
+                let mut patched = apply_patch(&kind, &patch, current, &api_version, &kind_name)?;
                 if object::meta_str(&patched, "resourceVersion").is_empty() {
                     object::set_meta(
                         &mut patched,
@@ -731,7 +780,7 @@ async fn patch_scale(call: &Call<'_>) -> Result<Response, ApiError> {
     let patch: Value = serde_json::from_slice(&call.body)
         .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
     write_scale(call, |scale| {
-        let mut s = apply_patch(&kind, &patch, scale)?;
+        let mut s = apply_patch(&kind, &patch, scale, "autoscaling/v1", "Scale")?;
         if object::meta_str(&s, "resourceVersion") == object::meta_str(scale, "resourceVersion") {
             // No precondition from the client: apply to whatever is current.
             object::remove_meta(&mut s, "resourceVersion");
@@ -763,33 +812,56 @@ mod tests {
     #[test]
     fn patches_apply() {
         let cur = json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"replicas": 1}});
-        let merged = apply_patch(
-            &PatchType::Merge,
-            &json!({"metadata": {"labels": {"b": null, "c": "3"}}}),
-            &cur,
+        let p = |kind, patch: Value| apply_patch(&kind, &patch, &cur, "apps/v1", "Deployment");
+        let merged = p(
+            PatchType::Merge,
+            json!({"metadata": {"labels": {"b": null, "c": "3"}}}),
         )
         .unwrap();
         assert_eq!(merged["metadata"]["labels"], json!({"a": "1", "c": "3"}));
-        let patched = apply_patch(
-            &PatchType::Json,
-            &json!([{"op": "replace", "path": "/spec/replicas", "value": 2}]),
-            &cur,
+        let patched = p(
+            PatchType::Json,
+            json!([{"op": "replace", "path": "/spec/replicas", "value": 2}]),
         )
         .unwrap();
         assert_eq!(patched["spec"]["replicas"], 2);
-        let err = apply_patch(
-            &PatchType::Json,
-            &json!([{"op": "remove", "path": "/nope"}]),
-            &cur,
-        )
-        .unwrap_err();
+        let err = p(PatchType::Json, json!([{"op": "remove", "path": "/nope"}])).unwrap_err();
         assert_eq!(err.code, 422);
         assert_eq!(
-            patch_type(Some("application/strategic-merge-patch+json"))
+            patch_type(Some("application/apply-patch+yaml"))
                 .err()
                 .unwrap()
                 .code,
             415
         );
+        // Strategic merge: containers merge by name; directives never reach the object.
+        let deploy = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "a", "image": "a:1"}, {"name": "b", "image": "b:1"}]}}}});
+        let patch = json!({"spec": {"template": {"spec": {
+            "$setElementOrder/containers": [{"name": "a"}, {"name": "b"}],
+            "containers": [{"name": "b", "image": "b:2"}]}}}});
+        let out = apply_patch(
+            &PatchType::Strategic,
+            &patch,
+            &deploy,
+            "apps/v1",
+            "Deployment",
+        )
+        .unwrap();
+        let ctrs = &out["spec"]["template"]["spec"]["containers"];
+        assert_eq!(
+            ctrs,
+            &json!([{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:2"}])
+        );
+        // No Go type for a custom resource: 415, as upstream.
+        let err = apply_patch(
+            &PatchType::Strategic,
+            &patch,
+            &deploy,
+            "example.com/v1",
+            "Widget",
+        )
+        .unwrap_err();
+        assert_eq!(err.code, 415);
     }
 }

@@ -869,6 +869,101 @@ fn auth_can_i(b: Backend) {
     assert_eq!(v["status"]["allowed"], true);
 }
 
+fn strategic_merge_patches(b: Backend) {
+    let c = Cluster::start(b);
+    let deploy = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"two"},"spec":{"selector":{"matchLabels":{"app":"two"}},"template":{"metadata":{"labels":{"app":"two"}},"spec":{"containers":[{"name":"web","image":"nginx:1","env":[{"name":"A","value":"1"},{"name":"B","value":"2"}]},{"name":"side","image":"busybox:1"}]}}}}"#;
+    c.ok_stdin(&["create", "--validate=false", "-f", "-"], deploy);
+    // kubectl patch defaults to strategic merge: containers merge by name, env by name.
+    c.ok(&["patch", "deploy", "two", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"nginx:2","env":[{"name":"B","value":"3"}]}]}}}}"#]);
+    let images = c.ok(&[
+        "get",
+        "deploy",
+        "two",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[*].image}",
+    ]);
+    assert_eq!(images, "nginx:2 busybox:1");
+    let env = c.ok(&[
+        "get",
+        "deploy",
+        "two",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].env[*].value}",
+    ]);
+    assert_eq!(env, "1 3");
+    // $patch: delete removes one container.
+    c.ok(&[
+        "patch",
+        "deploy",
+        "two",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"side","$patch":"delete"}]}}}}"#,
+    ]);
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "deploy",
+            "two",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[*].name}"
+        ]),
+        "web"
+    );
+    // set image (SMP with $setElementOrder) and rollout pause/resume (null deletes).
+    c.ok(&["set", "image", "deploy/two", "web=nginx:3"]);
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "deploy",
+            "two",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}"
+        ]),
+        "nginx:3"
+    );
+    c.ok(&["rollout", "pause", "deploy/two"]);
+    assert_eq!(
+        c.ok(&["get", "deploy", "two", "-o", "jsonpath={.spec.paused}"]),
+        "true"
+    );
+    c.ok(&["rollout", "resume", "deploy/two"]);
+    assert_eq!(
+        c.ok(&["get", "deploy", "two", "-o", "jsonpath={.spec.paused}"]),
+        ""
+    );
+    // --type=json and --type=merge still work; merge replaces the container list whole.
+    c.ok(&[
+        "patch",
+        "deploy",
+        "two",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/replicas","value":4}]"#,
+    ]);
+    assert_eq!(
+        c.ok(&["get", "deploy", "two", "-o", "jsonpath={.spec.replicas}"]),
+        "4"
+    );
+    c.ok(&[
+        "patch",
+        "deploy",
+        "two",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"only","image":"x:1"}]}}}}"#,
+    ]);
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "deploy",
+            "two",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[*].name}"
+        ]),
+        "only"
+    );
+}
+
 fn admin_token(c: &Cluster) -> String {
     let text = std::fs::read_to_string(&c.kubeconfig).unwrap();
     text.lines()
@@ -880,6 +975,7 @@ fn admin_token(c: &Cluster) -> String {
 }
 
 on_both_backends!(
+    strategic_merge_patches,
     auth_can_i,
     server_dry_run,
     field_validation,
