@@ -1,0 +1,519 @@
+use std::collections::BTreeSet;
+use std::sync::{Arc, LazyLock};
+
+use http::Request;
+use http_body_util::BodyExt;
+use rudder_api::resources::ResourceTable;
+use tower::ServiceExt;
+
+use super::*;
+
+fn table() -> &'static ResourceTable {
+    ResourceTable::builtin().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// One service for every test: building the documents is the expensive part.
+static API: LazyLock<Arc<OpenApi>> =
+    LazyLock::new(|| Arc::new(OpenApi::new(table().resources().to_vec(), "v1.37.0")));
+
+fn docs() -> &'static Documents {
+    API.documents().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn doc(key: &str) -> Value {
+    let d = docs()
+        .group_versions
+        .get(key)
+        .unwrap_or_else(|| panic!("no document {key}"));
+    serde_json::from_slice(&d.json).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn schema<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    &doc["components"]["schemas"][name]
+}
+
+fn gvk(group: &str, version: &str, kind: &str) -> Value {
+    json!({"group": group, "kind": kind, "version": version})
+}
+
+/// The group/versions of the table k8s-openapi has no types for (upstream stopped serving
+/// them), which get no document.
+const UNDESCRIBED: &[&str] = &[
+    "apis/flowcontrol.apiserver.k8s.io/v1beta2",
+    "apis/flowcontrol.apiserver.k8s.io/v1beta3",
+    "apis/storage.k8s.io/v1beta1",
+];
+
+#[test]
+fn every_served_kind_has_a_schema_and_a_patch_operation_with_field_validation() {
+    let mut checked = 0;
+    for r in table().resources() {
+        let key = gv_key(&r.group, &r.version);
+        if UNDESCRIBED.contains(&key.as_str()) {
+            assert!(!docs().group_versions.contains_key(&key), "{key}");
+            continue;
+        }
+        let d = doc(&key);
+        let want = gvk(&r.group, &r.version, &r.kind);
+        // The kind's schema carries its GVK (a list, on schemas).
+        let schemas = d["components"]["schemas"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{key}: no schemas"));
+        let kind_schema = schemas.iter().find(|(_, s)| {
+            s["x-kubernetes-group-version-kind"]
+                .as_array()
+                .is_some_and(|l| l.contains(&want))
+        });
+        let (name, s) = kind_schema.unwrap_or_else(|| panic!("{key}: no schema for {}", r.kind));
+        assert!(
+            s["description"].as_str().is_some_and(|d| !d.is_empty()),
+            "{name} has no description"
+        );
+        if r.has_verb("list") {
+            let list = gvk(&r.group, &r.version, &format!("{}List", r.kind));
+            assert!(
+                schemas
+                    .values()
+                    .any(|s| s["x-kubernetes-group-version-kind"]
+                        .as_array()
+                        .is_some_and(|l| l.contains(&list))),
+                "{key}: no list schema for {}",
+                r.kind
+            );
+        }
+        // Every operation on the resource names the kind (a single object on operations), and
+        // PATCH lists fieldValidation: what kubectl's field-validation check looks for.
+        let prefix = paths::api_prefix(&r.group, &r.version);
+        let item = if r.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
+        } else {
+            format!("{prefix}/{}/{{name}}", r.plural)
+        };
+        if r.has_verb("patch") {
+            let patch = &d["paths"][&item]["patch"];
+            assert_eq!(patch["x-kubernetes-group-version-kind"], want, "{item}");
+            assert_eq!(patch["x-kubernetes-action"], "patch");
+            let params: Vec<&str> = patch["parameters"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{item}: no parameters"))
+                .iter()
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            assert_eq!(
+                params,
+                ["dryRun", "fieldManager", "fieldValidation", "force"],
+                "{item}"
+            );
+            let content = patch["requestBody"]["content"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{item}: no request body"));
+            for t in [
+                "application/json-patch+json",
+                "application/merge-patch+json",
+                "application/strategic-merge-patch+json",
+                "application/apply-patch+yaml",
+            ] {
+                assert!(content.contains_key(t), "{item}: {t}");
+            }
+            checked += 1;
+        }
+        if r.has_verb("get") {
+            assert_eq!(
+                d["paths"][&item]["get"]["x-kubernetes-group-version-kind"], want,
+                "{item}"
+            );
+        }
+    }
+    assert!(checked >= 45, "{checked}");
+}
+
+#[test]
+fn container_ports_carry_upstream_list_semantics() {
+    let d = doc("api/v1");
+    let ports = &schema(&d, "io.k8s.api.core.v1.Container")["properties"]["ports"];
+    assert_eq!(ports["x-kubernetes-list-type"], "map");
+    assert_eq!(
+        ports["x-kubernetes-list-map-keys"],
+        json!(["containerPort", "protocol"])
+    );
+    assert_eq!(ports["x-kubernetes-patch-merge-key"], "containerPort");
+    assert_eq!(ports["x-kubernetes-patch-strategy"], "merge");
+    assert_eq!(
+        ports["items"],
+        json!({"$ref": "#/components/schemas/io.k8s.api.core.v1.ContainerPort"})
+    );
+    let containers = &schema(&d, "io.k8s.api.core.v1.PodSpec")["properties"]["containers"];
+    assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+    let volumes = &schema(&d, "io.k8s.api.core.v1.PodSpec")["properties"]["volumes"];
+    assert_eq!(volumes["x-kubernetes-patch-strategy"], "merge,retainKeys");
+    let node_selector = &schema(&d, "io.k8s.api.core.v1.PodSpec")["properties"]["nodeSelector"];
+    assert_eq!(node_selector["x-kubernetes-map-type"], "atomic");
+    let finalizers =
+        &schema(&d, "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")["properties"]["finalizers"];
+    assert_eq!(finalizers["x-kubernetes-list-type"], "set");
+    assert_eq!(finalizers["x-kubernetes-patch-strategy"], "merge");
+    assert_eq!(
+        schema(&d, "io.k8s.api.core.v1.ObjectFieldSelector")["x-kubernetes-map-type"],
+        "atomic"
+    );
+}
+
+#[test]
+fn schemas_have_upstream_shapes() {
+    let d = doc("apis/apps/v1");
+    let deployment = schema(&d, "io.k8s.api.apps.v1.Deployment");
+    assert_eq!(
+        deployment["x-kubernetes-group-version-kind"],
+        json!([gvk("apps", "v1", "Deployment")])
+    );
+    assert_eq!(deployment["type"], "object");
+    // Upstream requires neither metadata nor spec of a Deployment (k8s-openapi does).
+    assert!(
+        deployment.get("required").is_none(),
+        "{}",
+        deployment["required"]
+    );
+    assert_eq!(
+        schema(
+            &doc("apis/rbac.authorization.k8s.io/v1"),
+            "io.k8s.api.rbac.v1.RoleBinding"
+        )["required"],
+        json!(["roleRef"])
+    );
+    assert_eq!(
+        schema(&doc("api/v1"), "io.k8s.api.core.v1.Event")["required"],
+        json!(["involvedObject", "metadata"])
+    );
+    assert_eq!(
+        schema(&doc("apis/events.k8s.io/v1"), "io.k8s.api.events.v1.Event")["required"],
+        json!(["eventTime"])
+    );
+    // A described reference is `allOf: [{$ref}]` beside the description.
+    let spec = &deployment["properties"]["spec"];
+    assert_eq!(
+        spec["allOf"],
+        json!([{"$ref": "#/components/schemas/io.k8s.api.apps.v1.DeploymentSpec"}])
+    );
+    assert!(spec["description"].is_string());
+    assert!(spec.get("$ref").is_none());
+    let ds = schema(&d, "io.k8s.api.apps.v1.DeploymentSpec");
+    assert_eq!(ds["required"], json!(["selector", "template"]));
+    assert_eq!(ds["properties"]["replicas"]["format"], "int32");
+    assert_eq!(
+        ds["properties"]["strategy"]["x-kubernetes-patch-strategy"],
+        "retainKeys"
+    );
+    assert_eq!(
+        schema(&d, "io.k8s.apimachinery.pkg.util.intstr.IntOrString")["x-kubernetes-int-or-string"],
+        true
+    );
+    assert_eq!(
+        schema(&d, "io.k8s.apimachinery.pkg.apis.meta.v1.Time")["format"],
+        "date-time"
+    );
+    assert_eq!(
+        schema(&d, "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector")["x-kubernetes-map-type"],
+        "atomic"
+    );
+    // Subresource kinds from other groups, and the generic kinds.
+    assert_eq!(
+        schema(&d, "io.k8s.api.autoscaling.v1.Scale")["x-kubernetes-group-version-kind"],
+        json!([gvk("autoscaling", "v1", "Scale")])
+    );
+    let delete_options = schema(&d, "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions");
+    let gvks = delete_options["x-kubernetes-group-version-kind"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no DeleteOptions GVKs"));
+    assert!(gvks.contains(&gvk("", "v1", "DeleteOptions")));
+    assert!(gvks.contains(&gvk("apps", "v1", "DeleteOptions")));
+    let list = schema(&d, "io.k8s.api.apps.v1.DeploymentList");
+    assert_eq!(
+        list["properties"]["items"]["items"],
+        json!({"$ref": "#/components/schemas/io.k8s.api.apps.v1.Deployment"})
+    );
+    let secret = doc("api/v1");
+    assert_eq!(
+        schema(&secret, "io.k8s.api.core.v1.Secret")["properties"]["data"]["additionalProperties"]
+            ["format"],
+        "byte"
+    );
+}
+
+fn walk<'a>(v: &'a Value, out: &mut Vec<&'a Map<String, Value>>) {
+    match v {
+        Value::Object(o) => {
+            out.push(o);
+            o.values().for_each(|x| walk(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn references_resolve_and_have_no_siblings() {
+    for (key, d) in &docs().group_versions {
+        let v: Value = serde_json::from_slice(&d.json).unwrap_or_else(|e| panic!("{e}"));
+        let schemas = v["components"]["schemas"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{key}"));
+        let mut objects = Vec::new();
+        walk(&v, &mut objects);
+        for o in objects {
+            if let Some(r) = o.get("$ref").and_then(Value::as_str) {
+                assert_eq!(o.len(), 1, "{key}: $ref with siblings: {o:?}");
+                let name = r
+                    .strip_prefix("#/components/schemas/")
+                    .unwrap_or_else(|| panic!("{key}: {r}"));
+                assert!(schemas.contains_key(name), "{key}: dangling {r}");
+            }
+        }
+        assert_eq!(v["openapi"], "3.0.0");
+    }
+}
+
+#[test]
+fn operations_follow_upstream_naming() {
+    let core = doc("api/v1");
+    let p = &core["paths"];
+    let cm = &p["/api/v1/namespaces/{namespace}/configmaps/{name}"];
+    assert_eq!(cm["get"]["operationId"], "readCoreV1NamespacedConfigMap");
+    assert_eq!(cm["put"]["operationId"], "replaceCoreV1NamespacedConfigMap");
+    assert_eq!(cm["patch"]["operationId"], "patchCoreV1NamespacedConfigMap");
+    assert_eq!(
+        cm["delete"]["operationId"],
+        "deleteCoreV1NamespacedConfigMap"
+    );
+    let names: Vec<&str> = cm["parameters"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["name", "namespace", "pretty"]);
+    let cms = &p["/api/v1/namespaces/{namespace}/configmaps"];
+    assert_eq!(cms["get"]["operationId"], "listCoreV1NamespacedConfigMap");
+    assert_eq!(cms["get"]["x-kubernetes-action"], "list");
+    let list_params: BTreeSet<&str> = cms["get"]["parameters"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
+        .unwrap_or_default();
+    for want in [
+        "labelSelector",
+        "fieldSelector",
+        "limit",
+        "continue",
+        "resourceVersion",
+        "resourceVersionMatch",
+        "sendInitialEvents",
+        "timeoutSeconds",
+        "watch",
+        "allowWatchBookmarks",
+    ] {
+        assert!(list_params.contains(want), "{want}");
+    }
+    assert_eq!(
+        cms["post"]["operationId"],
+        "createCoreV1NamespacedConfigMap"
+    );
+    assert_eq!(
+        cms["delete"]["operationId"],
+        "deleteCoreV1CollectionNamespacedConfigMap"
+    );
+    assert_eq!(cms["delete"]["x-kubernetes-action"], "deletecollection");
+    assert_eq!(
+        p["/api/v1/configmaps"]["get"]["operationId"],
+        "listCoreV1ConfigMapForAllNamespaces"
+    );
+    assert_eq!(
+        p["/api/v1/watch/namespaces/{namespace}/configmaps/{name}"]["get"]["x-kubernetes-action"],
+        "watch"
+    );
+    assert_eq!(
+        p["/api/v1/nodes/{name}"]["get"]["operationId"],
+        "readCoreV1Node"
+    );
+    assert_eq!(
+        p["/api/v1/namespaces/{name}/finalize"]["put"]["operationId"],
+        "replaceCoreV1NamespaceFinalize"
+    );
+    let pod = "/api/v1/namespaces/{namespace}/pods/{name}";
+    assert_eq!(
+        p[format!("{pod}/status")]["patch"]["operationId"],
+        "patchCoreV1NamespacedPodStatus"
+    );
+    assert_eq!(
+        p[format!("{pod}/binding")]["post"]["operationId"],
+        "createCoreV1NamespacedPodBinding"
+    );
+    let eviction = &p[format!("{pod}/eviction")]["post"];
+    assert_eq!(eviction["operationId"], "createCoreV1NamespacedPodEviction");
+    assert_eq!(
+        eviction["x-kubernetes-group-version-kind"],
+        gvk("policy", "v1", "Eviction")
+    );
+    assert_eq!(
+        eviction["requestBody"]["content"]["*/*"]["schema"],
+        json!({"$ref": "#/components/schemas/io.k8s.api.policy.v1.Eviction"})
+    );
+    let exec = &p[format!("{pod}/exec")];
+    assert_eq!(
+        exec["get"]["operationId"],
+        "connectCoreV1GetNamespacedPodExec"
+    );
+    assert_eq!(exec["post"]["x-kubernetes-action"], "connect");
+    assert_eq!(
+        p[format!("{pod}/log")]["get"]["operationId"],
+        "readCoreV1NamespacedPodLog"
+    );
+    assert_eq!(
+        p["/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"]["post"]["operationId"],
+        "createCoreV1NamespacedServiceAccountToken"
+    );
+    let apps = doc("apis/apps/v1");
+    let scale = &apps["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"];
+    assert_eq!(
+        scale["get"]["operationId"],
+        "readAppsV1NamespacedDeploymentScale"
+    );
+    assert_eq!(
+        scale["get"]["x-kubernetes-group-version-kind"],
+        gvk("autoscaling", "v1", "Scale")
+    );
+    assert_eq!(
+        apps["paths"]["/apis/apps/v1/"]["get"]["operationId"],
+        "getAppsV1APIResources"
+    );
+    let rbac = doc("apis/rbac.authorization.k8s.io/v1");
+    assert_eq!(
+        rbac["paths"]["/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}"]["get"]
+            ["operationId"],
+        "readRbacAuthorizationV1ClusterRole"
+    );
+    assert_eq!(
+        rbac["paths"]["/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}"]["get"]["tags"],
+        json!(["rbacAuthorization_v1"])
+    );
+}
+
+#[test]
+fn the_index_names_every_document_by_its_hash() {
+    let root: Value = serde_json::from_slice(&docs().root.json).unwrap_or_else(|e| panic!("{e}"));
+    let paths = root["paths"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no paths"));
+    assert_eq!(paths.len(), docs().group_versions.len());
+    for want in [
+        "api/v1",
+        "apis/apps/v1",
+        "apis/batch/v1",
+        "apis/autoscaling/v2",
+    ] {
+        assert!(paths.contains_key(want), "{want}");
+    }
+    for (key, d) in &docs().group_versions {
+        assert_eq!(d.hash.len(), 128);
+        assert!(d
+            .hash
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
+        assert_eq!(d.hash, sha512_hex(&d.json));
+        assert_eq!(
+            paths[key]["serverRelativeURL"],
+            format!("/openapi/v3/{key}?hash={}", d.hash)
+        );
+    }
+    // SHA-512 test vector ("abc", FIPS 180-2).
+    assert!(sha512_hex(b"abc").starts_with("DDAF35A193617ABACC417349AE204131"));
+}
+
+#[test]
+fn semantics_rows_match_the_generated_schemas() {
+    // Rows for fields k8s-openapi's 1.37 types do not have (the table is from upstream master).
+    let d = doc("api/v1");
+    let mut schemas = d["components"]["schemas"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let rules = semantics::rules().unwrap_or_else(|e| panic!("{e}"));
+    let unmatched: Vec<String> = semantics::apply(&mut schemas, rules)
+        .iter()
+        .map(|r| format!("{}.{}", r.schema, r.field.as_deref().unwrap_or("")))
+        .collect();
+    assert!(unmatched.len() <= 3, "{unmatched:?}");
+}
+
+async fn send(uri: &str, headers: &[(&str, &str)]) -> (StatusCode, HeaderMap, Bytes) {
+    let app: Router = router(API.clone());
+    let mut req = Request::builder().uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Body::empty()).unwrap_or_else(|e| panic!("{e}"));
+    let resp = app.oneshot(req).await.unwrap_or_else(|e| match e {});
+    let (parts, body) = resp.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    (parts.status, parts.headers, body)
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
+    h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+#[tokio::test]
+async fn http_caching_as_upstream() {
+    let (code, h, body) = send("/openapi/v3", &[]).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(header(&h, "content-type"), "application/json");
+    assert_eq!(header(&h, "cache-control"), "no-cache, private");
+    let root_etag = header(&h, "etag").to_owned();
+    assert_eq!(root_etag, format!("\"{}\"", sha512_hex(&body)));
+    let (code, _, body) = send("/openapi/v3", &[("if-none-match", &root_etag)]).await;
+    assert_eq!((code, body.len()), (StatusCode::NOT_MODIFIED, 0));
+
+    let apps = &docs().group_versions["apis/apps/v1"];
+    let url = format!("/openapi/v3/apis/apps/v1?hash={}&timeout=32s", apps.hash);
+    let (code, h, body) = send(&url, &[("accept", "application/json")]).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(body, apps.json);
+    assert_eq!(header(&h, "content-type"), "application/json");
+    assert_eq!(header(&h, "cache-control"), "public, immutable");
+    assert_eq!(header(&h, "etag"), format!("\"{}\"", apps.hash));
+    assert_eq!(header(&h, "vary"), "Accept");
+    let expires =
+        httpdate::parse_http_date(header(&h, "expires")).unwrap_or_else(|e| panic!("expires: {e}"));
+    assert!(expires > SystemTime::now() + Duration::from_secs(300 * 24 * 3600));
+    let (code, _, _) = send(&url, &[("if-none-match", &format!("\"{}\"", apps.hash))]).await;
+    assert_eq!(code, StatusCode::NOT_MODIFIED);
+
+    // A stale hash is redirected to the current document.
+    let (code, h, _) = send("/openapi/v3/apis/apps/v1?hash=ABC", &[]).await;
+    assert_eq!(code, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(
+        header(&h, "location"),
+        format!("/openapi/v3/apis/apps/v1?hash={}", apps.hash)
+    );
+
+    // Unhashed: revalidate every time.
+    let (code, h, _) = send("/openapi/v3/api/v1", &[]).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(header(&h, "cache-control"), "no-cache, private");
+    assert_eq!(
+        header(&h, "etag"),
+        format!("\"{}\"", docs().group_versions["api/v1"].hash)
+    );
+
+    let (code, _, _) = send("/openapi/v3/apis/nope/v1", &[]).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, _, _) = send(
+        "/openapi/v3/api/v1",
+        &[(
+            "accept",
+            "application/com.github.proto-openapi.spec.v3.v1.0+protobuf",
+        )],
+    )
+    .await;
+    assert_eq!(code, StatusCode::NOT_ACCEPTABLE);
+}
