@@ -266,3 +266,26 @@ on_both_backends!(
     multi_documents_directories_and_prune,
     replace_edit_and_strict_validation,
 );
+
+/// The README's quick start: the shipped example applies cleanly.
+#[test]
+fn readme_example_applies() {
+    let c = Cluster::start(Backend::Redb);
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/web.yaml");
+    let out = c.ok(&["apply", "-f", example]);
+    assert_eq!(
+        out,
+        "deployment.apps/web created\nservice/web created\nconfigmap/web-settings created\n"
+    );
+    let listed = c.ok(&["get", "deploy,svc,cm", "-o", "name"]);
+    for name in [
+        "deployment.apps/web",
+        "service/web",
+        "configmap/web-settings",
+    ] {
+        assert!(listed.lines().any(|l| l == name), "{listed}");
+    }
+    assert!(c
+        .ok(&["apply", "-f", example])
+        .contains("deployment.apps/web unchanged"));
+}
