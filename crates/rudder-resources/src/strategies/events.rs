@@ -37,60 +37,46 @@ const EVENT_TYPE_NORMAL: &str = "Normal";
 const EVENT_TYPE_WARNING: &str = "Warning";
 
 /// core/v1 Events (`/api/v1/.../events`), the stored form.
-pub struct CoreEventStrategy;
+pub struct EventStrategy(Version);
 
-/// events.k8s.io/v1 Events: the same objects, converted to and from the core form.
-pub struct EventsV1Strategy;
+impl EventStrategy {
+    /// core/v1 Events: the stored form.
+    pub const CORE: EventStrategy = EventStrategy(Version::Core);
+    /// events.k8s.io/v1 Events: the same objects, converted to and from the core form.
+    pub const V1: EventStrategy = EventStrategy(Version::EventsV1);
 
-impl Strategy for CoreEventStrategy {
-    fn decode(&self, obj: Value) -> Result<Value, String> {
-        let ev = Event::from_core(&obj).map_err(|e| decode_error(Version::Core, &e))?;
-        Ok(ev.to_core())
-    }
-
-    fn validate(&self, _cx: &OpCx, obj: &Value) -> ErrorList {
-        match Event::from_core(obj) {
-            Ok(ev) => validate_event_create(&ev, Version::Core),
-            Err(e) => undecodable(e),
+    /// The internal event of an object of this strategy's version.
+    fn read(&self, obj: &Value) -> Result<Event, String> {
+        match self.0 {
+            Version::Core => Event::from_core(obj),
+            Version::EventsV1 => Event::from_events_v1(obj),
         }
     }
 
-    fn validate_update(&self, _cx: &OpCx, new: &Value, old: &Value) -> ErrorList {
-        match (Event::from_core(new), Event::from_core(old)) {
-            (Ok(n), Ok(o)) => validate_event_update(&n, &o, Version::Core),
-            (Err(e), _) | (_, Err(e)) => undecodable(e),
+    fn write(&self, ev: &Event) -> Value {
+        match self.0 {
+            Version::Core => ev.to_core(),
+            Version::EventsV1 => ev.to_events_v1(),
         }
-    }
-
-    fn allow_create_on_update(&self) -> bool {
-        true
-    }
-
-    fn allow_unconditional_update(&self) -> bool {
-        true
-    }
-
-    fn selectable_fields(&self, obj: &Value, out: &mut Vec<(String, String)>) {
-        selectable_fields(obj, out);
     }
 }
 
-impl Strategy for EventsV1Strategy {
+impl Strategy for EventStrategy {
     fn decode(&self, obj: Value) -> Result<Value, String> {
-        let ev = Event::from_events_v1(&obj).map_err(|e| decode_error(Version::EventsV1, &e))?;
-        Ok(ev.to_events_v1())
+        let ev = self.read(&obj).map_err(|e| decode_error(self.0, &e))?;
+        Ok(self.write(&ev))
     }
 
     fn validate(&self, _cx: &OpCx, obj: &Value) -> ErrorList {
-        match Event::from_events_v1(obj) {
-            Ok(ev) => validate_event_create(&ev, Version::EventsV1),
+        match self.read(obj) {
+            Ok(ev) => validate_event_create(&ev, self.0),
             Err(e) => undecodable(e),
         }
     }
 
     fn validate_update(&self, _cx: &OpCx, new: &Value, old: &Value) -> ErrorList {
-        match (Event::from_events_v1(new), Event::from_events_v1(old)) {
-            (Ok(n), Ok(o)) => validate_event_update(&n, &o, Version::EventsV1),
+        match (self.read(new), self.read(old)) {
+            (Ok(n), Ok(o)) => validate_event_update(&n, &o, self.0),
             (Err(e), _) | (_, Err(e)) => undecodable(e),
         }
     }
@@ -110,18 +96,18 @@ impl Strategy for EventsV1Strategy {
     }
 
     fn converts(&self) -> bool {
-        true
+        self.0 == Version::EventsV1
     }
 
     fn version_to_storage(&self, obj: Value) -> Result<Value, String> {
-        let ev = Event::from_events_v1(&obj).map_err(|e| decode_error(Version::EventsV1, &e))?;
+        let ev = self.read(&obj).map_err(|e| decode_error(self.0, &e))?;
         Ok(ev.to_core())
     }
 
     fn storage_to_version(&self, obj: Value) -> Value {
         // The stored form was written by the core decoder, so it decodes; a field that somehow
         // does not reads as its zero value, as it would after Go's decoder skipped it.
-        Event::from_core_lenient(&obj).to_events_v1()
+        self.write(&Event::from_core_lenient(&obj))
     }
 }
 
@@ -1197,7 +1183,7 @@ mod tests {
     #[test]
     fn core_to_events_v1_renames_as_upstream() {
         let v1 =
-            EventsV1Strategy.storage_to_version(CoreEventStrategy.decode(core_event()).unwrap());
+            EventStrategy::V1.storage_to_version(EventStrategy::CORE.decode(core_event()).unwrap());
         assert_eq!(
             v1,
             json!({
@@ -1218,7 +1204,7 @@ mod tests {
             })
         );
         // And back: the same core event, in Go's canonical JSON.
-        let core = EventsV1Strategy.version_to_storage(v1).unwrap();
+        let core = EventStrategy::V1.version_to_storage(v1).unwrap();
         let mut want = core_event();
         want["eventTime"] = Value::Null;
         want["reportingComponent"] = json!("");
@@ -1228,7 +1214,7 @@ mod tests {
 
     #[test]
     fn events_v1_to_core_renames_as_upstream() {
-        let s = EventsV1Strategy;
+        let s = EventStrategy::V1;
         let v1 = s.decode(v1_event()).unwrap();
         let core = s.version_to_storage(v1.clone()).unwrap();
         assert_eq!(
@@ -1266,14 +1252,14 @@ mod tests {
         ev["firstTimestamp"] = json!("2024-05-01T11:00:00.987+02:00");
         ev["eventTime"] = json!("2024-05-01T09:00:00.000001-01:30");
         ev["bogus"] = json!(1);
-        let out = CoreEventStrategy.decode(ev).unwrap();
+        let out = EventStrategy::CORE.decode(ev).unwrap();
         assert_eq!(out["firstTimestamp"], "2024-05-01T09:00:00Z");
         assert_eq!(out["eventTime"], "2024-05-01T10:30:00.000001Z");
         assert!(out.get("bogus").is_none());
         let mut zero = core_event();
         zero["lastTimestamp"] = json!("0001-01-01T00:00:00Z");
         assert_eq!(
-            CoreEventStrategy.decode(zero).unwrap()["lastTimestamp"],
+            EventStrategy::CORE.decode(zero).unwrap()["lastTimestamp"],
             Value::Null
         );
     }
@@ -1283,7 +1269,7 @@ mod tests {
         let mut ev = v1_event();
         ev["eventTime"] = json!("2024-05-01T09:00:00Z");
         assert_eq!(
-            EventsV1Strategy.decode(ev).unwrap_err(),
+            EventStrategy::V1.decode(ev).unwrap_err(),
             "Event.events.k8s.io in version \"v1\" cannot be handled as a Event: parsing time \
              \"2024-05-01T09:00:00Z\" as \"2006-01-02T15:04:05.000000Z07:00\": cannot parse \
              \"Z\" as \".000000\""
@@ -1291,46 +1277,46 @@ mod tests {
         let mut ev = core_event();
         ev["count"] = json!("3");
         assert_eq!(
-            CoreEventStrategy.decode(ev).unwrap_err(),
+            EventStrategy::CORE.decode(ev).unwrap_err(),
             "Event in version \"v1\" cannot be handled as a Event: json: cannot unmarshal string \
              into Go struct field Event.count of type int32"
         );
         let mut ev = core_event();
         ev["involvedObject"]["name"] = json!(5);
         assert_eq!(
-            CoreEventStrategy.decode(ev).unwrap_err(),
+            EventStrategy::CORE.decode(ev).unwrap_err(),
             "Event in version \"v1\" cannot be handled as a Event: json: cannot unmarshal number \
              into Go struct field ObjectReference.involvedObject.name of type string"
         );
         let mut ev = core_event();
         ev["firstTimestamp"] = json!("2024-13-01T00:00:00Z");
         assert_eq!(
-            CoreEventStrategy.decode(ev).unwrap_err(),
+            EventStrategy::CORE.decode(ev).unwrap_err(),
             "Event in version \"v1\" cannot be handled as a Event: parsing time \
              \"2024-13-01T00:00:00Z\": month out of range"
         );
         let mut ev = core_event();
         ev["firstTimestamp"] = json!("2024-02-30T00:00:00Z");
-        assert!(CoreEventStrategy
+        assert!(EventStrategy::CORE
             .decode(ev)
             .unwrap_err()
             .ends_with("parsing time \"2024-02-30T00:00:00Z\": day out of range"));
         let mut ev = core_event();
         ev["firstTimestamp"] = json!("yesterday");
-        assert!(CoreEventStrategy.decode(ev).unwrap_err().ends_with(
+        assert!(EventStrategy::CORE.decode(ev).unwrap_err().ends_with(
             "parsing time \"yesterday\" as \"2006-01-02T15:04:05Z07:00\": cannot parse \
              \"yesterday\" as \"2006\""
         ));
         let mut ev = core_event();
         ev["count"] = json!(1.5);
-        assert!(CoreEventStrategy.decode(ev).unwrap_err().ends_with(
+        assert!(EventStrategy::CORE.decode(ev).unwrap_err().ends_with(
             "cannot unmarshal number 1.5 into Go struct field Event.count of type int32"
         ));
     }
 
     #[test]
     fn legacy_validation_of_core_events() {
-        let s = CoreEventStrategy;
+        let s = EventStrategy::CORE;
         let ok = s.decode(core_event()).unwrap();
         assert!(s.validate(&cx(), &ok).is_empty());
         // The involved object's namespace must be the event's.
@@ -1370,7 +1356,7 @@ mod tests {
 
     #[test]
     fn strict_validation_of_events_k8s_io() {
-        let s = EventsV1Strategy;
+        let s = EventStrategy::V1;
         let ok = s.decode(v1_event()).unwrap();
         assert!(
             s.validate(&cx(), &ok).is_empty(),
@@ -1411,7 +1397,7 @@ mod tests {
 
     #[test]
     fn events_k8s_io_updates_keep_the_event_immutable() {
-        let s = EventsV1Strategy;
+        let s = EventStrategy::V1;
         let old = s.decode(v1_event()).unwrap();
         let mut series = old.clone();
         series["series"] = json!({"count": 3, "lastObservedTime": "2024-05-01T09:10:00.000000Z"});
@@ -1432,7 +1418,7 @@ mod tests {
             ]
         );
         // core/v1 updates only re-run the legacy checks.
-        let c = CoreEventStrategy;
+        let c = EventStrategy::CORE;
         let old = c.decode(core_event()).unwrap();
         let mut new = old.clone();
         new["message"] = json!("changed");
@@ -1443,8 +1429,8 @@ mod tests {
     #[test]
     fn selectable_fields_come_from_the_core_form() {
         let mut f = Vec::new();
-        CoreEventStrategy
-            .selectable_fields(&CoreEventStrategy.decode(core_event()).unwrap(), &mut f);
+        EventStrategy::CORE
+            .selectable_fields(&EventStrategy::CORE.decode(core_event()).unwrap(), &mut f);
         let get = |f: &[(String, String)], k: &str| {
             f.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
         };
@@ -1460,11 +1446,11 @@ mod tests {
         assert_eq!(get(&f, "source").as_deref(), Some("tester"));
         assert_eq!(get(&f, "reportingComponent").as_deref(), Some(""));
         // A new-style event has no source; `source` falls back to the reporting controller.
-        let stored = EventsV1Strategy
-            .version_to_storage(EventsV1Strategy.decode(v1_event()).unwrap())
+        let stored = EventStrategy::V1
+            .version_to_storage(EventStrategy::V1.decode(v1_event()).unwrap())
             .unwrap();
         let mut f = Vec::new();
-        EventsV1Strategy.selectable_fields(&stored, &mut f);
+        EventStrategy::V1.selectable_fields(&stored, &mut f);
         assert_eq!(get(&f, "source").as_deref(), Some("example.com/ctrl"));
         assert_eq!(
             get(&f, "reportingComponent").as_deref(),
