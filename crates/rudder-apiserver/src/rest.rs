@@ -443,6 +443,135 @@ fn apply_patch(
     Ok(doc)
 }
 
+fn is_apply_patch(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|c| c.split(';').next())
+        .is_some_and(|c| {
+            c.trim()
+                .eq_ignore_ascii_case("application/apply-patch+yaml")
+        })
+}
+
+fn field_manager_error(e: rudder_fieldmanager::FieldManagerError) -> ApiError {
+    match e {
+        rudder_fieldmanager::FieldManagerError::Conflict(conflicts) => {
+            let causes = conflicts
+                .0
+                .iter()
+                .map(|c| {
+                    let (message, field) = c.cause();
+                    rudder_api::status::Cause {
+                        reason: "FieldManagerConflict".into(),
+                        message,
+                        field,
+                    }
+                })
+                .collect();
+            ApiError::apply_conflict(causes, conflicts.to_string())
+        }
+        other => ApiError::bad_request(other.to_string()),
+    }
+}
+
+/// Server-side apply (`application/apply-patch+yaml`): the applied configuration is merged by
+/// the field manager, which tracks who owns each field; conflicts with other managers are 409
+/// unless `force=true`. A missing object is created (201).
+async fn apply(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
+    let output = call.output()?;
+    let manager = call.query.get("fieldManager").unwrap_or("").to_string();
+    if manager.is_empty() {
+        return Err(ApiError::invalid(
+            &rudder_api::status::GroupKind::new("meta.k8s.io", "PatchOptions"),
+            "",
+            &rudder_api::field::ErrorList(vec![rudder_api::field::FieldError::required(
+                &rudder_api::field::Path::new("fieldManager"),
+                "is required for apply patch",
+            )]),
+        ));
+    }
+    let force = call.query.flag("force");
+    let applied = encode::decode_body(Some(encode::YAML), &call.body)?;
+    if !applied.is_object() {
+        return Err(ApiError::bad_request(
+            "the applied configuration must be an object",
+        ));
+    }
+    let api_version = call.entry.info.api_version();
+    let table = rudder_api::patch::SchemaTable::builtin().map_err(ApiError::internal_error)?;
+    let fm = rudder_fieldmanager::FieldManager::new(table);
+    let now = object::now_rfc3339();
+    let subresource = if status { "status" } else { "" };
+    let info = rudder_fieldmanager::OperationInfo {
+        manager: &manager,
+        api_version: &api_version,
+        subresource,
+        time: &now,
+        reset_fields: None,
+    };
+    let opts = WriteOpts {
+        dry_run: call.dry_run()?,
+        field_validation: call.field_validation()?,
+        status,
+        ..Default::default()
+    };
+    // Create on apply.
+    let exists = match call
+        .gs()
+        .get(&call.entry, call.namespace(), &call.info.name)
+        .await
+    {
+        Ok(_) => true,
+        Err(e) if e.is_not_found() => false,
+        Err(e) => return Err(e),
+    };
+    if !exists && !status {
+        let mut obj = fm
+            .apply(None, &applied, &info, force)
+            .map_err(field_manager_error)?;
+        if object::name(&obj).is_empty() {
+            object::set_meta(&mut obj, "name", json!(call.info.name));
+        }
+        let created = call
+            .gs()
+            .create(&call.entry, call.namespace(), obj, &opts)
+            .await?;
+        return with_warnings(
+            encode::object_response(&call.entry, StatusCode::CREATED, &created, output)?,
+            &opts.warnings,
+        );
+    }
+    let gr = call.entry.info.group_resource();
+    let name = call.info.name.clone();
+    let (obj, _) = call
+        .gs()
+        .update(
+            &call.entry,
+            call.namespace(),
+            &call.info.name,
+            |current| {
+                let current = current.ok_or_else(|| ApiError::not_found(&gr, &name))?;
+                let mut merged = fm
+                    .apply(Some(current), &applied, &info, force)
+                    .map_err(field_manager_error)?;
+                // A resourceVersion in the applied configuration is a precondition.
+                if object::meta_str(&applied, "resourceVersion").is_empty() {
+                    object::set_meta(
+                        &mut merged,
+                        "resourceVersion",
+                        json!(object::meta_str(current, "resourceVersion")),
+                    );
+                }
+                Ok(merged)
+            },
+            &opts,
+        )
+        .await?;
+    with_warnings(
+        encode::object_response(&call.entry, StatusCode::OK, &obj, output)?,
+        &opts.warnings,
+    )
+}
+
 /// Remove `$patch`, `$setElementOrder/…`, `$retainKeys` and `$deleteFromPrimitiveList/…` keys.
 fn strip_directives(v: &mut Value) {
     match v {
@@ -456,6 +585,9 @@ fn strip_directives(v: &mut Value) {
 }
 
 async fn patch(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
+    if is_apply_patch(call.content_type()) {
+        return apply(call, status).await;
+    }
     let output = call.output()?;
     let kind = patch_type(call.content_type())?;
     let patch: Value = serde_json::from_slice(&call.body)

@@ -262,6 +262,7 @@ fn replace_edit_and_strict_validation(b: Backend) {
 }
 
 on_both_backends!(
+    server_side_apply,
     apply_cycles,
     multi_documents_directories_and_prune,
     replace_edit_and_strict_validation,
@@ -288,4 +289,69 @@ fn readme_example_applies() {
     assert!(c
         .ok(&["apply", "-f", example])
         .contains("deployment.apps/web unchanged"));
+}
+
+fn server_side_apply(b: Backend) {
+    let c = Cluster::start(b);
+    let dir = c.dir.path().to_path_buf();
+    let cm = |data: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\n  labels:\n    team: a\ndata:\n{data}")
+    };
+    let f = write(&dir, "ssa.yaml", &cm("  x: \"1\"\n  y: \"2\"\n"));
+    // Create on apply, with managedFields for the manager.
+    assert_eq!(
+        c.ok(&["apply", "--server-side", "-f", &f]),
+        "configmap/ssa serverside-applied\n"
+    );
+    let mf = c.ok(&[
+        "get",
+        "cm",
+        "ssa",
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={.metadata.managedFields[0].manager} {.metadata.managedFields[0].operation}",
+    ]);
+    assert_eq!(mf, "kubectl Apply");
+    // A second manager applying a different value for x conflicts...
+    let other = write(
+        &dir,
+        "other.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  x: \"9\"\n",
+    );
+    let err = c.fails(&[
+        "apply",
+        "--server-side",
+        "--field-manager=other",
+        "-f",
+        &other,
+    ]);
+    assert!(
+        err.contains("Apply failed with 1 conflict: conflict with \"kubectl\": .data.x"),
+        "{err}"
+    );
+    assert_eq!(c.ok(&["get", "cm", "ssa", "-o", "jsonpath={.data.x}"]), "1");
+    // ...until it forces, taking ownership.
+    c.ok(&[
+        "apply",
+        "--server-side",
+        "--field-manager=other",
+        "--force-conflicts",
+        "-f",
+        &other,
+    ]);
+    assert_eq!(c.ok(&["get", "cm", "ssa", "-o", "jsonpath={.data.x}"]), "9");
+    // The first manager stops applying y: it is removed (nobody else owns it). It stops
+    // applying x too, but x now belongs to "other" and stays.
+    write(&dir, "ssa.yaml", &cm("  z: \"3\"\n"));
+    c.ok(&["apply", "--server-side", "-f", &f]);
+    let data = c.ok(&["get", "cm", "ssa", "-o", "jsonpath={.data}"]);
+    let data: serde_json::Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(data, serde_json::json!({"x": "9", "z": "3"}));
+    // Server-side diff and dry run.
+    write(&dir, "ssa.yaml", &cm("  z: \"4\"\n"));
+    let d = c.kubectl(&["diff", "--server-side", "-f", &f]);
+    assert_eq!(d.code, 1, "{}", d.stderr);
+    assert!(d.stdout.contains("+  z: \"4\""), "{}", d.stdout);
+    c.ok(&["apply", "--server-side", "--dry-run=server", "-f", &f]);
+    assert_eq!(c.ok(&["get", "cm", "ssa", "-o", "jsonpath={.data.z}"]), "3");
 }
