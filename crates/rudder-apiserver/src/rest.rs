@@ -72,6 +72,27 @@ impl Call<'_> {
         }
     }
 
+    /// Managed-fields bookkeeping for a non-apply write through `subresource`.
+    fn tracker(&self, subresource: &str) -> rudder_registry::Tracker {
+        let manager = match self.query.get("fieldManager").filter(|m| !m.is_empty()) {
+            Some(m) => m.to_string(),
+            // Upstream's default: the user agent up to its first slash.
+            None => self
+                .headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|ua| ua.split('/').next())
+                .filter(|p| !p.is_empty())
+                .unwrap_or("unknown")
+                .to_string(),
+        };
+        rudder_registry::Tracker(Some(Arc::new(ManagedFields {
+            manager,
+            api_version: self.entry.info.api_version(),
+            subresource: subresource.to_string(),
+        })))
+    }
+
     fn gs(&self) -> &rudder_registry::GenericStore {
         &self.server.gs
     }
@@ -323,6 +344,7 @@ async fn create(call: &Call<'_>) -> Result<Response, ApiError> {
     let opts = WriteOpts {
         dry_run: call.dry_run()?,
         field_validation: call.field_validation()?,
+        tracker: call.tracker(""),
         ..Default::default()
     };
     let obj = call
@@ -342,6 +364,7 @@ async fn update(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
         dry_run: call.dry_run()?,
         field_validation: call.field_validation()?,
         status,
+        tracker: call.tracker(if status { "status" } else { "" }),
         ..Default::default()
     };
     let (obj, created) = call
@@ -441,6 +464,30 @@ fn apply_patch(
         }
     }
     Ok(doc)
+}
+
+/// The field manager recording a non-apply write.
+struct ManagedFields {
+    manager: String,
+    api_version: String,
+    subresource: String,
+}
+
+impl rudder_registry::FieldTracker for ManagedFields {
+    fn track(&self, live: Option<&Value>, new: Value) -> Result<Value, ApiError> {
+        let table = rudder_api::patch::SchemaTable::builtin().map_err(ApiError::internal_error)?;
+        let now = object::now_rfc3339();
+        let info = rudder_fieldmanager::OperationInfo {
+            manager: &self.manager,
+            api_version: &self.api_version,
+            subresource: &self.subresource,
+            time: &now,
+            reset_fields: None,
+        };
+        rudder_fieldmanager::FieldManager::new(table)
+            .update(live, new, &info)
+            .map_err(field_manager_error)
+    }
 }
 
 fn is_apply_patch(content_type: Option<&str>) -> bool {
@@ -596,6 +643,7 @@ async fn patch(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
         dry_run: call.dry_run()?,
         field_validation: call.field_validation()?,
         status,
+        tracker: call.tracker(if status { "status" } else { "" }),
         ..Default::default()
     };
     let name = call.info.name.clone();

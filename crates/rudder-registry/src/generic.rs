@@ -57,8 +57,29 @@ impl Warnings {
     }
 }
 
+/// Records who set which fields (`metadata.managedFields`) on a non-apply write; the API server
+/// implements it with the field manager. It runs after defaulting, as upstream's does.
+pub trait FieldTracker: Send + Sync {
+    fn track(&self, live: Option<&Value>, new: Value) -> Result<Value, ApiError>;
+}
+
+#[derive(Clone, Default)]
+pub struct Tracker(pub Option<Arc<dyn FieldTracker>>);
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Tracker(on)"
+        } else {
+            "Tracker(off)"
+        })
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct WriteOpts {
+    /// Managed-fields bookkeeping for this write, if any.
+    pub tracker: Tracker,
     pub dry_run: bool,
     pub field_validation: FieldValidation,
     pub warnings: Warnings,
@@ -236,6 +257,9 @@ impl GenericStore {
         entry.strategy.prepare_for_create(&cx, &mut obj);
         if entry.strategy.tracks_generation() {
             object::set_meta(&mut obj, "generation", json!(1));
+        }
+        if let Some(t) = &opts.tracker.0 {
+            obj = t.track(None, obj)?;
         }
         let plugins: Vec<&Arc<dyn Admission>> =
             self.admission.iter().filter(|a| a.handles(entry)).collect();
@@ -592,6 +616,9 @@ impl GenericStore {
                         .unwrap_or(0);
                     object::set_meta(&mut obj, "generation", json!(gen + 1));
                 }
+            }
+            if let Some(t) = &opts.tracker.0 {
+                obj = t.track(Some(&old), obj)?;
             }
             let plugins: Vec<&Arc<dyn Admission>> =
                 self.admission.iter().filter(|a| a.handles(entry)).collect();

@@ -14,7 +14,8 @@ pub mod strategy;
 pub use admission::Admission;
 pub use cache::{CacheEvent, CacheWatch, CachedObject, EventKind, WatchCache, WatchFrom};
 pub use generic::{
-    DeleteOpts, Deleted, FieldValidation, GenericStore, ListOpts, ListResult, Warnings, WriteOpts,
+    DeleteOpts, Deleted, FieldTracker, FieldValidation, GenericStore, ListOpts, ListResult,
+    Tracker, Warnings, WriteOpts,
 };
 pub use registry::{Entry, Registry};
 pub use strategy::{DefaultStrategy, OpCx, Strategy};

@@ -347,6 +347,21 @@ fn server_side_apply(b: Backend) {
     let data = c.ok(&["get", "cm", "ssa", "-o", "jsonpath={.data}"]);
     let data: serde_json::Value = serde_json::from_str(&data).unwrap();
     assert_eq!(data, serde_json::json!({"x": "9", "z": "3"}));
+    // Non-apply writes are tracked too: kubectl create records an Update by kubectl-create,
+    // and an apply that changes its field conflicts with it.
+    c.ok(&["create", "configmap", "mixed", "--from-literal=k=v"]);
+    let mf = c.ok(&["get", "cm", "mixed", "--show-managed-fields", "-o", "jsonpath={.metadata.managedFields[0].manager} {.metadata.managedFields[0].operation} {.metadata.managedFields[0].fieldsV1}"]);
+    assert!(
+        mf.starts_with("kubectl-create Update {\"f:data\":{\".\":{},\"f:k\":{}}}"),
+        "{mf}"
+    );
+    let mixed = write(
+        &dir,
+        "mixed.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mixed\ndata:\n  k: other\n",
+    );
+    let err = c.fails(&["apply", "--server-side", "-f", &mixed]);
+    assert!(err.contains("conflict with \"kubectl-create\""), "{err}");
     // Server-side diff and dry run.
     write(&dir, "ssa.yaml", &cm("  z: \"4\"\n"));
     let d = c.kubectl(&["diff", "--server-side", "-f", &f]);
