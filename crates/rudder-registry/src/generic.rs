@@ -560,6 +560,9 @@ impl GenericStore {
                     name,
                 ));
             }
+            // An unconditional update applies to the current version (upstream's store fills
+            // the resourceVersion in before validating).
+            object::set_meta(&mut obj, "resourceVersion", json!(current_rv));
             let uid = object::meta_str(&obj, "uid").to_string();
             if !uid.is_empty() && uid != object::meta_str(&old, "uid") {
                 return Err(ApiError::conflict(
