@@ -7,6 +7,7 @@
 //! there) → the state store; reads and watches come from the watch cache.
 
 pub mod discovery;
+pub mod dupes;
 pub mod encode;
 pub mod request;
 pub mod rest;

@@ -93,6 +93,34 @@ impl Call<'_> {
         })))
     }
 
+    /// Keys given twice in a JSON body: an error under `fieldValidation=Strict`, warnings under
+    /// Warn (the default), nothing under Ignore; the last value wins, as upstream.
+    fn check_duplicates(&self, opts: &WriteOpts) -> Result<(), ApiError> {
+        let json = self
+            .content_type()
+            .and_then(|c| c.split(';').next())
+            .is_none_or(|c| c.trim().ends_with("json"));
+        if !json || opts.field_validation == FieldValidation::Ignore {
+            return Ok(());
+        }
+        let dupes = crate::dupes::duplicate_fields(&self.body);
+        if dupes.is_empty() {
+            return Ok(());
+        }
+        let msgs: Vec<String> = dupes
+            .iter()
+            .map(|p| format!("duplicate field \"{p}\""))
+            .collect();
+        if opts.field_validation == FieldValidation::Strict {
+            return Err(ApiError::bad_request(format!(
+                "strict decoding error: {}",
+                msgs.join(", ")
+            )));
+        }
+        msgs.into_iter().for_each(|m| opts.warnings.push(m));
+        Ok(())
+    }
+
     fn gs(&self) -> &rudder_registry::GenericStore {
         &self.server.gs
     }
@@ -347,6 +375,7 @@ async fn create(call: &Call<'_>) -> Result<Response, ApiError> {
         tracker: call.tracker(""),
         ..Default::default()
     };
+    call.check_duplicates(&opts)?;
     let obj = call
         .gs()
         .create(&call.entry, call.namespace(), body, &opts)
@@ -367,6 +396,7 @@ async fn update(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
         tracker: call.tracker(if status { "status" } else { "" }),
         ..Default::default()
     };
+    call.check_duplicates(&opts)?;
     let (obj, created) = call
         .gs()
         .update(
@@ -646,6 +676,7 @@ async fn patch(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
         tracker: call.tracker(if status { "status" } else { "" }),
         ..Default::default()
     };
+    call.check_duplicates(&opts)?;
     let name = call.info.name.clone();
     let gr = call.entry.info.group_resource();
     let api_version = call.entry.info.api_version();

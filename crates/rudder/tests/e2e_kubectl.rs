@@ -791,6 +791,22 @@ fn field_validation(b: Backend) {
         "{}",
         r.stderr
     );
+    // A key given twice: rejected under Strict, a warning otherwise (the last value wins).
+    let dup = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dup1"},"data":{"a":"1","a":"2"}}"#;
+    let (body, _) = post("fieldValidation=Strict", dup);
+    assert!(
+        body.contains(r#"strict decoding error: duplicate field \"data.a\""#),
+        "{body}"
+    );
+    let (_, headers) = post("fieldValidation=Warn", dup);
+    assert!(
+        headers.contains(r#"warning: 299 - "duplicate field \"data.a\"""#),
+        "{headers}"
+    );
+    assert_eq!(
+        c.ok(&["get", "cm", "dup1", "-o", "jsonpath={.data.a}"]),
+        "2"
+    );
     // An invalid value of the parameter.
     let (body, _) = post("fieldValidation=Loose", &manifest("loose"));
     assert!(body.contains("\"code\":400"), "{body}");
