@@ -16,8 +16,13 @@
 //!
 //! kubectl needs these for `explain`, and for `apply`, `create -f`, `replace -f` and `edit`,
 //! which refuse to run (without `--validate=false`) unless the PATCH operation of the kind
-//! lists the `fieldValidation` parameter. `/openapi/v2` (protobuf only, kubectl's fallback) is
-//! not served.
+//! lists the `fieldValidation` parameter.
+//!
+//! `GET /openapi/v2`: one Swagger 2.0 document for every served group/version, converted from
+//! the v3 documents (module `v2`), as JSON or, for
+//! `Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf` (kubectl's
+//! `explain --output=plaintext-openapiv2` and its fallback when v3 is unusable), as gnostic's
+//! `openapi.v2.Document` protobuf message; other `Accept` types get 406.
 //!
 //! Caching, as upstream: hashed URLs are immutable (`Cache-Control: public, immutable`, an
 //! `Expires` a year ahead); a stale hash is redirected (301) to the current one; unhashed URLs
@@ -36,6 +41,7 @@ mod paths;
 mod schema;
 mod semantics;
 mod types;
+mod v2;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
@@ -65,6 +71,7 @@ pub enum OpenApiError {
 /// One served document: its JSON and the hash that names it.
 #[derive(Clone, Debug)]
 pub struct Document {
+    /// The document's bytes: JSON, except for `Documents::v2_protobuf`.
     pub json: Bytes,
     /// Uppercase hex SHA-512 of `json`.
     pub hash: String,
@@ -78,6 +85,14 @@ impl Document {
             json: Bytes::from(json),
             hash,
         })
+    }
+
+    fn from_bytes(data: Vec<u8>) -> Document {
+        let hash = sha512_hex(&data);
+        Document {
+            json: Bytes::from(data),
+            hash,
+        }
     }
 
     fn etag(&self) -> String {
@@ -97,6 +112,10 @@ pub struct Documents {
     pub root: Document,
     /// Keyed by the path after `/openapi/v3/`: `api/v1`, `apis/apps/v1`.
     pub group_versions: BTreeMap<String, Document>,
+    /// `/openapi/v2` as JSON.
+    pub v2: Document,
+    /// `/openapi/v2` as the gnostic `openapi.v2.Document` protobuf message.
+    pub v2_protobuf: Document,
     /// When they were built (`Last-Modified`).
     pub built: SystemTime,
 }
@@ -188,14 +207,11 @@ fn build(resources: &[ResourceInfo], kube_version: &str) -> Result<Documents, Op
     let all: BTreeSet<(String, String)> = by_gv.keys().cloned().collect();
     let mut group_versions = BTreeMap::new();
     let mut index = Map::new();
+    let mut v3 = Vec::new();
     for ((group, version), rs) in &by_gv {
-        let doc = Document::new(&group_version_document(
-            group,
-            version,
-            rs,
-            &all,
-            kube_version,
-        )?)?;
+        let value = group_version_document(group, version, rs, &all, kube_version)?;
+        let doc = Document::new(&value)?;
+        v3.push(value);
         let key = gv_key(group, version);
         index.insert(
             key.clone(),
@@ -204,6 +220,9 @@ fn build(resources: &[ResourceInfo], kube_version: &str) -> Result<Documents, Op
         group_versions.insert(key, doc);
     }
     let root = Document::new(&json!({ "paths": index }))?;
+    let v2_value = v2::document(&v3, kube_version);
+    let v2 = Document::new(&v2_value)?;
+    let v2_protobuf = Document::from_bytes(v2::proto::encode(&v2_value));
     tracing::debug!(
         documents = group_versions.len(),
         bytes = group_versions.values().map(|d| d.json.len()).sum::<usize>(),
@@ -213,17 +232,20 @@ fn build(resources: &[ResourceInfo], kube_version: &str) -> Result<Documents, Op
     Ok(Documents {
         root,
         group_versions,
+        v2,
+        v2_protobuf,
         built: SystemTime::now(),
     })
 }
 
-/// The routes `/openapi/v3` and `/openapi/v3/<group-version>`, for the API server to mount
-/// behind authentication. `/openapi/v2` is left to the server's 404.
+/// The routes `/openapi/v2`, `/openapi/v3` and `/openapi/v3/<group-version>`, for the API
+/// server to mount behind authentication.
 pub fn router<S>(api: Arc<OpenApi>) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
     Router::new()
+        .route("/openapi/v2", get(swagger))
         .route("/openapi/v3", get(root))
         .route("/openapi/v3/{*gv}", get(group_version))
         .with_state(api)
@@ -285,6 +307,17 @@ fn document_response(
     headers: &HeaderMap,
     cache_control: &str,
 ) -> Response {
+    typed_document_response(doc, built, headers, cache_control, "application/json")
+}
+
+/// `document_response` for a document of type `content_type`.
+fn typed_document_response(
+    doc: &Document,
+    built: SystemTime,
+    headers: &HeaderMap,
+    cache_control: &str,
+    content_type: &str,
+) -> Response {
     let etag = doc.etag();
     let mut resp = if not_modified(headers, &etag) {
         let mut r = Response::new(Body::empty());
@@ -292,7 +325,7 @@ fn document_response(
         r
     } else {
         let mut r = Response::new(Body::from(doc.json.clone()));
-        set(&mut r, header::CONTENT_TYPE, "application/json");
+        set(&mut r, header::CONTENT_TYPE, content_type);
         r
     };
     set(&mut resp, header::ETAG, &etag);
@@ -324,6 +357,51 @@ fn accepts_json(headers: &HeaderMap) -> bool {
         let media = clause.split(';').next().unwrap_or("").trim();
         matches!(media, "application/json" | "application/*" | "*/*")
     })
+}
+
+/// The media type kubectl asks for the protobuf `/openapi/v2` with (upstream's deprecated
+/// spelling; Go's `mime.ParseMediaType` rejects the `@`, so responses carry `V2_PROTOBUF`).
+pub const V2_PROTOBUF_ACCEPT: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+/// The media type of the protobuf `/openapi/v2`, as upstream answers it.
+pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// Whether the `Accept` header asks for the protobuf `/openapi/v2`.
+fn accepts_v2_protobuf(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|clause| {
+            let media = clause.split(';').next().unwrap_or("").trim();
+            media == V2_PROTOBUF || media == V2_PROTOBUF_ACCEPT
+        })
+}
+
+/// `GET /openapi/v2`: protobuf when asked for, else JSON, else 406.
+async fn swagger(State(api): State<Arc<OpenApi>>, headers: HeaderMap) -> Response {
+    let docs = match documents(&api).await {
+        Ok(d) => d,
+        Err(e) => return error_response(&e),
+    };
+    let mut resp = if accepts_v2_protobuf(&headers) {
+        typed_document_response(
+            &docs.v2_protobuf,
+            docs.built,
+            &headers,
+            "no-cache, private",
+            V2_PROTOBUF,
+        )
+    } else if accepts_json(&headers) {
+        document_response(&docs.v2, docs.built, &headers, "no-cache, private")
+    } else {
+        error_response(&ApiError::not_acceptable(&[
+            "application/json",
+            V2_PROTOBUF,
+        ]))
+    };
+    set(&mut resp, header::VARY, "Accept");
+    resp
 }
 
 fn query_hash(uri: &Uri) -> Option<&str> {

@@ -278,7 +278,9 @@ fn normalize_refs(value: &mut Value) {
             for v in obj.values_mut() {
                 normalize_refs(v);
             }
-            if obj.len() > 1 {
+            // Only a string `$ref` is a reference: a `properties` map can name a field `$ref`
+            // (JSONSchemaProps does).
+            if obj.len() > 1 && obj.get("$ref").is_some_and(Value::is_string) {
                 if let Some(r) = obj.remove("$ref") {
                     match obj.get_mut("allOf") {
                         Some(Value::Array(all_of)) => all_of.push(json!({"$ref": r})),

@@ -517,3 +517,325 @@ async fn http_caching_as_upstream() {
     .await;
     assert_eq!(code, StatusCode::NOT_ACCEPTABLE);
 }
+
+// ---- /openapi/v2 ----
+
+fn v2_doc() -> Value {
+    serde_json::from_slice(&docs().v2.json).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Every `$ref` in `v`, with the JSON path where it is.
+fn refs(v: &Value, at: &str, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                if k == "$ref" && x.is_string() {
+                    out.push((at.to_owned(), x.as_str().unwrap_or_default().to_owned()));
+                } else {
+                    refs(x, &format!("{at}/{k}"), out);
+                }
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                refs(x, &format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn v2_has_a_definition_for_every_served_kind_and_no_dangling_ref() {
+    let d = v2_doc();
+    assert_eq!(d["swagger"], "2.0");
+    assert_eq!(d["info"]["version"], "v1.37.0");
+    assert_eq!(d["securityDefinitions"]["BearerToken"]["type"], "apiKey");
+    let defs = d["definitions"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no definitions"));
+    let paths = d["paths"].as_object().unwrap_or_else(|| panic!("no paths"));
+    for r in table().resources() {
+        if UNDESCRIBED.contains(&gv_key(&r.group, &r.version).as_str()) {
+            continue;
+        }
+        let want = gvk(&r.group, &r.version, &r.kind);
+        assert!(
+            defs.values().any(|s| s["x-kubernetes-group-version-kind"]
+                .as_array()
+                .is_some_and(|l| l.contains(&want))),
+            "no v2 definition for {want}"
+        );
+    }
+    // Every v3 path and schema is there.
+    let mut v3_paths = BTreeSet::new();
+    let mut v3_schemas = BTreeSet::new();
+    for key in docs().group_versions.keys() {
+        let v3 = doc(key);
+        v3_paths.extend(
+            v3["paths"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k.clone()),
+        );
+        v3_schemas.extend(
+            v3["components"]["schemas"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k.clone()),
+        );
+    }
+    assert_eq!(paths.keys().cloned().collect::<BTreeSet<_>>(), v3_paths);
+    assert_eq!(defs.keys().cloned().collect::<BTreeSet<_>>(), v3_schemas);
+
+    let mut all = Vec::new();
+    refs(&d, "", &mut all);
+    assert!(all.len() > 1000, "{}", all.len());
+    for (at, r) in &all {
+        let name = r
+            .strip_prefix("#/definitions/")
+            .unwrap_or_else(|| panic!("{at}: {r} is not a v2 reference"));
+        assert!(defs.contains_key(name), "{at}: dangling {r}");
+    }
+    let text = String::from_utf8_lossy(&docs().v2.json);
+    // (JSONSchemaProps has fields named `nullable`, `oneOf` and `anyOf`.)
+    for v3_only in [
+        "\"requestBody\"",
+        "#/components/",
+        "\"allOf\":[{\"$ref\":\"#/definitions/io.k8s.api",
+    ] {
+        assert!(!text.contains(v3_only), "{v3_only} in /openapi/v2");
+    }
+
+    // A reference with siblings is a plain `$ref` again.
+    let spec = &defs["io.k8s.api.apps.v1.Deployment"]["properties"]["spec"];
+    assert_eq!(
+        spec["$ref"],
+        "#/definitions/io.k8s.api.apps.v1.DeploymentSpec"
+    );
+    assert!(spec.get("allOf").is_none(), "{spec}");
+
+    // v2 parameter shapes.
+    let patch = &paths["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+    let params = patch["parameters"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{patch}"));
+    let body = params
+        .iter()
+        .find(|p| p["in"] == "body")
+        .unwrap_or_else(|| panic!("no body parameter"));
+    assert_eq!(
+        body["schema"]["$ref"],
+        "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.Patch"
+    );
+    assert_eq!(body["required"], true);
+    let fv = params
+        .iter()
+        .find(|p| p["name"] == "fieldValidation")
+        .unwrap_or_else(|| panic!("no fieldValidation"));
+    assert_eq!(
+        (&fv["in"], &fv["type"]),
+        (&json!("query"), &json!("string"))
+    );
+    assert!(fv.get("schema").is_none());
+    assert!(patch["consumes"]
+        .as_array()
+        .is_some_and(|c| c.contains(&json!("application/strategic-merge-patch+json"))));
+    assert_eq!(
+        patch["x-kubernetes-group-version-kind"],
+        gvk("apps", "v1", "Deployment")
+    );
+    assert_eq!(
+        patch["responses"]["200"]["schema"]["$ref"],
+        "#/definitions/io.k8s.api.apps.v1.Deployment"
+    );
+}
+
+/// A minimal protobuf reader: the fields of one message, as (number, wire type, payload);
+/// varints and fixed64 are returned as their bytes.
+fn fields(mut b: &[u8]) -> Vec<(u32, u8, &[u8])> {
+    fn varint(b: &mut &[u8]) -> u64 {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = b
+                .split_first()
+                .unwrap_or_else(|| panic!("truncated varint"));
+            *b = rest;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                break;
+            }
+        }
+        v
+    }
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let key = varint(&mut b);
+        let (field, wire) = ((key >> 3) as u32, (key & 7) as u8);
+        let payload: &[u8] = match wire {
+            0 => {
+                let start = b;
+                varint(&mut b);
+                &start[..start.len() - b.len()]
+            }
+            1 => {
+                let (p, rest) = b.split_at(8);
+                b = rest;
+                p
+            }
+            2 => {
+                let len = varint(&mut b) as usize;
+                let (p, rest) = b.split_at(len);
+                b = rest;
+                p
+            }
+            w => panic!("unexpected wire type {w}"),
+        };
+        out.push((field, wire, payload));
+    }
+    out
+}
+
+fn field<'a>(msg: &[(u32, u8, &'a [u8])], n: u32) -> Vec<&'a [u8]> {
+    msg.iter()
+        .filter(|(f, _, _)| *f == n)
+        .map(|(_, _, p)| *p)
+        .collect()
+}
+
+fn text(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn v2_protobuf_decodes_to_the_json_document() {
+    let json = v2_doc();
+    let doc = fields(&docs().v2_protobuf.json);
+    assert_eq!(text(field(&doc, 1)[0]), "2.0");
+    let info = fields(field(&doc, 2)[0]);
+    assert_eq!(text(field(&info, 2)[0]), "v1.37.0");
+
+    // Paths { repeated NamedPathItem path = 2 }
+    let paths = fields(field(&doc, 8)[0]);
+    let named: Vec<_> = field(&paths, 2).into_iter().map(fields).collect();
+    assert_eq!(named.len(), json["paths"].as_object().map_or(0, Map::len));
+    let deploy = named
+        .iter()
+        .find(|n| text(field(n, 1)[0]) == "/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+        .unwrap_or_else(|| panic!("no deployment path"));
+    let item = fields(field(deploy, 2)[0]);
+    let patch = fields(field(&item, 8)[0]);
+    // vendor_extension 13: NamedAny { name, Any { yaml } }
+    let ext: Vec<_> = field(&patch, 13).into_iter().map(fields).collect();
+    let gvk_ext = ext
+        .iter()
+        .find(|e| text(field(e, 1)[0]) == "x-kubernetes-group-version-kind")
+        .unwrap_or_else(|| panic!("no gvk extension"));
+    let yaml = text(field(&fields(field(gvk_ext, 2)[0]), 2)[0]);
+    let parsed: Value = serde_json::from_str(yaml).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(parsed, gvk("apps", "v1", "Deployment"));
+    // parameters 8: the body parameter (ParametersItem.parameter.body_parameter) and query ones.
+    let params: Vec<_> = field(&patch, 8)
+        .into_iter()
+        .map(|p| fields(field(&fields(p), 1)[0]))
+        .collect();
+    assert!(
+        params.iter().any(|p| !field(p, 1).is_empty()),
+        "no body parameter"
+    );
+    assert!(params.iter().any(|p| {
+        field(p, 2).first().is_some_and(|nb| {
+            field(&fields(nb), 3)
+                .first()
+                .is_some_and(|q| text(field(&fields(q), 4)[0]) == "fieldValidation")
+        })
+    }));
+
+    // Definitions { repeated NamedSchema additional_properties = 1 }
+    let defs: Vec<_> = field(&fields(field(&doc, 9)[0]), 1)
+        .into_iter()
+        .map(fields)
+        .collect();
+    assert_eq!(
+        defs.len(),
+        json["definitions"].as_object().map_or(0, Map::len)
+    );
+    let deployment = defs
+        .iter()
+        .find(|n| text(field(n, 1)[0]) == "io.k8s.api.apps.v1.Deployment")
+        .map(|n| fields(field(n, 2)[0]))
+        .unwrap_or_else(|| panic!("no Deployment definition"));
+    // type 22: TypeItem { value = ["object"] }
+    assert_eq!(
+        text(field(&fields(field(&deployment, 22)[0]), 1)[0]),
+        "object"
+    );
+    // properties 25 → spec → $ref 1
+    let props: Vec<_> = field(&fields(field(&deployment, 25)[0]), 1)
+        .into_iter()
+        .map(fields)
+        .collect();
+    let spec = props
+        .iter()
+        .find(|p| text(field(p, 1)[0]) == "spec")
+        .map(|p| fields(field(p, 2)[0]))
+        .unwrap_or_else(|| panic!("no spec property"));
+    assert_eq!(
+        text(field(&spec, 1)[0]),
+        "#/definitions/io.k8s.api.apps.v1.DeploymentSpec"
+    );
+    assert!(!field(&deployment, 31).is_empty(), "no vendor extensions");
+    // security_definitions 13 → BearerToken → api_key_security 2 → type 1
+    let sec = fields(field(&fields(field(&doc, 13)[0]), 1)[0]);
+    assert_eq!(text(field(&sec, 1)[0]), "BearerToken");
+    let api_key = fields(field(&fields(field(&sec, 2)[0]), 2)[0]);
+    assert_eq!(text(field(&api_key, 1)[0]), "apiKey");
+}
+
+#[tokio::test]
+async fn v2_http_negotiation_and_caching() {
+    let (code, h, body) = send("/openapi/v2", &[("accept", V2_PROTOBUF_ACCEPT)]).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(header(&h, "content-type"), V2_PROTOBUF);
+    assert_eq!(body, docs().v2_protobuf.json);
+    let etag = header(&h, "etag").to_owned();
+    assert_eq!(etag, format!("\"{}\"", sha512_hex(&body)));
+    assert_eq!(header(&h, "cache-control"), "no-cache, private");
+    assert_eq!(header(&h, "vary"), "Accept");
+    assert!(!header(&h, "last-modified").is_empty());
+    let (code, _, body) = send(
+        "/openapi/v2",
+        &[("accept", V2_PROTOBUF), ("if-none-match", &etag)],
+    )
+    .await;
+    assert_eq!((code, body.len()), (StatusCode::NOT_MODIFIED, 0));
+
+    let (code, h, body) = send("/openapi/v2", &[("accept", "application/json")]).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(header(&h, "content-type"), "application/json");
+    assert_eq!(body, docs().v2.json);
+    assert_ne!(header(&h, "etag"), etag);
+    let (code, _, _) = send("/openapi/v2", &[]).await;
+    assert_eq!(code, StatusCode::OK);
+
+    let (code, _, _) = send("/openapi/v2", &[("accept", "application/yaml")]).await;
+    assert_eq!(code, StatusCode::NOT_ACCEPTABLE);
+}
+
+#[test]
+fn a_field_named_ref_is_not_a_reference() {
+    let d = doc("apis/apiextensions.k8s.io/v1");
+    let props = &schema(
+        &d,
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps",
+    )["properties"];
+    assert_eq!(props["$ref"], json!({"type": "string"}));
+    assert_eq!(props["allOf"]["type"], "array");
+    let v2 = v2_doc();
+    let props = &v2["definitions"]
+        ["io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps"]["properties"];
+    assert_eq!(props["$ref"], json!({"type": "string"}));
+    assert_eq!(props["allOf"]["type"], "array");
+}

@@ -282,9 +282,11 @@ fn documents_over_http(b: Backend) {
         ports["x-kubernetes-list-map-keys"],
         serde_json::json!(["containerPort", "protocol"])
     );
-    // kubectl only falls back to v2 when v3 is unusable; it is not served.
-    let v2 = c.fails(&["get", "--raw", "/openapi/v2"]);
-    assert!(v2.contains("NotFound"), "{v2}");
+    // v2 is served too (kubectl falls back to it only when v3 is unusable).
+    let v2: serde_json::Value =
+        serde_json::from_str(&c.ok(&["get", "--raw", "/openapi/v2"])).unwrap();
+    assert_eq!(v2["swagger"], "2.0");
+    assert!(v2["definitions"]["io.k8s.api.apps.v1.Deployment"].is_object());
 }
 
 on_both_backends!(
