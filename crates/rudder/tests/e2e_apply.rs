@@ -142,6 +142,54 @@ fn apply_cycles(b: Backend) {
     );
 }
 
+fn apply_cycles_services_and_configmaps(b: Backend) {
+    let c = Cluster::start(b);
+    let svc = |ports: &str, labels: &str| {
+        format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: api\n  labels:\n{labels}spec:\n  selector:\n    app: api\n  ports:\n{ports}")
+    };
+    let cm = |data: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n{data}")
+    };
+    let s = write(
+        c.dir.path(),
+        "svc.yaml",
+        &svc(
+            "  - name: http\n    port: 80\n    targetPort: 8080\n",
+            "    tier: web\n    team: a\n",
+        ),
+    );
+    let m = write(c.dir.path(), "cm.yaml", &cm("  a: \"1\"\n  b: \"2\"\n"));
+    assert_eq!(c.ok(&["apply", "-f", &s]), "service/api created\n");
+    assert_eq!(c.ok(&["apply", "-f", &m]), "configmap/settings created\n");
+    let ip = c.ok(&["get", "svc", "api", "-o", "jsonpath={.spec.clusterIP}"]);
+    // Change a port, add one, drop a label; change one key and drop another.
+    write(c.dir.path(), "svc.yaml", &svc("  - name: http\n    port: 8000\n    targetPort: 8080\n  - name: metrics\n    port: 9090\n", "    tier: web\n"));
+    write(c.dir.path(), "cm.yaml", &cm("  a: \"10\"\n"));
+    assert_eq!(c.ok(&["apply", "-f", &s]), "service/api configured\n");
+    assert_eq!(
+        c.ok(&["apply", "-f", &m]),
+        "configmap/settings configured\n"
+    );
+    assert_eq!(
+        c.ok(&["get", "svc", "api", "-o", "jsonpath={.spec.ports[*].port}"]),
+        "8000 9090"
+    );
+    assert_eq!(
+        c.ok(&["get", "svc", "api", "-o", "jsonpath={.metadata.labels}"]),
+        r#"{"tier":"web"}"#
+    );
+    assert_eq!(
+        c.ok(&["get", "svc", "api", "-o", "jsonpath={.spec.clusterIP}"]),
+        ip
+    );
+    assert_eq!(
+        c.ok(&["get", "cm", "settings", "-o", "jsonpath={.data}"]),
+        r#"{"a":"10"}"#
+    );
+    assert_eq!(c.ok(&["apply", "-f", &s]), "service/api unchanged\n");
+    assert_eq!(c.ok(&["apply", "-f", &m]), "configmap/settings unchanged\n");
+}
+
 fn multi_documents_directories_and_prune(b: Backend) {
     let c = Cluster::start(b);
     let dir = c.dir.path().join("manifests");
@@ -262,6 +310,7 @@ fn replace_edit_and_strict_validation(b: Backend) {
 }
 
 on_both_backends!(
+    apply_cycles_services_and_configmaps,
     server_side_apply,
     apply_cycles,
     multi_documents_directories_and_prune,
