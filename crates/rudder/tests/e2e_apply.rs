@@ -412,34 +412,18 @@ fn server_side_apply(b: Backend) {
     let err = c.fails(&["apply", "--server-side", "-f", &mixed]);
     assert!(err.contains("conflict with \"kubectl-create\""), "{err}");
     // An apply patch without a field manager is refused, as upstream.
-    let text = std::fs::read_to_string(&c.kubeconfig).unwrap();
-    let token = text
-        .lines()
-        .find_map(|l| l.trim_start().strip_prefix("token:"))
-        .unwrap()
-        .trim()
-        .trim_matches('"')
-        .to_string();
-    let out = std::process::Command::new("curl")
-        .args(["-sS", "--cacert"])
-        .arg(c.dir.path().join("data/server/tls/ca.crt"))
-        .args([
-            "-X",
-            "PATCH",
-            "-H",
-            &format!("Authorization: Bearer {token}"),
-        ])
-        .args(["-H", "Content-Type: application/apply-patch+yaml"])
-        .args([
-            "--data",
-            "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"ssa\"}}",
-        ])
-        .arg(format!(
-            "{}/api/v1/namespaces/default/configmaps/ssa",
-            c.url()
-        ))
-        .output()
-        .unwrap();
+    let url = format!("{}/api/v1/namespaces/default/configmaps/ssa", c.url());
+    let out = c.curl(&[
+        "-X",
+        "PATCH",
+        "-H",
+        &format!("Authorization: Bearer {}", c.admin_token()),
+        "-H",
+        "Content-Type: application/apply-patch+yaml",
+        "--data",
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"ssa"}}"#,
+        &url,
+    ]);
     let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(st["code"], 422, "{st}");
     assert!(

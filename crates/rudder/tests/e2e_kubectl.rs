@@ -613,21 +613,9 @@ fn credentials_conditions_and_namespaces(b: Backend) {
 /// What kubectl does not show: gzip of large responses, /metrics, deletecollection.
 fn raw_http(b: Backend) {
     let c = Cluster::start(b);
-    let text = std::fs::read_to_string(&c.kubeconfig).unwrap();
-    let token = text
-        .lines()
-        .find_map(|l| l.trim_start().strip_prefix("token:"))
-        .unwrap()
-        .trim()
-        .trim_matches('"')
-        .to_string();
+    let token = c.admin_token();
     let curl = |args: &[&str]| -> String {
-        let out = std::process::Command::new("curl")
-            .args(["-sS", "--cacert"])
-            .arg(c.dir.path().join("data/server/tls/ca.crt"))
-            .args(args)
-            .output()
-            .expect("curl runs (apt-get install curl)");
+        let out = c.curl(args);
         assert!(
             out.status.success(),
             "curl {args:?}: {}",
@@ -720,24 +708,22 @@ fn raw_http(b: Backend) {
 
 fn field_validation(b: Backend) {
     let c = Cluster::start(b);
-    let token = admin_token(&c);
+    let auth = format!("Authorization: Bearer {}", c.admin_token());
     let post = |query: &str, body: &str| -> (String, String) {
-        let out = std::process::Command::new("curl")
-            .args(["-sS", "-D", "/dev/stderr", "--cacert"])
-            .arg(c.dir.path().join("data/server/tls/ca.crt"))
-            .args([
-                "-H",
-                &format!("Authorization: Bearer {token}"),
-                "-H",
-                "Content-Type: application/json",
-            ])
-            .args(["-X", "POST", "--data", body])
-            .arg(format!(
-                "{}/api/v1/namespaces/default/configmaps?{query}",
-                c.url()
-            ))
-            .output()
-            .expect("curl runs");
+        let url = format!("{}/api/v1/namespaces/default/configmaps?{query}", c.url());
+        let out = c.curl(&[
+            "-D",
+            "/dev/stderr",
+            "-H",
+            &auth,
+            "-H",
+            "Content-Type: application/json",
+            "-X",
+            "POST",
+            "--data",
+            body,
+            &url,
+        ]);
         (
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -978,16 +964,6 @@ fn strategic_merge_patches(b: Backend) {
         ]),
         "only"
     );
-}
-
-fn admin_token(c: &Cluster) -> String {
-    let text = std::fs::read_to_string(&c.kubeconfig).unwrap();
-    text.lines()
-        .find_map(|l| l.trim_start().strip_prefix("token:"))
-        .unwrap()
-        .trim()
-        .trim_matches('"')
-        .to_string()
 }
 
 on_both_backends!(

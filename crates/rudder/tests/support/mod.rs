@@ -104,9 +104,16 @@ impl Cluster {
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             _etcd: etcd,
         };
-        c.spawn_server();
-        c.wait_ready();
-        c
+        // Free ports are picked by binding port 0 and letting go, so a concurrent test (or its
+        // etcd) can take the same one first: then the server cannot listen, and we retry.
+        for _ in 0..5 {
+            c.spawn_server();
+            if c.wait_ready() {
+                return c;
+            }
+            c.port = free_port();
+        }
+        panic!("rudder server never found a free port:\n{}", c.server_log());
     }
 
     fn spawn_server(&mut self) {
@@ -141,22 +148,33 @@ impl Cluster {
             let _ = c.wait();
         }
         self.spawn_server();
-        self.wait_ready();
+        assert!(
+            self.wait_ready(),
+            "port {} was taken on restart:\n{}",
+            self.port,
+            self.server_log()
+        );
     }
 
-    fn wait_ready(&mut self) {
+    /// Wait until the server answers `/readyz`; false if it exited because its port was taken.
+    fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if self.kubeconfig.exists() && self.kubectl(&["get", "--raw", "/readyz"]).stdout == "ok"
             {
-                return;
+                return true;
             }
             if let Some(status) = self
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!("rudder server exited with {status}:\n{}", self.server_log());
+                let log = self.server_log();
+                if log.contains("Address already in use") {
+                    self.child = None;
+                    return false;
+                }
+                panic!("rudder server exited with {status}:\n{log}");
             }
             assert!(
                 Instant::now() < deadline,
@@ -234,6 +252,27 @@ impl Cluster {
             r.stdout
         );
         r.stderr
+    }
+
+    /// The admin bearer token from the generated kubeconfig.
+    pub fn admin_token(&self) -> String {
+        let text = std::fs::read_to_string(&self.kubeconfig).unwrap();
+        text.lines()
+            .find_map(|l| l.trim_start().strip_prefix("token:"))
+            .expect("the admin kubeconfig carries a token")
+            .trim()
+            .trim_matches('"')
+            .to_string()
+    }
+
+    /// Run curl against the server, trusting the cluster CA (`args` add auth and the URL).
+    pub fn curl(&self, args: &[&str]) -> Output {
+        Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(self.dir.path().join("data/server/tls/ca.crt"))
+            .args(args)
+            .output()
+            .expect("curl runs (scripts/install-deps installs it)")
     }
 
     pub fn url(&self) -> String {
