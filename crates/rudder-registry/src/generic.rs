@@ -205,7 +205,7 @@ fn validate_meta(entry: &Entry, obj: &Value) -> Result<ErrorList, ApiError> {
     Ok(validate_object_meta(
         &meta,
         entry.info.namespaced,
-        rudder_api::validation::object_meta::name_is_dns_subdomain,
+        entry.strategy.name_validator(),
         &Path::new("metadata"),
     ))
 }
@@ -423,7 +423,7 @@ impl GenericStore {
             m.insert("kind".into(), json!(entry.info.kind));
         }
         let input = (opts.field_validation != FieldValidation::Ignore).then(|| body.clone());
-        let mut obj = entry.strategy.decode(body).map_err(ApiError::bad_request)?;
+        let obj = entry.strategy.decode(body).map_err(ApiError::bad_request)?;
         if let Some(input) = input {
             // What the typed decode dropped is what the kind does not have.
             let mut unknown = Vec::new();
@@ -444,6 +444,7 @@ impl GenericStore {
                 }
             }
         }
+        let mut obj = entry.strategy.to_internal(obj);
         entry.strategy.default(&mut obj);
         Ok(obj)
     }

@@ -6,6 +6,7 @@
 //! object's JSON; a strategy that wants typed access decodes into its k8s-openapi type.
 
 use rudder_api::field::ErrorList;
+use rudder_api::validation::NameValidator;
 use serde_json::Value;
 
 /// What a strategy may know about the operation.
@@ -23,13 +24,21 @@ impl OpCx {
     }
 }
 
-/// The generic store calls these hooks in upstream's order: `decode` and `default` on every
-/// body, then `prepare_for_create` / `prepare_for_update`, then validation.
+/// The generic store calls these hooks in upstream's order: `decode`, `to_internal` and
+/// `default` on every body, then `prepare_for_create` / `prepare_for_update`, then validation.
 pub trait Strategy: Send + Sync + 'static {
     /// Normalise a decoded body into the type's canonical JSON (e.g. a round trip through the
     /// typed struct). An error is the decode error upstream would give (400 BadRequest).
     fn decode(&self, obj: Value) -> Result<Value, String> {
         Ok(obj)
+    }
+
+    /// The decoded body in the form that is defaulted, validated and stored (upstream's
+    /// conversion to the internal version). It runs after the unknown-field check, so fields a
+    /// version accepts but never stores are folded in here and are not "unknown" (a Secret's
+    /// `stringData` goes into `data`).
+    fn to_internal(&self, obj: Value) -> Value {
+        obj
     }
 
     /// Upstream's defaulting (`SetDefaults_*`), applied to every create and update body.
@@ -40,6 +49,13 @@ pub trait Strategy: Send + Sync + 'static {
 
     /// Carry over what an update of the main resource must not change (e.g. `status`).
     fn prepare_for_update(&self, _cx: &OpCx, _new: &mut Value, _old: &Value) {}
+
+    /// The kind's rule for `metadata.name` and `metadata.generateName` (the `ValidateNameFunc`
+    /// its upstream `ValidateObjectMeta` call gets): a DNS subdomain unless the kind says
+    /// otherwise.
+    fn name_validator(&self) -> NameValidator {
+        rudder_api::validation::name_is_dns_subdomain
+    }
 
     /// Validation of the object beyond ObjectMeta, which the generic store checks itself.
     fn validate(&self, _cx: &OpCx, _obj: &Value) -> ErrorList {

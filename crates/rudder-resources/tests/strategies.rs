@@ -22,12 +22,26 @@ fn cx() -> OpCx {
 
 /// What the generic store does on create, up to validation; the messages of the 422.
 fn create(s: &dyn Strategy, body: Value) -> Result<(Value, Vec<String>), String> {
-    let mut obj = s.decode(body)?;
+    let mut obj = s.to_internal(s.decode(body)?);
     s.default(&mut obj);
     obj["metadata"]["uid"] = json!("2b1c6b0e-0000-4000-8000-000000000001");
     obj["metadata"]["creationTimestamp"] = json!("2024-01-01T00:00:00Z");
     s.prepare_for_create(&cx(), &mut obj);
-    let errs = s.validate(&cx(), &obj);
+    // The generic store checks ObjectMeta with the kind's name rule, then the strategy (every
+    // kind here is namespaced; the request's namespace is filled in).
+    if obj["metadata"].get("namespace").is_none() {
+        obj["metadata"]["namespace"] = json!("default");
+    }
+    let meta = serde_json::from_value(obj["metadata"].clone()).map_err(|e| e.to_string())?;
+    let mut errs = rudder_api::validation::validate_object_meta(
+        &meta,
+        true,
+        s.name_validator(),
+        &rudder_api::field::Path::new("metadata"),
+    );
+    if errs.is_empty() {
+        errs = s.validate(&cx(), &obj);
+    }
     Ok((obj, errs.iter().map(ToString::to_string).collect()))
 }
 

@@ -16,10 +16,11 @@
 pub mod object_meta;
 
 pub use object_meta::{
-    name_is_dns1035_label, name_is_dns_label, name_is_dns_subdomain, validate_annotations,
-    validate_annotations_size, validate_finalizers, validate_label_name, validate_label_selector,
-    validate_labels, validate_namespace_name, validate_object_meta, validate_object_meta_update,
-    validate_owner_references, NameValidator, TOTAL_ANNOTATION_SIZE_LIMIT_BYTES,
+    minimal_name_requirements, name_is_dns1035_label, name_is_dns_label, name_is_dns_subdomain,
+    validate_annotations, validate_annotations_size, validate_finalizers, validate_label_name,
+    validate_label_selector, validate_labels, validate_namespace_name, validate_object_meta,
+    validate_object_meta_update, validate_owner_references, validate_path_segment_name,
+    NameValidator, TOTAL_ANNOTATION_SIZE_LIMIT_BYTES,
 };
 
 /// Maximum length of a DNS-1123 label (and so of a namespace name).

@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 
 use super::{
     is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_qualified_name,
-    is_valid_label_value,
+    is_valid_label_value, is_valid_path_segment_name, is_valid_path_segment_prefix,
 };
 use crate::field::{BadValue, ErrorList, FieldError, Path};
 use crate::gofmt;
@@ -88,6 +88,22 @@ pub fn name_is_dns1035_label(name: &str, prefix: bool) -> Vec<String> {
 /// Upstream `ValidateNamespaceName`.
 pub fn validate_namespace_name(name: &str, prefix: bool) -> Vec<String> {
     name_is_dns_label(name, prefix)
+}
+
+/// Upstream `path.ValidatePathSegmentName`: the generic store's own name rule, which is all a
+/// kind whose strategy checks no name format gets (core/v1 Events, CertificateSigningRequests).
+pub fn validate_path_segment_name(name: &str, prefix: bool) -> Vec<String> {
+    if prefix {
+        is_valid_path_segment_prefix(name)
+    } else {
+        is_valid_path_segment_name(name)
+    }
+}
+
+/// Upstream RBAC `minimalNameRequirements`: `path.IsValidPathSegmentName` whether or not the
+/// name is a prefix, so `testing-CR` or `system:controller:foo` are legal role names.
+pub fn minimal_name_requirements(name: &str, _prefix: bool) -> Vec<String> {
+    is_valid_path_segment_name(name)
 }
 
 /// Upstream `ValidateLabelName`: a label key must be a qualified name.

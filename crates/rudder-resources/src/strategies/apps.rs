@@ -5,7 +5,7 @@
 use rudder_api::field::{BadValue, ErrorList, FieldError, Path};
 use rudder_api::k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use rudder_api::k8s_openapi::api::core::v1::{PodTemplate, ReplicationController};
-use rudder_api::validation::{name_is_dns_label, validate_label_selector};
+use rudder_api::validation::{name_is_dns_label, validate_label_selector, NameValidator};
 use rudder_registry::{OpCx, Strategy};
 use serde_json::{json, Value};
 
@@ -388,17 +388,13 @@ impl Strategy for StatefulSetStrategy {
         default_template(obj);
     }
 
+    /// Upstream `ValidateStatefulSetName`: pod names append `-<ordinal>` to it.
+    fn name_validator(&self) -> NameValidator {
+        name_is_dns_label
+    }
+
     fn validate(&self, _cx: &OpCx, obj: &Value) -> ErrorList {
-        let mut errs = ErrorList::new();
-        let name = name_of(obj);
-        name_errors(
-            name,
-            name_is_dns_label(name, false),
-            &Path::new("metadata").child("name"),
-            &mut errs,
-        );
-        errs.extend(validate_stateful_set_spec(spec_of(obj)));
-        errs
+        validate_stateful_set_spec(spec_of(obj))
     }
 
     fn validate_update(&self, _cx: &OpCx, new: &Value, old: &Value) -> ErrorList {

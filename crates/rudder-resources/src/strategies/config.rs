@@ -112,8 +112,12 @@ fn validate_config_map(obj: &Value) -> ErrorList {
 
 impl Strategy for SecretStrategy {
     fn decode(&self, obj: Value) -> Result<Value, String> {
-        let mut obj = round_trip::<Secret>(obj)?;
-        // v1 → internal: stringData entries overwrite data entries, and are not kept.
+        round_trip::<Secret>(obj)
+    }
+
+    /// Upstream `Convert_v1_Secret_To_core_Secret`: stringData entries overwrite data entries,
+    /// and are not kept.
+    fn to_internal(&self, mut obj: Value) -> Value {
         if let Some(sd) = obj
             .as_object_mut()
             .and_then(|m| m.remove("stringData"))
@@ -124,7 +128,7 @@ impl Strategy for SecretStrategy {
                 data[&k] = json!(B64.encode(v.as_str().unwrap_or_default()));
             }
         }
-        Ok(obj)
+        obj
     }
 
     fn default(&self, obj: &mut Value) {
@@ -294,15 +298,18 @@ mod tests {
     #[test]
     fn secret_defaults_and_types() {
         let s = SecretStrategy;
-        let mut secret = s
+        let decoded = s
             .decode(
                 json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
-                "stringData": {"password": "hunter2"}}),
+                "stringData": {"password": "hunter2"}, "data": {"password": "eHg=", "a": "eHg="}}),
             )
             .unwrap();
+        assert_eq!(decoded["stringData"]["password"], "hunter2");
+        let mut secret = s.to_internal(decoded);
         s.default(&mut secret);
         assert_eq!(secret["type"], "Opaque");
         assert_eq!(secret["data"]["password"], "aHVudGVyMg==");
+        assert_eq!(secret["data"]["a"], "eHg=");
         assert!(secret.get("stringData").is_none());
         assert!(s.validate(&cx(), &secret).is_empty());
 

@@ -24,7 +24,10 @@ use std::fmt::Write as _;
 
 use rudder_api::field::{BadValue, ErrorList, FieldError, Path};
 use rudder_api::validation::object_meta::FIELD_IMMUTABLE_ERROR_MSG;
-use rudder_api::validation::{is_dns1123_subdomain, is_qualified_name};
+use rudder_api::validation::{
+    is_dns1123_subdomain, is_qualified_name, name_is_dns_subdomain, validate_path_segment_name,
+    NameValidator,
+};
 use rudder_registry::{OpCx, Strategy};
 use serde_json::{json, Map, Value};
 
@@ -78,6 +81,16 @@ impl Strategy for EventStrategy {
         match (self.read(new), self.read(old)) {
             (Ok(n), Ok(o)) => validate_event_update(&n, &o, self.0),
             (Err(e), _) | (_, Err(e)) => undecodable(e),
+        }
+    }
+
+    /// Upstream validates core/v1 events without `ValidateObjectMeta` ("for backwards
+    /// compatibility"), so only the generic store's path-segment rule applies; events.k8s.io/v1
+    /// names are DNS subdomains.
+    fn name_validator(&self) -> NameValidator {
+        match self.0 {
+            Version::Core => validate_path_segment_name,
+            Version::EventsV1 => name_is_dns_subdomain,
         }
     }
 

@@ -63,6 +63,10 @@ pub fn strategy_for(info: &ResourceInfo) -> Arc<dyn Strategy> {
         ("batch", "Job") if v1 => Arc::new(batch::JobStrategy),
         ("batch", "CronJob") if v1 => Arc::new(batch::CronJobStrategy),
         ("networking.k8s.io", "Ingress") if v1 => Arc::new(networking::IngressStrategy),
+        ("rbac.authorization.k8s.io", _) => Arc::new(misc::RbacStrategy),
+        ("certificates.k8s.io", "CertificateSigningRequest") => {
+            Arc::new(misc::CertificateSigningRequestStrategy)
+        }
         (_, kind) => Arc::new(DefaultStrategy {
             tracks_generation: GENERATION_KINDS.contains(&kind),
         }),
@@ -85,6 +89,65 @@ mod tests {
                 info.group,
                 info.kind
             );
+        }
+    }
+
+    /// Upstream's `ValidateNameFunc` per kind: (group, version, kind, name, accepted).
+    #[test]
+    fn name_rules_follow_upstream_per_kind() {
+        let table = rudder_api::resources::ResourceTable::builtin().unwrap();
+        let cases = [
+            (
+                "rbac.authorization.k8s.io",
+                "v1",
+                "ClusterRole",
+                "testing-CR",
+                true,
+            ),
+            (
+                "rbac.authorization.k8s.io",
+                "v1",
+                "Role",
+                "system:controller:x",
+                true,
+            ),
+            (
+                "rbac.authorization.k8s.io",
+                "v1",
+                "RoleBinding",
+                "a%b",
+                false,
+            ),
+            (
+                "rbac.authorization.k8s.io",
+                "v1",
+                "ClusterRoleBinding",
+                "..",
+                false,
+            ),
+            ("", "v1", "Namespace", "a.b", false),
+            ("", "v1", "Namespace", "kube-system", true),
+            ("", "v1", "Service", "1abc", false),
+            ("", "v1", "Service", "abc", true),
+            ("", "v1", "Node", "node-1.example.com", true),
+            ("", "v1", "Node", "Node1", false),
+            ("", "v1", "Event", "Mixed_Case.17", true),
+            ("events.k8s.io", "v1", "Event", "Mixed_Case.17", false),
+            ("apps", "v1", "StatefulSet", "a.b", false),
+            ("apps", "v1", "Deployment", "a.b", true),
+            (
+                "certificates.k8s.io",
+                "v1",
+                "CertificateSigningRequest",
+                "CSR_1",
+                true,
+            ),
+            ("", "v1", "ConfigMap", "Upper", false),
+        ];
+        for (group, version, kind, name, ok) in cases {
+            let info = table.by_gvk(group, version, kind).unwrap();
+            let errs = strategy_for(info).name_validator()(name, false);
+            assert_eq!(errs.is_empty(), ok, "{group}/{kind} {name:?}: {errs:?}");
         }
     }
 }

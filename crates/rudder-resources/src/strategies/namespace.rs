@@ -3,6 +3,7 @@
 //! its contents and cleared `spec.finalizers`.
 
 use rudder_api::k8s_openapi::api::core::v1::Namespace;
+use rudder_api::validation::{validate_namespace_name, NameValidator};
 use rudder_registry::{OpCx, Strategy};
 use serde_json::{json, Value};
 
@@ -16,6 +17,11 @@ const FINALIZER_KUBERNETES: &str = "kubernetes";
 impl Strategy for NamespaceStrategy {
     fn decode(&self, obj: Value) -> Result<Value, String> {
         round_trip::<Namespace>(obj)
+    }
+
+    /// Upstream `ValidateNamespaceName`: a namespace is one DNS label.
+    fn name_validator(&self) -> NameValidator {
+        validate_namespace_name
     }
 
     fn prepare_for_create(&self, _cx: &OpCx, obj: &mut Value) {

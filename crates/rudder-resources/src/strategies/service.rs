@@ -11,7 +11,7 @@ use rudder_api::field::{BadValue, ErrorList, FieldError, Path};
 use rudder_api::k8s_openapi::api::core::v1::Service;
 use rudder_api::validation::{
     is_dns1123_label, is_dns1123_subdomain, is_qualified_name, name_is_dns1035_label,
-    validate_labels,
+    validate_labels, NameValidator,
 };
 use rudder_registry::{OpCx, Strategy};
 use serde_json::{json, Value};
@@ -149,6 +149,10 @@ impl Strategy for ServiceStrategy {
                 }
             }
         }
+    }
+
+    fn name_validator(&self) -> NameValidator {
+        name_is_dns1035_label
     }
 
     fn validate(&self, _cx: &OpCx, obj: &Value) -> ErrorList {
@@ -433,19 +437,10 @@ fn upgrade_downgrade_ip_families(new: &Value, old: &Value, errs: &mut ErrorList)
     }
 }
 
-/// Upstream `ValidateService` (without its metadata part, checked generically, except the
-/// DNS-1035 name rule of Services).
+/// Upstream `ValidateService` (without its metadata part, checked generically with the DNS-1035
+/// name rule of Services).
 fn validate_service(obj: &Value) -> ErrorList {
     let mut errs = ErrorList::new();
-    let name = name_of(obj);
-    if !name.is_empty() {
-        name_errors(
-            name,
-            name_is_dns1035_label(name, false),
-            &Path::new("metadata").child("name"),
-            &mut errs,
-        );
-    }
     let spec = spec_of(obj);
     let sp = Path::new("spec");
     let ty = svc_type(spec);
