@@ -349,15 +349,13 @@ impl GenericStore {
                 Err(e) => Err((obj, CreateFailure::Error(store_err(entry, &name, e)))),
             };
         }
-        let bytes = match self
-            .storage_form(entry, &obj)
-            .and_then(|v| encode_for_store(&v))
-        {
+        let (stored, bytes) = match self.storage_bytes(entry, &obj) {
             Ok(b) => b,
             Err(e) => return Err((obj, CreateFailure::Error(e))),
         };
         match self.store.create(&key, bytes, write_options(entry)).await {
             Ok(rev) => {
+                obj = self.written_form(entry, obj, stored);
                 object::set_resource_version(&mut obj, rev);
                 plugins
                     .iter()
@@ -378,6 +376,24 @@ impl GenericStore {
                 .map_err(ApiError::bad_request)
         } else {
             Ok(obj.clone())
+        }
+    }
+
+    /// The stored form of an object and its bytes.
+    fn storage_bytes(&self, entry: &Entry, obj: &Value) -> Result<(Value, Bytes), ApiError> {
+        let stored = self.storage_form(entry, obj)?;
+        let bytes = encode_for_store(&stored)?;
+        Ok((stored, bytes))
+    }
+
+    /// What a write answers: the object as a read would now return it. For a converted version
+    /// that is the stored form converted back (upstream answers with what it decoded from
+    /// storage), so what conversion adds (an autoscaling/v1 HPA's default CPU target) shows.
+    fn written_form(&self, entry: &Entry, obj: Value, stored: Value) -> Value {
+        if entry.strategy.converts() {
+            self.version_form(entry, stored)
+        } else {
+            obj
         }
     }
 
@@ -689,10 +705,7 @@ impl GenericStore {
                     Err(e) => return Err(store_err(entry, name, e)),
                 }
             }
-            let bytes = match self
-                .storage_form(entry, &obj)
-                .and_then(|v| encode_for_store(&v))
-            {
+            let (stored, bytes) = match self.storage_bytes(entry, &obj) {
                 Ok(b) => b,
                 Err(e) => {
                     abort(&obj);
@@ -705,6 +718,7 @@ impl GenericStore {
                 .await
             {
                 Ok(rev) => {
+                    obj = self.written_form(entry, obj, stored);
                     object::set_resource_version(&mut obj, rev);
                     plugins
                         .iter()

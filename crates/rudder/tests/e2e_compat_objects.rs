@@ -205,6 +205,166 @@ fn secret_string_data(b: Backend) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Item 4: HorizontalPodAutoscalers, one object read and written as autoscaling/v1 and /v2
+// (upstream `pkg/apis/autoscaling/v1/conversion.go`, `v1/defaults.go`, `v2/defaults.go`).
+
+const HPA_V1: &str = "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers";
+const HPA_V2: &str = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers";
+
+fn hpa_versions(b: Backend) {
+    let c = Cluster::start(b);
+    c.ok(&["create", "deployment", "web", "--image=nginx"]);
+    assert_eq!(
+        c.ok(&["autoscale", "deployment", "web", "--max=5", "--cpu=60%"]),
+        "horizontalpodautoscaler.autoscaling/web autoscaled\n"
+    );
+    // Read as v1: the CPU metric is targetCPUUtilizationPercentage, minReplicas defaulted.
+    let v1 = send(&c, "GET", &format!("{HPA_V1}/web"), "application/json", "");
+    assert_eq!(
+        (v1.code, v1.content_type.as_str()),
+        (200, "application/json")
+    );
+    let v1 = v1.json();
+    assert_eq!(v1["apiVersion"], "autoscaling/v1");
+    assert_eq!(
+        v1["spec"],
+        json!({"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 1, "maxReplicas": 5, "targetCPUUtilizationPercentage": 60})
+    );
+    assert_eq!(
+        v1["status"],
+        json!({"currentReplicas": 0, "desiredReplicas": 0})
+    );
+    assert!(v1["metadata"].get("annotations").is_none(), "{v1}");
+
+    // Created as v1 without a target: v2 shows minReplicas 1 and the 80% CPU metric that
+    // conversion adds.
+    let created = send(
+        &c,
+        "POST",
+        HPA_V1,
+        "application/json",
+        r#"{"apiVersion":"autoscaling/v1","kind":"HorizontalPodAutoscaler","metadata":{"name":"old"},
+            "spec":{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"web"},"maxReplicas":4}}"#,
+    );
+    assert_eq!(
+        (created.code, created.content_type.as_str()),
+        (201, "application/json")
+    );
+    assert_eq!(
+        created.json()["spec"],
+        json!({"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 1, "maxReplicas": 4, "targetCPUUtilizationPercentage": 80})
+    );
+    let v2 = send(&c, "GET", &format!("{HPA_V2}/old"), "application/json", "").json();
+    assert_eq!(v2["apiVersion"], "autoscaling/v2");
+    assert_eq!(
+        v2["spec"],
+        json!({"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 1, "maxReplicas": 4,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 80}}}]})
+    );
+    assert_eq!(v2["status"], json!({"desiredReplicas": 0}));
+
+    // Created as v2 with a memory metric and half a behavior: the behavior rules are filled in,
+    // and v1 keeps what it cannot express in upstream's annotations.
+    let manifest = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: mem\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  maxReplicas: 4\n  metrics:\n  - type: Resource\n    resource: {name: memory, target: {type: AverageValue, averageValue: 100Mi}}\n  behavior:\n    scaleDown: {stabilizationWindowSeconds: 60}\n";
+    assert_eq!(
+        c.ok_stdin(&["create", "-f", "-"], manifest),
+        "horizontalpodautoscaler.autoscaling/mem created\n"
+    );
+    let v2 = get_json(&c, &["hpa", "mem"]);
+    assert_eq!(
+        v2["spec"]["behavior"],
+        json!({"scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max", "policies": [
+                {"type": "Pods", "value": 4, "periodSeconds": 15},
+                {"type": "Percent", "value": 100, "periodSeconds": 15}]},
+            "scaleDown": {"stabilizationWindowSeconds": 60, "selectPolicy": "Max", "policies": [
+                {"type": "Percent", "value": 100, "periodSeconds": 15}]}})
+    );
+    let v1 = send(&c, "GET", &format!("{HPA_V1}/mem"), "application/json", "").json();
+    assert!(
+        v1["spec"].get("targetCPUUtilizationPercentage").is_none(),
+        "{v1}"
+    );
+    let ann = &v1["metadata"]["annotations"];
+    assert_eq!(
+        ann["autoscaling.alpha.kubernetes.io/metrics"],
+        r#"[{"type":"Resource","resource":{"name":"memory","targetAverageValue":"100Mi"}}]"#
+    );
+    assert_eq!(
+        ann["autoscaling.alpha.kubernetes.io/behavior"],
+        r#"{"ScaleUp":{"StabilizationWindowSeconds":0,"SelectPolicy":"Max","Policies":[{"Type":"Pods","Value":4,"PeriodSeconds":15},{"Type":"Percent","Value":100,"PeriodSeconds":15}],"Tolerance":null},"ScaleDown":{"StabilizationWindowSeconds":60,"SelectPolicy":"Max","Policies":[{"Type":"Percent","Value":100,"PeriodSeconds":15}],"Tolerance":null}}"#
+    );
+
+    // A v1 client writes back what it read with a new maxReplicas: nothing v2 had is lost, and
+    // the annotations never reach the stored (v2) object.
+    let mut put = v1.clone();
+    put["spec"]["maxReplicas"] = json!(9);
+    let updated = send(
+        &c,
+        "PUT",
+        &format!("{HPA_V1}/mem"),
+        "application/json",
+        &put.to_string(),
+    );
+    assert_eq!(updated.code, 200, "{}", updated.body);
+    let v2_after = get_json(&c, &["hpa", "mem"]);
+    assert_eq!(v2_after["spec"]["maxReplicas"], 9);
+    assert_eq!(v2_after["spec"]["metrics"], v2["spec"]["metrics"]);
+    assert_eq!(v2_after["spec"]["behavior"], v2["spec"]["behavior"]);
+    assert!(
+        v2_after["metadata"].get("annotations").is_none(),
+        "{v2_after}"
+    );
+    assert_eq!(v2_after["metadata"]["generation"], 2);
+
+    // Both versions list the same three objects; kubectl's table reads them.
+    let names = |path: &str| -> Vec<String> {
+        let list = send(&c, "GET", path, "application/json", "").json();
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                format!(
+                    "{}/{}",
+                    i["apiVersion"].as_str().unwrap(),
+                    i["metadata"]["name"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        names(HPA_V1),
+        [
+            "autoscaling/v1/mem",
+            "autoscaling/v1/old",
+            "autoscaling/v1/web"
+        ]
+    );
+    assert_eq!(
+        names(HPA_V2),
+        [
+            "autoscaling/v2/mem",
+            "autoscaling/v2/old",
+            "autoscaling/v2/web"
+        ]
+    );
+    let table = c.ok(&[
+        "get",
+        "hpa",
+        "-o",
+        "custom-columns=NAME:.metadata.name,MIN:.spec.minReplicas,MAX:.spec.maxReplicas",
+    ]);
+    assert_eq!(
+        table,
+        "NAME   MIN   MAX\nmem    1     9\nold    1     4\nweb    1     5\n"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Item 5: each kind's name rule (the `ValidateNameFunc` of its upstream `ValidateObjectMeta`).
 
 fn name_rules_per_kind(b: Backend) {
@@ -371,4 +531,4 @@ fn name_rules_per_kind(b: Backend) {
     );
 }
 
-on_both_backends!(secret_string_data, name_rules_per_kind);
+on_both_backends!(secret_string_data, hpa_versions, name_rules_per_kind);

@@ -3,6 +3,7 @@
 //! (`pkg/apis/<group>/v1/defaults.go`) and validation (`pkg/apis/<group>/validation`).
 
 mod apps;
+mod autoscaling;
 mod batch;
 mod config;
 mod decode;
@@ -63,6 +64,10 @@ pub fn strategy_for(info: &ResourceInfo) -> Arc<dyn Strategy> {
         ("batch", "Job") if v1 => Arc::new(batch::JobStrategy),
         ("batch", "CronJob") if v1 => Arc::new(batch::CronJobStrategy),
         ("networking.k8s.io", "Ingress") if v1 => Arc::new(networking::IngressStrategy),
+        ("autoscaling", "HorizontalPodAutoscaler") if v1 => Arc::new(autoscaling::HpaStrategy::V1),
+        ("autoscaling", "HorizontalPodAutoscaler") if info.version == "v2" => {
+            Arc::new(autoscaling::HpaStrategy::V2)
+        }
         ("rbac.authorization.k8s.io", _) => Arc::new(misc::RbacStrategy),
         ("certificates.k8s.io", "CertificateSigningRequest") => {
             Arc::new(misc::CertificateSigningRequestStrategy)
