@@ -67,7 +67,20 @@ pub struct ApiServer {
     pub metrics: Metrics,
     /// The address advertised in the legacy `/api` document.
     pub advertise_address: String,
+    /// Metrics of in-process components (scheduler, controllers), appended to `/metrics` as
+    /// upstream's separate processes would serve them on their own ports.
+    pub component_metrics: std::sync::RwLock<Vec<MetricsSource>>,
 }
+
+/// Renders a component's metrics in the Prometheus text format.
+pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
+
+/// The identity of an in-process component (scheduler, controllers, node agent), attached by the
+/// composition root to every request its `kube::Client` sends through [`ApiServer::router`]
+/// without a socket. Request extensions cannot be set from the network, so this is as trusted
+/// as a client certificate, and authorization applies to the user exactly as to a remote one.
+#[derive(Clone, Debug)]
+pub struct InProcessUser(pub UserInfo);
 
 /// The TLS peer's certificates, attached to each request of a connection.
 #[derive(Clone)]
@@ -130,6 +143,10 @@ impl Predicate for LargeBodies {
 }
 
 async fn authenticate(State(s): State<Arc<ApiServer>>, mut req: Request, next: Next) -> Response {
+    if let Some(InProcessUser(user)) = req.extensions().get::<InProcessUser>().cloned() {
+        req.extensions_mut().insert(user);
+        return next.run(req).await;
+    }
     let certs = req.extensions().get::<PeerCertificates>().cloned();
     let result = {
         let mut ar = AuthRequest::new(req.headers());
@@ -416,6 +433,11 @@ async fn metrics(State(s): State<Arc<ApiServer>>) -> Response {
     out.push_str(&format!(
         "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}\n"
     ));
+    if let Ok(sources) = s.component_metrics.read() {
+        for source in sources.iter() {
+            source(&mut out);
+        }
+    }
     text(StatusCode::OK, out)
 }
 

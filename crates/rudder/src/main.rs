@@ -1,6 +1,8 @@
 //! The `rudder` binary: one executable for every role of a cluster.
 
 mod bench;
+mod components;
+mod scheduler_cmd;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +22,8 @@ struct Cli {
 enum Command {
     /// Run the control plane: the Kubernetes API server on the embedded store (or etcd).
     Server(server::ServerArgs),
+    /// Run the scheduler standalone against a cluster (Rudder's or upstream's).
+    Scheduler(scheduler_cmd::SchedulerArgs),
     /// Measure Rudder's components; results are printed as a Markdown table.
     Bench {
         #[command(subcommand)]
@@ -42,5 +46,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Bench { what } => runtime.block_on(bench::run(what)),
         Command::Server(args) => runtime.block_on(server::run(args)),
+        Command::Scheduler(args) => runtime.block_on(scheduler_cmd::run(args)),
     }
 }

@@ -45,6 +45,9 @@ pub struct ServerArgs {
     /// Extra names or addresses for the serving certificate.
     #[arg(long = "tls-san")]
     pub tls_san: Vec<String>,
+    /// Do not run the scheduler in this process.
+    #[arg(long)]
+    pub disable_scheduler: bool,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -125,6 +128,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         ready: Default::default(),
         metrics: Default::default(),
         advertise_address: SocketAddr::new(advertise, args.https_listen_port).to_string(),
+        component_metrics: Default::default(),
     });
 
     let addr = SocketAddr::new(args.bind_address, args.https_listen_port);
@@ -133,15 +137,38 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {addr}"))?;
     let router = server.router();
     let tls = pki.server_tls_config();
+    // On SIGINT/SIGTERM the in-process components stop first (releasing their leases through
+    // the still-serving API), then the API server.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (components_tx, components_done) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(rudder_apiserver::serve_tls(
         listener,
         tls,
-        router,
-        shutdown_signal(),
+        router.clone(),
+        async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(5), components_done).await;
+        },
     ));
 
     bootstrap(&server).await?;
     server.ready.store(true, Ordering::Release);
+
+    let mut components = Vec::new();
+    if !args.disable_scheduler {
+        components.push(crate::components::start_in_process_scheduler(
+            &server,
+            router.clone(),
+            stopped(stop_rx.clone()),
+        ));
+    }
+    tokio::spawn(async move {
+        for c in components {
+            let _ = c.await;
+        }
+        let _ = components_tx.send(());
+    });
 
     let kubeconfig = args
         .write_kubeconfig
@@ -265,7 +292,16 @@ async fn bootstrap(server: &ApiServer) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves once `rx` says the server is stopping.
+pub async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let term = async {

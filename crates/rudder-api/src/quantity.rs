@@ -1,0 +1,265 @@
+//! Resource quantities (`500m`, `1Gi`, `2`): parsing with upstream's error messages, comparison,
+//! and the canonical form of a bare JSON number (upstream's `Quantity.String()`).
+
+use std::cmp::Ordering;
+
+/// Upstream `resource.ErrFormIsNotValid`.
+pub const ERR_FORM: &str =
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+/// Upstream `resource.ErrNumeric`.
+pub const ERR_NUMERIC: &str = "unable to parse quantity's numeric part";
+/// Upstream `resource.ErrSuffix`.
+pub const ERR_SUFFIX: &str = "unable to parse quantity's suffix";
+
+/// A parsed quantity, exact to the nano-unit (what comparisons need).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Quantity {
+    nanos: i128,
+}
+
+impl Quantity {
+    pub fn is_negative(self) -> bool {
+        self.nanos < 0
+    }
+
+    /// True when the quantity is a whole number of units.
+    pub fn is_integer(self) -> bool {
+        self.nanos % 1_000_000_000 == 0
+    }
+
+    /// Saturating, unlike `std::ops::Add` would be expected to be.
+    #[allow(clippy::should_implement_trait)]
+    pub fn add(self, other: Quantity) -> Quantity {
+        Quantity {
+            nanos: self.nanos.saturating_add(other.nanos),
+        }
+    }
+
+    pub fn zero() -> Quantity {
+        Quantity { nanos: 0 }
+    }
+
+    /// Upstream's `MilliValue`: thousandths of a unit, rounded up (what CPU requests are
+    /// compared in).
+    pub fn milli_value(self) -> i64 {
+        let m =
+            self.nanos.div_euclid(1_000_000) + i128::from(self.nanos.rem_euclid(1_000_000) != 0);
+        m.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+    }
+
+    /// Upstream's `Value`: whole units, rounded up (bytes of memory, counts of pods).
+    pub fn value(self) -> i64 {
+        let v = self.nanos.div_euclid(1_000_000_000)
+            + i128::from(self.nanos.rem_euclid(1_000_000_000) != 0);
+        v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+    }
+}
+
+impl PartialOrd<i64> for Quantity {
+    fn partial_cmp(&self, other: &i64) -> Option<Ordering> {
+        Some(self.nanos.cmp(&(i128::from(*other) * 1_000_000_000)))
+    }
+}
+
+impl PartialEq<i64> for Quantity {
+    fn eq(&self, other: &i64) -> bool {
+        self.nanos == i128::from(*other) * 1_000_000_000
+    }
+}
+
+/// Splits `s` into sign, the decimal mantissa digits, the number of fraction digits and the
+/// suffix, as upstream's `parseQuantityString` does.
+fn split(s: &str) -> Result<(bool, String, i32, &str), &'static str> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut negative = false;
+    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+        negative = b[i] == b'-';
+        i += 1;
+    }
+    let start = i;
+    let mut digits = String::new();
+    let mut frac: i32 = 0;
+    let mut seen_dot = false;
+    while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+        if b[i] == b'.' {
+            if seen_dot {
+                return Err(ERR_NUMERIC);
+            }
+            seen_dot = true;
+        } else {
+            digits.push(b[i] as char);
+            if seen_dot {
+                frac += 1;
+            }
+        }
+        i += 1;
+    }
+    if i == start {
+        return Err(ERR_FORM);
+    }
+    if digits.is_empty() {
+        return Err(ERR_NUMERIC);
+    }
+    Ok((negative, digits, frac, &s[i..]))
+}
+
+/// The multiplier a suffix stands for: `(power of 1024, power of 10)`.
+fn suffix(sfx: &str) -> Result<(u32, i32), &'static str> {
+    Ok(match sfx {
+        "" => (0, 0),
+        "n" => (0, -9),
+        "u" => (0, -6),
+        "m" => (0, -3),
+        "k" => (0, 3),
+        "M" => (0, 6),
+        "G" => (0, 9),
+        "T" => (0, 12),
+        "P" => (0, 15),
+        "E" => (0, 18),
+        "Ki" => (1, 0),
+        "Mi" => (2, 0),
+        "Gi" => (3, 0),
+        "Ti" => (4, 0),
+        "Pi" => (5, 0),
+        "Ei" => (6, 0),
+        s if s.starts_with('e') || s.starts_with('E') => {
+            let exp: i32 = s[1..].parse().map_err(|_| ERR_SUFFIX)?;
+            (0, exp)
+        }
+        s if s.bytes().all(|c| b"eEinumkKMGTP+-0123456789".contains(&c)) => return Err(ERR_SUFFIX),
+        _ => return Err(ERR_FORM),
+    })
+}
+
+/// Upstream `resource.ParseQuantity`.
+pub fn parse(s: &str) -> Result<Quantity, &'static str> {
+    if s.is_empty() {
+        return Err(ERR_FORM);
+    }
+    let (negative, digits, frac, sfx) = split(s)?;
+    let (bin, dec) = suffix(sfx)?;
+    let mut m: i128 = 0;
+    for c in digits.bytes() {
+        m = m.saturating_mul(10).saturating_add(i128::from(c - b'0'));
+    }
+    for _ in 0..bin {
+        m = m.saturating_mul(1024);
+    }
+    let exp = 9 + dec - frac;
+    let nanos = if exp >= 0 {
+        let mut v = m;
+        for _ in 0..exp {
+            v = v.saturating_mul(10);
+        }
+        v
+    } else {
+        let mut div: i128 = 1;
+        for _ in 0..(-exp).min(38) {
+            div = div.saturating_mul(10);
+        }
+        // Upstream rounds sub-nano values up.
+        (m + div - 1) / div
+    };
+    Ok(Quantity {
+        nanos: if negative { -nanos } else { nanos },
+    })
+}
+
+/// The canonical quantity string of a JSON number (upstream `Quantity.String()` for a
+/// decimal-SI quantity): `0.5` → `500m`, `1000` → `1k`, `1500` → `1500`.
+pub fn canonical_number(n: &serde_json::Number) -> Option<String> {
+    let text = n.to_string();
+    let (mantissa_text, exp_text) = match text.find(['e', 'E']) {
+        Some(i) => (&text[..i], Some(&text[i + 1..])),
+        None => (text.as_str(), None),
+    };
+    let (negative, digits, frac, rest) = split(mantissa_text).ok()?;
+    if !rest.is_empty() {
+        return None;
+    }
+    let mut exp: i32 = -frac;
+    if let Some(e) = exp_text {
+        exp += e.parse::<i32>().ok()?;
+    }
+    let mut m: i128 = digits.parse().ok()?;
+    if m == 0 {
+        return Some("0".into());
+    }
+    while m % 10 == 0 {
+        m /= 10;
+        exp += 1;
+    }
+    // Round the exponent down to a multiple of three (the SI suffixes).
+    let mut e3 = exp.div_euclid(3) * 3;
+    if e3 < -9 {
+        // Upstream keeps nano precision at most, rounding up.
+        let shift = -9 - exp;
+        let mut div: i128 = 1;
+        for _ in 0..shift {
+            div *= 10;
+        }
+        m = (m + div - 1) / div;
+        e3 = -9;
+        exp = -9;
+    }
+    for _ in 0..(exp - e3) {
+        m = m.checked_mul(10)?;
+    }
+    let sfx = match e3 {
+        -9 => "n",
+        -6 => "u",
+        -3 => "m",
+        0 => "",
+        3 => "k",
+        6 => "M",
+        9 => "G",
+        12 => "T",
+        15 => "P",
+        18 => "E",
+        _ => return Some(format!("{}{m}e{e3}", if negative { "-" } else { "" })),
+    };
+    Some(format!("{}{m}{sfx}", if negative { "-" } else { "" }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milli_and_whole_values_round_up() {
+        assert_eq!(parse("100m").unwrap().milli_value(), 100);
+        assert_eq!(parse("1.5").unwrap().milli_value(), 1500);
+        assert_eq!(parse("1Gi").unwrap().value(), 1 << 30);
+        assert_eq!(parse("1500m").unwrap().value(), 2);
+        assert_eq!(parse("1n").unwrap().milli_value(), 1);
+    }
+
+    #[test]
+    fn parses_and_compares() {
+        let q = |s| parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert!(q("500m") < q("1"));
+        assert_eq!(q("1Ki"), q("1024"));
+        assert_eq!(q("1e3"), q("1k"));
+        assert!(q("128Mi") < q("1Gi"));
+        assert!(q("-1").is_negative());
+        assert!(q("0") == 0);
+        assert_eq!(parse("abc"), Err(ERR_FORM));
+        assert_eq!(parse("1Qi"), Err(ERR_FORM));
+        assert_eq!(parse("1.2.3"), Err(ERR_NUMERIC));
+        assert_eq!(parse("1kk"), Err(ERR_SUFFIX));
+    }
+
+    #[test]
+    fn canonical_numbers() {
+        let c = |v: serde_json::Value| match v {
+            serde_json::Value::Number(n) => canonical_number(&n),
+            _ => None,
+        };
+        assert_eq!(c(serde_json::json!(2)).as_deref(), Some("2"));
+        assert_eq!(c(serde_json::json!(0.5)).as_deref(), Some("500m"));
+        assert_eq!(c(serde_json::json!(1000)).as_deref(), Some("1k"));
+        assert_eq!(c(serde_json::json!(1500)).as_deref(), Some("1500"));
+        assert_eq!(c(serde_json::json!(0.25)).as_deref(), Some("250m"));
+    }
+}

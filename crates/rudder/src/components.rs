@@ -1,0 +1,142 @@
+//! How components are composed (k3s-style): each component is a crate that only takes a
+//! `kube::Client`. In `rudder server` that client is in-process — a `tower::Service` over the
+//! API server's own router, no socket, no TLS, no serialization of credentials — carrying the
+//! component's own identity as a request extension that only in-process code can set
+//! (`InProcessUser`), so authentication, authorization, admission and validation apply exactly
+//! as for a remote component. Standalone (`rudder scheduler --kubeconfig …`) the same crate gets
+//! a client from a kubeconfig, as against upstream.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use rudder_apiserver::{ApiServer, InProcessUser};
+use rudder_auth::UserInfo;
+
+/// A client for an in-process component acting as `user` (in `groups`).
+pub fn in_process_client(router: axum::Router, user: &str, groups: &[&str]) -> kube::Client {
+    let mut groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    groups.push("system:authenticated".into());
+    let identity = InProcessUser(UserInfo::new(user).with_groups(groups));
+    let svc = tower::ServiceBuilder::new()
+        .map_request(move |req: http::Request<kube::client::Body>| {
+            let mut req = req.map(axum::body::Body::new);
+            req.extensions_mut().insert(identity.clone());
+            req
+        })
+        .service(router);
+    kube::Client::new(svc, "default")
+}
+
+/// A client from a kubeconfig file (standalone components).
+pub async fn kubeconfig_client(path: &Path) -> anyhow::Result<kube::Client> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let kc = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .with_context(|| format!("loading kubeconfig {}", path.display()))?;
+    kube::Client::try_from(config).context("building the API client")
+}
+
+/// `<hostname>_<uuid>`: upstream's leader-election identity.
+pub fn election_identity() -> String {
+    format!("{}_{}", hostname(), uuid::Uuid::new_v4())
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// Runs the scheduler, under leader election unless disabled, until `shutdown` resolves.
+pub async fn run_scheduler(
+    client: kube::Client,
+    config: rudder_scheduler::SchedulerConfig,
+    metrics: Arc<rudder_scheduler::SchedulerMetrics>,
+    leader_metrics: rudder_component::LeaderMetrics,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let host = hostname();
+    if !config.leader_election.leader_elect {
+        tokio::select! {
+            r = rudder_scheduler::run(client, config, metrics, &host) => {
+                if let Err(e) = r { tracing::error!(error = %e, "scheduler stopped"); }
+            }
+            _ = shutdown => {}
+        }
+        return;
+    }
+    let (lease, renew, retry) = config.lease_durations();
+    let le = &config.leader_election;
+    let mut election = rudder_component::LeaderElection::new(
+        &le.resource_namespace,
+        &le.resource_name,
+        election_identity(),
+    );
+    election.lease_duration = lease;
+    election.renew_deadline = renew;
+    election.retry_period = retry;
+    election
+        .run(
+            client.clone(),
+            leader_metrics,
+            || {
+                let (client, config, metrics, host) = (
+                    client.clone(),
+                    config.clone(),
+                    metrics.clone(),
+                    host.clone(),
+                );
+                async move {
+                    if let Err(e) = rudder_scheduler::run(client, config, metrics, &host).await {
+                        tracing::error!(error = %e, "scheduler stopped");
+                    }
+                }
+            },
+            shutdown,
+        )
+        .await;
+}
+
+/// Renders a scheduler's (and its leader election's) metrics in the text format.
+pub fn scheduler_metrics_render(
+    metrics: Arc<rudder_scheduler::SchedulerMetrics>,
+    leader: rudder_component::LeaderMetrics,
+) -> Arc<dyn Fn(&mut String) + Send + Sync> {
+    Arc::new(move |out: &mut String| {
+        let mut r = prometheus_client::registry::Registry::default();
+        metrics.register(&mut r);
+        r.register(
+            "leader_election_master_status",
+            "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease.",
+            leader.master_status.clone(),
+        );
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &r).is_ok() {
+            out.push_str(text.trim_end_matches("# EOF\n"));
+        }
+    })
+}
+
+/// The in-process scheduler of `rudder server`.
+pub fn start_in_process_scheduler(
+    server: &Arc<ApiServer>,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let client = in_process_client(router, "system:kube-scheduler", &[]);
+    let metrics = Arc::new(rudder_scheduler::SchedulerMetrics::default());
+    let leader = rudder_component::LeaderMetrics::default();
+    if let Ok(mut sources) = server.component_metrics.write() {
+        sources.push(scheduler_metrics_render(metrics.clone(), leader.clone()));
+    }
+    tokio::spawn(run_scheduler(
+        client,
+        rudder_scheduler::SchedulerConfig::default(),
+        metrics,
+        leader,
+        shutdown,
+    ))
+}
