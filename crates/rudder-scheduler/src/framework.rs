@@ -95,23 +95,61 @@ impl Status {
     }
 }
 
+/// Plugin data in the cycle state. Cloneable, because preemption evaluates "what if these pods
+/// were gone" on a copy of the state per candidate node (upstream's `CycleState.Clone`).
+pub trait StateData: Any + Send + Sync {
+    fn clone_box(&self) -> Box<dyn StateData>;
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+impl<T: Any + Send + Sync + Clone> StateData for T {
+    fn clone_box(&self) -> Box<dyn StateData> {
+        Box::new(self.clone())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
 /// Data plugins pass from one extension point to the next within one scheduling cycle,
 /// keyed by plugin name. Filter and Score run on many nodes in parallel and only read it.
 #[derive(Default)]
 pub struct CycleState {
-    data: HashMap<&'static str, Box<dyn Any + Send + Sync>>,
+    data: HashMap<&'static str, Box<dyn StateData>>,
     /// Plugins that returned Skip at PreFilter / PreScore (their Filter / Score are not run).
     pub skip_filter: HashSet<&'static str>,
     pub skip_score: HashSet<&'static str>,
 }
 
+impl Clone for CycleState {
+    fn clone(&self) -> Self {
+        CycleState {
+            data: self.data.iter().map(|(k, v)| (*k, v.clone_box())).collect(),
+            skip_filter: self.skip_filter.clone(),
+            skip_score: self.skip_score.clone(),
+        }
+    }
+}
+
 impl CycleState {
-    pub fn write<T: Any + Send + Sync>(&mut self, key: &'static str, value: T) {
+    pub fn write<T: Any + Send + Sync + Clone>(&mut self, key: &'static str, value: T) {
         self.data.insert(key, Box::new(value));
     }
 
     pub fn read<T: Any + Send + Sync>(&self, key: &'static str) -> Option<&T> {
-        self.data.get(key).and_then(|v| v.downcast_ref::<T>())
+        self.data
+            .get(key)
+            .and_then(|v| v.as_any().downcast_ref::<T>())
+    }
+
+    pub fn read_mut<T: Any + Send + Sync>(&mut self, key: &'static str) -> Option<&mut T> {
+        self.data
+            .get_mut(key)
+            .and_then(|v| v.as_any_mut().downcast_mut::<T>())
     }
 }
 

@@ -138,6 +138,7 @@ pub struct NodeResourcesFit {
     pub args: FitArgs,
 }
 
+#[derive(Clone)]
 struct FitState {
     requests: Resource,
 }
