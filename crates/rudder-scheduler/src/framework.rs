@@ -128,7 +128,11 @@ pub struct CycleState {
 impl Clone for CycleState {
     fn clone(&self) -> Self {
         CycleState {
-            data: self.data.iter().map(|(k, v)| (*k, v.clone_box())).collect(),
+            data: self
+                .data
+                .iter()
+                .map(|(k, v)| (*k, (**v).clone_box()))
+                .collect(),
             skip_filter: self.skip_filter.clone(),
             skip_score: self.skip_score.clone(),
         }
@@ -143,13 +147,13 @@ impl CycleState {
     pub fn read<T: Any + Send + Sync>(&self, key: &'static str) -> Option<&T> {
         self.data
             .get(key)
-            .and_then(|v| v.as_any().downcast_ref::<T>())
+            .and_then(|v| (**v).as_any().downcast_ref::<T>())
     }
 
     pub fn read_mut<T: Any + Send + Sync>(&mut self, key: &'static str) -> Option<&mut T> {
         self.data
             .get_mut(key)
-            .and_then(|v| v.as_any_mut().downcast_mut::<T>())
+            .and_then(|v| (**v).as_any_mut().downcast_mut::<T>())
     }
 }
 
