@@ -364,6 +364,126 @@ fn hpa_versions(b: Backend) {
     );
 }
 
+/// Item 4's survey: the cheap `SetDefaults_*` that were missing (docs/DEFAULTING.md), each as
+/// upstream's defaults.go writes it.
+fn more_defaults(b: Backend) {
+    let c = Cluster::start(b);
+    let manifests = r#"apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: np}
+spec:
+  podSelector: {}
+  egress: [{ports: [{port: 53}]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: ic}
+spec:
+  controller: example.com/ingress
+  parameters: {kind: Params, name: p}
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: local}
+provisioner: example.com/local
+---
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata: {name: high}
+value: 1000
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: pv1}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  hostPath: {path: /tmp/pv1}
+---
+apiVersion: v1
+kind: LimitRange
+metadata: {name: lr}
+spec:
+  limits:
+  - type: Container
+    max: {cpu: "2"}
+    min: {memory: 64Mi}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: es}
+addressType: IPv4
+endpoints: [{addresses: [10.0.0.1]}]
+ports: [{port: 80}]
+"#;
+    c.ok_stdin(&["apply", "-f", "-"], manifests);
+    let get = |args: &[&str]| get_json(&c, args);
+    let np = get(&["networkpolicy", "np"]);
+    assert_eq!(np["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    assert_eq!(
+        np["spec"]["egress"][0]["ports"],
+        json!([{"port": 53, "protocol": "TCP"}])
+    );
+    assert_eq!(
+        get(&["ingressclass", "ic"])["spec"]["parameters"],
+        json!({"kind": "Params", "name": "p", "scope": "Cluster"})
+    );
+    let sc = get(&["storageclass", "local"]);
+    assert_eq!(
+        (&sc["reclaimPolicy"], &sc["volumeBindingMode"]),
+        (&json!("Delete"), &json!("Immediate"))
+    );
+    assert_eq!(
+        get(&["priorityclass", "high"])["preemptionPolicy"],
+        "PreemptLowerPriority"
+    );
+    let pv = get(&["pv", "pv1"]);
+    assert_eq!(pv["spec"]["persistentVolumeReclaimPolicy"], "Retain");
+    assert_eq!(pv["spec"]["volumeMode"], "Filesystem");
+    assert_eq!(
+        pv["spec"]["hostPath"],
+        json!({"path": "/tmp/pv1", "type": ""})
+    );
+    assert_eq!(pv["status"]["phase"], "Pending");
+    assert!(pv["status"]["lastPhaseTransitionTime"].is_string(), "{pv}");
+    assert_eq!(
+        get(&["limitrange", "lr"])["spec"]["limits"][0],
+        json!({"type": "Container", "max": {"cpu": "2"}, "min": {"memory": "64Mi"},
+            "default": {"cpu": "2"}, "defaultRequest": {"cpu": "2", "memory": "64Mi"}})
+    );
+    assert_eq!(
+        get(&["endpointslice", "es"])["ports"],
+        json!([{"name": "", "port": 80, "protocol": "TCP"}])
+    );
+    // Bindings: the role's group, and the RBAC group for users and groups (not for service
+    // accounts), through a raw POST with neither set.
+    let rb = send(
+        &c,
+        "POST",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+        "application/json",
+        r#"{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"RoleBinding","metadata":{"name":"rb"},
+            "roleRef":{"kind":"ClusterRole","name":"view"},
+            "subjects":[{"kind":"User","name":"bob"},{"kind":"ServiceAccount","name":"sa","namespace":"default"}]}"#,
+    );
+    assert_eq!(
+        (rb.code, rb.content_type.as_str()),
+        (201, "application/json"),
+        "{}",
+        rb.body
+    );
+    let rb = rb.json();
+    assert_eq!(
+        rb["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"})
+    );
+    assert_eq!(
+        rb["subjects"],
+        json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"},
+            {"kind": "ServiceAccount", "name": "sa", "namespace": "default"}])
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Item 5: each kind's name rule (the `ValidateNameFunc` of its upstream `ValidateObjectMeta`).
 
@@ -531,4 +651,9 @@ fn name_rules_per_kind(b: Backend) {
     );
 }
 
-on_both_backends!(secret_string_data, hpa_versions, name_rules_per_kind);
+on_both_backends!(
+    secret_string_data,
+    hpa_versions,
+    more_defaults,
+    name_rules_per_kind
+);

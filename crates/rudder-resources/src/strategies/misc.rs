@@ -27,6 +27,10 @@ impl Strategy for RbacStrategy {
     fn name_validator(&self) -> NameValidator {
         minimal_name_requirements
     }
+
+    fn default(&self, obj: &mut Value) {
+        super::defaults::rbac_binding(obj);
+    }
 }
 
 /// CertificateSigningRequests: upstream's `ValidateCertificateRequestName` accepts any name

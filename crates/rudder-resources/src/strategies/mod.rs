@@ -7,6 +7,7 @@ mod autoscaling;
 mod batch;
 mod config;
 mod decode;
+mod defaults;
 mod events;
 mod misc;
 mod namespace;
@@ -54,6 +55,7 @@ pub fn strategy_for(info: &ResourceInfo) -> Arc<dyn Strategy> {
         ("", "Secret") if v1 => Arc::new(config::SecretStrategy),
         ("", "Node") if v1 => Arc::new(node::NodeStrategy),
         ("", "ServiceAccount") if v1 => Arc::new(misc::ServiceAccountStrategy),
+        ("", "PersistentVolume") if v1 => Arc::new(defaults::PersistentVolumeStrategy),
         ("", "PersistentVolumeClaim") if v1 => Arc::new(storage::PersistentVolumeClaimStrategy),
         ("", "Event") => Arc::new(events::EventStrategy::CORE),
         ("events.k8s.io", "Event") => Arc::new(events::EventStrategy::V1),
@@ -72,9 +74,15 @@ pub fn strategy_for(info: &ResourceInfo) -> Arc<dyn Strategy> {
         ("certificates.k8s.io", "CertificateSigningRequest") => {
             Arc::new(misc::CertificateSigningRequestStrategy)
         }
-        (_, kind) => Arc::new(DefaultStrategy {
-            tracks_generation: GENERATION_KINDS.contains(&kind),
-        }),
+        (group, kind) => match defaults::defaults_for(group, kind) {
+            Some(default) => Arc::new(defaults::DefaultsStrategy {
+                default,
+                tracks_generation: GENERATION_KINDS.contains(&kind),
+            }),
+            None => Arc::new(DefaultStrategy {
+                tracks_generation: GENERATION_KINDS.contains(&kind),
+            }),
+        },
     }
 }
 

@@ -268,6 +268,7 @@ fn default_volume(v: &mut Value) {
     if let Some(h) = v.get_mut("hostPath").filter(|h| h.is_object()) {
         default_field(h, "type", json!(""));
     }
+    default_in_tree_sources(v);
     if let Some(spec) = v
         .get_mut("ephemeral")
         .and_then(|e| e.get_mut("volumeClaimTemplate"))
@@ -280,6 +281,45 @@ fn default_volume(v: &mut Value) {
         let reference = str_at(img, "reference").to_string();
         default_str(img, "pullPolicy", default_pull_policy(&reference));
     }
+}
+
+/// The declarative (`+default`) defaults of the in-tree volume sources, shared by pod volumes
+/// and PersistentVolume specs.
+pub(crate) fn default_in_tree_sources(v: &mut Value) {
+    let mut source = |key: &str, defaults: &[(&str, Value)]| {
+        if let Some(s) = v.get_mut(key).filter(|s| s.is_object()) {
+            for (k, d) in defaults {
+                if str_at(s, k).is_empty() && !matches!(s.get(*k), Some(Value::Bool(_))) {
+                    s[*k] = d.clone();
+                }
+            }
+        }
+    };
+    source("iscsi", &[("iscsiInterface", json!("default"))]);
+    source(
+        "rbd",
+        &[
+            ("pool", json!("rbd")),
+            ("user", json!("admin")),
+            ("keyring", json!("/etc/ceph/keyring")),
+        ],
+    );
+    source(
+        "azureDisk",
+        &[
+            ("cachingMode", json!("ReadWrite")),
+            ("fsType", json!("ext4")),
+            ("readOnly", json!(false)),
+            ("kind", json!("Shared")),
+        ],
+    );
+    source(
+        "scaleIO",
+        &[
+            ("storageMode", json!("ThinProvisioned")),
+            ("fsType", json!("xfs")),
+        ],
+    );
 }
 
 fn default_downward_item(item: &mut Value) {
