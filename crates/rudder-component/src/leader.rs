@@ -104,10 +104,12 @@ impl LeaderElection {
             gauge.set(1);
             let work = lead();
             tokio::pin!(work);
+            // The work ending by itself (a fatal error) ends the component, as upstream's
+            // processes exit; contending again would only repeat the failure.
             let stopping = tokio::select! {
                 _ = &mut shutdown => true,
                 () = self.keep_renewing(&api, &mut observed) => false,
-                () = &mut work => false,
+                () = &mut work => true,
             };
             gauge.set(0);
             if stopping {

@@ -102,9 +102,7 @@ pub async fn run(
     metrics: Arc<SchedulerMetrics>,
     host: &str,
 ) -> Result<(), Error> {
-    let handle = Handle {
-        client: client.clone(),
-    };
+    let handle = Handle::new(client.clone());
     let built = config.build_profiles(&handle)?;
     let default = built[0].clone();
     let mut events: HashMap<&'static str, Vec<ClusterEvent>> = HashMap::new();

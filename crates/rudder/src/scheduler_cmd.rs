@@ -35,6 +35,8 @@ pub async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
         config.leader_election.leader_elect = le;
     }
     let client = crate::components::kubeconfig_client(&args.kubeconfig).await?;
+    // Plugin args are checked when profiles are built: do it now, so a bad file fails at start.
+    config.build_profiles(&rudder_scheduler::plugins::Handle::new(client.clone()))?;
     let metrics = Arc::new(rudder_scheduler::SchedulerMetrics::default());
     let leader = rudder_component::LeaderMetrics::default();
     if args.health_port != 0 {

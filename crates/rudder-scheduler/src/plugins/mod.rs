@@ -17,6 +17,13 @@ pub struct Handle {
     pub client: kube::Client,
 }
 
+impl Handle {
+    /// Everything a plugin may need, from one client (informer stores start with the scheduler).
+    pub fn new(client: kube::Client) -> Handle {
+        Handle { client }
+    }
+}
+
 /// Builds a plugin from its `pluginConfig` args (`None`: defaults). Errors name the field.
 pub type Factory = fn(Option<&serde_json::Value>, &Handle, &str) -> Result<Arc<dyn Plugin>, String>;
 
