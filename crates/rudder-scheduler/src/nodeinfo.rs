@@ -19,6 +19,9 @@ pub struct PodInfo {
     /// Requests with containers lacking CPU/memory requests counted at the scoring defaults.
     pub non_zero_requests: Resource,
     pub priority: i32,
+    /// The pod's (anti-)affinity terms parsed once (upstream's `PodInfo.RequiredAffinityTerms`
+    /// and friends); `None` when it has neither pod affinity nor anti-affinity.
+    pub affinity: Option<Box<crate::plugins::inter_pod_affinity::PodAffinityTerms>>,
 }
 
 impl PodInfo {
@@ -29,6 +32,7 @@ impl PodInfo {
             requests: pod_requests(&pod, false),
             non_zero_requests: pod_requests(&pod, true),
             priority: pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0),
+            affinity: crate::plugins::inter_pod_affinity::PodAffinityTerms::parse(&pod),
             key,
             pod,
         }

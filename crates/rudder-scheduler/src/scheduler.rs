@@ -102,7 +102,7 @@ pub async fn run(
     metrics: Arc<SchedulerMetrics>,
     host: &str,
 ) -> Result<(), Error> {
-    let handle = Handle::new(client.clone());
+    let (handle, informers) = Handle::start(client.clone());
     let built = config.build_profiles(&handle)?;
     let default = built[0].clone();
     let mut events: HashMap<&'static str, Vec<ClusterEvent>> = HashMap::new();
@@ -142,12 +142,16 @@ pub async fn run(
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(publish_events(client.clone(), event_rx));
+    for informer in informers {
+        tasks.spawn(informer);
+    }
     let (nodes_synced_tx, nodes_synced) = tokio::sync::oneshot::channel();
     let (pods_synced_tx, pods_synced) = tokio::sync::oneshot::channel();
     tasks.spawn(watch_nodes(shared.clone(), nodes_synced_tx));
     tasks.spawn(watch_pods(shared.clone(), pods_synced_tx));
     let _ = nodes_synced.await;
     let _ = pods_synced.await;
+    handle.listers.wait_ready().await;
     tracing::info!("scheduler caches synced; scheduling");
     {
         let s = shared.clone();

@@ -3,10 +3,17 @@
 pub mod basic;
 pub mod binder;
 pub mod fit;
+pub mod inter_pod_affinity;
 pub mod node_affinity;
+pub mod pod_topology_spread;
 
 use std::sync::Arc;
 
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Namespace, ReplicationController, Service};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher;
 use serde::de::DeserializeOwned;
 
 use crate::framework::Plugin;
@@ -15,13 +22,95 @@ use crate::framework::Plugin;
 #[derive(Clone)]
 pub struct Handle {
     pub client: kube::Client,
+    /// Objects plugins read besides nodes and pods (upstream's informer-backed listers).
+    pub listers: Listers,
 }
 
 impl Handle {
-    /// Everything a plugin may need, from one client (informer stores start with the scheduler).
+    /// A handle whose listers nothing feeds: enough to build (and so validate) profiles.
     pub fn new(client: kube::Client) -> Handle {
-        Handle { client }
+        Handle {
+            client,
+            listers: Listers::empty(),
+        }
     }
+
+    /// A handle whose listers are fed by the returned informer futures (run them while the
+    /// scheduler runs; [`Listers::wait_ready`] says when they have listed once).
+    pub fn start(client: kube::Client) -> (Handle, Vec<futures::future::BoxFuture<'static, ()>>) {
+        let mut informers = Vec::new();
+        let listers = Listers {
+            namespaces: reflect(&client, &mut informers),
+            services: reflect(&client, &mut informers),
+            replica_sets: reflect(&client, &mut informers),
+            stateful_sets: reflect(&client, &mut informers),
+            replication_controllers: reflect(&client, &mut informers),
+        };
+        (Handle { client, listers }, informers)
+    }
+}
+
+/// Reflector-backed stores, one per resource a plugin needs.
+#[derive(Clone)]
+pub struct Listers {
+    /// InterPodAffinity: `namespaceSelector` terms match namespace labels.
+    pub namespaces: Store<Namespace>,
+    /// PodTopologySpread: the default constraints select a pod's siblings by these.
+    pub services: Store<Service>,
+    pub replica_sets: Store<ReplicaSet>,
+    pub stateful_sets: Store<StatefulSet>,
+    pub replication_controllers: Store<ReplicationController>,
+}
+
+impl Listers {
+    /// Empty stores with no informer behind them (tests fill them through the writers).
+    pub fn empty() -> Listers {
+        Listers {
+            namespaces: reflector::store::Writer::default().as_reader(),
+            services: reflector::store::Writer::default().as_reader(),
+            replica_sets: reflector::store::Writer::default().as_reader(),
+            stateful_sets: reflector::store::Writer::default().as_reader(),
+            replication_controllers: reflector::store::Writer::default().as_reader(),
+        }
+    }
+
+    /// Waits until every store has listed once (upstream's `WaitForCacheSync`).
+    pub async fn wait_ready(&self) {
+        let _ = self.namespaces.wait_until_ready().await;
+        let _ = self.services.wait_until_ready().await;
+        let _ = self.replica_sets.wait_until_ready().await;
+        let _ = self.stateful_sets.wait_until_ready().await;
+        let _ = self.replication_controllers.wait_until_ready().await;
+    }
+}
+
+/// A store of every `K` in the cluster and the informer future that keeps it current.
+fn reflect<K>(
+    client: &kube::Client,
+    informers: &mut Vec<futures::future::BoxFuture<'static, ()>>,
+) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let api: kube::Api<K> = kube::Api::all(client.clone());
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()));
+    informers.push(Box::pin(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(ev) = stream.next().await {
+            if let Err(e) = ev {
+                tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }));
+    store
 }
 
 /// Builds a plugin from its `pluginConfig` args (`None`: defaults). Errors name the field.
@@ -83,6 +172,22 @@ pub fn registry() -> Vec<(&'static str, Factory)> {
             args.validate(p)?;
             Ok(Arc::new(fit::NodeResourcesFit { args }))
         }),
+        ("PodTopologySpread", |a, h, p| {
+            let args: pod_topology_spread::PodTopologySpreadArgs = args(a, p)?;
+            args.validate(p)?;
+            Ok(Arc::new(pod_topology_spread::PodTopologySpread::new(
+                &args,
+                h.listers.clone(),
+            )))
+        }),
+        ("InterPodAffinity", |a, h, p| {
+            let args: inter_pod_affinity::InterPodAffinityArgs = args(a, p)?;
+            args.validate(p)?;
+            Ok(Arc::new(inter_pod_affinity::InterPodAffinity {
+                args,
+                namespaces: h.listers.namespaces.clone(),
+            }))
+        }),
         ("NodeResourcesBalancedAllocation", |a, _, p| {
             Ok(Arc::new(fit::BalancedAllocation { args: args(a, p)? }))
         }),
@@ -110,6 +215,8 @@ pub const DEFAULT_PLUGINS: &[(&str, i64)] = &[
     ("NodeAffinity", 2),
     ("NodePorts", 0),
     ("NodeResourcesFit", 1),
+    ("PodTopologySpread", 2),
+    ("InterPodAffinity", 2),
     ("NodeResourcesBalancedAllocation", 1),
     ("ImageLocality", 1),
     ("DefaultBinder", 0),

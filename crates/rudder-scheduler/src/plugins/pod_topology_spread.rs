@@ -1,0 +1,1333 @@
+//! PodTopologySpread (upstream's `plugins/podtopologyspread`): `topologySpreadConstraints` with
+//! `whenUnsatisfiable: DoNotSchedule` as a filter (skew against the emptiest eligible domain,
+//! `minDomains`), `ScheduleAnyway` as a score, node inclusion policies, `matchLabelKeys`, and the
+//! cluster-level default constraints for pods that have none but belong to a Service,
+//! ReplicaSet, StatefulSet or ReplicationController.
+//!
+//! PreFilter counts the matching pods per domain once per cycle and keeps the two emptiest
+//! domains per constraint (upstream's critical paths), so Filter is a lookup per constraint.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Pod, TopologySpreadConstraint};
+use kube::runtime::reflector::ObjectRef;
+use rayon::prelude::*;
+use rudder_api::selector::Selector;
+use serde::Deserialize;
+
+use super::basic::{tolerates, tolerations};
+use super::inter_pod_affinity::labels_of;
+use super::node_affinity::pod_matches_node_selector_and_affinity;
+use super::Listers;
+use crate::framework::*;
+use crate::nodeinfo::{NodeInfo, PodInfo, Snapshot};
+
+pub const NAME: &str = "PodTopologySpread";
+pub const ERR_REASON_CONSTRAINTS_NOT_MATCH: &str =
+    "node(s) didn't match pod topology spread constraints";
+pub const ERR_REASON_NODE_LABEL_NOT_MATCH: &str =
+    "node(s) didn't match pod topology spread constraints (missing required label)";
+
+pub const LABEL_HOSTNAME: &str = "kubernetes.io/hostname";
+pub const LABEL_ZONE: &str = "topology.kubernetes.io/zone";
+
+const DO_NOT_SCHEDULE: &str = "DoNotSchedule";
+const SCHEDULE_ANYWAY: &str = "ScheduleAnyway";
+const PRE_FILTER_KEY: &str = "PreFilterPodTopologySpread";
+const PRE_SCORE_KEY: &str = "PreScorePodTopologySpread";
+
+/// Below this many nodes a walk is cheaper on the scheduling thread than spread over the pool.
+const PARALLEL_MIN_NODES: usize = 256;
+
+static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+
+fn node_labels(node: &NodeInfo) -> &BTreeMap<String, String> {
+    node.labels().unwrap_or(&NO_LABELS)
+}
+
+/// A constraint of `PodTopologySpreadArgs.defaultConstraints`, decoded leniently so that
+/// validation (not decoding) names what is wrong, as upstream's does.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DefaultConstraint {
+    #[serde(default)]
+    pub max_skew: i32,
+    #[serde(default)]
+    pub topology_key: String,
+    #[serde(default)]
+    pub when_unsatisfiable: String,
+    #[serde(default)]
+    pub label_selector: Option<serde_json::Value>,
+    #[serde(default)]
+    pub min_domains: Option<i32>,
+    #[serde(default)]
+    pub node_affinity_policy: Option<String>,
+    #[serde(default)]
+    pub node_taints_policy: Option<String>,
+    #[serde(default)]
+    pub match_label_keys: Option<Vec<String>>,
+}
+
+/// `PodTopologySpreadArgs`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodTopologySpreadArgs {
+    #[serde(default)]
+    pub default_constraints: Vec<DefaultConstraint>,
+    /// `System` (upstream's default) or `List`.
+    #[serde(default)]
+    pub defaulting_type: Option<String>,
+    #[serde(default)]
+    pub api_version: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+impl PodTopologySpreadArgs {
+    fn defaulting_type(&self) -> &str {
+        self.defaulting_type
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .unwrap_or("System")
+    }
+
+    /// Upstream's `ValidatePodTopologySpreadArgs` (the first error).
+    pub fn validate(&self, path: &str) -> Result<(), String> {
+        let dt = self.defaulting_type();
+        if dt != "System" && dt != "List" {
+            return Err(format!(
+                "{path}.defaultingType: Unsupported value: \"{dt}\": supported values: \"System\", \"List\""
+            ));
+        }
+        if dt == "System" && !self.default_constraints.is_empty() {
+            return Err(format!(
+                "{path}.defaultingType: Invalid value: \"System\": when .defaultConstraints are not empty"
+            ));
+        }
+        for (i, c) in self.default_constraints.iter().enumerate() {
+            let p = format!("{path}.defaultConstraints[{i}]");
+            if c.max_skew <= 0 {
+                return Err(format!(
+                    "{p}.maxSkew: Invalid value: {}: not in valid range (0, inf)",
+                    c.max_skew
+                ));
+            }
+            if c.topology_key.is_empty() {
+                return Err(format!("{p}.topologyKey: Required value: can not be empty"));
+            }
+            if let Some(msg) = rudder_api::validation::is_qualified_name(&c.topology_key)
+                .into_iter()
+                .next()
+            {
+                return Err(format!(
+                    "{p}.topologyKey: Invalid value: \"{}\": {msg}",
+                    c.topology_key
+                ));
+            }
+            match c.when_unsatisfiable.as_str() {
+                "" => {
+                    return Err(format!(
+                        "{p}.whenUnsatisfiable: Required value: can not be empty"
+                    ))
+                }
+                DO_NOT_SCHEDULE | SCHEDULE_ANYWAY => {}
+                other => {
+                    return Err(format!(
+                        "{p}.whenUnsatisfiable: Unsupported value: \"{other}\": supported values: \"DoNotSchedule\", \"ScheduleAnyway\""
+                    ))
+                }
+            }
+            if c.label_selector.is_some() {
+                return Err(format!(
+                    "{p}.labelSelector: Forbidden: constraint must not define a selector, as they deduced for each pod"
+                ));
+            }
+            let repeated = self.default_constraints[..i].iter().any(|o| {
+                o.topology_key == c.topology_key && o.when_unsatisfiable == c.when_unsatisfiable
+            });
+            if repeated {
+                return Err(format!(
+                    "{path}.defaultConstraints[{i}]: Duplicate value: \"{{{}, {}}}\"",
+                    c.topology_key, c.when_unsatisfiable
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A constraint with its selector parsed and upstream's defaults applied.
+#[derive(Clone, Debug)]
+struct Constraint {
+    max_skew: i64,
+    topology_key: String,
+    selector: Selector,
+    min_domains: usize,
+    /// `nodeAffinityPolicy: Honor` (the default).
+    honor_node_affinity: bool,
+    /// `nodeTaintsPolicy: Honor` (the default is Ignore).
+    honor_node_taints: bool,
+}
+
+impl Constraint {
+    /// Upstream's `matchNodeInclusionPolicies`: whether the node counts for this constraint.
+    fn includes(&self, pod: &PodInfo, node: &NodeInfo) -> bool {
+        if self.honor_node_affinity && !pod_matches_node_selector_and_affinity(pod, node) {
+            return false;
+        }
+        if self.honor_node_taints && has_untolerated_do_not_schedule_taint(pod, node) {
+            return false;
+        }
+        true
+    }
+}
+
+/// A NoSchedule or NoExecute taint the pod does not tolerate.
+fn has_untolerated_do_not_schedule_taint(pod: &PodInfo, node: &NodeInfo) -> bool {
+    let taints = node
+        .node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_deref())
+        .unwrap_or(&[]);
+    let tols = tolerations(pod);
+    taints
+        .iter()
+        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+        .any(|t| !tols.iter().any(|tol| tolerates(tol, t)))
+}
+
+/// Upstream's `filterTopologySpreadConstraints`: the constraints for `action`, with the pod's
+/// values of `matchLabelKeys` folded into the selector.
+fn parse_constraints(
+    constraints: &[TopologySpreadConstraint],
+    pod_labels: &BTreeMap<String, String>,
+    action: &str,
+) -> Result<Vec<Constraint>, String> {
+    let mut out = Vec::new();
+    for c in constraints
+        .iter()
+        .filter(|c| c.when_unsatisfiable == action)
+    {
+        let mut selector =
+            Selector::from_label_selector(c.label_selector.as_ref()).map_err(|e| e.0)?;
+        let match_labels: BTreeMap<String, String> = c
+            .match_label_keys
+            .iter()
+            .flatten()
+            .filter_map(|k| pod_labels.get(k).map(|v| (k.clone(), v.clone())))
+            .collect();
+        // Upstream's `mergeLabelSetWithSelector`: a nil selector (matching nothing) stays so.
+        if !match_labels.is_empty() && !selector.matches_nothing() {
+            selector = Selector::from_set(&match_labels)
+                .with_requirements(selector.requirements().iter().cloned());
+        }
+        out.push(Constraint {
+            max_skew: i64::from(c.max_skew),
+            topology_key: c.topology_key.clone(),
+            selector,
+            min_domains: c.min_domains.map_or(1, |m| m.max(0) as usize),
+            honor_node_affinity: c.node_affinity_policy.as_deref() != Some("Ignore"),
+            honor_node_taints: c.node_taints_policy.as_deref() == Some("Honor"),
+        });
+    }
+    Ok(out)
+}
+
+/// Upstream's `nodeLabelsMatchSpreadConstraints`: the node has every topology key.
+fn node_has_all_keys(labels: &BTreeMap<String, String>, constraints: &[Constraint]) -> bool {
+    constraints
+        .iter()
+        .all(|c| labels.contains_key(&c.topology_key))
+}
+
+/// Upstream's `countPodsMatchSelector`: pods of the namespace matching, terminating ones aside.
+/// An empty selector counts nothing.
+fn count_matching(pods: &[Arc<PodInfo>], selector: &Selector, ns: &str) -> i64 {
+    if selector.is_empty() {
+        return 0;
+    }
+    pods.iter()
+        .filter(|p| {
+            p.pod.metadata.deletion_timestamp.is_none()
+                && p.namespace() == ns
+                && selector.matches(labels_of(&p.pod))
+        })
+        .count() as i64
+}
+
+/// The two domains with the fewest matching pods (upstream's `criticalPaths`): `[0]` always
+/// holds the minimum. Two suffice because preemption only removes pods from one node.
+#[derive(Clone, Debug, PartialEq)]
+struct CriticalPaths([(String, i64); 2]);
+
+impl CriticalPaths {
+    fn new() -> CriticalPaths {
+        let none = (String::new(), i64::from(i32::MAX));
+        CriticalPaths([none.clone(), none])
+    }
+
+    fn update(&mut self, value: &str, num: i64) {
+        let p = &mut self.0;
+        let i = if value == p[0].0 {
+            Some(0)
+        } else if value == p[1].0 {
+            Some(1)
+        } else {
+            None
+        };
+        match i {
+            Some(i) => {
+                p[i].1 = num;
+                if p[0].1 > p[1].1 {
+                    p.swap(0, 1);
+                }
+            }
+            None => {
+                if num < p[0].1 {
+                    p[1] = p[0].clone();
+                    p[0] = (value.to_string(), num);
+                } else if num < p[1].1 {
+                    p[1] = (value.to_string(), num);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct PreFilterState {
+    constraints: Arc<Vec<Constraint>>,
+    critical_paths: Vec<CriticalPaths>,
+    /// Per constraint: matching pods per domain (every eligible domain, zeros included).
+    match_num: Vec<HashMap<String, i64>>,
+}
+
+impl PreFilterState {
+    /// The global minimum for the skew: 0 while there are fewer eligible domains than
+    /// `minDomains`.
+    fn min_match_num(&self, i: usize) -> i64 {
+        if self.match_num[i].len() < self.constraints[i].min_domains {
+            return 0;
+        }
+        self.critical_paths[i].0[0].1
+    }
+
+    /// Upstream's `updateWithPod`.
+    fn update_with_pod(&mut self, other: &PodInfo, pod: &PodInfo, node: &NodeInfo, delta: i64) {
+        if other.namespace() != pod.namespace() {
+            return;
+        }
+        let labels = node_labels(node);
+        if !node_has_all_keys(labels, &self.constraints) {
+            return;
+        }
+        let other_labels = labels_of(&other.pod);
+        for (i, c) in self.constraints.iter().enumerate() {
+            if !c.selector.matches(other_labels) || !c.includes(pod, node) {
+                continue;
+            }
+            let value = labels.get(&c.topology_key).map_or("", String::as_str);
+            let n = self.match_num[i].entry(value.to_string()).or_insert(0);
+            *n += delta;
+            let n = *n;
+            self.critical_paths[i].update(value, n);
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct PreScoreState {
+    constraints: Vec<Constraint>,
+    /// Nodes missing a topology key: scored 0.
+    ignored: HashSet<String>,
+    /// Per constraint (hostname ones aside, counted in Score): matching pods per domain.
+    pod_counts: Vec<HashMap<String, i64>>,
+    /// Per constraint: ln(domains + 2), so that small topologies are not drowned by big ones.
+    normalizing_weight: Vec<f64>,
+}
+
+pub struct PodTopologySpread {
+    default_constraints: Vec<TopologySpreadConstraint>,
+    system_defaulted: bool,
+    listers: Listers,
+}
+
+impl PodTopologySpread {
+    pub fn new(args: &PodTopologySpreadArgs, listers: Listers) -> PodTopologySpread {
+        let system = args.defaulting_type() == "System";
+        let default_constraints = if system {
+            vec![
+                system_constraint(LABEL_HOSTNAME, 3),
+                system_constraint(LABEL_ZONE, 5),
+            ]
+        } else {
+            args.default_constraints
+                .iter()
+                .map(|c| TopologySpreadConstraint {
+                    max_skew: c.max_skew,
+                    topology_key: c.topology_key.clone(),
+                    when_unsatisfiable: c.when_unsatisfiable.clone(),
+                    min_domains: c.min_domains,
+                    node_affinity_policy: c.node_affinity_policy.clone(),
+                    node_taints_policy: c.node_taints_policy.clone(),
+                    match_label_keys: c.match_label_keys.clone(),
+                    label_selector: None,
+                })
+                .collect()
+        };
+        PodTopologySpread {
+            default_constraints,
+            system_defaulted: system,
+            listers,
+        }
+    }
+
+    /// The pod's own constraints for `action`, or the default ones when it has none.
+    fn constraints(&self, pod: &PodInfo, action: &str) -> Result<Vec<Constraint>, String> {
+        let own = pod
+            .spec()
+            .and_then(|s| s.topology_spread_constraints.as_deref())
+            .unwrap_or(&[]);
+        if !own.is_empty() {
+            return parse_constraints(own, labels_of(&pod.pod), action);
+        }
+        let mut constraints =
+            parse_constraints(&self.default_constraints, labels_of(&pod.pod), action)?;
+        if constraints.is_empty() {
+            return Ok(constraints);
+        }
+        let selector = self.default_selector(&pod.pod);
+        if selector.is_empty() {
+            return Ok(Vec::new());
+        }
+        for c in &mut constraints {
+            c.selector = selector.clone();
+        }
+        Ok(constraints)
+    }
+
+    /// Upstream's `helper.DefaultSelector`: the selectors of the Services selecting the pod,
+    /// and of its controller when that is a ReplicationController, ReplicaSet or StatefulSet.
+    fn default_selector(&self, pod: &Pod) -> Selector {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("");
+        let labels = labels_of(pod);
+        let mut set = BTreeMap::new();
+        let services = self.listers.services.state_filter(|s| {
+            s.metadata.namespace.as_deref() == Some(ns)
+                && s.spec
+                    .as_ref()
+                    .and_then(|sp| sp.selector.as_ref())
+                    // A nil selector matches nothing; an empty one everything.
+                    .is_some_and(|sel| sel.iter().all(|(k, v)| labels.get(k) == Some(v)))
+        });
+        for s in &services {
+            if let Some(sel) = s.spec.as_ref().and_then(|sp| sp.selector.as_ref()) {
+                set.extend(sel.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        let mut selector = Selector::from_set(&set);
+        let Some(owner) = pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true))
+        else {
+            return selector;
+        };
+        match (owner.api_version.as_str(), owner.kind.as_str()) {
+            ("v1", "ReplicationController") => {
+                let rc = self
+                    .listers
+                    .replication_controllers
+                    .get(&ObjectRef::new(&owner.name).within(ns));
+                if let Some(rc) = rc {
+                    if let Some(sel) = rc.spec.as_ref().and_then(|s| s.selector.as_ref()) {
+                        set.extend(sel.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    }
+                    selector = Selector::from_set(&set);
+                }
+            }
+            ("apps/v1", "ReplicaSet") => {
+                let rs = self
+                    .listers
+                    .replica_sets
+                    .get(&ObjectRef::new(&owner.name).within(ns));
+                let sel = rs.map(|rs| rs.spec.selector.clone());
+                if let Some(Ok(other)) = sel.map(|s| Selector::from_label_selector(Some(&s))) {
+                    selector = selector.with_requirements(other.requirements().iter().cloned());
+                }
+            }
+            ("apps/v1", "StatefulSet") => {
+                let ss = self
+                    .listers
+                    .stateful_sets
+                    .get(&ObjectRef::new(&owner.name).within(ns));
+                let sel = ss.map(|ss| ss.spec.selector.clone());
+                if let Some(Ok(other)) = sel.map(|s| Selector::from_label_selector(Some(&s))) {
+                    selector = selector.with_requirements(other.requirements().iter().cloned());
+                }
+            }
+            _ => {}
+        }
+        selector
+    }
+}
+
+fn system_constraint(key: &str, max_skew: i32) -> TopologySpreadConstraint {
+    TopologySpreadConstraint {
+        max_skew,
+        topology_key: key.to_string(),
+        when_unsatisfiable: SCHEDULE_ANYWAY.to_string(),
+        ..Default::default()
+    }
+}
+
+/// `f` per node, in parallel once there are enough nodes to pay for it.
+fn per_node<'a, T, F>(nodes: &'a [Arc<NodeInfo>], f: F) -> Vec<T>
+where
+    T: Send,
+    F: Fn(&'a NodeInfo) -> T + Sync,
+{
+    if nodes.len() < PARALLEL_MIN_NODES {
+        nodes.iter().map(|n| f(n)).collect()
+    } else {
+        nodes.par_iter().map(|n| f(n)).collect()
+    }
+}
+
+fn state_error(key: &str) -> Status {
+    Status::error(format!("reading {key:?} from cycleState: not found"))
+}
+
+impl Plugin for PodTopologySpread {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn points(&self) -> &'static [Point] {
+        &[
+            Point::PreFilter,
+            Point::Filter,
+            Point::PreScore,
+            Point::Score,
+        ]
+    }
+    fn events_to_register(&self) -> Vec<ClusterEvent> {
+        vec![
+            ClusterEvent::new(EventResource::AssignedPod, ALL),
+            ClusterEvent::new(EventResource::Pod, &[ActionType::Update]),
+            // A node added, removed or relabelled changes the domains.
+            ClusterEvent::new(EventResource::Node, ALL),
+        ]
+    }
+
+    fn pre_filter(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        snapshot: &Snapshot,
+    ) -> (PreFilterResult, Status) {
+        let constraints = match self.constraints(pod, DO_NOT_SCHEDULE) {
+            Ok(c) => c,
+            Err(e) => {
+                return (
+                    None,
+                    Status::error(format!("get constraints from pod: {e}")),
+                )
+            }
+        };
+        if constraints.is_empty() {
+            return (None, Status::skip());
+        }
+        let ns = pod.namespace();
+        let counted = per_node(&snapshot.nodes, |node| {
+            let labels = node_labels(node);
+            if !node_has_all_keys(labels, &constraints) {
+                return Vec::new();
+            }
+            constraints
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.includes(pod, node))
+                .map(|(i, c)| {
+                    let value = labels.get(&c.topology_key).map_or("", String::as_str);
+                    (i, value, count_matching(&node.pods, &c.selector, ns))
+                })
+                .collect::<Vec<_>>()
+        });
+        let mut match_num: Vec<HashMap<String, i64>> = vec![HashMap::new(); constraints.len()];
+        for (i, value, n) in counted.into_iter().flatten() {
+            match match_num[i].get_mut(value) {
+                Some(c) => *c += n,
+                None => {
+                    match_num[i].insert(value.to_string(), n);
+                }
+            }
+        }
+        let critical_paths = match_num
+            .iter()
+            .map(|m| {
+                let mut p = CriticalPaths::new();
+                for (v, n) in m {
+                    p.update(v, *n);
+                }
+                p
+            })
+            .collect();
+        state.write(
+            PRE_FILTER_KEY,
+            PreFilterState {
+                constraints: Arc::new(constraints),
+                critical_paths,
+                match_num,
+            },
+        );
+        (None, Status::success())
+    }
+
+    fn add_pod(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        added: &PodInfo,
+        node: &NodeInfo,
+    ) -> Status {
+        // No state: PreFilter skipped this plugin for the pod.
+        if let Some(s) = state.read_mut::<PreFilterState>(PRE_FILTER_KEY) {
+            s.update_with_pod(added, pod, node, 1);
+        }
+        Status::success()
+    }
+
+    fn remove_pod(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        removed: &PodInfo,
+        node: &NodeInfo,
+    ) -> Status {
+        if let Some(s) = state.read_mut::<PreFilterState>(PRE_FILTER_KEY) {
+            s.update_with_pod(removed, pod, node, -1);
+        }
+        Status::success()
+    }
+
+    fn filter(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
+        let Some(s) = state.read::<PreFilterState>(PRE_FILTER_KEY) else {
+            return state_error(PRE_FILTER_KEY);
+        };
+        let labels = node_labels(node);
+        let pod_labels = labels_of(&pod.pod);
+        for (i, c) in s.constraints.iter().enumerate() {
+            let Some(value) = labels.get(&c.topology_key) else {
+                return Status::new(
+                    Code::UnschedulableAndUnresolvable,
+                    ERR_REASON_NODE_LABEL_NOT_MATCH,
+                );
+            };
+            let self_match = i64::from(c.selector.matches(pod_labels));
+            let matched = s.match_num[i].get(value).copied().unwrap_or(0);
+            if matched + self_match - s.min_match_num(i) > c.max_skew {
+                return Status::new(Code::Unschedulable, ERR_REASON_CONSTRAINTS_NOT_MATCH);
+            }
+        }
+        Status::success()
+    }
+
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        nodes: &[Arc<NodeInfo>],
+        snapshot: &Snapshot,
+    ) -> Status {
+        if snapshot.is_empty() {
+            return Status::skip();
+        }
+        let has_own = pod
+            .spec()
+            .and_then(|s| s.topology_spread_constraints.as_ref())
+            .is_some_and(|c| !c.is_empty());
+        // With the system defaults, nodes without a zone label still get hostname spreading.
+        let require_all = has_own || !self.system_defaulted;
+        let constraints = match self.constraints(pod, SCHEDULE_ANYWAY) {
+            Ok(c) => c,
+            Err(e) => return Status::error(format!("calculating preScoreState: {e}")),
+        };
+        if constraints.is_empty() {
+            return Status::skip();
+        }
+        let mut ignored = HashSet::new();
+        let mut pod_counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); constraints.len()];
+        for node in nodes {
+            let labels = node_labels(node);
+            if require_all && !node_has_all_keys(labels, &constraints) {
+                ignored.insert(node.name().to_string());
+                continue;
+            }
+            for (i, c) in constraints.iter().enumerate() {
+                if c.topology_key == LABEL_HOSTNAME {
+                    continue;
+                }
+                let value = labels.get(&c.topology_key).map_or("", String::as_str);
+                if !pod_counts[i].contains_key(value) {
+                    pod_counts[i].insert(value.to_string(), 0);
+                }
+            }
+        }
+        let normalizing_weight = constraints
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let size = if c.topology_key == LABEL_HOSTNAME {
+                    nodes.len() - ignored.len()
+                } else {
+                    pod_counts[i].len()
+                };
+                ((size + 2) as f64).ln()
+            })
+            .collect();
+        let wanted = pod_counts.iter().any(|m| !m.is_empty());
+        if wanted {
+            let ns = pod.namespace();
+            let domains = &pod_counts;
+            let counted = per_node(&snapshot.nodes, |node| {
+                let labels = node_labels(node);
+                if require_all && !node_has_all_keys(labels, &constraints) {
+                    return Vec::new();
+                }
+                constraints
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, c)| {
+                        let value = labels.get(&c.topology_key).map_or("", String::as_str);
+                        domains[*i].contains_key(value) && c.includes(pod, node)
+                    })
+                    .map(|(i, c)| {
+                        let value = labels.get(&c.topology_key).map_or("", String::as_str);
+                        (i, value, count_matching(&node.pods, &c.selector, ns))
+                    })
+                    .collect::<Vec<_>>()
+            });
+            for (i, value, n) in counted.into_iter().flatten() {
+                if let Some(c) = pod_counts[i].get_mut(value) {
+                    *c += n;
+                }
+            }
+        }
+        state.write(
+            PRE_SCORE_KEY,
+            PreScoreState {
+                constraints,
+                ignored,
+                pod_counts,
+                normalizing_weight,
+            },
+        );
+        Status::success()
+    }
+
+    fn score(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> (i64, Status) {
+        let Some(s) = state.read::<PreScoreState>(PRE_SCORE_KEY) else {
+            return (0, state_error(PRE_SCORE_KEY));
+        };
+        if s.ignored.contains(node.name()) {
+            return (0, Status::success());
+        }
+        let labels = node_labels(node);
+        let mut score = 0f64;
+        for (i, c) in s.constraints.iter().enumerate() {
+            let Some(value) = labels.get(&c.topology_key) else {
+                continue;
+            };
+            let count = if c.topology_key == LABEL_HOSTNAME {
+                count_matching(&node.pods, &c.selector, pod.namespace())
+            } else {
+                s.pod_counts[i].get(value).copied().unwrap_or(0)
+            };
+            // `maxSkew - 1` waters differences down: the tolerance of the score to skew.
+            score += count as f64 * s.normalizing_weight[i] + (c.max_skew - 1) as f64;
+        }
+        (score.round() as i64, Status::success())
+    }
+
+    /// Upstream: fewer matching pods is better; ignored nodes get 0.
+    fn normalize_score(
+        &self,
+        state: &CycleState,
+        _pod: &PodInfo,
+        scores: &mut [NodeScore],
+    ) -> Status {
+        let Some(s) = state.read::<PreScoreState>(PRE_SCORE_KEY) else {
+            return state_error(PRE_SCORE_KEY);
+        };
+        let mut min = i64::MAX;
+        let mut max = 0i64;
+        for sc in scores.iter() {
+            if s.ignored.contains(&sc.name) {
+                continue;
+            }
+            min = min.min(sc.score);
+            max = max.max(sc.score);
+        }
+        for sc in scores.iter_mut() {
+            sc.score = if s.ignored.contains(&sc.name) {
+                0
+            } else if max == 0 {
+                MAX_NODE_SCORE
+            } else {
+                MAX_NODE_SCORE * (max + min - sc.score) / max
+            };
+        }
+        Status::success()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn pod_with(
+        name: &str,
+        labels: Value,
+        constraints: Value,
+        extra_spec: Value,
+        meta: Value,
+    ) -> PodInfo {
+        let mut spec =
+            json!({"containers": [{"name": "c"}], "topologySpreadConstraints": constraints});
+        if let (Some(s), Some(e)) = (spec.as_object_mut(), extra_spec.as_object()) {
+            s.extend(e.clone());
+        }
+        let mut metadata =
+            json!({"name": name, "namespace": "default", "uid": name, "labels": labels});
+        if let (Some(m), Some(e)) = (metadata.as_object_mut(), meta.as_object()) {
+            m.extend(e.clone());
+        }
+        PodInfo::new(Arc::new(
+            serde_json::from_value(json!({"metadata": metadata, "spec": spec})).unwrap(),
+        ))
+    }
+
+    fn pod(name: &str, labels: Value, constraints: Value) -> PodInfo {
+        pod_with(name, labels, constraints, json!({}), json!({}))
+    }
+
+    fn foo(name: &str) -> PodInfo {
+        pod(name, json!({"foo": ""}), json!(null))
+    }
+
+    fn node(name: &str, labels: Value, pods: Vec<PodInfo>) -> Arc<NodeInfo> {
+        node_spec(name, labels, json!({}), pods)
+    }
+
+    fn node_spec(name: &str, labels: Value, spec: Value, pods: Vec<PodInfo>) -> Arc<NodeInfo> {
+        let mut n = NodeInfo::new(Arc::new(
+            serde_json::from_value(
+                json!({"metadata": {"name": name, "labels": labels}, "spec": spec}),
+            )
+            .unwrap(),
+        ));
+        for p in pods {
+            n.add_pod(Arc::new(p));
+        }
+        Arc::new(n)
+    }
+
+    fn zoned(name: &str, zone: &str, pods: Vec<PodInfo>) -> Arc<NodeInfo> {
+        node(name, json!({"zone": zone, "node": name}), pods)
+    }
+
+    fn snapshot(nodes: Vec<Arc<NodeInfo>>) -> Snapshot {
+        let index = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name().to_string(), i))
+            .collect();
+        Snapshot {
+            nodes,
+            index,
+            ..Default::default()
+        }
+    }
+
+    fn spread(key: &str, skew: i32, when: &str) -> Value {
+        json!({"maxSkew": skew, "topologyKey": key, "whenUnsatisfiable": when,
+               "labelSelector": {"matchExpressions": [{"key": "foo", "operator": "Exists"}]}})
+    }
+
+    fn plugin() -> PodTopologySpread {
+        PodTopologySpread::new(&PodTopologySpreadArgs::default(), Listers::empty())
+    }
+
+    /// Names of the nodes that pass, or the status of the PreFilter when it does not succeed.
+    fn feasible(pl: &PodTopologySpread, p: &PodInfo, snap: &Snapshot) -> Vec<String> {
+        let mut st = CycleState::default();
+        let (_, s) = pl.pre_filter(&mut st, p, snap);
+        if s.code == Code::Skip {
+            return snap.nodes.iter().map(|n| n.name().to_string()).collect();
+        }
+        assert!(s.is_success(), "{s:?}");
+        snap.nodes
+            .iter()
+            .filter(|n| pl.filter(&st, p, n).is_success())
+            .map(|n| n.name().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn no_constraints_and_no_owner_skip() {
+        let p = foo("p");
+        let (_, s) = plugin().pre_filter(
+            &mut CycleState::default(),
+            &p,
+            &snapshot(vec![zoned("a", "z1", vec![])]),
+        );
+        assert_eq!(s.code, Code::Skip);
+    }
+
+    #[test]
+    fn max_skew_one_across_zones() {
+        // Upstream's "normal case with two spreadConstraints" shape, one constraint: zone1 holds 3
+        // matching pods, zone2 holds 2.
+        let p = pod(
+            "p",
+            json!({"foo": ""}),
+            json!([spread("zone", 1, DO_NOT_SCHEDULE)]),
+        );
+        let snap = snapshot(vec![
+            zoned("node-a", "zone1", vec![foo("p-a1"), foo("p-a2")]),
+            zoned("node-b", "zone1", vec![foo("p-b1")]),
+            zoned("node-x", "zone2", vec![foo("p-x1"), foo("p-x2")]),
+            zoned("node-y", "zone2", vec![]),
+        ]);
+        assert_eq!(feasible(&plugin(), &p, &snap), vec!["node-x", "node-y"]);
+        // A node without the key: unresolvable, with upstream's reason.
+        let mut st = CycleState::default();
+        plugin().pre_filter(&mut st, &p, &snap);
+        let bare = node("bare", json!({}), vec![]);
+        let s = plugin().filter(&st, &p, &bare);
+        assert_eq!(s.code, Code::UnschedulableAndUnresolvable);
+        assert_eq!(s.message(), ERR_REASON_NODE_LABEL_NOT_MATCH);
+        let s = plugin().filter(&st, &p, &snap.nodes[0]);
+        assert_eq!(s.code, Code::Unschedulable);
+        assert_eq!(s.message(), ERR_REASON_CONSTRAINTS_NOT_MATCH);
+    }
+
+    #[test]
+    fn two_constraints_must_both_hold() {
+        let p = pod(
+            "p",
+            json!({"foo": ""}),
+            json!([
+                spread("zone", 1, DO_NOT_SCHEDULE),
+                spread("node", 1, DO_NOT_SCHEDULE)
+            ]),
+        );
+        let snap = snapshot(vec![
+            zoned("node-a", "zone1", vec![foo("a1")]),
+            zoned("node-b", "zone1", vec![foo("b1")]),
+            zoned("node-x", "zone2", vec![foo("x1")]),
+            zoned("node-y", "zone2", vec![]),
+        ]);
+        // zone2 has fewer (1 vs 2); within it node-y is empty.
+        assert_eq!(feasible(&plugin(), &p, &snap), vec!["node-y"]);
+    }
+
+    #[test]
+    fn pod_not_matching_its_own_selector_and_other_namespaces() {
+        // The incoming pod does not match the selector: it adds no skew.
+        let p = pod(
+            "p",
+            json!({"bar": ""}),
+            json!([spread("zone", 1, DO_NOT_SCHEDULE)]),
+        );
+        let snap = snapshot(vec![
+            zoned("node-a", "zone1", vec![foo("a1")]),
+            zoned("node-x", "zone2", vec![]),
+        ]);
+        assert_eq!(feasible(&plugin(), &p, &snap), vec!["node-a", "node-x"]);
+        // Pods of other namespaces and terminating pods do not count.
+        let other = pod_with(
+            "o",
+            json!({"foo": ""}),
+            json!(null),
+            json!({}),
+            json!({"namespace": "other"}),
+        );
+        let gone = pod_with(
+            "g",
+            json!({"foo": ""}),
+            json!(null),
+            json!({}),
+            json!({"deletionTimestamp": "2024-01-01T00:00:00Z"}),
+        );
+        let q = pod(
+            "q",
+            json!({"foo": ""}),
+            json!([spread("zone", 1, DO_NOT_SCHEDULE)]),
+        );
+        let snap = snapshot(vec![
+            zoned("node-a", "zone1", vec![other, gone]),
+            zoned("node-x", "zone2", vec![foo("x1")]),
+        ]);
+        assert_eq!(feasible(&plugin(), &q, &snap), vec!["node-a"]);
+    }
+
+    #[test]
+    fn min_domains_treats_the_minimum_as_zero() {
+        // Two zones with 2 and 1 pods; maxSkew 1. Without minDomains zone2 fits; with
+        // minDomains 3 (only 2 domains exist) the global minimum is 0 and nothing fits.
+        let base = json!({"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": DO_NOT_SCHEDULE,
+            "labelSelector": {"matchLabels": {"foo": ""}}});
+        let mut with_min = base.clone();
+        with_min["minDomains"] = json!(3);
+        let snap = snapshot(vec![
+            zoned("node-a", "zone1", vec![foo("a1"), foo("a2")]),
+            zoned("node-x", "zone2", vec![foo("x1")]),
+        ]);
+        let p = pod("p", json!({"foo": ""}), json!([base]));
+        assert_eq!(feasible(&plugin(), &p, &snap), vec!["node-x"]);
+        let p = pod("p", json!({"foo": ""}), json!([with_min]));
+        assert!(feasible(&plugin(), &p, &snap).is_empty());
+    }
+
+    #[test]
+    fn node_inclusion_policies() {
+        // node-b is excluded by the pod's nodeSelector (Honor by default), so its pods and its
+        // domain do not count; node-c's taint only matters with nodeTaintsPolicy: Honor.
+        let snap = snapshot(vec![
+            node(
+                "node-a",
+                json!({"zone": "z1", "disk": "ssd"}),
+                vec![foo("a1")],
+            ),
+            node("node-b", json!({"zone": "z2"}), vec![]),
+            node_spec(
+                "node-c",
+                json!({"zone": "z3", "disk": "ssd"}),
+                json!({"taints": [{"key": "k", "value": "v", "effect": "NoSchedule"}]}),
+                vec![],
+            ),
+        ]);
+        let sel = json!({"nodeSelector": {"disk": "ssd"}});
+        let c = spread("zone", 1, DO_NOT_SCHEDULE);
+        let p = pod_with(
+            "p",
+            json!({"foo": ""}),
+            json!([c.clone()]),
+            sel.clone(),
+            json!({}),
+        );
+        // Domains z1 (1) and z3 (0): min 0, z1 would be 2 > 1.
+        assert_eq!(feasible(&plugin(), &p, &snap), vec!["node-b", "node-c"]);
+        let mut honor = c.clone();
+        honor["nodeTaintsPolicy"] = json!("Honor");
+        let p = pod_with(
+            "p",
+            json!({"foo": ""}),
+            json!([honor]),
+            sel.clone(),
+            json!({}),
+        );
+        // Only z1 is eligible: min is 1, so z1 fits again.
+        assert_eq!(
+            feasible(&plugin(), &p, &snap),
+            vec!["node-a", "node-b", "node-c"]
+        );
+        let mut ignore = c;
+        ignore["nodeAffinityPolicy"] = json!("Ignore");
+        let p = pod_with("p", json!({"foo": ""}), json!([ignore]), sel, json!({}));
+        assert_eq!(feasible(&plugin(), &p, &snap), vec!["node-b", "node-c"]);
+    }
+
+    #[test]
+    fn match_label_keys_restrict_to_the_pods_own_value() {
+        let mut c = spread("zone", 1, DO_NOT_SCHEDULE);
+        c["matchLabelKeys"] = json!(["rev"]);
+        let p = pod("p", json!({"foo": "", "rev": "2"}), json!([c]));
+        let old = |n: &str| pod(n, json!({"foo": "", "rev": "1"}), json!(null));
+        let snap = snapshot(vec![
+            zoned("node-a", "zone1", vec![old("o1"), old("o2")]),
+            zoned(
+                "node-x",
+                "zone2",
+                vec![pod("n1", json!({"foo": "", "rev": "2"}), json!(null))],
+            ),
+        ]);
+        // Only rev=2 counts: zone1 has 0, zone2 has 1.
+        assert_eq!(feasible(&plugin(), &p, &snap), vec!["node-a"]);
+    }
+
+    #[test]
+    fn add_and_remove_pod_update_the_critical_paths() {
+        let p = pod(
+            "p",
+            json!({"foo": ""}),
+            json!([spread("zone", 1, DO_NOT_SCHEDULE)]),
+        );
+        let a = zoned("node-a", "zone1", vec![foo("a1")]);
+        let x = zoned("node-x", "zone2", vec![]);
+        let snap = snapshot(vec![a.clone(), x.clone()]);
+        let pl = plugin();
+        let mut st = CycleState::default();
+        pl.pre_filter(&mut st, &p, &snap);
+        assert!(!pl.filter(&st, &p, &a).is_success());
+        let mut what_if = st.clone();
+        pl.remove_pod(&mut what_if, &p, &a.pods[0], &a);
+        assert!(pl.filter(&what_if, &p, &a).is_success());
+        assert!(!pl.filter(&st, &p, &a).is_success());
+        let extra = foo("x1");
+        pl.add_pod(&mut st, &p, &extra, &x);
+        assert!(pl.filter(&st, &p, &a).is_success());
+        assert!(pl.filter(&st, &p, &x).is_success());
+        pl.add_pod(&mut st, &p, &foo("x2"), &x);
+        assert!(!pl.filter(&st, &p, &x).is_success());
+    }
+
+    #[test]
+    fn critical_paths_keep_the_two_smallest() {
+        let mut p = CriticalPaths::new();
+        for (v, n) in [("a", 3), ("b", 1), ("c", 2), ("d", 0)] {
+            p.update(v, n);
+        }
+        assert_eq!(p.0[0], ("d".to_string(), 0));
+        assert_eq!(p.0[1], ("b".to_string(), 1));
+        p.update("d", 5);
+        assert_eq!(p.0[0], ("b".to_string(), 1));
+    }
+
+    fn scores(pl: &PodTopologySpread, p: &PodInfo, snap: &Snapshot) -> Option<Vec<i64>> {
+        let mut st = CycleState::default();
+        let s = pl.pre_score(&mut st, p, &snap.nodes, snap);
+        if s.code == Code::Skip {
+            return None;
+        }
+        assert!(s.is_success(), "{s:?}");
+        let mut out: Vec<NodeScore> = snap
+            .nodes
+            .iter()
+            .map(|n| NodeScore {
+                name: n.name().into(),
+                score: pl.score(&st, p, n).0,
+            })
+            .collect();
+        pl.normalize_score(&st, p, &mut out);
+        Some(out.iter().map(|s| s.score).collect())
+    }
+
+    #[test]
+    fn score_prefers_emptier_domains() {
+        // Upstream's "one constraint on node, all 4 nodes are candidates": node-a 2 pods,
+        // node-b 1, node-c 0, node-d 0, maxSkew 1: raw = count * ln(6).
+        let p = pod(
+            "p",
+            json!({"foo": ""}),
+            json!([spread("node", 1, SCHEDULE_ANYWAY)]),
+        );
+        let snap = snapshot(vec![
+            zoned("node-a", "z", vec![foo("a1"), foo("a2")]),
+            zoned("node-b", "z", vec![foo("b1")]),
+            zoned("node-c", "z", vec![]),
+            zoned("node-d", "z", vec![]),
+        ]);
+        // Raw 4, 2, 0, 0 (rounded 3.58, 1.79): 100*(4+0-s)/4.
+        assert_eq!(scores(&plugin(), &p, &snap), Some(vec![0, 50, 100, 100]));
+        // Hostname constraints are counted per node in Score, other keys in PreScore.
+        let q = pod(
+            "q",
+            json!({"foo": ""}),
+            json!([spread(LABEL_HOSTNAME, 1, SCHEDULE_ANYWAY)]),
+        );
+        let snap = snapshot(vec![
+            node(
+                "n1",
+                json!({LABEL_HOSTNAME: "n1"}),
+                vec![foo("a1"), foo("a2")],
+            ),
+            node("n2", json!({LABEL_HOSTNAME: "n2"}), vec![]),
+            node("n3", json!({}), vec![]),
+        ]);
+        // n3 lacks the key: ignored, scored 0. Raw n1 = round(2 * ln(4)) = 3.
+        assert_eq!(scores(&plugin(), &q, &snap), Some(vec![0, 100, 0]));
+    }
+
+    #[test]
+    fn max_skew_waters_down_the_score() {
+        let p = pod(
+            "p",
+            json!({"foo": ""}),
+            json!([spread("zone", 3, SCHEDULE_ANYWAY)]),
+        );
+        let snap = snapshot(vec![
+            zoned("node-a", "z1", vec![foo("a1")]),
+            zoned("node-b", "z2", vec![]),
+        ]);
+        // Raw round(1*ln(4) + 2) = 3 and 2: 100*(3+2-s)/3.
+        assert_eq!(scores(&plugin(), &p, &snap), Some(vec![66, 100]));
+    }
+
+    fn listers(objects: Vec<Value>) -> Listers {
+        use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
+        use k8s_openapi::api::core::v1::{ReplicationController, Service};
+        use kube::runtime::reflector::store::Writer;
+        use kube::runtime::watcher::Event;
+        let mut svc = Writer::<Service>::default();
+        let mut rs = Writer::<ReplicaSet>::default();
+        let mut ss = Writer::<StatefulSet>::default();
+        let mut rc = Writer::<ReplicationController>::default();
+        for o in objects {
+            match o["kind"].as_str() {
+                Some("Service") => {
+                    svc.apply_watcher_event(&Event::Apply(serde_json::from_value(o).unwrap()))
+                }
+                Some("ReplicaSet") => {
+                    rs.apply_watcher_event(&Event::Apply(serde_json::from_value(o).unwrap()))
+                }
+                Some("StatefulSet") => {
+                    ss.apply_watcher_event(&Event::Apply(serde_json::from_value(o).unwrap()))
+                }
+                _ => rc.apply_watcher_event(&Event::Apply(serde_json::from_value(o).unwrap())),
+            }
+        }
+        Listers {
+            services: svc.as_reader(),
+            replica_sets: rs.as_reader(),
+            stateful_sets: ss.as_reader(),
+            replication_controllers: rc.as_reader(),
+            ..Listers::empty()
+        }
+    }
+
+    #[test]
+    fn system_default_constraints_spread_a_replica_sets_pods() {
+        let l = listers(vec![json!({"kind": "ReplicaSet", "apiVersion": "apps/v1",
+            "metadata": {"name": "rs", "namespace": "default"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {}}})]);
+        let pl = PodTopologySpread::new(&PodTopologySpreadArgs::default(), l);
+        let owner = json!({"ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "name": "rs", "uid": "u", "controller": true}]});
+        let web = |n: &str| {
+            pod_with(
+                n,
+                json!({"app": "web"}),
+                json!(null),
+                json!({}),
+                owner.clone(),
+            )
+        };
+        let p = web("p");
+        // Defaults are ScheduleAnyway only: nothing to filter.
+        let (_, s) = pl.pre_filter(&mut CycleState::default(), &p, &snapshot(vec![]));
+        assert_eq!(s.code, Code::Skip);
+        let host = |n: &str, zone: Option<&str>, pods| {
+            let mut labels = json!({LABEL_HOSTNAME: n});
+            if let Some(z) = zone {
+                labels[LABEL_ZONE] = json!(z);
+            }
+            node(n, labels, pods)
+        };
+        let snap = snapshot(vec![
+            host(
+                "n1",
+                Some("z1"),
+                vec![web("a"), web("b"), web("c"), web("d")],
+            ),
+            host("n2", Some("z1"), vec![]),
+            // No zone label: with the system defaults it still gets hostname spreading.
+            host("n3", None, vec![]),
+        ]);
+        let got = scores(&pl, &p, &snap).unwrap();
+        assert!(got[0] < got[1], "{got:?}");
+        assert!(got[2] > 0, "{got:?}");
+        // A pod with no Service and no known controller gets no default constraints.
+        let lone = pod("lone", json!({"app": "web"}), json!(null));
+        assert_eq!(scores(&pl, &lone, &snap), None);
+    }
+
+    #[test]
+    fn default_selector_merges_services_and_controllers() {
+        let l = listers(vec![
+            json!({"kind": "Service", "apiVersion": "v1",
+                "metadata": {"name": "s1", "namespace": "default"}, "spec": {"selector": {"app": "web"}}}),
+            json!({"kind": "Service", "apiVersion": "v1",
+                "metadata": {"name": "s2", "namespace": "default"}, "spec": {"selector": {"tier": "x"}}}),
+            json!({"kind": "Service", "apiVersion": "v1",
+                "metadata": {"name": "nil", "namespace": "default"}, "spec": {}}),
+            json!({"kind": "ReplicationController", "apiVersion": "v1",
+                "metadata": {"name": "rc", "namespace": "default"}, "spec": {"selector": {"rc": "1"}}}),
+        ]);
+        let pl = PodTopologySpread::new(&PodTopologySpreadArgs::default(), l);
+        let owner = json!({"ownerReferences": [{"apiVersion": "v1", "kind": "ReplicationController",
+            "name": "rc", "uid": "u", "controller": true}]});
+        let p = pod_with(
+            "p",
+            json!({"app": "web", "rc": "1"}),
+            json!(null),
+            json!({}),
+            owner,
+        );
+        assert_eq!(pl.default_selector(&p.pod).to_string(), "app=web,rc=1");
+    }
+
+    #[test]
+    fn args_validation_names_the_field() {
+        let path = "profiles[0].pluginConfig[0].args";
+        let v = |a: Value| {
+            serde_json::from_value::<PodTopologySpreadArgs>(a)
+                .unwrap()
+                .validate(path)
+        };
+        assert!(v(json!({})).is_ok());
+        assert_eq!(
+            v(json!({"defaultConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"}]})).unwrap_err(),
+            format!("{path}.defaultingType: Invalid value: \"System\": when .defaultConstraints are not empty")
+        );
+        assert_eq!(
+            v(json!({"defaultingType": "List", "defaultConstraints": [{"maxSkew": 0, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"}]})).unwrap_err(),
+            format!("{path}.defaultConstraints[0].maxSkew: Invalid value: 0: not in valid range (0, inf)")
+        );
+        assert_eq!(
+            v(json!({"defaultingType": "List", "defaultConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "Maybe"}]})).unwrap_err(),
+            format!("{path}.defaultConstraints[0].whenUnsatisfiable: Unsupported value: \"Maybe\": supported values: \"DoNotSchedule\", \"ScheduleAnyway\"")
+        );
+        assert_eq!(
+            v(json!({"defaultingType": "List", "defaultConstraints": [{"maxSkew": 1, "topologyKey": "", "whenUnsatisfiable": "DoNotSchedule"}]})).unwrap_err(),
+            format!("{path}.defaultConstraints[0].topologyKey: Required value: can not be empty")
+        );
+        assert_eq!(
+            v(json!({"defaultingType": "List", "defaultConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {}}]})).unwrap_err(),
+            format!("{path}.defaultConstraints[0].labelSelector: Forbidden: constraint must not define a selector, as they deduced for each pod")
+        );
+        assert_eq!(
+            v(json!({"defaultingType": "List", "defaultConstraints": [
+                {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"},
+                {"maxSkew": 2, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"}]}))
+            .unwrap_err(),
+            format!("{path}.defaultConstraints[1]: Duplicate value: \"{{zone, DoNotSchedule}}\"")
+        );
+        assert_eq!(
+            v(json!({"defaultingType": "Other"})).unwrap_err(),
+            format!("{path}.defaultingType: Unsupported value: \"Other\": supported values: \"System\", \"List\"")
+        );
+    }
+
+    #[test]
+    fn list_defaulting_applies_hard_default_constraints() {
+        let l = listers(vec![json!({"kind": "Service", "apiVersion": "v1",
+            "metadata": {"name": "s", "namespace": "default"}, "spec": {"selector": {"foo": ""}}})]);
+        let args: PodTopologySpreadArgs = serde_json::from_value(json!({"defaultingType": "List",
+            "defaultConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"}]}))
+        .unwrap();
+        let pl = PodTopologySpread::new(&args, l);
+        let p = foo("p");
+        let snap = snapshot(vec![
+            zoned("node-a", "zone1", vec![foo("a1")]),
+            zoned("node-x", "zone2", vec![]),
+        ]);
+        assert_eq!(feasible(&pl, &p, &snap), vec!["node-x"]);
+    }
+}
