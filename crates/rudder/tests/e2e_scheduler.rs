@@ -5,9 +5,9 @@
 mod support;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{Backend, Cluster};
+use support::{wait_for, Backend, Cluster};
 
 fn node(name: &str, labels: &str, taints: &str, cpu: &str) -> String {
     format!(
@@ -19,18 +19,6 @@ fn pod(name: &str, spec_extra: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n{spec_extra}  containers:\n  - name: c\n    image: busybox\n    resources: {{requests: {{cpu: 100m}}}}\n---\n"
     )
-}
-
-/// Waits until `f` returns Some, or panics with `what` after 30 s.
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn node_of(c: &Cluster, pod: &str) -> String {

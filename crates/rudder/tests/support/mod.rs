@@ -289,6 +289,18 @@ impl Drop for Cluster {
     }
 }
 
+/// Waits until `f` returns Some, or panics with `what` after 30 s.
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Instantiate each listed test function (taking a `Backend`) for both store backends.
 #[macro_export]
 macro_rules! on_both_backends {
