@@ -205,7 +205,7 @@ fn validate_meta(entry: &Entry, obj: &Value) -> Result<ErrorList, ApiError> {
     Ok(validate_object_meta(
         &meta,
         entry.info.namespaced,
-        entry.strategy.name_validator(),
+        |name: &str, prefix: bool| entry.strategy.name_errors(obj, name, prefix),
         &Path::new("metadata"),
     ))
 }

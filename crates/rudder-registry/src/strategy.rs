@@ -57,6 +57,12 @@ pub trait Strategy: Send + Sync + 'static {
         rudder_api::validation::name_is_dns_subdomain
     }
 
+    /// The name rule as applied to `obj`: [`Strategy::name_validator`], unless the rule depends
+    /// on the object (a CustomResourceDefinition's name is `<plural>.<group>`).
+    fn name_errors(&self, _obj: &Value, name: &str, prefix: bool) -> Vec<String> {
+        (self.name_validator())(name, prefix)
+    }
+
     /// Validation of the object beyond ObjectMeta, which the generic store checks itself.
     fn validate(&self, _cx: &OpCx, _obj: &Value) -> ErrorList {
         ErrorList::new()

@@ -633,6 +633,48 @@ fn name_rules_per_kind(b: Backend) {
         json!([{"reason": "FieldValueInvalid", "field": "metadata.name",
             "message": "Invalid value: \"db.primary\": must not contain dots"}])
     );
+    // Names that depend on the object: a CRD is `<plural>.<group>`, an APIService
+    // `<version>.<group>` (upstream's name functions close over the spec).
+    let crd = send(
+        &c,
+        "POST",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        "application/json",
+        r#"{"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition","metadata":{"name":"widgets"},
+            "spec":{"group":"example.com","scope":"Namespaced",
+            "names":{"plural":"widgets","singular":"widget","kind":"Widget","listKind":"WidgetList"},
+            "versions":[{"name":"v1","served":true,"storage":true,
+                "schema":{"openAPIV3Schema":{"type":"object"}}}]}}"#,
+    );
+    assert_eq!(
+        (crd.code, crd.content_type.as_str()),
+        (422, "application/json")
+    );
+    assert_eq!(
+        crd.json(),
+        invalid_status(
+            "CustomResourceDefinition",
+            "apiextensions.k8s.io",
+            "widgets",
+            "metadata.name",
+            "Invalid value: \"widgets\": must be spec.names.plural+\".\"+spec.group"
+        )
+    );
+    let api_service = send(
+        &c,
+        "POST",
+        "/apis/apiregistration.k8s.io/v1/apiservices",
+        "application/json",
+        r#"{"apiVersion":"apiregistration.k8s.io/v1","kind":"APIService","metadata":{"name":"wardle"},
+            "spec":{"group":"wardle.example.com","version":"v1alpha1",
+            "groupPriorityMinimum":1000,"versionPriority":15}}"#,
+    );
+    assert_eq!(api_service.code, 422, "{}", api_service.body);
+    assert_eq!(
+        api_service.json()["message"],
+        "APIService.apiregistration.k8s.io \"wardle\" is invalid: metadata.name: Invalid value: \"wardle\": must be `spec.version+\".\"+spec.group`: \"v1alpha1.wardle.example.com\""
+    );
+
     // generateName is checked as a prefix with the same rule.
     let gen = send(
         &c,

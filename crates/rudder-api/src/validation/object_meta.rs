@@ -392,13 +392,13 @@ fn validate_common(meta: &ObjectMeta, namespaced: bool, path: &Path) -> ErrorLis
 }
 
 /// Upstream `ValidateObjectMeta`: validates metadata on create. `name_fn` is the type's name
-/// rule (usually [`name_is_dns_subdomain`]); `namespaced` says whether the type lives in a
+/// rule (usually [`name_is_dns_subdomain`], a closure where it depends on the object); `namespaced` says whether the type lives in a
 /// namespace. Name generation is expected to have happened already, but a `generateName` is
 /// still checked as a prefix, as upstream does.
 pub fn validate_object_meta(
     meta: &ObjectMeta,
     namespaced: bool,
-    name_fn: NameValidator,
+    name_fn: impl Fn(&str, bool) -> Vec<String>,
     path: &Path,
 ) -> ErrorList {
     let mut errs = ErrorList::new();

@@ -648,7 +648,7 @@ fn join(path: &str, key: &str) -> String {
 }
 
 /// Go's `strconv.Quote`, for the printable strings field errors show.
-fn go_quote(s: &str) -> String {
+pub(crate) fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

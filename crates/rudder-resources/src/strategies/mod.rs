@@ -70,6 +70,10 @@ pub fn strategy_for(info: &ResourceInfo) -> Arc<dyn Strategy> {
         ("autoscaling", "HorizontalPodAutoscaler") if info.version == "v2" => {
             Arc::new(autoscaling::HpaStrategy::V2)
         }
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            Arc::new(misc::CustomResourceDefinitionStrategy)
+        }
+        ("apiregistration.k8s.io", "APIService") => Arc::new(misc::ApiServiceStrategy),
         ("rbac.authorization.k8s.io", _) => Arc::new(misc::RbacStrategy),
         ("certificates.k8s.io", "CertificateSigningRequest") => {
             Arc::new(misc::CertificateSigningRequestStrategy)
@@ -162,5 +166,42 @@ mod tests {
             let errs = strategy_for(info).name_validator()(name, false);
             assert_eq!(errs.is_empty(), ok, "{group}/{kind} {name:?}: {errs:?}");
         }
+    }
+
+    #[test]
+    fn crd_and_api_service_names_come_from_their_spec() {
+        let table = rudder_api::resources::ResourceTable::builtin().unwrap();
+        let crd = strategy_for(
+            table
+                .by_gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition")
+                .unwrap(),
+        );
+        let spec =
+            serde_json::json!({"spec": {"group": "example.com", "names": {"plural": "widgets"}}});
+        assert!(crd
+            .name_errors(&spec, "widgets.example.com", false)
+            .is_empty());
+        assert_eq!(
+            crd.name_errors(&spec, "Widgets", false).last().unwrap(),
+            r#"must be spec.names.plural+"."+spec.group"#
+        );
+        let svc = strategy_for(
+            table
+                .by_gvk("apiregistration.k8s.io", "v1", "APIService")
+                .unwrap(),
+        );
+        let spec =
+            serde_json::json!({"spec": {"group": "wardle.example.com", "version": "v1alpha1"}});
+        assert!(svc
+            .name_errors(&spec, "v1alpha1.wardle.example.com", false)
+            .is_empty());
+        assert_eq!(
+            svc.name_errors(&spec, "wardle", false),
+            ["must be `spec.version+\".\"+spec.group`: \"v1alpha1.wardle.example.com\""]
+        );
+        assert_eq!(
+            svc.name_errors(&spec, "a/b", false),
+            ["may not contain '/'"]
+        );
     }
 }
