@@ -140,3 +140,86 @@ pub fn start_in_process_scheduler(
         shutdown,
     ))
 }
+
+/// Renders the controller manager's work-queue and leader-election metrics.
+pub fn controllers_metrics_render(
+    metrics: Arc<rudder_controllers::QueueMetrics>,
+    leader: rudder_component::LeaderMetrics,
+) -> Arc<dyn Fn(&mut String) + Send + Sync> {
+    Arc::new(move |out: &mut String| {
+        let mut r = prometheus_client::registry::Registry::default();
+        metrics.register(&mut r);
+        r.register(
+            "leader_election_master_status",
+            "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease.",
+            leader.master_status.clone(),
+        );
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &r).is_ok() {
+            out.push_str(text.trim_end_matches("# EOF\n"));
+        }
+    })
+}
+
+/// Runs the controller manager under leader election on `kube-system/kube-controller-manager`
+/// (unless `leader_elect` is false) until `shutdown` resolves.
+pub async fn run_controllers(
+    client: kube::Client,
+    controllers: Vec<String>,
+    leader_elect: bool,
+    metrics: Arc<rudder_controllers::QueueMetrics>,
+    leader_metrics: rudder_component::LeaderMetrics,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let host = hostname();
+    if !leader_elect {
+        tokio::select! {
+            _ = rudder_controllers::run(client, controllers, metrics, host) => {}
+            _ = shutdown => {}
+        }
+        return;
+    }
+    let election = rudder_component::LeaderElection::new(
+        "kube-system",
+        "kube-controller-manager",
+        election_identity(),
+    );
+    election
+        .run(
+            client.clone(),
+            leader_metrics,
+            || {
+                rudder_controllers::run(
+                    client.clone(),
+                    controllers.clone(),
+                    metrics.clone(),
+                    host.clone(),
+                )
+            },
+            shutdown,
+        )
+        .await;
+}
+
+/// The in-process controller manager of `rudder server`.
+pub fn start_in_process_controllers(
+    server: &Arc<ApiServer>,
+    router: axum::Router,
+    controllers: Vec<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let client = in_process_client(router, "system:kube-controller-manager", &[]);
+    let metrics = Arc::new(rudder_controllers::QueueMetrics::default());
+    let leader = rudder_component::LeaderMetrics::default();
+    if let Ok(mut sources) = server.component_metrics.write() {
+        sources.push(controllers_metrics_render(metrics.clone(), leader.clone()));
+    }
+    tokio::spawn(run_controllers(
+        client,
+        controllers,
+        true,
+        metrics,
+        leader,
+        shutdown,
+    ))
+}

@@ -2,6 +2,7 @@
 
 mod bench;
 mod components;
+mod controllers_cmd;
 mod scheduler_cmd;
 mod server;
 
@@ -24,6 +25,8 @@ enum Command {
     Server(server::ServerArgs),
     /// Run the scheduler standalone against a cluster (Rudder's or upstream's).
     Scheduler(scheduler_cmd::SchedulerArgs),
+    /// Run the controller manager standalone against a cluster (Rudder's or upstream's).
+    ControllerManager(controllers_cmd::ControllerManagerArgs),
     /// Measure Rudder's components; results are printed as a Markdown table.
     Bench {
         #[command(subcommand)]
@@ -47,5 +50,6 @@ fn main() -> anyhow::Result<()> {
         Command::Bench { what } => runtime.block_on(bench::run(what)),
         Command::Server(args) => runtime.block_on(server::run(args)),
         Command::Scheduler(args) => runtime.block_on(scheduler_cmd::run(args)),
+        Command::ControllerManager(args) => runtime.block_on(controllers_cmd::run(args)),
     }
 }

@@ -48,6 +48,13 @@ pub struct ServerArgs {
     /// Do not run the scheduler in this process.
     #[arg(long)]
     pub disable_scheduler: bool,
+    /// Do not run the controller manager in this process.
+    #[arg(long)]
+    pub disable_controllers: bool,
+    /// Controllers to run, as upstream's `--controllers`: `*` for every controller on by
+    /// default, `name` to enable one, `-name` to disable one.
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    pub controllers: Vec<String>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -155,7 +162,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     bootstrap(&server).await?;
     server.ready.store(true, Ordering::Release);
 
+    rudder_controllers::manager::validate(&args.controllers)
+        .map_err(|e| anyhow::anyhow!("--controllers: {e}"))?;
     let mut components = Vec::new();
+    if !args.disable_controllers {
+        components.push(crate::components::start_in_process_controllers(
+            &server,
+            router.clone(),
+            args.controllers.clone(),
+            stopped(stop_rx.clone()),
+        ));
+    }
     if !args.disable_scheduler {
         components.push(crate::components::start_in_process_scheduler(
             &server,

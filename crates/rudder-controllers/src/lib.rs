@@ -1,0 +1,15 @@
+//! Rudder's controller manager: upstream kube-controller-manager's controllers, each a small
+//! reconciler over shared informers and a rate-limited work queue, talking to the cluster only
+//! through a `kube::Client`.
+
+pub mod controller;
+pub mod events;
+pub mod expectations;
+pub mod informer;
+pub mod manager;
+pub mod podutil;
+pub mod replicaset;
+pub mod workqueue;
+
+pub use manager::run;
+pub use workqueue::QueueMetrics;

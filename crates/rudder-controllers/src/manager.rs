@@ -1,0 +1,130 @@
+//! The controller manager: upstream's named controllers, enabled by `--controllers` as upstream
+//! parses it (`*` = every controller on by default, `name` to enable, `-name` to disable), all
+//! sharing one set of informers, one queue-metrics registry and the manager's identity.
+
+use std::sync::Arc;
+
+use kube::Client;
+
+use crate::informer::Informers;
+use crate::workqueue::QueueMetrics;
+
+/// What a controller's start function gets.
+#[derive(Clone)]
+pub struct Context {
+    pub client: Client,
+    pub informers: Arc<Informers>,
+    pub metrics: Arc<QueueMetrics>,
+    /// `reportingInstance` of events.
+    pub host: String,
+}
+
+pub type StartFn = fn(&Context, &mut tokio::task::JoinSet<()>);
+
+pub struct Descriptor {
+    /// Upstream's name (`replicaset-controller`, …).
+    pub name: &'static str,
+    /// Names accepted for it in `--controllers` (upstream's aliases, e.g. `replicaset`).
+    pub aliases: &'static [&'static str],
+    pub enabled_by_default: bool,
+    pub start: StartFn,
+}
+
+/// Every controller this manager has, in upstream's start order.
+pub fn descriptors() -> Vec<Descriptor> {
+    vec![Descriptor {
+        name: "replicaset-controller",
+        aliases: &["replicaset"],
+        enabled_by_default: true,
+        start: crate::replicaset::start,
+    }]
+}
+
+/// Upstream's `IsControllerEnabled` over the `--controllers` list.
+pub fn is_enabled(d: &Descriptor, list: &[String]) -> bool {
+    let names: Vec<&str> = std::iter::once(d.name)
+        .chain(d.aliases.iter().copied())
+        .collect();
+    let mut star = false;
+    for item in list {
+        let item = item.trim();
+        if let Some(off) = item.strip_prefix('-') {
+            if names.contains(&off) {
+                return false;
+            }
+        } else if names.contains(&item) {
+            return true;
+        } else if item == "*" {
+            star = true;
+        }
+    }
+    star && d.enabled_by_default
+}
+
+/// Checks a `--controllers` list: every name must be known (upstream fails at start).
+pub fn validate(list: &[String]) -> Result<(), String> {
+    let all = descriptors();
+    for item in list {
+        let name = item.trim().trim_start_matches('-');
+        if name == "*" {
+            continue;
+        }
+        if !all
+            .iter()
+            .any(|d| d.name == name || d.aliases.contains(&name))
+        {
+            return Err(format!("{item:?} is not in the list of known controllers"));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the enabled controllers until the future is dropped.
+pub async fn run(client: Client, list: Vec<String>, metrics: Arc<QueueMetrics>, host: String) {
+    let cx = Context {
+        informers: Informers::new(client.clone()),
+        client,
+        metrics,
+        host,
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for d in descriptors() {
+        if is_enabled(&d, &list) {
+            tracing::info!(controller = d.name, "starting controller");
+            (d.start)(&cx, &mut tasks);
+        } else {
+            tracing::info!(controller = d.name, "controller is disabled");
+        }
+    }
+    cx.informers.start(&mut tasks);
+    while tasks.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(default: bool) -> Descriptor {
+        Descriptor {
+            name: "x-controller",
+            aliases: &["x"],
+            enabled_by_default: default,
+            start: |_, _| {},
+        }
+    }
+
+    #[test]
+    fn controllers_flag_as_upstream() {
+        let l = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert!(is_enabled(&d(true), &l(&["*"])));
+        assert!(!is_enabled(&d(false), &l(&["*"])));
+        assert!(is_enabled(&d(false), &l(&["*", "x"])));
+        assert!(!is_enabled(&d(true), &l(&["*", "-x-controller"])));
+        assert!(!is_enabled(&d(true), &l(&["y"])));
+        assert!(validate(&l(&["*", "-replicaset"])).is_ok());
+        assert_eq!(
+            validate(&l(&["bogus"])).unwrap_err(),
+            "\"bogus\" is not in the list of known controllers"
+        );
+    }
+}
