@@ -150,6 +150,37 @@ fn secret_string_data(b: Backend) {
     );
     assert!(s.get("stringData").is_none(), "{s}");
 
+    // A PUT of what was read plus stringData, and a JSON patch adding it.
+    let mut put = get_json(&c, &["secret", "strict"]);
+    put["stringData"] = json!({"token": "def"});
+    let replaced = send(
+        &c,
+        "PUT",
+        "/api/v1/namespaces/default/secrets/strict?fieldValidation=Strict",
+        "application/json",
+        &put.to_string(),
+    );
+    assert_eq!(
+        (replaced.code, replaced.content_type.as_str()),
+        (200, "application/json"),
+        "{}",
+        replaced.body
+    );
+    assert_eq!(replaced.json()["data"]["token"], "ZGVm");
+    assert!(replaced.json().get("stringData").is_none());
+    c.ok(&[
+        "patch",
+        "secret",
+        "strict",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/stringData","value":{"token":"ghi"}}]"#,
+    ]);
+    assert_eq!(
+        c.ok(&["get", "secret", "strict", "-o", "jsonpath={.data.token}"]),
+        "Z2hp"
+    );
+
     // An unknown field next to stringData is still refused, with upstream's message.
     let refused = send(
         &c,
