@@ -153,6 +153,32 @@ impl ResourceInfo {
     pub fn storage_prefix(&self) -> String {
         storage_prefix(&self.group, &self.plural)
     }
+
+    /// The group, version and kind upstream kube-apiserver (v1.37) stores this resource as, or
+    /// `None` for resources with no storage of their own (reviews, bindings, component
+    /// statuses): upstream's legacy discovery derives `storageVersionHash` from it and omits the
+    /// hash for the others.
+    pub fn storage_gvk(&self) -> Option<(&str, &str, &str)> {
+        let virtual_resource = matches!(
+            (self.group.as_str(), self.plural.as_str()),
+            ("", "bindings" | "componentstatuses")
+                | ("authentication.k8s.io", _)
+                | ("authorization.k8s.io", _)
+        );
+        if virtual_resource {
+            return None;
+        }
+        let kind = self.kind.as_str();
+        Some(match (self.group.as_str(), self.plural.as_str()) {
+            // Stored once for every served version, in the storage version upstream picked.
+            ("autoscaling", "horizontalpodautoscalers") => ("autoscaling", "v2", kind),
+            ("flowcontrol.apiserver.k8s.io", _) => ("flowcontrol.apiserver.k8s.io", "v1", kind),
+            ("storage.k8s.io", "csistoragecapacities") => ("storage.k8s.io", "v1", kind),
+            // events.k8s.io Events are core Events in storage (one etcd prefix for both).
+            ("events.k8s.io", "events") => ("", "v1", kind),
+            (g, _) => (g, self.version.as_str(), kind),
+        })
+    }
 }
 
 /// A group with its versions, most preferred first.

@@ -285,41 +285,8 @@ fn non_resource(s: &ApiServer, headers: &http::HeaderMap, path: &str) -> Respons
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let aggregated = discovery::wants_aggregated(accept);
-    let reg = &s.gs.registry;
-    let path = path.trim_end_matches('/');
-    let doc = match path {
-        "/api" if aggregated => {
-            return aggregated_response(discovery::aggregated(reg, true));
-        }
-        "/apis" if aggregated => {
-            return aggregated_response(discovery::aggregated(reg, false));
-        }
-        "/api" => Some(discovery::api_versions(&s.advertise_address)),
-        "/apis" => Some(discovery::api_group_list(reg)),
-        "/api/v1" => discovery::resource_list(reg, "", "v1"),
-        p => match p
-            .strip_prefix("/apis/")
-            .map(|r| r.split('/').collect::<Vec<_>>())
-        {
-            Some(parts) if parts.len() == 1 => discovery::api_group(reg, parts[0]),
-            Some(parts) if parts.len() == 2 => discovery::resource_list(reg, parts[0], parts[1]),
-            _ => None,
-        },
-    };
-    match doc {
-        Some(d) => encode::json_response(StatusCode::OK, &d),
-        None => encode::error_response(&rest::not_found_route()),
-    }
-}
-
-fn aggregated_response(doc: serde_json::Value) -> Response {
-    let mut resp = encode::json_response(StatusCode::OK, &doc);
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(discovery::AGGREGATED_V2),
-    );
-    resp
+    discovery::serve(&s.gs.registry, &s.advertise_address, path, accept)
+        .unwrap_or_else(|| encode::error_response(&rest::not_found_route()))
 }
 
 /// The named checks of `/livez`, `/readyz` and `/healthz`, and whether each passes.
