@@ -194,9 +194,12 @@ pub fn negotiate(accept: &str, endpoint: Endpoint) -> Option<Format> {
 fn respond<T: Serialize>(doc: &T, format: Format, aggregated: bool) -> Response {
     let body = match format {
         Format::Json => serde_json::to_vec(doc).map_err(ApiError::internal_error),
-        Format::Yaml => serde_saphyr::to_string(doc)
-            .map(String::into_bytes)
-            .map_err(ApiError::internal_error),
+        // Upstream's YAML goes through a map (sigs.k8s.io/yaml), so its keys come out sorted,
+        // as serde_json's map sorts them.
+        Format::Yaml => serde_json::to_value(doc)
+            .map_err(ApiError::internal_error)
+            .and_then(|v| serde_saphyr::to_string(&v).map_err(ApiError::internal_error))
+            .map(String::into_bytes),
     };
     let body = match body {
         Ok(b) => b,
