@@ -19,14 +19,9 @@ fn kubectl_128() -> PathBuf {
     if let Some(k) = std::env::var_os("KUBECTL_1_28") {
         return PathBuf::from(k);
     }
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import sysconfig; print(sysconfig.get_path('scripts'))",
-        ])
-        .output()
-        .expect("python3 runs");
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("kubectl-1.28")
+    support::python_scripts_dir()
+        .map(|d| d.join("kubectl-1.28"))
+        .unwrap_or_else(|| PathBuf::from("kubectl-1.28"))
 }
 
 /// Run kubectl v1.28 against the cluster, with its own discovery cache.

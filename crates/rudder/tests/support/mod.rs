@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,21 +29,25 @@ pub fn kubectl_bin() -> PathBuf {
     if let Some(k) = std::env::var_os("KUBECTL") {
         return PathBuf::from(k);
     }
-    let scripts = Command::new("python3")
+    if let Some(dir) = python_scripts_dir() {
+        let p = dir.join("kubectl");
+        if p.exists() {
+            return p;
+        }
+    }
+    PathBuf::from("kubectl")
+}
+
+/// Where pip puts python3's scripts, and `scripts/install-deps` the test tools.
+pub fn python_scripts_dir() -> Option<PathBuf> {
+    Command::new("python3")
         .args([
             "-c",
             "import sysconfig; print(sysconfig.get_path('scripts'))",
         ])
         .output()
         .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    if let Some(dir) = scripts {
-        let p = Path::new(&dir).join("kubectl");
-        if p.exists() {
-            return p;
-        }
-    }
-    PathBuf::from("kubectl")
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
 }
 
 fn free_port() -> u16 {
