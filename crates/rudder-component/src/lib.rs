@@ -3,8 +3,10 @@
 //! client-go's `leaderelection` does it, and the `/healthz` + `/metrics` endpoint a component
 //! serves when it runs as its own process.
 
+pub mod duration;
 pub mod health;
 pub mod leader;
 
+pub use duration::parse_go_duration;
 pub use health::{serve_health, MetricsRender};
 pub use leader::{LeaderElection, LeaderMetrics};

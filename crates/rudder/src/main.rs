@@ -5,6 +5,7 @@ mod components;
 mod controllers_cmd;
 mod scheduler_cmd;
 mod server;
+mod sim_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +28,8 @@ enum Command {
     Scheduler(scheduler_cmd::SchedulerArgs),
     /// Run the controller manager standalone against a cluster (Rudder's or upstream's).
     ControllerManager(controllers_cmd::ControllerManagerArgs),
+    /// Run simulated nodes (hollow kubelets, no containers) against a cluster.
+    Sim(sim_cmd::SimArgs),
     /// Measure Rudder's components; results are printed as a Markdown table.
     Bench {
         #[command(subcommand)]
@@ -51,5 +54,6 @@ fn main() -> anyhow::Result<()> {
         Command::Server(args) => runtime.block_on(server::run(args)),
         Command::Scheduler(args) => runtime.block_on(scheduler_cmd::run(args)),
         Command::ControllerManager(args) => runtime.block_on(controllers_cmd::run(args)),
+        Command::Sim(args) => runtime.block_on(sim_cmd::run(args)),
     }
 }
