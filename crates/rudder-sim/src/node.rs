@@ -13,7 +13,7 @@ use kube::runtime::watcher;
 use serde_json::{json, Value};
 
 use crate::ipam::{Cidr, Pool};
-use crate::util::{hex64, micro_time, now, uuid_like};
+use crate::util::{hex64, micro_time, now, uuid_like, with_retries};
 use crate::{Error, Shared, SimNode, SimOptions};
 
 const LEASE_NAMESPACE: &str = "kube-node-lease";
@@ -172,7 +172,8 @@ async fn register(
     };
     let body: Node = serde_json::from_value(node_object(opts, index, now))
         .map_err(|e| wrap(kube::Error::SerdeError(e)))?;
-    let node = match api.create(&PostParams::default(), &body).await {
+    let pp = PostParams::default();
+    let node = match with_retries(|| api.create(&pp, &body)).await {
         Ok(n) => n,
         Err(kube::Error::Api(s)) if s.is_already_exists() => {
             // tryRegisterWithAPIServer: the node exists (a restart); reconcile the default

@@ -15,7 +15,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::watcher;
 use serde_json::{json, Value};
 
-use crate::util::{hex64, image_refs, now, parse_duration};
+use crate::util::{hex64, image_refs, now, parse_duration, with_retries};
 use crate::{Shared, COMPLETE_AFTER_ANNOTATION, EXIT_CODE_ANNOTATION, STOP_AFTER_ANNOTATION};
 
 /// What the simulation remembers of a pod on one of its nodes.
@@ -259,6 +259,8 @@ fn until(at: jiff::Timestamp) -> Duration {
 struct Runner {
     shared: Arc<Shared>,
     table: Mutex<Table>,
+    /// Closed when the simulation stops.
+    alive: tokio::sync::watch::Receiver<()>,
 }
 
 impl Runner {
@@ -272,14 +274,22 @@ impl Runner {
         F: FnOnce(Arc<Runner>) -> futures::future::BoxFuture<'static, ()> + Send + 'static,
     {
         let me = self.clone();
+        let mut alive = self.alive.clone();
         tokio::spawn(async move {
-            if !after.is_zero() {
-                tokio::time::sleep(after).await;
-            }
-            let Ok(_permit) = me.shared.permits.clone().acquire_owned().await else {
-                return;
+            let work = async {
+                if !after.is_zero() {
+                    tokio::time::sleep(after).await;
+                }
+                let Ok(_permit) = me.shared.permits.clone().acquire_owned().await else {
+                    return;
+                };
+                f(me.clone()).await;
             };
-            f(me.clone()).await;
+            // Pending timers and calls end with the simulation (its sender is gone).
+            tokio::select! {
+                _ = work => {}
+                _ = alive.changed() => {}
+            }
         });
     }
 
@@ -289,11 +299,9 @@ impl Runner {
     }
 
     async fn patch_status(&self, f: &Facts, body: &Value) -> bool {
-        match self
-            .api(&f.namespace)
-            .patch_status(&f.name, &PatchParams::default(), &Patch::Strategic(body))
-            .await
-        {
+        let api = self.api(&f.namespace);
+        let (pp, patch) = (PatchParams::default(), Patch::Strategic(body));
+        match with_retries(|| api.patch_status(&f.name, &pp, &patch)).await {
             Ok(_) => true,
             Err(e) => {
                 self.count_error("pod status update", &f.name, &e);
@@ -312,7 +320,8 @@ impl Runner {
             }),
             ..Default::default()
         };
-        match self.api(ns).delete(name, &dp).await {
+        let api = self.api(ns);
+        match with_retries(|| api.delete(name, &dp)).await {
             Ok(_) => {
                 self.shared
                     .stats
@@ -552,9 +561,11 @@ impl Runner {
 /// a set of nodes), filtered here to the simulated ones.
 pub(crate) async fn run(shared: Arc<Shared>) {
     let api: Api<Pod> = Api::all(shared.client.clone());
+    let (_alive, alive) = tokio::sync::watch::channel(());
     let runner = Arc::new(Runner {
         shared,
         table: Mutex::new(Table::default()),
+        alive,
     });
     let stream = watcher(
         api,

@@ -8,6 +8,36 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     rudder_component::parse_go_duration(s)
 }
 
+/// Runs an API call again (up to 5 times, backing off from 100 ms) when it failed in transport
+/// (a pooled connection the server had just closed) or with 429/5xx: a status a kubelet does
+/// not get through would leave its pod Pending for good.
+pub async fn with_retries<T, F, Fut>(mut call: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Err(e) if attempt < 5 && retriable(&e) => {
+                attempt += 1;
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            r => return r,
+        }
+    }
+}
+
+fn retriable(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => s.code == 429 || s.code >= 500,
+        kube::Error::SerdeError(_) | kube::Error::BuildRequest(_) => false,
+        _ => true,
+    }
+}
+
 /// `metav1.Time` (RFC 3339, seconds).
 pub fn time(ts: jiff::Timestamp) -> String {
     ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()

@@ -65,10 +65,19 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-async fn start(backend: &str) -> anyhow::Result<(Server, Duration)> {
-    let dir = tempfile::tempdir()?;
+/// The command that runs `rudder server` (this binary) on a fresh data directory in `dir`,
+/// with a private etcd when `backend` is `etcd`: (command, address, data directory, etcd).
+pub(super) fn server_command(
+    backend: &str,
+    dir: &Path,
+) -> anyhow::Result<(
+    Command,
+    std::net::SocketAddr,
+    std::path::PathBuf,
+    Option<rudder_store_etcd::testing::EtcdProcess>,
+)> {
     let port = free_port()?;
-    let data = dir.path().join("data");
+    let data = dir.join("data");
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.args(["server", "--bind-address", "127.0.0.1"])
         .arg("--https-listen-port")
@@ -81,16 +90,21 @@ async fn start(backend: &str) -> anyhow::Result<(Server, Duration)> {
     let etcd = match backend {
         "redb" => None,
         "etcd" => {
-            let e = rudder_store_etcd::testing::EtcdProcess::start_in(&dir.path().join("etcd"))
+            let e = rudder_store_etcd::testing::EtcdProcess::start_in(&dir.join("etcd"))
                 .context("starting etcd")?;
             cmd.arg("--datastore-endpoint").arg(e.endpoint());
             Some(e)
         }
         other => bail!("unknown backend {other:?}"),
     };
+    Ok((cmd, format!("127.0.0.1:{port}").parse()?, data, etcd))
+}
+
+async fn start(backend: &str) -> anyhow::Result<(Server, Duration)> {
+    let dir = tempfile::tempdir()?;
+    let (mut cmd, addr, data, etcd) = server_command(backend, dir.path())?;
     // First start creates the CA, keys and the store; the time that matters to users is a
     // restart, so measure the second start on the same data directory.
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let mut first = cmd.spawn().context("starting rudder server")?;
     wait_ready(addr, &data, &mut first).await?;
     let _ = first.kill();
@@ -133,7 +147,7 @@ fn admin_token(data: &Path) -> anyhow::Result<String> {
 }
 
 /// Poll `/readyz` every millisecond until it answers `ok`.
-async fn wait_ready(
+pub(super) async fn wait_ready(
     addr: std::net::SocketAddr,
     data: &Path,
     child: &mut Child,
@@ -252,12 +266,17 @@ async fn rate(
     Ok(total as f64 / start.elapsed().as_secs_f64())
 }
 
-fn rss_mb(pid: u32) -> f64 {
+pub(super) fn rss_mb(pid: u32) -> f64 {
+    status_mb(pid, "VmRSS:")
+}
+
+/// A memory figure (`VmRSS:`, `VmHWM:` …) of a process, in MB.
+pub(super) fn status_mb(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })

@@ -1,6 +1,7 @@
 //! `rudder bench …`: reproducible measurements whose output goes into BENCHMARKS.md.
 
 mod api;
+mod scheduler;
 mod store;
 
 use clap::Subcommand;
@@ -12,12 +13,15 @@ pub enum BenchCommand {
     /// The API server over HTTPS: start-up, memory, creates, gets, lists and watches, on the
     /// embedded store and on etcd.
     Api(api::ApiBenchArgs),
+    /// The scheduler: scheduler_perf's workloads against `rudder server` and simulated nodes.
+    Scheduler(scheduler::SchedulerBenchArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Store(args) => store::run(args).await,
         BenchCommand::Api(args) => api::run(args).await,
+        BenchCommand::Scheduler(args) => scheduler::run(args).await,
     }
 }
 
