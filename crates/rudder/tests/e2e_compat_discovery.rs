@@ -367,8 +367,53 @@ fn legacy_documents_as_upstream(b: Backend) {
     );
 }
 
+/// The Python `kubernetes` client: its typed models read the legacy documents (rejecting a
+/// missing `singularName`, `namespaced`, `kind` or `verbs`), its DynamicClient discovers through
+/// them and then creates and lists.
+const PYTHON_CLIENT: &str = r#"
+import sys
+from kubernetes import client, config, dynamic
+config.load_kube_config(sys.argv[1])
+api = client.ApiClient()
+print(client.CoreApi(api).get_api_versions().versions)
+groups = {g.name: g for g in client.ApisApi(api).get_api_versions().groups}
+print(groups["autoscaling"].preferred_version.group_version, [v.version for v in groups["autoscaling"].versions])
+pods = next(r for r in client.CoreV1Api(api).get_api_resources().resources if r.name == "pods")
+print(pods.singular_name, pods.short_names, pods.categories, pods.storage_version_hash)
+deploy = next(r for r in client.AppsV1Api(api).get_api_resources().resources if r.name == "deployments")
+print(deploy.singular_name, deploy.short_names, deploy.categories, deploy.storage_version_hash)
+dyn = dynamic.DynamicClient(api)
+cms = dyn.resources.get(api_version="v1", kind="ConfigMap")
+cms.create(body={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "from-python"}, "data": {"a": "1"}}, namespace="default")
+print("from-python" in [i.metadata.name for i in cms.get(namespace="default").items])
+deployments = dyn.resources.get(api_version="apps/v1", kind="Deployment")
+print(deployments.namespaced, deployments.short_names, deployments.categories)
+"#;
+
+fn python_client(b: Backend) {
+    let c = Cluster::start(b);
+    let out = Command::new("python3")
+        .args(["-c", PYTHON_CLIENT])
+        .arg(&c.kubeconfig)
+        .output()
+        .expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "['v1']
+autoscaling/v2 ['v2', 'v1']
+pod ['po'] ['all'] xPOwRZ+Yhw8=
+deployment ['deploy'] ['all'] 8aSe+NMegvE=
+True
+True ['deploy'] ['all']
+"
+    );
+}
+
 on_both_backends!(
     old_kubectl_get_apply_explain,
     raw_accept_combinations,
     legacy_documents_as_upstream,
+    python_client,
 );
