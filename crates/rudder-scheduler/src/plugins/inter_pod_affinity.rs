@@ -87,7 +87,7 @@ impl InterPodAffinityArgs {
 /// A parsed `PodAffinityTerm` (upstream's `framework.AffinityTerm`).
 #[derive(Clone, Debug)]
 pub struct AffinityTerm {
-    pub namespaces: HashSet<String>,
+    pub namespaces: HashSet<String, FxBuild>,
     pub selector: Selector,
     pub namespace_selector: Selector,
     pub topology_key: String,
@@ -135,7 +135,7 @@ impl AffinityTerm {
         let listed = term.namespaces.as_deref().unwrap_or(&[]);
         // No namespaces and no namespace selector: the pod's own namespace.
         let namespaces = if listed.is_empty() && term.namespace_selector.is_none() {
-            HashSet::from([pod.metadata.namespace.clone().unwrap_or_default()])
+            std::iter::once(pod.metadata.namespace.clone().unwrap_or_default()).collect()
         } else {
             listed.iter().cloned().collect()
         };
@@ -263,35 +263,73 @@ impl PodAffinityTerms {
     }
 }
 
-/// Matching pods (or a score) per topology pair: topology key → value → count. Nested so that a
-/// node's labels can be looked up without building keys.
+/// rustc's FxHash. The per-cycle counting is bound by hashing topology values, which come from
+/// node labels (set by administrators, not by the pods being scheduled), so a fast unkeyed hash
+/// is safe here where std's SipHash would dominate the cycle.
+#[derive(Clone, Copy, Default)]
+pub struct FxHasher(u64);
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+pub type FxMap<V> = HashMap<String, V, FxBuild>;
+
+/// Matching pods (or a score) per topology pair: topology key → value → count. The keys are few
+/// (one per distinct `topologyKey`), so they sit in a list; a node's labels are looked up without
+/// building pairs.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct TopologyCounts(HashMap<String, HashMap<String, i64>>);
+pub struct TopologyCounts(Vec<(String, FxMap<i64>)>);
 
 impl TopologyCounts {
     /// Adds `delta` to `key=value`, dropping pairs that fall to zero (as upstream's maps do).
     pub fn add(&mut self, key: &str, value: &str, delta: i64) {
-        if !self.0.contains_key(key) {
-            self.0.insert(key.to_string(), HashMap::new());
-        }
-        let Some(values) = self.0.get_mut(key) else {
-            return;
-        };
-        let zero = match values.get_mut(value) {
-            Some(c) => {
+        if let Some(i) = self.0.iter().position(|(k, _)| k == key) {
+            let values = &mut self.0[i].1;
+            if let Some(c) = values.get_mut(value) {
                 *c += delta;
-                *c == 0
-            }
-            None => {
+                if *c == 0 {
+                    values.remove(value);
+                }
+            } else if delta != 0 {
                 values.insert(value.to_string(), delta);
-                delta == 0
             }
-        };
-        if zero {
-            values.remove(value);
-        }
-        if values.is_empty() {
-            self.0.remove(key);
+            if values.is_empty() {
+                self.0.swap_remove(i);
+            }
+        } else if delta != 0 {
+            let mut values = FxMap::default();
+            values.insert(value.to_string(), delta);
+            self.0.push((key.to_string(), values));
         }
     }
 
@@ -302,24 +340,25 @@ impl TopologyCounts {
         }
     }
 
+    fn from_pairs(pairs: Pairs<'_>) -> TopologyCounts {
+        let mut out = TopologyCounts::default();
+        for (k, v, n) in pairs.0 {
+            out.add(k, v, n);
+        }
+        out
+    }
+
     pub fn get(&self, key: &str, value: &str) -> i64 {
         self.0
-            .get(key)
-            .and_then(|v| v.get(value))
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.get(value))
             .copied()
             .unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
-    }
-
-    fn merge(&mut self, other: TopologyCounts) {
-        for (key, values) in other.0 {
-            for (value, n) in values {
-                self.add(&key, &value, n);
-            }
-        }
     }
 
     /// The sum, over the node's labels, of the counts of its pairs.
@@ -341,12 +380,30 @@ impl TopologyCounts {
     }
 }
 
+/// Matches found by a walk, borrowed from the snapshot and the terms: (key, value, delta).
+/// Counting them happens once, after the (parallel) walk, so no strings are copied per thread.
+#[derive(Default)]
+struct Pairs<'a>(Vec<(&'a str, &'a str, i64)>);
+
+impl<'a> Pairs<'a> {
+    fn add_for_node(&mut self, labels: &'a BTreeMap<String, String>, key: &'a str, delta: i64) {
+        if let Some(value) = labels.get(key) {
+            self.0.push((key, value.as_str(), delta));
+        }
+    }
+
+    fn append(mut self, mut other: Pairs<'a>) -> Pairs<'a> {
+        self.0.append(&mut other.0);
+        self
+    }
+}
+
 /// Runs `f` over the nodes into per-thread accumulators and merges them; in parallel (on the
 /// scheduler's pool, when called from a cycle) once there are enough nodes to pay for it.
-fn walk<T, F, M>(nodes: &[&Arc<NodeInfo>], f: F, merge: M) -> T
+fn walk<'a, T, F, M>(nodes: &[&'a Arc<NodeInfo>], f: F, merge: M) -> T
 where
     T: Default + Send,
-    F: Fn(&NodeInfo, &mut T) + Sync,
+    F: Fn(&'a NodeInfo, &mut T) + Sync,
     M: Fn(T, T) -> T + Sync,
 {
     if nodes.len() < PARALLEL_MIN_NODES {
@@ -363,14 +420,6 @@ where
             acc
         })
         .reduce(T::default, &merge)
-}
-
-fn merge_counts(mut a: TopologyCounts, b: TopologyCounts) -> TopologyCounts {
-    if a.is_empty() {
-        return b;
-    }
-    a.merge(b);
-    a
 }
 
 /// Upstream's `podMatchesAllAffinityTerms`: false for no terms. The incoming pod's terms have
@@ -570,7 +619,7 @@ impl Plugin for InterPodAffinity {
             .collect();
         let existing_anti_affinity = walk(
             &with_anti,
-            |node, acc: &mut TopologyCounts| {
+            |node, acc: &mut Pairs| {
                 let labels = node_labels(node);
                 for p in &node.pods {
                     let Some(t) = p.affinity.as_deref() else {
@@ -583,17 +632,18 @@ impl Plugin for InterPodAffinity {
                     }
                 }
             },
-            merge_counts,
+            Pairs::append,
         );
+        let existing_anti_affinity = TopologyCounts::from_pairs(existing_anti_affinity);
 
         let (affinity, anti_affinity) =
             if required_affinity.is_empty() && required_anti_affinity.is_empty() {
                 Default::default()
             } else {
                 let all: Vec<&Arc<NodeInfo>> = snapshot.nodes.iter().collect();
-                walk(
+                let (affinity, anti_affinity) = walk(
                     &all,
-                    |node, acc: &mut (TopologyCounts, TopologyCounts)| {
+                    |node, acc: &mut (Pairs, Pairs)| {
                         let labels = node_labels(node);
                         for p in &node.pods {
                             if pod_matches_all_terms(&required_affinity, &p.pod) {
@@ -608,7 +658,11 @@ impl Plugin for InterPodAffinity {
                             }
                         }
                     },
-                    |a, b| (merge_counts(a.0, b.0), merge_counts(a.1, b.1)),
+                    |a, b| (a.0.append(b.0), a.1.append(b.1)),
+                );
+                (
+                    TopologyCounts::from_pairs(affinity),
+                    TopologyCounts::from_pairs(anti_affinity),
                 )
             };
 
@@ -707,7 +761,7 @@ impl Plugin for InterPodAffinity {
 
         let topology_score = walk(
             &walked,
-            |node, acc: &mut TopologyCounts| {
+            |node, acc: &mut Pairs| {
                 let labels = node_labels(node);
                 if labels.is_empty() {
                     return;
@@ -747,8 +801,9 @@ impl Plugin for InterPodAffinity {
                     }
                 }
             },
-            merge_counts,
+            Pairs::append,
         );
+        let topology_score = TopologyCounts::from_pairs(topology_score);
         if topology_score.is_empty() {
             return Status::skip();
         }
@@ -796,7 +851,12 @@ impl Plugin for InterPodAffinity {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugins::testing::snapshot;
     use serde_json::{json, Value};
+
+    fn scores(pl: &InterPodAffinity, p: &PodInfo, snap: &Snapshot) -> Option<Vec<i64>> {
+        crate::plugins::testing::scores(pl, p, &snap.nodes, snap)
+    }
 
     fn pod(name: &str, ns: &str, labels: Value, affinity: Value) -> PodInfo {
         PodInfo::new(Arc::new(
@@ -816,19 +876,6 @@ mod tests {
             n.add_pod(Arc::new(p));
         }
         Arc::new(n)
-    }
-
-    fn snapshot(nodes: Vec<Arc<NodeInfo>>) -> Snapshot {
-        let index = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.name().to_string(), i))
-            .collect();
-        Snapshot {
-            nodes,
-            index,
-            ..Default::default()
-        }
     }
 
     fn plugin_with(args: InterPodAffinityArgs, namespaces: Vec<Value>) -> InterPodAffinity {
@@ -1139,25 +1186,6 @@ mod tests {
             .count();
         // Pods in zone z0 only (i % 100 == 0 ⇒ i % 20 == 0): its 50 nodes are out.
         assert_eq!(fits, 950);
-    }
-
-    fn scores(pl: &InterPodAffinity, p: &PodInfo, snap: &Snapshot) -> Option<Vec<i64>> {
-        let mut st = CycleState::default();
-        let s = pl.pre_score(&mut st, p, &snap.nodes, snap);
-        if s.code == Code::Skip {
-            return None;
-        }
-        assert!(s.is_success(), "{s:?}");
-        let mut out: Vec<NodeScore> = snap
-            .nodes
-            .iter()
-            .map(|n| NodeScore {
-                name: n.name().into(),
-                score: pl.score(&st, p, n).0,
-            })
-            .collect();
-        pl.normalize_score(&st, p, &mut out);
-        Some(out.iter().map(|s| s.score).collect())
     }
 
     #[test]

@@ -6,6 +6,8 @@ pub mod fit;
 pub mod inter_pod_affinity;
 pub mod node_affinity;
 pub mod pod_topology_spread;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::sync::Arc;
 

@@ -7,7 +7,7 @@
 //! PreFilter counts the matching pods per domain once per cycle and keeps the two emptiest
 //! domains per constraint (upstream's critical paths), so Filter is a lookup per constraint.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Pod, TopologySpreadConstraint};
@@ -17,7 +17,7 @@ use rudder_api::selector::Selector;
 use serde::Deserialize;
 
 use super::basic::{tolerates, tolerations};
-use super::inter_pod_affinity::labels_of;
+use super::inter_pod_affinity::{labels_of, FxMap};
 use super::node_affinity::pod_matches_node_selector_and_affinity;
 use super::Listers;
 use crate::framework::*;
@@ -301,7 +301,7 @@ struct PreFilterState {
     constraints: Arc<Vec<Constraint>>,
     critical_paths: Vec<CriticalPaths>,
     /// Per constraint: matching pods per domain (every eligible domain, zeros included).
-    match_num: Vec<HashMap<String, i64>>,
+    match_num: Vec<FxMap<i64>>,
 }
 
 impl PreFilterState {
@@ -343,7 +343,7 @@ struct PreScoreState {
     /// Nodes missing a topology key: scored 0.
     ignored: HashSet<String>,
     /// Per constraint (hostname ones aside, counted in Score): matching pods per domain.
-    pod_counts: Vec<HashMap<String, i64>>,
+    pod_counts: Vec<FxMap<i64>>,
     /// Per constraint: ln(domains + 2), so that small topologies are not drowned by big ones.
     normalizing_weight: Vec<f64>,
 }
@@ -557,7 +557,7 @@ impl Plugin for PodTopologySpread {
                 })
                 .collect::<Vec<_>>()
         });
-        let mut match_num: Vec<HashMap<String, i64>> = vec![HashMap::new(); constraints.len()];
+        let mut match_num: Vec<FxMap<i64>> = vec![FxMap::default(); constraints.len()];
         for (i, value, n) in counted.into_iter().flatten() {
             match match_num[i].get_mut(value) {
                 Some(c) => *c += n,
@@ -660,7 +660,7 @@ impl Plugin for PodTopologySpread {
             return Status::skip();
         }
         let mut ignored = HashSet::new();
-        let mut pod_counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); constraints.len()];
+        let mut pod_counts: Vec<FxMap<i64>> = vec![FxMap::default(); constraints.len()];
         for node in nodes {
             let labels = node_labels(node);
             if require_all && !node_has_all_keys(labels, &constraints) {
@@ -788,7 +788,23 @@ impl Plugin for PodTopologySpread {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugins::testing::snapshot;
     use serde_json::{json, Value};
+
+    fn scores(pl: &PodTopologySpread, p: &PodInfo, snap: &Snapshot) -> Option<Vec<i64>> {
+        crate::plugins::testing::scores(pl, p, &snap.nodes, snap)
+    }
+
+    /// Scores of the candidate nodes (the first `candidates` of the cluster).
+    fn candidate_scores(
+        pl: &PodTopologySpread,
+        p: &PodInfo,
+        all: Vec<Arc<NodeInfo>>,
+        candidates: usize,
+    ) -> Vec<i64> {
+        let snap = snapshot(all);
+        crate::plugins::testing::scores(pl, p, &snap.nodes[..candidates], &snap).unwrap_or_default()
+    }
 
     fn pod_with(
         name: &str,
@@ -839,19 +855,6 @@ mod tests {
 
     fn zoned(name: &str, zone: &str, pods: Vec<PodInfo>) -> Arc<NodeInfo> {
         node(name, json!({"zone": zone, "node": name}), pods)
-    }
-
-    fn snapshot(nodes: Vec<Arc<NodeInfo>>) -> Snapshot {
-        let index = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.name().to_string(), i))
-            .collect();
-        Snapshot {
-            nodes,
-            index,
-            ..Default::default()
-        }
     }
 
     fn spread(key: &str, skew: i32, when: &str) -> Value {
@@ -1100,25 +1103,6 @@ mod tests {
         assert_eq!(p.0[0], ("b".to_string(), 1));
     }
 
-    fn scores(pl: &PodTopologySpread, p: &PodInfo, snap: &Snapshot) -> Option<Vec<i64>> {
-        let mut st = CycleState::default();
-        let s = pl.pre_score(&mut st, p, &snap.nodes, snap);
-        if s.code == Code::Skip {
-            return None;
-        }
-        assert!(s.is_success(), "{s:?}");
-        let mut out: Vec<NodeScore> = snap
-            .nodes
-            .iter()
-            .map(|n| NodeScore {
-                name: n.name().into(),
-                score: pl.score(&st, p, n).0,
-            })
-            .collect();
-        pl.normalize_score(&st, p, &mut out);
-        Some(out.iter().map(|s| s.score).collect())
-    }
-
     #[test]
     fn score_prefers_emptier_domains() {
         // Upstream's "one constraint on node, all 4 nodes are candidates": node-a 2 pods,
@@ -1153,6 +1137,140 @@ mod tests {
         ]);
         // n3 lacks the key: ignored, scored 0. Raw n1 = round(2 * ln(4)) = 3.
         assert_eq!(scores(&plugin(), &q, &snap), Some(vec![0, 100, 0]));
+    }
+
+    /// Nodes named by `spec`: (name, labels, labels of each pod on it).
+    fn cluster(spec: &[(&str, Value, &[Value])]) -> Vec<Arc<NodeInfo>> {
+        spec.iter()
+            .map(|(name, labels, pods)| {
+                let pods = pods
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| pod(&format!("{name}-{i}"), l.clone(), json!(null)))
+                    .collect();
+                node(name, labels.clone(), pods)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn scores_match_upstreams_table() {
+        let f = json!({"foo": ""});
+        let b = json!({"bar": ""});
+        let fb = json!({"foo": "", "bar": ""});
+        let host = |n: &str| json!({LABEL_HOSTNAME: n});
+        let zh = |z: &str, n: &str| json!({"zone": z, LABEL_HOSTNAME: n});
+        let on_host = |skew| {
+            pod(
+                "p",
+                json!({"foo": ""}),
+                json!([spread(LABEL_HOSTNAME, skew, SCHEDULE_ANYWAY)]),
+            )
+        };
+        let pl = plugin();
+        let (f1, f2, f3, f4) = (
+            &[f.clone()][..],
+            &[f.clone(), f.clone()][..],
+            &[f.clone(), f.clone(), f.clone()][..],
+            &[f.clone(), f.clone(), f.clone(), f.clone()][..],
+        );
+        // "one constraint on node, all 4 nodes are candidates": 2/1/0/3.
+        let spread_2103 = || {
+            cluster(&[
+                ("node-a", host("node-a"), f2),
+                ("node-b", host("node-b"), f1),
+                ("node-c", host("node-c"), &[]),
+                ("node-d", host("node-d"), f3),
+            ])
+        };
+        assert_eq!(
+            candidate_scores(&pl, &on_host(1), spread_2103(), 4),
+            vec![20, 60, 100, 0]
+        );
+        assert_eq!(
+            candidate_scores(&pl, &on_host(2), spread_2103(), 4),
+            vec![33, 66, 100, 16]
+        );
+        // "3 out of 4 nodes are candidates": 4/2/1/~3~.
+        let spread_421 = |b_labels: Value| {
+            cluster(&[
+                ("node-a", host("node-a"), f4),
+                ("node-b", b_labels, f2),
+                ("node-x", host("node-x"), f1),
+                ("node-y", host("node-y"), f3),
+            ])
+        };
+        assert_eq!(
+            candidate_scores(&pl, &on_host(1), spread_421(host("node-b")), 3),
+            vec![33, 83, 100]
+        );
+        // "... one node doesn't match topology key": node-b is ignored.
+        assert_eq!(
+            candidate_scores(&pl, &on_host(1), spread_421(json!({"n": "node-b"})), 3),
+            vec![16, 0, 100]
+        );
+        // "one constraint on zone, 3 out of 4 nodes are candidates".
+        let on_zone = pod(
+            "p",
+            json!({"foo": ""}),
+            json!([spread("zone", 1, SCHEDULE_ANYWAY)]),
+        );
+        let zones = cluster(&[
+            ("node-a", zh("zone1", "node-a"), f4),
+            ("node-b", zh("zone1", "node-b"), f2),
+            ("node-x", zh("zone2", "node-x"), f1),
+            ("node-y", zh("zone2", "node-y"), f3),
+        ]);
+        assert_eq!(candidate_scores(&pl, &on_zone, zones, 3), vec![75, 75, 100]);
+        // "two Constraints on zone and node, 2 out of 4 nodes are candidates".
+        let both = pod(
+            "p",
+            json!({"foo": ""}),
+            json!([
+                spread("zone", 1, SCHEDULE_ANYWAY),
+                spread(LABEL_HOSTNAME, 1, SCHEDULE_ANYWAY)
+            ]),
+        );
+        let nodes = cluster(&[
+            ("node-a", zh("zone1", "node-a"), f2),
+            ("node-x", zh("zone2", "node-x"), f2),
+            ("node-b", zh("zone1", "node-b"), f1),
+            ("node-y", zh("zone2", "node-y"), f4),
+        ]);
+        assert_eq!(candidate_scores(&pl, &both, nodes, 2), vec![100, 63]);
+        // "two Constraints on zone and node, with different labelSelectors".
+        let mut on_bar = spread(LABEL_HOSTNAME, 1, SCHEDULE_ANYWAY);
+        on_bar["labelSelector"] =
+            json!({"matchExpressions": [{"key": "bar", "operator": "Exists"}]});
+        let mixed = pod(
+            "p",
+            fb.clone(),
+            json!([spread("zone", 1, SCHEDULE_ANYWAY), on_bar]),
+        );
+        let nodes = cluster(&[
+            ("node-a", zh("zone1", "node-a"), std::slice::from_ref(&f)),
+            ("node-b", zh("zone1", "node-b"), std::slice::from_ref(&fb)),
+            ("node-x", zh("zone2", "node-x"), &[]),
+            ("node-y", zh("zone2", "node-y"), &[f.clone(), b.clone()]),
+        ]);
+        assert_eq!(
+            candidate_scores(&pl, &mixed, nodes, 4),
+            vec![60, 20, 100, 60]
+        );
+        // "system defaulting, nodes don't have zone, pods match service": 4/3/2/1.
+        let l = listers(vec![json!({"kind": "Service", "apiVersion": "v1",
+            "metadata": {"name": "s", "namespace": "default"}, "spec": {"selector": {"foo": ""}}})]);
+        let sys = PodTopologySpread::new(&PodTopologySpreadArgs::default(), l);
+        let nodes = cluster(&[
+            ("node-a", host("node-a"), f4),
+            ("node-b", host("node-b"), f3),
+            ("node-c", host("node-c"), f2),
+            ("node-d", host("node-d"), f1),
+        ]);
+        assert_eq!(
+            candidate_scores(&sys, &foo("p"), nodes, 4),
+            vec![44, 66, 77, 100]
+        );
     }
 
     #[test]
