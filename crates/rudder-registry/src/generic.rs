@@ -324,10 +324,10 @@ impl GenericStore {
     ) -> Result<Value, (Value, CreateFailure)> {
         let name = object::name(&obj).to_string();
         let checked = (|| -> Result<String, ApiError> {
+            // One list, metadata first, as upstream's `Validate` functions start with
+            // `ValidateObjectMeta` and go on with the spec.
             let mut errs = validate_meta(entry, &obj)?;
-            if errs.0.is_empty() {
-                errs.0.extend(entry.strategy.validate(cx, &obj).0);
-            }
+            errs.0.extend(entry.strategy.validate(cx, &obj).0);
             if !errs.0.is_empty() {
                 return Err(invalid(entry, &name, errs));
             }
@@ -658,7 +658,7 @@ impl GenericStore {
                     &Path::new("metadata"),
                 );
                 errs.0.extend(validate_meta(entry, &obj)?.0);
-                if errs.0.is_empty() && !opts.raw {
+                if !opts.raw {
                     errs.0
                         .extend(entry.strategy.validate_update(&cx, &obj, &old).0);
                 }

@@ -609,6 +609,23 @@ fn name_rules_per_kind(b: Backend) {
         err,
         "error: failed to create ClusterIP service: Service \"1web\" is invalid: metadata.name: Invalid value: \"1web\": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')\n"
     );
+    // A bad name and a bad spec are one 422 with both causes, metadata first.
+    let both = send(
+        &c,
+        "POST",
+        "/api/v1/namespaces/default/services",
+        "application/json",
+        r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"Web"},"spec":{}}"#,
+    );
+    assert_eq!(both.code, 422, "{}", both.body);
+    assert_eq!(
+        both.json()["details"]["causes"],
+        json!([
+            {"reason": "FieldValueInvalid", "field": "metadata.name",
+             "message": "Invalid value: \"Web\": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"},
+            {"reason": "FieldValueRequired", "field": "spec.ports", "message": "Required value"}
+        ])
+    );
     // Nodes are DNS subdomains (upstream `ValidateNodeName`).
     let node = send(
         &c,
