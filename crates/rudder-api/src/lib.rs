@@ -28,6 +28,11 @@ pub mod validation;
 
 mod gofmt;
 
+/// Go's `strconv.Quote` (the `%q` verb), for messages built outside this crate.
+pub fn go_quote(s: &str) -> String {
+    gofmt::quote(s)
+}
+
 pub use k8s_openapi;
 
 pub use field::{ErrorList, FieldError, Path};

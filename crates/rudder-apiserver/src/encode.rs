@@ -24,7 +24,10 @@ pub enum Output {
     Json,
     Yaml,
     Table(IncludeObject),
+    /// `as=PartialObjectMetadata`: one object's metadata (also each event of a watch).
     PartialMetadata,
+    /// `as=PartialObjectMetadataList`: a list of metadata.
+    PartialMetadataList,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,8 +57,10 @@ fn media_types(accept: &str) -> impl Iterator<Item = MediaType<'_>> {
 }
 
 /// Pick the response form from `Accept`, in the client's order of preference. The
-/// kinds this server does not render (protobuf) are skipped when JSON is also acceptable.
-pub fn negotiate(accept: Option<&str>, query: &Query) -> Result<Output, ApiError> {
+/// kinds this server does not render (protobuf) are skipped when JSON is also acceptable, and so
+/// is a Table where the endpoint has no table convertor (`tables` false: reviews, bindings),
+/// as upstream's `AllowsMediaTypeTransform` does; nothing acceptable left is a 406.
+pub fn negotiate(accept: Option<&str>, query: &Query, tables: bool) -> Result<Output, ApiError> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Ok(Output::Json);
     };
@@ -66,7 +71,8 @@ pub fn negotiate(accept: Option<&str>, query: &Query) -> Result<Output, ApiError
             ("application/json" | "*/*" | "application/*", None) => return Ok(Output::Json),
             ("application/yaml", None) => return Ok(Output::Yaml),
             ("application/json", Some("Table"))
-                if param("g") == Some("meta.k8s.io")
+                if tables
+                    && param("g") == Some("meta.k8s.io")
                     && matches!(param("v"), Some("v1") | Some("v1beta1")) =>
             {
                 let include = match query.get("includeObject") {
@@ -76,10 +82,17 @@ pub fn negotiate(accept: Option<&str>, query: &Query) -> Result<Output, ApiError
                 };
                 return Ok(Output::Table(include));
             }
-            ("application/json", Some("PartialObjectMetadata" | "PartialObjectMetadataList"))
-                if param("g") == Some("meta.k8s.io") =>
+            (
+                "application/json",
+                Some(kind @ ("PartialObjectMetadata" | "PartialObjectMetadataList")),
+            ) if param("g") == Some("meta.k8s.io")
+                && matches!(param("v"), Some("v1") | Some("v1beta1")) =>
             {
-                return Ok(Output::PartialMetadata)
+                return Ok(if kind == "PartialObjectMetadata" {
+                    Output::PartialMetadata
+                } else {
+                    Output::PartialMetadataList
+                });
             }
             _ => {}
         }
@@ -123,6 +136,63 @@ pub fn error_response(err: &ApiError) -> Response {
     resp
 }
 
+/// An error as upstream's `ErrorNegotiated` writes it: in the client's first plain media type
+/// (JSON or YAML), or, when the client accepts only transformed forms (a Table, metadata), as
+/// `WriteRawJSON` does: indented JSON in the Status's field order.
+pub fn error_negotiated(accept: Option<&str>, err: &ApiError) -> Response {
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+        return error_response(err);
+    };
+    let plain = media_types(accept).find(|mt| {
+        !mt.params.iter().any(|(k, _)| *k == "as")
+            && matches!(
+                mt.essence.as_str(),
+                "application/json" | "application/yaml" | PROTOBUF | "*/*" | "application/*"
+            )
+    });
+    match plain {
+        Some(mt) if mt.essence == YAML => yaml_response(status_code(err.code), &err.to_json())
+            .unwrap_or_else(|_| error_response(err)),
+        Some(_) => error_response(err),
+        None => raw_status(err),
+    }
+}
+
+/// `metav1.Status` through Go's `json.MarshalIndent`, fields in the struct's order.
+fn raw_status(err: &ApiError) -> Response {
+    let v = err.to_json();
+    let mut out = String::from("{");
+    let mut first = true;
+    for key in [
+        "kind",
+        "apiVersion",
+        "metadata",
+        "status",
+        "message",
+        "reason",
+        "details",
+        "code",
+    ] {
+        let Some(field) = v.get(key) else { continue };
+        let Ok(text) = serde_json::to_string_pretty(field) else {
+            continue;
+        };
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(&format!("\n  \"{key}\": {}", text.replace('\n', "\n  ")));
+    }
+    out.push_str("\n}");
+    let mut resp = bytes_response(status_code(err.code), JSON, Bytes::from(out));
+    if let Some(secs) = err.retry_after_seconds() {
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    resp
+}
+
 pub fn json_response(code: StatusCode, value: &Value) -> Response {
     bytes_response(
         code,
@@ -155,7 +225,33 @@ pub fn object_response(
             Ok(json_response(code, &table))
         }
         Output::PartialMetadata => Ok(json_response(code, &partial_metadata(obj))),
+        Output::PartialMetadataList => Err(not_acceptable(format!(
+            "you requested PartialObjectMetadataList, but the requested object is not a list ({})",
+            go_type(&entry.info.group, &entry.info.kind)
+        ))),
     }
+}
+
+/// Upstream's `errNotAcceptable` from the response transforms: 406 with its own message.
+pub fn not_acceptable(message: String) -> ApiError {
+    ApiError::new_generic(
+        406,
+        rudder_api::status::StatusReason::NotAcceptable,
+        message,
+    )
+}
+
+/// The Go type (`%T`) of the internal object upstream's handlers transform: `*core.Pod`,
+/// `*apps.Deployment`.
+pub fn go_type(group: &str, kind: &str) -> String {
+    let pkg = match group {
+        "" | "events.k8s.io" => "core",
+        "rbac.authorization.k8s.io" => "rbac",
+        "flowcontrol.apiserver.k8s.io" => "flowcontrol",
+        "internal.apiserver.k8s.io" => "apiserverinternal",
+        g => g.split('.').next().unwrap_or(g),
+    };
+    format!("*{pkg}.{kind}")
 }
 
 pub fn yaml_response(code: StatusCode, obj: &Value) -> Result<Response, ApiError> {
@@ -180,9 +276,28 @@ pub fn table(
     continue_token: Option<String>,
 ) -> Result<Value, ApiError> {
     let info = &entry.info;
-    let rows = rudder_resources::printers::table_rows(
+    kind_table(
         &info.group,
         &info.kind,
+        objs,
+        include,
+        resource_version,
+        continue_token,
+    )
+}
+
+/// A Table of objects of `group`/`kind` (a resource's kind, or a subresource's such as Scale).
+pub fn kind_table(
+    group: &str,
+    kind: &str,
+    objs: &[&Value],
+    include: IncludeObject,
+    resource_version: Option<String>,
+    continue_token: Option<String>,
+) -> Result<Value, ApiError> {
+    let rows = rudder_resources::printers::table_rows(
+        group,
+        kind,
         objs.iter().copied(),
         SystemTime::now(),
     )
@@ -214,7 +329,7 @@ pub fn table(
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": metadata,
-        "columnDefinitions": rudder_resources::printers::column_definitions(info),
+        "columnDefinitions": rudder_resources::printers::column_definitions_of(group, kind),
         "rows": rows,
     }))
 }
@@ -269,7 +384,11 @@ pub fn list_response(
             let t = table(entry, &objs, include, Some(rv), continue_token)?;
             Ok(json_response(StatusCode::OK, &t))
         }
-        Output::PartialMetadata => {
+        Output::PartialMetadata => Err(not_acceptable(format!(
+            "you requested PartialObjectMetadata, but the requested object is a list ({}List)",
+            go_type(&entry.info.group, &entry.info.kind)
+        ))),
+        Output::PartialMetadataList => {
             let mut meta = json!({"resourceVersion": rv});
             if let Some(c) = &continue_token {
                 meta["continue"] = json!(c);
@@ -314,29 +433,71 @@ mod tests {
         let q = Query::default();
         let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
         assert_eq!(
-            negotiate(Some(table), &q).unwrap(),
+            negotiate(Some(table), &q, true).unwrap(),
             Output::Table(IncludeObject::Metadata)
         );
         assert_eq!(
             negotiate(
                 Some("application/vnd.kubernetes.protobuf,application/json"),
-                &q
+                &q,
+                true
             )
             .unwrap(),
             Output::Json
         );
-        assert_eq!(negotiate(None, &q).unwrap(), Output::Json);
+        assert_eq!(negotiate(None, &q, true).unwrap(), Output::Json);
         assert_eq!(
-            negotiate(Some("application/yaml"), &q).unwrap(),
+            negotiate(Some("application/yaml"), &q, true).unwrap(),
             Output::Yaml
         );
-        assert_eq!(negotiate(Some("*/*"), &q).unwrap(), Output::Json);
-        assert_eq!(negotiate(Some("text/html"), &q).unwrap_err().code, 406);
+        assert_eq!(negotiate(Some("*/*"), &q, true).unwrap(), Output::Json);
+        assert_eq!(
+            negotiate(Some("text/html"), &q, true).unwrap_err().code,
+            406
+        );
+        // No table convertor: the Table is skipped for the next acceptable type, else 406.
+        assert_eq!(negotiate(Some(table), &q, false).unwrap(), Output::Json);
+        let only = "application/json;as=Table;v=v1;g=meta.k8s.io";
+        let err = negotiate(Some(only), &q, false).unwrap_err();
+        assert_eq!(err.code, 406);
+        assert_eq!(
+            err.message,
+            "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf"
+        );
+        let pom = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+        assert_eq!(
+            negotiate(Some(pom), &q, false).unwrap(),
+            Output::PartialMetadataList
+        );
         let q = Query::parse(Some("includeObject=Object"));
         assert_eq!(
-            negotiate(Some(table), &q).unwrap(),
+            negotiate(Some(table), &q, true).unwrap(),
             Output::Table(IncludeObject::Object)
         );
+    }
+
+    #[test]
+    fn errors_follow_the_accepted_type() {
+        let err = ApiError::not_acceptable(&[JSON]);
+        let body = |r: Response| async move {
+            let b = http_body_util::BodyExt::collect(r.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            String::from_utf8(b.to_vec()).unwrap()
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let table_only = "application/json;as=Table;v=v1;g=meta.k8s.io";
+        assert_eq!(
+            rt.block_on(body(error_negotiated(Some(table_only), &err))),
+            "{\n  \"kind\": \"Status\",\n  \"apiVersion\": \"v1\",\n  \"metadata\": {},\n  \"status\": \"Failure\",\n  \"message\": \"only the following media types are accepted: application/json\",\n  \"reason\": \"NotAcceptable\",\n  \"code\": 406\n}"
+        );
+        let yaml = error_negotiated(Some("application/yaml"), &err);
+        assert_eq!(yaml.headers()[header::CONTENT_TYPE], YAML);
+        let json = error_negotiated(Some(&format!("{table_only},application/json")), &err);
+        assert_eq!(json.headers()[header::CONTENT_TYPE], JSON);
     }
 
     #[test]

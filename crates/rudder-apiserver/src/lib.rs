@@ -9,6 +9,8 @@
 pub mod discovery;
 pub mod dupes;
 pub mod encode;
+pub mod gojson;
+pub mod pretty;
 pub mod request;
 pub mod rest;
 pub mod review;
@@ -32,7 +34,6 @@ use rudder_api::status::ApiError;
 use rudder_auth::{AuthRequest, Authenticator, Authorizer, Decision, UserInfo};
 use rudder_registry::GenericStore;
 use rustls_pki_types::CertificateDer;
-use serde_json::json;
 use tower_http::compression::predicate::Predicate;
 
 use crate::request::Query;
@@ -108,8 +109,8 @@ impl ApiServer {
             .route("/livez/{check}", get(health_check))
             .route("/readyz/{check}", get(health_check))
             .route("/version", get(version))
-            .route("/metrics", get(metrics))
             .merge(api)
+            .layer(axum::middleware::from_fn(pretty::indent_for_humans))
             .layer(tower_http::compression::CompressionLayer::new().compress_when(LargeBodies))
             .with_state(self.clone())
     }
@@ -198,7 +199,7 @@ async fn handle(State(s): State<Arc<ApiServer>>, req: Request) -> Response {
         let err = forbidden(&user, &info);
         return encode::error_response(&err);
     }
-    let body = match collect_body(body).await {
+    let body = match collect_body(&parts.headers, body).await {
         Ok(b) => b,
         Err(e) => return encode::error_response(&e),
     };
@@ -219,12 +220,20 @@ async fn handle(State(s): State<Arc<ApiServer>>, req: Request) -> Response {
                     body,
                     user: &user,
                 };
-                rest::dispatch(call)
-                    .await
-                    .unwrap_or_else(|e| encode::error_response(&e))
+                rest::dispatch(call).await.unwrap_or_else(|e| {
+                    let accept = parts
+                        .headers
+                        .get(header::ACCEPT)
+                        .and_then(|v| v.to_str().ok());
+                    encode::error_negotiated(accept, &e)
+                })
             }
             None => encode::error_response(&rest::not_found_route()),
         }
+    } else if parts.uri.path() == "/metrics" && parts.method == http::Method::GET {
+        // Upstream authorizes /metrics as a non-resource URL like any other path; only the
+        // health checks and /version are public.
+        metrics(&s)
     } else {
         non_resource(&s, &parts.headers, parts.uri.path())
     };
@@ -237,17 +246,56 @@ async fn handle(State(s): State<Arc<ApiServer>>, req: Request) -> Response {
     resp
 }
 
-async fn collect_body(body: Body) -> Result<bytes::Bytes, ApiError> {
-    let limited = http_body_util::Limited::new(body, MAX_BODY);
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(ApiError::request_entity_too_large("limit is 3145728"))
+/// Read a request body of at most `MAX_BODY` bytes, as upstream's `limitedReadBody`. A larger
+/// body is answered 413 at once; what the client still sends is read and dropped in the
+/// background (bounded), so the connection is not reset under a client that is still
+/// uploading and it sees the 413 instead of a broken pipe.
+async fn collect_body(headers: &http::HeaderMap, mut body: Body) -> Result<bytes::Bytes, ApiError> {
+    let too_large = || ApiError::request_entity_too_large(&format!("limit is {MAX_BODY}"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        // A client waiting for `100 Continue` sends nothing when answered first; polling its
+        // body would invite the whole upload.
+        let waits = headers
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if !waits {
+            drain(body);
         }
-        Err(e) => Err(ApiError::bad_request(format!(
-            "error reading request body: {e}"
-        ))),
+        return Err(too_large());
     }
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("error reading request body: {e}")))?;
+        if let Some(data) = frame.data_ref() {
+            if buf.len() + data.len() > MAX_BODY {
+                drain(body);
+                return Err(too_large());
+            }
+            buf.extend_from_slice(data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Read and drop the rest of an oversized body: at most 1 GiB or one minute, then give up
+/// (the connection is then closed under the client).
+fn drain(mut body: Body) {
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut left: u64 = 1 << 30;
+        while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, body.frame()).await {
+            let n = frame.data_ref().map_or(0, |d| d.len() as u64);
+            if n >= left {
+                break;
+            }
+            left -= n;
+        }
+    });
 }
 
 fn forbidden(user: &UserInfo, info: &request::RequestInfo) -> ApiError {
@@ -359,26 +407,58 @@ async fn health_check(
     }
 }
 
+/// `/version`, always indented as upstream's `WriteRawJSON` writes it, in its field order.
 async fn version() -> Response {
-    let info = json!({
-        "major": KUBE_MAJOR,
-        "minor": KUBE_MINOR,
-        "emulationMajor": KUBE_MAJOR,
-        "emulationMinor": KUBE_MINOR,
-        "minCompatibilityMajor": KUBE_MAJOR,
-        "minCompatibilityMinor": "36",
-        "gitVersion": format!("v{KUBE_MAJOR}.{KUBE_MINOR}.0+rudder.{}", env!("CARGO_PKG_VERSION")),
-        "gitCommit": "",
-        "gitTreeState": "clean",
-        "buildDate": "",
-        "goVersion": "",
-        "compiler": "rustc",
-        "platform": format!("{}/{}", std::env::consts::OS, match std::env::consts::ARCH { "x86_64" => "amd64", "aarch64" => "arm64", a => a }),
-    });
-    encode::json_response(StatusCode::OK, &info)
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Info {
+        major: &'static str,
+        minor: &'static str,
+        emulation_major: &'static str,
+        emulation_minor: &'static str,
+        min_compatibility_major: &'static str,
+        min_compatibility_minor: &'static str,
+        git_version: String,
+        git_commit: &'static str,
+        git_tree_state: &'static str,
+        build_date: &'static str,
+        go_version: &'static str,
+        compiler: &'static str,
+        platform: String,
+    }
+    let info = Info {
+        major: KUBE_MAJOR,
+        minor: KUBE_MINOR,
+        emulation_major: KUBE_MAJOR,
+        emulation_minor: KUBE_MINOR,
+        min_compatibility_major: KUBE_MAJOR,
+        min_compatibility_minor: "36",
+        git_version: format!(
+            "v{KUBE_MAJOR}.{KUBE_MINOR}.0+rudder.{}",
+            env!("CARGO_PKG_VERSION")
+        ),
+        git_commit: "",
+        git_tree_state: "clean",
+        build_date: "",
+        go_version: "",
+        compiler: "rustc",
+        platform: format!(
+            "{}/{}",
+            std::env::consts::OS,
+            match std::env::consts::ARCH {
+                "x86_64" => "amd64",
+                "aarch64" => "arm64",
+                a => a,
+            }
+        ),
+    };
+    match serde_json::to_vec_pretty(&info) {
+        Ok(body) => encode::bytes_response(StatusCode::OK, encode::JSON, body.into()),
+        Err(e) => encode::error_response(&ApiError::internal_error(e)),
+    }
 }
 
-async fn metrics(State(s): State<Arc<ApiServer>>) -> Response {
+fn metrics(s: &ApiServer) -> Response {
     let mut registry = prometheus_client::registry::Registry::default();
     registry.register(
         "apiserver_request",

@@ -42,9 +42,10 @@ impl Query {
         self.0.get(key).map(String::as_str)
     }
 
-    /// A boolean parameter: present and not "false"/"0".
+    /// A boolean parameter as upstream's `Convert_Slice_string_To_bool`: present and not "0"
+    /// or "false" in any case.
     pub fn flag(&self, key: &str) -> bool {
-        matches!(self.get(key), Some(v) if v != "false" && v != "0")
+        matches!(self.get(key), Some(v) if v != "0" && !v.eq_ignore_ascii_case("false"))
     }
 }
 

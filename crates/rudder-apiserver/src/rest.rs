@@ -15,6 +15,7 @@ use rudder_registry::{
 use serde_json::{json, Value};
 
 use crate::encode::{self, Output};
+use crate::gojson::Gvk;
 use crate::request::{Query, RequestInfo};
 use crate::watch::{self, WatchSpec};
 use crate::ApiServer;
@@ -37,12 +38,48 @@ impl Call<'_> {
             .then_some(self.info.namespace.as_str())
     }
 
-    fn output(&self) -> Result<Output, ApiError> {
+    pub(crate) fn output(&self) -> Result<Output, ApiError> {
         let accept = self
             .headers
             .get(http::header::ACCEPT)
             .and_then(|v| v.to_str().ok());
-        encode::negotiate(accept, self.query)
+        encode::negotiate(accept, self.query, self.has_tables())
+    }
+
+    /// Whether upstream's storage behind this endpoint converts to Tables: every stored
+    /// resource with its status and scale; not the reviews, bindings and other subresources.
+    fn has_tables(&self) -> bool {
+        let info = self.info;
+        let review = crate::review::is_review(&info.group, &info.resource);
+        let bindings = info.group.is_empty() && info.resource == "bindings";
+        let stored = !review && !bindings;
+        stored && matches!(info.subresource.as_str(), "" | "status" | "scale")
+    }
+
+    /// Decode a create or update body for `target` as upstream's decoder does: Go's JSON syntax
+    /// errors, and its messages for a body of another kind or API version.
+    fn decode_object(&self, target: &Gvk) -> Result<Value, ApiError> {
+        let essence = self
+            .content_type()
+            .and_then(|c| c.split(';').next())
+            .map(|c| c.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        let reg = &self.server.gs.registry;
+        let registered = |g: &Gvk| scheme_knows(reg, g);
+        if matches!(essence.as_str(), "" | "application/json") {
+            if let Some(v) = crate::gojson::check_body(target, &self.body, true, registered)? {
+                return Ok(v);
+            }
+        }
+        let value = encode::decode_body(self.content_type(), &self.body)?;
+        crate::gojson::check_value(target, &self.body, &value, registered)?;
+        Ok(value)
+    }
+
+    /// The kind this endpoint takes and returns.
+    fn target(&self) -> Gvk {
+        let i = &self.entry.info;
+        Gvk::new(&i.group, &i.version, &i.kind)
     }
 
     fn content_type(&self) -> Option<&str> {
@@ -176,6 +213,58 @@ fn with_warnings(mut resp: Response, warnings: &Warnings) -> Result<Response, Ap
     Ok(resp)
 }
 
+/// Whether upstream's scheme has `g`: the served kinds, their lists and subresource kinds, and
+/// the option and status kinds registered in every group version.
+fn scheme_knows(reg: &rudder_registry::Registry, g: &Gvk) -> bool {
+    const META: [&str; 8] = [
+        "Status",
+        "DeleteOptions",
+        "ListOptions",
+        "GetOptions",
+        "CreateOptions",
+        "UpdateOptions",
+        "PatchOptions",
+        "WatchEvent",
+    ];
+    let mut any_version = false;
+    let found = reg.entries().iter().any(|e| {
+        let i = &e.info;
+        if i.group == g.group && i.version == g.version {
+            any_version = true;
+            if i.kind == g.kind || g.kind.strip_suffix("List") == Some(i.kind.as_str()) {
+                return true;
+            }
+        }
+        i.subresources
+            .iter()
+            .any(|s| s.group == g.group && s.version == g.version && s.kind == g.kind)
+    });
+    found || (any_version && META.contains(&g.kind.as_str()))
+}
+
+/// Go's `strconv.ParseInt(v, 10, 64)` error text, which upstream returns for a query
+/// parameter that does not convert.
+fn parse_int(v: &str) -> Result<i64, ApiError> {
+    v.parse::<i64>().map_err(|e| {
+        let why = match e.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                "value out of range"
+            }
+            _ => "invalid syntax",
+        };
+        ApiError::bad_request(format!(
+            "strconv.ParseInt: parsing {}: {why}",
+            rudder_api::go_quote(v)
+        ))
+    })
+}
+
+/// An integer query parameter as upstream's `Convert_Slice_string_To_Pointer_int64`: absent is
+/// unset, anything present (even empty) must parse.
+fn int_param(q: &Query, key: &str) -> Result<Option<i64>, ApiError> {
+    q.get(key).map(parse_int).transpose()
+}
+
 /// Upstream's answer for a path no route serves.
 pub fn not_found_route() -> ApiError {
     ApiError::new_generic(
@@ -222,6 +311,10 @@ fn check_field_selector(entry: &Entry, sel: &FieldSelector) -> Result<(), ApiErr
 }
 
 fn list_opts(q: &Query) -> Result<ListOpts, ApiError> {
+    // Upstream converts url.Values field by field in ListOptions' order (timeoutSeconds, then
+    // limit) before it parses the selectors.
+    int_param(q, "timeoutSeconds")?;
+    let limit = int_param(q, "limit")?.unwrap_or(0).max(0) as usize;
     let label_selector = match q.get("labelSelector") {
         Some(s) if !s.is_empty() => Some(Selector::parse(s).map_err(|e| e.to_api_error())?),
         _ => None,
@@ -231,13 +324,6 @@ fn list_opts(q: &Query) -> Result<ListOpts, ApiError> {
             Some(FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?)
         }
         _ => None,
-    };
-    let limit = match q.get("limit") {
-        Some(l) if !l.is_empty() => l
-            .parse::<i64>()
-            .map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?
-            .max(0) as usize,
-        _ => 0,
     };
     Ok(ListOpts {
         label_selector,
@@ -287,15 +373,11 @@ async fn watch(call: &Call<'_>) -> Result<Response, ApiError> {
     if let Some(sel) = &opts.field_selector {
         check_field_selector(&call.entry, sel)?;
     }
-    let send_initial = match q.get("sendInitialEvents") {
-        Some("true") => true,
-        Some("false") | None => false,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "invalid sendInitialEvents: {other}"
-            )))
-        }
-    };
+    // Upstream's Convert_Slice_string_To_Pointer_bool: only "0" and "false" (any case) are
+    // false.
+    let send_initial = q
+        .get("sendInitialEvents")
+        .is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false"));
     let bookmarks = q.flag("allowWatchBookmarks");
     let rv = opts.resource_version.clone().unwrap_or_default();
     if send_initial {
@@ -336,13 +418,10 @@ async fn watch(call: &Call<'_>) -> Result<Response, ApiError> {
             }
         }
     };
-    let timeout = match q.get("timeoutSeconds") {
-        Some(t) if !t.is_empty() => Duration::from_secs(
-            t.parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds: {t}")))?,
-        ),
+    let timeout = match int_param(q, "timeoutSeconds")? {
+        Some(t) => Duration::from_secs(t.max(0) as u64),
         // Upstream picks 30–60 minutes; clients re-watch when the stream ends.
-        _ => Duration::from_secs(1800 + (std::process::id() as u64 % 1800)),
+        None => Duration::from_secs(1800 + (std::process::id() as u64 % 1800)),
     };
     let cache_watch = match call.gs().watch(&call.entry, call.namespace(), from).await {
         Ok(w) => w,
@@ -368,7 +447,7 @@ async fn watch(call: &Call<'_>) -> Result<Response, ApiError> {
 
 async fn create(call: &Call<'_>) -> Result<Response, ApiError> {
     let output = call.output()?;
-    let body = encode::decode_body(call.content_type(), &call.body)?;
+    let body = call.decode_object(&call.target())?;
     let opts = WriteOpts {
         dry_run: call.dry_run()?,
         field_validation: call.field_validation()?,
@@ -388,7 +467,7 @@ async fn create(call: &Call<'_>) -> Result<Response, ApiError> {
 
 async fn update(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
     let output = call.output()?;
-    let body = encode::decode_body(call.content_type(), &call.body)?;
+    let body = call.decode_object(&call.target())?;
     let opts = WriteOpts {
         dry_run: call.dry_run()?,
         field_validation: call.field_validation()?,
@@ -717,12 +796,9 @@ fn delete_opts(call: &Call<'_>) -> Result<DeleteOpts, ApiError> {
         encode::decode_body(call.content_type(), &call.body)?
     };
     let q = call.query;
-    let grace = match q.get("gracePeriodSeconds") {
-        Some(g) if !g.is_empty() => Some(
-            g.parse::<i64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds: {g}")))?,
-        ),
-        _ => body.get("gracePeriodSeconds").and_then(Value::as_i64),
+    let grace = match int_param(q, "gracePeriodSeconds")? {
+        Some(g) => Some(g),
+        None => body.get("gracePeriodSeconds").and_then(Value::as_i64),
     };
     let policy = q
         .get("propagationPolicy")
@@ -807,6 +883,8 @@ async fn delete_collection(call: &Call<'_>) -> Result<Response, ApiError> {
 
 /// `pods/binding`: the scheduler's (or anyone's) assignment of a pod to a node.
 async fn bind(call: &Call<'_>) -> Result<Response, ApiError> {
+    // Negotiated first (a Table is not acceptable here), though the answer is a Status.
+    call.output()?;
     let binding = encode::decode_body(call.content_type(), &call.body)?;
     let node = binding
         .pointer("/target/name")
@@ -925,18 +1003,39 @@ fn selector_string(sel: &Value) -> String {
     }
 }
 
+/// A Scale in the negotiated form (upstream's scale storage converts to its own Table).
+fn scale_response(output: Output, scale: &Value) -> Result<Response, ApiError> {
+    match output {
+        Output::Table(include) => {
+            let t = encode::kind_table("autoscaling", "Scale", &[scale], include, None, None)?;
+            Ok(encode::json_response(StatusCode::OK, &t))
+        }
+        Output::Yaml => encode::yaml_response(StatusCode::OK, scale),
+        Output::PartialMetadata => Ok(encode::json_response(
+            StatusCode::OK,
+            &encode::partial_metadata(scale),
+        )),
+        Output::PartialMetadataList => Err(encode::not_acceptable(
+            "you requested PartialObjectMetadataList, but the requested object is not a list (*autoscaling.Scale)".to_owned(),
+        )),
+        Output::Json => Ok(encode::json_response(StatusCode::OK, scale)),
+    }
+}
+
 async fn get_scale(call: &Call<'_>) -> Result<Response, ApiError> {
+    let output = call.output()?;
     let obj = call
         .gs()
         .get(&call.entry, call.namespace(), &call.info.name)
         .await?;
-    Ok(encode::json_response(StatusCode::OK, &scale_of(&obj)))
+    scale_response(output, &scale_of(&obj))
 }
 
 async fn write_scale(
     call: &Call<'_>,
     mut to_scale: impl FnMut(&Value) -> Result<Value, ApiError>,
 ) -> Result<Response, ApiError> {
+    let output = call.output()?;
     let opts = WriteOpts {
         dry_run: call.dry_run()?,
         field_validation: call.field_validation()?,
@@ -978,11 +1077,11 @@ async fn write_scale(
             &opts,
         )
         .await?;
-    Ok(encode::json_response(StatusCode::OK, &scale_of(&obj)))
+    scale_response(output, &scale_of(&obj))
 }
 
 async fn update_scale(call: &Call<'_>) -> Result<Response, ApiError> {
-    let body = encode::decode_body(call.content_type(), &call.body)?;
+    let body = call.decode_object(&Gvk::new("autoscaling", "v1", "Scale"))?;
     write_scale(call, |_| Ok(body.clone())).await
 }
 

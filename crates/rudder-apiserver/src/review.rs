@@ -67,6 +67,8 @@ fn attributes(spec: &Value, namespace_override: Option<&str>) -> Attributes {
 
 /// Answer a review POST.
 pub fn create(call: &Call<'_>, caller: &UserInfo) -> Result<Response, ApiError> {
+    // Reviews have no table convertor: a Table-only Accept is a 406, as upstream.
+    let output = call.output()?;
     let mut body = encode::decode_body(
         call.headers
             .get(http::header::CONTENT_TYPE)
@@ -126,5 +128,5 @@ pub fn create(call: &Call<'_>, caller: &UserInfo) -> Result<Response, ApiError> 
     if body.get("metadata").is_none() {
         body["metadata"] = json!({});
     }
-    Ok(encode::json_response(StatusCode::CREATED, &body))
+    encode::object_response(&call.entry, StatusCode::CREATED, &body, output)
 }

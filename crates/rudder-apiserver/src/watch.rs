@@ -108,7 +108,7 @@ impl Encoder {
                     Err(e) => json!({"type": "ERROR", "object": e.to_json()}),
                 }
             }
-            Output::PartialMetadata => {
+            Output::PartialMetadata | Output::PartialMetadataList => {
                 json!({"type": kind, "object": encode::partial_metadata(&o.value)})
             }
         };
@@ -123,7 +123,7 @@ impl Encoder {
         }
         let (api_version, kind) = match self.output {
             Output::Table(_) => ("meta.k8s.io/v1".to_string(), "Table".to_string()),
-            Output::PartialMetadata => (
+            Output::PartialMetadata | Output::PartialMetadataList => (
                 "meta.k8s.io/v1".to_string(),
                 "PartialObjectMetadata".to_string(),
             ),

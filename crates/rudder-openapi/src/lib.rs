@@ -43,6 +43,9 @@ mod semantics;
 mod types;
 mod v2;
 
+/// A group/version/kind, also for other crates that name kinds as upstream does.
+pub use schema::Gvk;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};

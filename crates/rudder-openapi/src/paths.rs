@@ -91,87 +91,89 @@ fn param(name: &str, location: &str, ty: &str, description: &str) -> Value {
     p
 }
 
+/// Upstream's query parameter descriptions (the documentation of the options' fields, as
+/// kube-apiserver's OpenAPI documents carry them).
 fn query(name: &str) -> Value {
     let (ty, description) = match name {
-        "pretty" => ("string", "If 'true', the output is pretty printed."),
+        "pretty" => (
+            "string",
+            "If 'true', then the output is pretty printed. Defaults to 'false' unless the user-agent indicates a browser or command-line HTTP tool (curl and wget).",
+        ),
         "dryRun" => (
             "string",
-            "When present, modifications are not persisted. The only valid value is All: every dry-run stage is processed. An unknown value is an error.",
+            "When present, indicates that modifications should not be persisted. An invalid or unrecognized dryRun directive will result in an error response and no further processing of the request. Valid values are: - All: all dry run stages will be processed",
         ),
-        "fieldManager" => (
-            "string",
-            "The name of the actor or entity making these changes: at most 128 printable characters.",
-        ),
+        "fieldManager" => ("string", FIELD_MANAGER),
         "fieldValidation" => (
             "string",
-            "How the server treats unknown or duplicate fields in the request object (POST, PUT, PATCH). Ignore drops them silently (the only behaviour before v1.23). Warn drops them and returns one warning header per dropped or duplicate field; the request still succeeds (the default since v1.23). Strict fails the request with BadRequest, listing every unknown and duplicate field.",
+            "fieldValidation instructs the server on how to handle objects in the request (POST/PUT/PATCH) containing unknown or duplicate fields. Valid values are: - Ignore: This will ignore any unknown fields that are silently dropped from the object, and will ignore all but the last duplicate field that the decoder encounters. This is the default behavior prior to v1.23. - Warn: This will send a warning via the standard warning response header for each unknown field that is dropped from the object, and for each duplicate field that is encountered. The request will still succeed if there are no other errors, and will only persist the last of any duplicate fields. This is the default in v1.23+ - Strict: This will fail the request with a BadRequest error if any unknown fields would be dropped from the object, or if any duplicate fields are present. The error returned from the server will contain all unknown and duplicate fields encountered.",
         ),
         "force" => (
             "boolean",
-            "Force takes over fields other managers own when applying. Must be unset for patches other than apply patches.",
+            "Force is going to \"force\" Apply requests. It means user will re-acquire conflicting fields owned by other people. Force flag must be unset for non-apply patch requests.",
         ),
         "allowWatchBookmarks" => (
             "boolean",
-            "Ask for BOOKMARK watch events. The server sends them at its discretion; clients must not rely on their timing or number. Ignored when the request is not a watch.",
+            "allowWatchBookmarks requests watch events with type \"BOOKMARK\". Servers that do not implement bookmarks may ignore this flag and bookmarks are sent at the server's discretion. Clients should not assume bookmarks are returned at any specific interval, nor may they assume the server will send any BOOKMARK event during a session. If this is not a watch, this field is ignored.",
         ),
         "continue" => (
             "string",
-            "The continue token of the previous page of a paginated list, to get the next page of the same query. An expired token is answered 410 Gone (with a token for an inconsistent continuation); restart the list without it for a consistent one. Not supported with watch: start a watch from the list's resourceVersion instead.",
+            "The continue option should be set when retrieving more results from the server. Since this value is server defined, clients may only use the continue value from a previous query result with identical query parameters (except for the value of continue) and the server may reject a continue value it does not recognize. If the specified continue value is no longer valid whether due to expiration (generally five to fifteen minutes) or a configuration change on the server, the server will respond with a 410 ResourceExpired error together with a continue token. If the client needs a consistent list, it must restart their list without the continue field. Otherwise, the client may send another list request with the token received with the 410 error, the server will respond with a list starting from the next key, but from the latest snapshot, which is inconsistent from the previous list results - objects that are created, modified, or deleted after the first list request will be included in the response, as long as their keys are after the \"next key\".\n\nThis field is not supported when watch is true. Clients may start a watch from the last resourceVersion value returned by the server and not miss any modifications.",
         ),
         "fieldSelector" => (
             "string",
-            "A selector restricting the returned objects by their fields. Defaults to everything.",
+            "A selector to restrict the list of returned objects by their fields. Defaults to everything.",
         ),
         "labelSelector" => (
             "string",
-            "A selector restricting the returned objects by their labels. Defaults to everything.",
+            "A selector to restrict the list of returned objects by their labels. Defaults to everything.",
         ),
         "limit" => (
             "integer",
-            "The maximum number of objects to return. When more exist, the list metadata carries a continue token for the next page; an empty token means the list is complete. Every page of one list comes from the same consistent snapshot. The server may return fewer objects than asked, and servers that do not paginate return them all. Not supported with watch.",
+            "limit is a maximum number of responses to return for a list call. If more items exist, the server will set the `continue` field on the list metadata to a value that can be used with the same initial query to retrieve the next set of results. Setting a limit may return fewer than the requested amount of items (up to zero items) in the event all requested objects are filtered out and clients should only use the presence of the continue field to determine whether more results are available. Servers may choose not to support the limit argument and will return all of the available results. If limit is specified and the continue field is empty, clients may assume that no more results are available. This field is not supported if watch is true.\n\nThe server guarantees that the objects returned when using continue will be identical to issuing a single list call without a limit - that is, no objects created, modified, or deleted after the first request is issued will be included in any subsequent continued requests. This is sometimes referred to as a consistent snapshot, and ensures that a client that is using limit to receive smaller chunks of a very large result can ensure they see all possible objects. If objects are updated during a chunked list the version of the object that was present at the time the first list result was calculated is returned.",
         ),
         "resourceVersion" => (
             "string",
-            "A constraint on the resource versions the request may be served from; see https://kubernetes.io/docs/reference/using-api/api-concepts/#resource-versions. Defaults to unset.",
+            "resourceVersion sets a constraint on what resource versions a request may be served from. See https://kubernetes.io/docs/reference/using-api/api-concepts/#resource-versions for details.\n\nDefaults to unset",
         ),
         "resourceVersionMatch" => (
             "string",
-            "How resourceVersion applies to a list call (Exact or NotOlderThan); recommended whenever resourceVersion is set. See https://kubernetes.io/docs/reference/using-api/api-concepts/#resource-versions. Defaults to unset.",
+            "resourceVersionMatch determines how resourceVersion is applied to list calls. It is highly recommended that resourceVersionMatch be set for list calls where resourceVersion is set See https://kubernetes.io/docs/reference/using-api/api-concepts/#resource-versions for details.\n\nDefaults to unset",
         ),
         "sendInitialEvents" => (
             "boolean",
-            "With watch=true: start the stream with synthetic ADDED events for the current objects, then a BOOKMARK annotated \"k8s.io/initial-events-end\": \"true\" carrying the resourceVersion of that state, then the changes after it. Requires resourceVersionMatch=NotOlderThan (data at least as new as resourceVersion; unset resourceVersion means a consistent read). Defaults to true for resourceVersion \"\" or \"0\" and to false otherwise.",
+            "`sendInitialEvents=true` may be set together with `watch=true`. In that case, the watch stream will begin with synthetic events to produce the current state of objects in the collection. Once all such events have been sent, a synthetic \"Bookmark\" event  will be sent. The bookmark will report the ResourceVersion (RV) corresponding to the set of objects, and be marked with `\"k8s.io/initial-events-end\": \"true\"` annotation. Afterwards, the watch stream will proceed as usual, sending watch events corresponding to changes (subsequent to the RV) to objects watched.\n\nWhen `sendInitialEvents` option is set, we require `resourceVersionMatch` option to also be set. The semantic of the watch request is as following: - `resourceVersionMatch` = NotOlderThan\n  is interpreted as \"data at least as new as the provided `resourceVersion`\"\n  and the bookmark event is send when the state is synced\n  to a `resourceVersion` at least as fresh as the one provided by the ListOptions.\n  If `resourceVersion` is unset, this is interpreted as \"consistent read\" and the\n  bookmark event is send when the state is synced at least to the moment\n  when request started being processed.\n- `resourceVersionMatch` set to any other value or unset\n  Invalid error is returned.\n\nDefaults to true if `resourceVersion=\"\"` or `resourceVersion=\"0\"` (for backward compatibility reasons) and to false otherwise.",
         ),
         "timeoutSeconds" => (
             "integer",
-            "Timeout of the list or watch call, whatever the activity.",
+            "Timeout for the list/watch call. This limits the duration of the call, regardless of any activity or inactivity.",
         ),
         "watch" => (
             "boolean",
-            "Watch for changes to the described resources and return them as a stream of ADDED, MODIFIED and DELETED events. Specify resourceVersion.",
+            "Watch for changes to the described resources and return them as a stream of add, update, and remove notifications. Specify resourceVersion.",
         ),
         "gracePeriodSeconds" => (
             "integer",
-            "Seconds before the object is deleted: a non-negative integer, zero meaning immediately. Unset means the kind's default grace period.",
+            "The duration in seconds before the object should be deleted. Value must be non-negative integer. The value zero indicates delete immediately. If this value is nil, the default grace period for the specified type will be used. Defaults to a per object value if not specified. zero means delete immediately.",
         ),
         "ignoreStoreReadErrorWithClusterBreakingPotential" => (
             "boolean",
-            "Delete the object even when it cannot be read from storage. Unsafe: finalizers and preconditions are skipped. Defaults to false.",
+            "if set to true, it will trigger an unsafe deletion of the resource in case the normal deletion flow fails with a corrupt object error. A resource is considered corrupt if it can not be retrieved from the underlying storage successfully because of a) its data can not be transformed e.g. decryption failure, or b) it fails to decode into an object. NOTE: unsafe deletion ignores finalizer constraints, skips precondition checks, and removes the object from the storage. WARNING: This may potentially break the cluster if the workload associated with the resource being unsafe-deleted relies on normal deletion flow. Use only if you REALLY know what you are doing. The default value is false, and the user must opt in to enable it",
         ),
         "orphanDependents" => (
             "boolean",
-            "Deprecated: use propagationPolicy. Whether the dependents are orphaned (the \"orphan\" finalizer is added to or removed from the object). Not together with propagationPolicy.",
+            "Deprecated: please use the PropagationPolicy, this field will be deprecated in 1.7. Should the dependent objects be orphaned. If true/false, the \"orphan\" finalizer will be added to/removed from the object's finalizers list. Either this field or PropagationPolicy may be set, but not both.",
         ),
         "propagationPolicy" => (
             "string",
-            "Whether and how garbage collection happens: Orphan leaves the dependents, Background lets the garbage collector delete them in the background, Foreground deletes them before the object. Defaults to what the object's finalizers and the kind say.",
+            "Whether and how garbage collection will be performed. Either this field or OrphanDependents may be set, but not both. The default policy is decided by the existing finalizer set in the metadata.finalizers and the resource-specific default policy. Acceptable values are: 'Orphan' - orphan the dependents; 'Background' - allow the garbage collector to delete the dependents in the background; 'Foreground' - a cascading policy that deletes all dependents in the foreground.",
         ),
         // Log options.
         "container" => (
             "string",
-            "The container, when the pod has more than one.",
+            "The container for which to stream logs. Defaults to only container if there is one container in the pod.",
         ),
-        "follow" => ("boolean", "Follow the log stream. Defaults to false."),
+        "follow" => ("boolean", "Follow the log stream of the pod. Defaults to false."),
         "limitBytes" => (
             "integer",
             "Stop the log output after this many bytes.",
@@ -208,6 +210,8 @@ fn query(name: &str) -> Value {
     };
     param(name, "query", ty, description)
 }
+
+const FIELD_MANAGER: &str = "fieldManager is a name associated with the actor or entity that is making these changes. The value must be less than or 128 characters long, and only contain printable characters, as defined by https://golang.org/pkg/unicode/#IsPrint.";
 
 fn queries(names: &[&str]) -> Vec<Value> {
     names.iter().map(|n| query(n)).collect()
@@ -261,9 +265,9 @@ const LOG_PARAMS: &[&str] = &[
 
 fn patch_params() -> Vec<Value> {
     let mut p = queries(&["dryRun", "fieldManager", "fieldValidation", "force"]);
-    p[1]["description"] = Value::String(
-        "The name of the actor or entity making these changes: at most 128 printable characters. Required for apply patches (application/apply-patch+yaml), optional for JSON, merge and strategic merge patches.".to_owned(),
-    );
+    p[1]["description"] = Value::String(format!(
+        "{FIELD_MANAGER} This field is required for apply requests (application/apply-patch) but optional for non-apply patch types (JsonPatch, MergePatch, StrategicMergePatch)."
+    ));
     p
 }
 
@@ -300,7 +304,6 @@ fn responses(codes: &[u16], schema: &Value, media_types: &[&str]) -> Value {
             json!({"content": content(schema, media_types), "description": description}),
         );
     }
-    out.insert("401".to_owned(), json!({"description": "Unauthorized"}));
     Value::Object(out)
 }
 
@@ -377,7 +380,7 @@ impl Builder<'_> {
             "namespace",
             "path",
             "string",
-            "The namespace of the object: its name and authorization scope.",
+            "object name and auth scope, such as for teams and projects",
         );
         let name = param("name", "path", "string", &format!("name of the {kind}"));
         let pretty = query("pretty");

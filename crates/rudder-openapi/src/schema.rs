@@ -21,7 +21,7 @@ use crate::{semantics, OpenApiError};
 
 /// A group/version/kind, ordered as upstream prints them (group, kind, version).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct Gvk {
+pub struct Gvk {
     pub group: String,
     pub version: String,
     pub kind: String,

@@ -174,6 +174,8 @@ fn operation(op: &Value) -> Value {
             }
             responses.insert(code.clone(), out);
         }
+        // Upstream's v2 document adds its CommonResponses to every operation; v3 does not.
+        responses.insert("401".to_owned(), json!({"description": "Unauthorized"}));
     }
     for (k, v) in o {
         match k.as_str() {

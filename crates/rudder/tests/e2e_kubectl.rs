@@ -676,8 +676,8 @@ fn raw_http(b: Backend) {
         !headers.to_ascii_lowercase().contains("content-encoding"),
         "{headers}"
     );
-    // Metrics need no credentials and count requests.
-    let metrics = curl(&[&format!("{}/metrics", c.url())]);
+    // Metrics count requests (credentials needed: see e2e_compat_http).
+    let metrics = curl(&["-H", &auth, &format!("{}/metrics", c.url())]);
     assert!(metrics.contains("apiserver_request_total{"), "{metrics}");
     assert!(
         metrics.contains("process_resident_memory_bytes"),
@@ -795,7 +795,7 @@ fn field_validation(b: Backend) {
     );
     // An invalid value of the parameter.
     let (body, _) = post("fieldValidation=Loose", &manifest("loose"));
-    assert!(body.contains("\"code\":400"), "{body}");
+    assert!(body.contains("\"code\": 400"), "{body}");
 }
 
 fn server_dry_run(b: Backend) {

@@ -629,6 +629,22 @@ pub(crate) const IP_ADDRESS: &[ColumnDef] = &[
 
 pub(crate) const NAME_AGE: &[ColumnDef] = &[NAME, AGE];
 
+/// `scaleColumnDefinitions` (its Name column has no `name` format upstream).
+pub(crate) const SCALE: &[ColumnDef] = &[
+    col("Name", "string", d::META_NAME),
+    col(
+        "Desired",
+        "integer",
+        "replicas is the desired number of instances for the scaled object.",
+    ),
+    col(
+        "Available",
+        "integer",
+        "replicas is the actual number of observed instances of the scaled object.",
+    ),
+    AGE,
+];
+
 pub(crate) const RESOURCE_CLAIM: &[ColumnDef] = &[
     NAME,
     col(

@@ -1335,6 +1335,16 @@ pub(crate) fn name_and_age(o: &Value, now: Timestamp) -> Cells {
     row![name(o), age(o, now)]
 }
 
+/// `printScale`: the scale subresource's own Table.
+pub(crate) fn scale(o: &Value, now: Timestamp) -> Cells {
+    row![
+        name(o),
+        int_at(o, &["spec", "replicas"]),
+        int_at(o, &["status", "replicas"]),
+        age(o, now)
+    ]
+}
+
 /// `printResourceClaim` with `resourceClaimState`.
 pub(crate) fn resource_claim(o: &Value, now: Timestamp) -> Cells {
     let mut states = Vec::new();

@@ -348,6 +348,7 @@ static PRINTERS: &[Printer] = &[
         c::RESOURCE_SLICE,
         kinds::resource_slice,
     ),
+    printer("autoscaling", "Scale", c::SCALE, kinds::scale),
 ];
 
 fn find(group: &str, kind: &str) -> Option<&'static Printer> {
@@ -384,7 +385,13 @@ pub fn table_columns(info: &ResourceInfo) -> Vec<TableColumn> {
 
 /// The `columnDefinitions` JSON array of a resource's Table.
 pub fn column_definitions(info: &ResourceInfo) -> Value {
-    columns_json(columns(&info.group, &info.kind))
+    column_definitions_of(&info.group, &info.kind)
+}
+
+/// The `columnDefinitions` of a kind's Table, also for kinds that are not resources (a
+/// subresource's `Scale`).
+pub fn column_definitions_of(group: &str, kind: &str) -> Value {
+    columns_json(columns(group, kind))
 }
 
 /// The `columnDefinitions` of the default convertor (Name, Created At).
