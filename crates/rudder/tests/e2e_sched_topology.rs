@@ -182,7 +182,46 @@ fn topology_spread_constraints_are_honoured(b: Backend) {
     );
 }
 
+/// The cluster default constraints (`System`: hostname maxSkew 3, zone maxSkew 5, both
+/// ScheduleAnyway) spread the pods a Service selects, against the resource scores that alone
+/// would stack them all on the larger node.
+fn a_services_pods_are_spread_by_the_default_constraints(b: Backend) {
+    let c = Cluster::start(b);
+    let sized = |name: &str, cpu: &str, mem: &str| {
+        format!(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  labels: {{kubernetes.io/hostname: {name}}}\nstatus:\n  capacity: {{cpu: \"{cpu}\", memory: {mem}, pods: \"110\"}}\n  allocatable: {{cpu: \"{cpu}\", memory: {mem}, pods: \"110\"}}\n---\n"
+        )
+    };
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &(sized("big", "64", "256Gi") + &sized("small", "4", "8Gi")),
+    );
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: svc\nspec:\n  selector: {app: svc}\n  ports: [{port: 80}]\n",
+    );
+    let mut placed = Vec::new();
+    for i in 1..=4 {
+        let name = format!("svc-{i}");
+        c.ok_stdin(
+            &["apply", "-f", "-"],
+            &pod(&name, "default", "app: svc", ""),
+        );
+        placed.push(wait_bound(&c, "default", &name));
+    }
+    // The first goes to the larger node (resources decide between equally spread nodes); from
+    // then on the spreading score outweighs the small resource difference.
+    assert_eq!(placed, vec!["big", "small", "big", "small"]);
+    // A pod no Service selects is not spread: it follows the resource scores.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &pod("loner", "default", "app: other", ""),
+    );
+    assert_eq!(wait_bound(&c, "default", "loner"), "big");
+}
+
 on_both_backends!(
     anti_affinity_spreads_pods_and_affinity_follows_them,
     topology_spread_constraints_are_honoured,
+    a_services_pods_are_spread_by_the_default_constraints,
 );

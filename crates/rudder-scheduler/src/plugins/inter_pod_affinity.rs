@@ -985,6 +985,34 @@ mod tests {
     }
 
     #[test]
+    fn all_required_affinity_terms_must_match_one_pod() {
+        // Upstream: affinity looks for a single existing pod matching every term.
+        let aff = json!({"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            term("app", "In", json!(["web"]), "zone"),
+            term("tier", "In", json!(["front"]), "kubernetes.io/hostname")]}});
+        let p = pod("p", "default", json!({}), aff);
+        let both = pod(
+            "b",
+            "default",
+            json!({"app": "web", "tier": "front"}),
+            json!(null),
+        );
+        let app_only = pod("a", "default", json!({"app": "web"}), json!(null));
+        let tier_only = pod("t", "default", json!({"tier": "front"}), json!(null));
+        let labels = |zone: &str, host: &str| json!({"zone": zone, "kubernetes.io/hostname": host});
+        let snap = snapshot(vec![
+            node("n1", labels("z1", "n1"), vec![both]),
+            node("n2", labels("z1", "n2"), vec![]),
+            node("n3", labels("z2", "n3"), vec![app_only, tier_only]),
+        ]);
+        // n2 shares the zone but not the host of the pod matching both terms.
+        assert_eq!(
+            filter_all(&plugin(), &p, &snap),
+            vec![None, affinity_fail(), affinity_fail()]
+        );
+    }
+
+    #[test]
     fn first_pod_of_a_self_affine_group_may_go_anywhere_with_the_topology() {
         let aff = json!({"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
             term("app", "In", json!(["web"]), "zone")]}});
