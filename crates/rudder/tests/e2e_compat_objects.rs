@@ -723,6 +723,32 @@ fn name_rules_per_kind(b: Backend) {
         "APIService.apiregistration.k8s.io \"wardle\" is invalid: metadata.name: Invalid value: \"wardle\": must be `spec.version+\".\"+spec.group`: \"v1alpha1.wardle.example.com\""
     );
 
+    // PriorityClasses: `system-` is reserved for the built-in classes.
+    let pc = send(
+        &c,
+        "POST",
+        "/apis/scheduling.k8s.io/v1/priorityclasses",
+        "application/json",
+        r#"{"apiVersion":"scheduling.k8s.io/v1","kind":"PriorityClass","metadata":{"name":"system-mine"},"value":1000}"#,
+    );
+    assert_eq!(
+        (pc.code, pc.content_type.as_str()),
+        (422, "application/json")
+    );
+    assert_eq!(
+        pc.json()["message"],
+        "PriorityClass.scheduling.k8s.io \"system-mine\" is invalid: metadata.name: Forbidden: priority class names with 'system-' prefix are reserved for system use only. error: system-mine is not a known system priority class"
+    );
+    assert_eq!(
+        c.fails(&["create", "priorityclass", "too-high", "--value=2000000000"]),
+        "error: failed to create priorityclass: PriorityClass.scheduling.k8s.io \"too-high\" is invalid: value: Forbidden: maximum allowed value of a user defined priority is 1000000000\n"
+    );
+    c.ok(&["create", "priorityclass", "fixed", "--value=10"]);
+    assert_eq!(
+        c.fails(&["patch", "priorityclass", "fixed", "--type=merge", "-p", r#"{"value":11}"#]),
+        "The PriorityClass \"fixed\" is invalid: value: Forbidden: may not be changed in an update.\n"
+    );
+
     // generateName is checked as a prefix with the same rule.
     let gen = send(
         &c,

@@ -1,7 +1,7 @@
 //! Kinds whose only behaviour beyond the generic store is upstream's defaulting
 //! (`pkg/apis/<group>/v1/defaults.go`): PersistentVolumes, Endpoints, LimitRanges,
-//! NetworkPolicies, IngressClasses, StorageClasses, CSIDrivers, PriorityClasses and
-//! EndpointSlices. `docs/DEFAULTING.md` lists what is and is not covered per type.
+//! NetworkPolicies, IngressClasses, StorageClasses, CSIDrivers and EndpointSlices.
+//! `docs/DEFAULTING.md` lists what is and is not covered per type.
 
 use rudder_registry::{OpCx, Strategy};
 use serde_json::{json, Value};
@@ -33,7 +33,6 @@ pub fn defaults_for(group: &str, kind: &str) -> Option<fn(&mut Value)> {
         ("networking.k8s.io", "IngressClass") => ingress_class,
         ("storage.k8s.io", "StorageClass") => storage_class,
         ("storage.k8s.io", "CSIDriver") => csi_driver,
-        ("scheduling.k8s.io", "PriorityClass") => priority_class,
         ("discovery.k8s.io", "EndpointSlice") => endpoint_slice,
         _ => return None,
     })
@@ -119,11 +118,6 @@ fn csi_driver(obj: &mut Value) {
     }
     default_field(spec, "requiresRepublish", json!(false));
     default_field(spec, "seLinuxMount", json!(false));
-}
-
-/// Upstream scheduling/v1 `SetDefaults_PriorityClass`.
-fn priority_class(obj: &mut Value) {
-    default_field(obj, "preemptionPolicy", json!("PreemptLowerPriority"));
 }
 
 /// Upstream discovery/v1 `SetDefaults_EndpointPort`.
@@ -230,7 +224,7 @@ mod tests {
     }
 
     #[test]
-    fn storage_and_scheduling_defaults() {
+    fn storage_and_discovery_defaults() {
         let sc = defaulted(
             "storage.k8s.io",
             "StorageClass",
@@ -238,8 +232,6 @@ mod tests {
         );
         assert_eq!(sc["reclaimPolicy"], "Delete");
         assert_eq!(sc["volumeBindingMode"], "Immediate");
-        let pc = defaulted("scheduling.k8s.io", "PriorityClass", json!({"value": 10}));
-        assert_eq!(pc["preemptionPolicy"], "PreemptLowerPriority");
         let es = defaulted(
             "discovery.k8s.io",
             "EndpointSlice",

@@ -74,6 +74,7 @@ pub fn strategy_for(info: &ResourceInfo) -> Arc<dyn Strategy> {
             Arc::new(misc::CustomResourceDefinitionStrategy)
         }
         ("apiregistration.k8s.io", "APIService") => Arc::new(misc::ApiServiceStrategy),
+        ("scheduling.k8s.io", "PriorityClass") => Arc::new(misc::PriorityClassStrategy),
         ("rbac.authorization.k8s.io", _) => Arc::new(misc::RbacStrategy),
         ("certificates.k8s.io", "CertificateSigningRequest") => {
             Arc::new(misc::CertificateSigningRequestStrategy)
