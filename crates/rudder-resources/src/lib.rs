@@ -11,5 +11,6 @@
 //! Everything works on an object's JSON (`serde_json::Value`) and takes the current time as a
 //! parameter: no deserialisation per object, no clock reads, deterministic tests.
 
+pub mod admission;
 pub mod printers;
 pub mod strategies;

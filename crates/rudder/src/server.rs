@@ -113,21 +113,33 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         ip if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
         ip => ip,
     };
+    let priority_classes = registry
+        .get("scheduling.k8s.io", "v1", "priorityclasses")
+        .context("priorityclasses are not registered")?
+        .prefix
+        .clone();
     let server = Arc::new(ApiServer {
         gs: GenericStore {
             store: store.clone(),
+            // Service ClusterIP and NodePort allocation, its state rebuilt from the stored
+            // services (the snapshot the watch cache just loaded; nothing is served yet);
+            // Priority, reading PriorityClasses from the watch cache as upstream's lister.
+            admission: vec![
+                Arc::new(
+                    rudder_allocator::ServiceAllocator::from_store(
+                        rudder_allocator::ServiceAllocatorConfig::default(),
+                        store.as_ref(),
+                    )
+                    .await
+                    .context("rebuilding the service IP and node port allocations")?,
+                ) as Arc<dyn rudder_registry::Admission>,
+                Arc::new(rudder_resources::admission::PriorityAdmission::new(
+                    cache.clone(),
+                    priority_classes,
+                )),
+            ],
             cache,
             registry,
-            // Service ClusterIP and NodePort allocation, its state rebuilt from the stored
-            // services (the snapshot the watch cache just loaded; nothing is served yet).
-            admission: vec![Arc::new(
-                rudder_allocator::ServiceAllocator::from_store(
-                    rudder_allocator::ServiceAllocatorConfig::default(),
-                    store.as_ref(),
-                )
-                .await
-                .context("rebuilding the service IP and node port allocations")?,
-            ) as Arc<dyn rudder_registry::Admission>],
         },
         authn: Box::new(authn),
         // RBAC arrives with its own issue; every authenticated user is allowed until then.
@@ -254,8 +266,8 @@ async fn open_store(
     }
 }
 
-/// What every cluster has from its first start: the four system namespaces and the
-/// `kubernetes` service.
+/// What every cluster has from its first start: the four system namespaces, the system
+/// PriorityClasses and the `kubernetes` service.
 async fn bootstrap(server: &ApiServer) -> anyhow::Result<()> {
     let gs = &server.gs;
     let ns = gs
@@ -281,6 +293,38 @@ async fn bootstrap(server: &ApiServer) -> anyhow::Result<()> {
         .wait_for(current)
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
+    // The system PriorityClasses (upstream's scheduling storage post-start hook,
+    // `AddSystemPriorityClasses`).
+    let classes = gs
+        .registry
+        .get("scheduling.k8s.io", "v1", "priorityclasses")
+        .context("priorityclasses are not registered")?
+        .clone();
+    for (name, value, description) in [
+        (
+            "system-node-critical",
+            2_000_001_000i64,
+            "Used for system critical pods that must not be moved from their current node.",
+        ),
+        (
+            "system-cluster-critical",
+            2_000_000_000,
+            "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
+        ),
+    ] {
+        let body = json!({
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": {"name": name},
+            "value": value,
+            "description": description,
+        });
+        match gs.create(&classes, None, body, &WriteOpts::default()).await {
+            Ok(_) => tracing::info!(priorityclass = name, "created"),
+            Err(e) if e.is_already_exists() => {}
+            Err(e) => anyhow::bail!("creating PriorityClass {name}: {}", e.message),
+        }
+    }
     // The `kubernetes` service (the API server at the service CIDR's first IP), created if
     // missing, as upstream's control-plane bootstrap controller does.
     let services = gs

@@ -18,7 +18,7 @@ mod podspec;
 mod quantity;
 mod service;
 mod storage;
-mod util;
+pub(crate) mod util;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! Pods (upstream `pkg/registry/core/pod/strategy.go`), plus what upstream's default admission
-//! chain does to every new pod: ServiceAccount (`serviceAccountName: default`), Priority
-//! (`priority: 0`, `preemptionPolicy: PreemptLowerPriority` when no class is named) and
-//! DefaultTolerationSeconds (300 s `not-ready`/`unreachable` tolerations).
+//! chain does to every new pod: ServiceAccount (`serviceAccountName: default`) and
+//! DefaultTolerationSeconds (300 s `not-ready`/`unreachable` tolerations). Priority admission
+//! needs the PriorityClasses: `crate::admission::PriorityAdmission`.
 
 use rudder_api::field::{ErrorList, FieldError, Path};
 use rudder_api::k8s_openapi::api::core::v1::Pod;
@@ -16,15 +16,6 @@ pub struct PodStrategy;
 
 /// The updatable pod spec fields, as upstream lists them in its message.
 const UPDATABLE_POD_SPEC_FIELDS: &str = "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
-
-/// The priority classes every cluster has (upstream `scheduling.SystemPriorityClasses`).
-fn system_priority(class: &str) -> Option<i64> {
-    match class {
-        "system-node-critical" => Some(2_000_001_000),
-        "system-cluster-critical" => Some(2_000_000_000),
-        _ => None,
-    }
-}
 
 impl Strategy for PodStrategy {
     fn decode(&self, obj: Value) -> Result<Value, String> {
@@ -43,17 +34,6 @@ impl Strategy for PodStrategy {
         // ServiceAccount admission.
         default_str(spec, "serviceAccountName", "default");
         podspec::sync_service_account(spec);
-        // Priority admission, for the classes that need no lookup.
-        let class = str_at(spec, "priorityClassName").to_string();
-        let priority = if class.is_empty() {
-            Some(0)
-        } else {
-            system_priority(&class)
-        };
-        if let Some(p) = priority {
-            default_field(spec, "priority", json!(p));
-            default_field(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
-        }
         let qos = podspec::compute_qos(spec);
         let gated = !list_at(spec, "schedulingGates").is_empty();
         let mut status = json!({"phase": "Pending", "qosClass": qos});
@@ -423,8 +403,6 @@ mod tests {
                 }],
                 "dnsPolicy": "ClusterFirst",
                 "enableServiceLinks": true,
-                "preemptionPolicy": "PreemptLowerPriority",
-                "priority": 0,
                 "restartPolicy": "Always",
                 "schedulerName": "default-scheduler",
                 "securityContext": {},

@@ -1,0 +1,297 @@
+//! Admission plugins that need other objects than the one being written (upstream's
+//! `plugin/pkg/admission/*`). They read those objects from the watch cache, as upstream's read
+//! them from informer listers.
+
+use std::sync::Arc;
+
+use rudder_api::status::ApiError;
+use rudder_registry::{object, Admission, Entry, WatchCache};
+use serde_json::{json, Value};
+
+use crate::strategies::util::{has, str_at};
+
+/// Upstream's `scheduling.DefaultPriorityWhenNoDefaultClassExists`.
+const DEFAULT_PRIORITY: i64 = 0;
+
+/// The `Priority` admission plugin: resolves a new pod's `priorityClassName` (or the
+/// `globalDefault` class) into `spec.priority` and `spec.preemptionPolicy`, and allows one
+/// `globalDefault` PriorityClass only.
+pub struct PriorityAdmission {
+    cache: Arc<WatchCache>,
+    /// The store prefix of PriorityClasses.
+    prefix: String,
+}
+
+/// What a pod gets from its class.
+struct Resolved {
+    class: String,
+    value: i64,
+    preemption_policy: Option<String>,
+}
+
+impl PriorityAdmission {
+    pub fn new(cache: Arc<WatchCache>, priority_class_prefix: String) -> PriorityAdmission {
+        PriorityAdmission {
+            cache,
+            prefix: priority_class_prefix,
+        }
+    }
+
+    fn classes(&self) -> Vec<Value> {
+        let (items, _) = self.cache.list(&self.prefix, &format!("{}/", self.prefix));
+        items.iter().map(|o| o.value.clone()).collect()
+    }
+}
+
+/// The `globalDefault` class; with several (a race upstream allows), the lowest value.
+fn default_class(classes: &[Value]) -> Option<&Value> {
+    classes
+        .iter()
+        .filter(|c| c.get("globalDefault").and_then(Value::as_bool) == Some(true))
+        .min_by_key(|c| value_of(c))
+}
+
+/// Upstream's `admitPod` on create.
+fn admit_pod(classes: &[Value], entry: &Entry, pod: &mut Value) -> Result<(), ApiError> {
+    let spec = pod.get("spec").unwrap_or(&Value::Null);
+    let class = str_at(spec, "priorityClassName").to_string();
+    let resolved = if class.is_empty() {
+        match default_class(classes) {
+            Some(c) => Resolved {
+                class: object::name(c).to_string(),
+                value: value_of(c),
+                preemption_policy: policy_of(c),
+            },
+            None => Resolved {
+                class: String::new(),
+                value: DEFAULT_PRIORITY,
+                preemption_policy: Some("PreemptLowerPriority".into()),
+            },
+        }
+    } else {
+        let Some(c) = classes.iter().find(|c| object::name(c) == class) else {
+            return Err(forbidden(
+                entry,
+                pod,
+                format!("no PriorityClass with name {class} was found"),
+            ));
+        };
+        Resolved {
+            class,
+            value: value_of(c),
+            preemption_policy: policy_of(c),
+        }
+    };
+    if let Some(p) = spec.get("priority").and_then(Value::as_i64) {
+        if p != resolved.value {
+            return Err(forbidden(
+                    entry,
+                    pod,
+                    format!(
+                        "the integer value of priority ({p}) must not be provided in pod spec; priority admission controller computed {} from the given PriorityClass name",
+                        resolved.value
+                    ),
+                ));
+        }
+    }
+    if let Some(policy) = &resolved.preemption_policy {
+        let given = str_at(spec, "preemptionPolicy");
+        if has(spec, "preemptionPolicy") && given != policy {
+            return Err(forbidden(
+                    entry,
+                    pod,
+                    format!(
+                        "the string value of PreemptionPolicy ({given}) must not be provided in pod spec; priority admission controller computed {policy} from the given PriorityClass name"
+                    ),
+                ));
+        }
+    }
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    if !resolved.class.is_empty() {
+        spec.insert("priorityClassName".into(), json!(resolved.class));
+    }
+    spec.insert("priority".into(), json!(resolved.value));
+    if let Some(policy) = resolved.preemption_policy {
+        spec.insert("preemptionPolicy".into(), json!(policy));
+    }
+    Ok(())
+}
+
+/// Only one class may be the global default.
+fn validate_class(
+    classes: &[Value],
+    entry: &Entry,
+    pc: &Value,
+    update: bool,
+) -> Result<(), ApiError> {
+    if pc.get("globalDefault").and_then(Value::as_bool) != Some(true) {
+        return Ok(());
+    }
+    let Some(current) = default_class(classes) else {
+        return Ok(());
+    };
+    let current = object::name(current).to_string();
+    if !update || current != object::name(pc) {
+        return Err(forbidden(
+            entry,
+            pc,
+            format!(
+                "PriorityClass {current} is already marked as default. Only one default can exist"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn value_of(pc: &Value) -> i64 {
+    pc.get("value").and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn policy_of(pc: &Value) -> Option<String> {
+    pc.get("preemptionPolicy")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// Upstream's `admission.NewForbidden`: the object's name, or its `generateName` when the name
+/// is still to be generated (admission runs before name generation upstream; here the name is
+/// already drawn, so a generated one is recognised by its prefix and 5-character suffix).
+fn forbidden(entry: &Entry, obj: &Value, err: String) -> ApiError {
+    let name = object::name(obj);
+    let generate = object::meta_str(obj, "generateName");
+    let shown =
+        if !generate.is_empty() && name.starts_with(generate) && name.len() == generate.len() + 5 {
+            generate
+        } else if name.is_empty() {
+            "Unknown"
+        } else {
+            name
+        };
+    ApiError::forbidden(&entry.info.group_resource(), shown, err)
+}
+
+fn is_pods(entry: &Entry) -> bool {
+    entry.info.group.is_empty() && entry.info.plural == "pods"
+}
+
+fn is_priority_classes(entry: &Entry) -> bool {
+    entry.info.group == "scheduling.k8s.io" && entry.info.plural == "priorityclasses"
+}
+
+impl Admission for PriorityAdmission {
+    fn handles(&self, entry: &Entry) -> bool {
+        is_pods(entry) || is_priority_classes(entry)
+    }
+
+    fn admit_create(&self, entry: &Entry, obj: &mut Value, _dry_run: bool) -> Result<(), ApiError> {
+        if is_pods(entry) {
+            admit_pod(&self.classes(), entry, obj)
+        } else {
+            validate_class(&self.classes(), entry, obj, false)
+        }
+    }
+
+    fn admit_update(
+        &self,
+        entry: &Entry,
+        new: &mut Value,
+        _old: &Value,
+        _dry_run: bool,
+    ) -> Result<(), ApiError> {
+        // A pod keeps what admission set on create (the pod strategy carries it over).
+        if is_priority_classes(entry) {
+            validate_class(&self.classes(), entry, new, true)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rudder_registry::Registry;
+
+    fn entry(group: &str, plural: &str) -> Arc<Entry> {
+        let registry = Registry::builtin(crate::strategies::strategy_for).unwrap();
+        registry.get(group, "v1", plural).unwrap().clone()
+    }
+
+    fn class(name: &str, value: i64, default: bool, policy: &str) -> Value {
+        json!({"metadata": {"name": name}, "value": value, "globalDefault": default, "preemptionPolicy": policy})
+    }
+
+    fn pod(spec: Value) -> Value {
+        let mut spec = spec;
+        spec["containers"] = json!([{"name": "c", "image": "i"}]);
+        json!({"metadata": {"name": "p", "namespace": "default"}, "spec": spec})
+    }
+
+    // Cases from upstream's plugin/pkg/admission/priority/admission_test.go (TestPodAdmission).
+    #[test]
+    fn pod_priority_from_class_default_or_zero() {
+        let pods = entry("", "pods");
+        let classes = vec![
+            class("high", 1000, false, "PreemptLowerPriority"),
+            class("nonpreempting", 500, false, "Never"),
+        ];
+        let mut p = pod(json!({"priorityClassName": "high"}));
+        admit_pod(&classes, &pods, &mut p).unwrap();
+        assert_eq!(p["spec"]["priority"], json!(1000));
+        assert_eq!(p["spec"]["preemptionPolicy"], json!("PreemptLowerPriority"));
+
+        let mut p = pod(json!({"priorityClassName": "nonpreempting"}));
+        admit_pod(&classes, &pods, &mut p).unwrap();
+        assert_eq!(p["spec"]["preemptionPolicy"], json!("Never"));
+
+        // No class and no default: priority 0.
+        let mut p = pod(json!({}));
+        admit_pod(&classes, &pods, &mut p).unwrap();
+        assert_eq!(p["spec"]["priority"], json!(0));
+        assert_eq!(p["spec"]["preemptionPolicy"], json!("PreemptLowerPriority"));
+        assert!(p["spec"].get("priorityClassName").is_none());
+
+        // The global default (the lowest of several) names the pod's class.
+        let mut with_default = classes.clone();
+        with_default.push(class("default-a", 300, true, "PreemptLowerPriority"));
+        with_default.push(class("default-b", 200, true, "Never"));
+        let mut p = pod(json!({}));
+        admit_pod(&with_default, &pods, &mut p).unwrap();
+        assert_eq!(p["spec"]["priority"], json!(200));
+        assert_eq!(p["spec"]["priorityClassName"], json!("default-b"));
+        assert_eq!(p["spec"]["preemptionPolicy"], json!("Never"));
+    }
+
+    #[test]
+    fn pod_priority_rejections() {
+        let pods = entry("", "pods");
+        let classes = vec![class("high", 1000, false, "PreemptLowerPriority")];
+        let mut p = pod(json!({"priorityClassName": "foo"}));
+        let e = admit_pod(&classes, &pods, &mut p).unwrap_err();
+        assert_eq!(e.code, 403);
+        assert_eq!(
+            e.message,
+            "pods \"p\" is forbidden: no PriorityClass with name foo was found"
+        );
+        let mut p = pod(json!({"priorityClassName": "high", "priority": 5}));
+        let e = admit_pod(&classes, &pods, &mut p).unwrap_err();
+        assert_eq!(e.message, "pods \"p\" is forbidden: the integer value of priority (5) must not be provided in pod spec; priority admission controller computed 1000 from the given PriorityClass name");
+        // The same value is accepted.
+        let mut p = pod(json!({"priorityClassName": "high", "priority": 1000}));
+        admit_pod(&classes, &pods, &mut p).unwrap();
+        let mut p = pod(json!({"priorityClassName": "high", "preemptionPolicy": "Never"}));
+        let e = admit_pod(&classes, &pods, &mut p).unwrap_err();
+        assert_eq!(e.message, "pods \"p\" is forbidden: the string value of PreemptionPolicy (Never) must not be provided in pod spec; priority admission controller computed PreemptLowerPriority from the given PriorityClass name");
+    }
+
+    #[test]
+    fn one_global_default() {
+        let pcs = entry("scheduling.k8s.io", "priorityclasses");
+        let classes = vec![class("d", 1, true, "PreemptLowerPriority")];
+        let e = validate_class(&classes, &pcs, &class("e", 2, true, "Never"), false).unwrap_err();
+        assert_eq!(e.message, "priorityclasses.scheduling.k8s.io \"e\" is forbidden: PriorityClass d is already marked as default. Only one default can exist");
+        validate_class(&classes, &pcs, &class("d", 3, true, "Never"), true).unwrap();
+        validate_class(&classes, &pcs, &class("e", 2, false, "Never"), false).unwrap();
+    }
+}
