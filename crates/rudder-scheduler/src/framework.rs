@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::nodeinfo::{NodeInfo, PodInfo, Snapshot};
+use crate::nominator::NominatedPods;
 
 /// Upstream's `MaxNodeScore`.
 pub const MAX_NODE_SCORE: i64 = 100;
@@ -123,6 +124,8 @@ pub struct CycleState {
     /// Plugins that returned Skip at PreFilter / PreScore (their Filter / Score are not run).
     pub skip_filter: HashSet<&'static str>,
     pub skip_score: HashSet<&'static str>,
+    /// Plugins whose PreFilter narrowed the nodes (named in the rejection of the others).
+    pub narrowed_by: Vec<&'static str>,
 }
 
 impl Clone for CycleState {
@@ -135,6 +138,7 @@ impl Clone for CycleState {
                 .collect(),
             skip_filter: self.skip_filter.clone(),
             skip_score: self.skip_score.clone(),
+            narrowed_by: self.narrowed_by.clone(),
         }
     }
 }
@@ -287,6 +291,8 @@ pub struct PostFilterContext<'a> {
     pub snapshot: &'a Snapshot,
     pub statuses: &'a NodeToStatus,
     pub framework: &'a Profile,
+    /// Pods nominated to nodes by earlier preemptions.
+    pub nominated: &'a NominatedPods,
 }
 
 /// A scheduler plugin. Every method has a neutral default; `points` says which ones the
@@ -487,10 +493,26 @@ impl Profile {
                 return (None, s.from_plugin(p.name()));
             }
             if let Some(names) = r {
-                result = Some(match result {
+                state.narrowed_by.push(p.name());
+                let merged: HashSet<String> = match result {
                     None => names,
                     Some(prev) => prev.intersection(&names).cloned().collect(),
-                });
+                };
+                if merged.is_empty() {
+                    // Upstream's message when the PreFilter results leave no node.
+                    let msg = match state.narrowed_by.as_slice() {
+                        [one] => format!("node(s) didn't satisfy plugin {one}"),
+                        many => format!(
+                            "node(s) didn't satisfy plugin(s) [{}] simultaneously",
+                            many.join(" ")
+                        ),
+                    };
+                    return (
+                        Some(merged),
+                        Status::new(Code::UnschedulableAndUnresolvable, msg).from_plugin(p.name()),
+                    );
+                }
+                result = Some(merged);
             }
         }
         (result, Status::success())
@@ -508,6 +530,84 @@ impl Profile {
             }
         }
         Status::success()
+    }
+
+    /// PreFilter extensions: `added` now counts on `node` (upstream's
+    /// `RunPreFilterExtensionAddPod`).
+    pub fn run_pre_filter_add_pod(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        added: &PodInfo,
+        node: &NodeInfo,
+    ) -> Status {
+        for p in &self.pre_filter {
+            if state.skip_filter.contains(p.name()) {
+                continue;
+            }
+            let s = p.add_pod(state, pod, added, node);
+            if !s.is_success() {
+                return s.from_plugin(p.name());
+            }
+        }
+        Status::success()
+    }
+
+    /// PreFilter extensions: `removed` no longer counts on `node`.
+    pub fn run_pre_filter_remove_pod(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        removed: &PodInfo,
+        node: &NodeInfo,
+    ) -> Status {
+        for p in &self.pre_filter {
+            if state.skip_filter.contains(p.name()) {
+                continue;
+            }
+            let s = p.remove_pod(state, pod, removed, node);
+            if !s.is_success() {
+                return s.from_plugin(p.name());
+            }
+        }
+        Status::success()
+    }
+
+    /// Filter with the pods nominated to this node that are at least as important as `pod`
+    /// counted as if they ran there, then without them: the pod must fit both ways (upstream's
+    /// `RunFilterPluginsWithNominatedPods`; without such pods, one plain Filter).
+    pub fn run_filter_with_nominated_pods(
+        &self,
+        state: &CycleState,
+        pod: &PodInfo,
+        node: &NodeInfo,
+        nominated: &NominatedPods,
+    ) -> Status {
+        let others: Vec<&Arc<PodInfo>> = nominated
+            .get(node.name())
+            .map(|v| {
+                v.iter()
+                    .filter(|p| p.uid != pod.uid && p.priority >= pod.priority)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if others.is_empty() {
+            return self.run_filter(state, pod, node);
+        }
+        let mut state_with = state.clone();
+        let mut node_with = node.clone();
+        for p in others {
+            node_with.add_pod(p.clone());
+            let s = self.run_pre_filter_add_pod(&mut state_with, pod, p, &node_with);
+            if !s.is_success() {
+                return s;
+            }
+        }
+        let s = self.run_filter(&state_with, pod, &node_with);
+        if !s.is_success() {
+            return s;
+        }
+        self.run_filter(state, pod, node)
     }
 
     pub fn run_pre_score(

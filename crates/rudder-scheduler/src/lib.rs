@@ -7,10 +7,12 @@ pub mod config;
 pub mod framework;
 pub mod metrics;
 pub mod nodeinfo;
+pub mod nominator;
 pub mod plugins;
 pub mod queue;
 pub mod resource;
 pub mod scheduler;
+pub mod stores;
 
 pub use config::SchedulerConfig;
 pub use metrics::SchedulerMetrics;

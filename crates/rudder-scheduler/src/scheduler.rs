@@ -22,6 +22,7 @@ use crate::config::SchedulerConfig;
 use crate::framework::*;
 use crate::metrics::SchedulerMetrics;
 use crate::nodeinfo::{NodeInfo, PodInfo, Snapshot};
+use crate::nominator::{NominatedPods, Nominator};
 use crate::plugins::Handle;
 use crate::queue::{QueuePolicy, SchedulingQueue};
 
@@ -83,6 +84,7 @@ struct Shared {
     /// `reportingInstance` of our events (upstream: `<schedulerName>-<hostname>`).
     instance: String,
     next_start_node: AtomicUsize,
+    nominator: Mutex<Nominator>,
 }
 
 /// Stops the scheduling thread when the scheduler's future is dropped (leadership lost or
@@ -138,6 +140,7 @@ pub async fn run(
         events: event_tx,
         instance: format!("{}-{host}", crate::config::DEFAULT_SCHEDULER_NAME),
         next_start_node: AtomicUsize::new(0),
+        nominator: Mutex::new(Nominator::default()),
     });
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -149,6 +152,21 @@ pub async fn run(
     let (pods_synced_tx, pods_synced) = tokio::sync::oneshot::channel();
     tasks.spawn(watch_nodes(shared.clone(), nodes_synced_tx));
     tasks.spawn(watch_pods(shared.clone(), pods_synced_tx));
+    // Changes of the listers' objects that may make pods schedulable.
+    let cluster_events = handle
+        .listers
+        .cluster_events
+        .lock()
+        .ok()
+        .and_then(|mut rx| rx.take());
+    if let Some(mut rx) = cluster_events {
+        let queue = queue.clone();
+        tasks.spawn(async move {
+            while let Some((resource, action)) = rx.recv().await {
+                queue.on_event(resource, action);
+            }
+        });
+    }
     let _ = nodes_synced.await;
     let _ = pods_synced.await;
     handle.listers.wait_ready().await;
@@ -220,6 +238,18 @@ fn pod_ref(pod: &Pod) -> ObjectReference {
 
 impl Shared {
     fn event(&self, pod: &Pod, type_: &str, reason: &str, action: &str, note: String) {
+        self.event_related(pod, None, type_, reason, action, note)
+    }
+
+    fn event_related(
+        &self,
+        pod: &Pod,
+        related: Option<&Pod>,
+        type_: &str,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
         let now = jiff::Timestamp::now();
         let name = format!(
             "{}.{:x}",
@@ -238,6 +268,7 @@ impl Shared {
             note: Some(note),
             type_: Some(type_.into()),
             regarding: Some(pod_ref(pod)),
+            related: related.map(pod_ref),
             reporting_controller: Some(crate::config::DEFAULT_SCHEDULER_NAME.into()),
             reporting_instance: Some(self.instance.clone()),
             ..Default::default()
@@ -263,6 +294,10 @@ fn assigned_node(pod: &Pod) -> Option<&str> {
 }
 
 impl Shared {
+    fn nominator(&self) -> std::sync::MutexGuard<'_, Nominator> {
+        self.nominator.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn on_pod(&self, pod: Pod) {
         let pod = Arc::new(pod);
         let info = Arc::new(PodInfo::new(pod.clone()));
@@ -284,12 +319,14 @@ impl Shared {
                     }
                 };
                 self.queue.delete(&info.key);
+                self.nominator().remove(&info.uid);
                 self.queue.on_event(EventResource::AssignedPod, action);
             }
             None => {
                 if !self.profiles.contains_key(scheduler_name(&info)) {
                     return;
                 }
+                self.nominator().update(&info);
                 let assumed = self
                     .cache
                     .lock()
@@ -314,6 +351,7 @@ impl Shared {
             cache.remove_pod(&info.uid);
             had
         };
+        self.nominator().remove(&info.uid);
         self.queue.delete(&info.key);
         if was_cached {
             self.queue
@@ -510,7 +548,9 @@ fn scheduling_loop(s: Arc<Shared>, pool: rayon::ThreadPool) {
             .unwrap_or_else(|e| e.into_inner())
             .update_snapshot(&mut snapshot);
         let mut state = CycleState::default();
-        let outcome = pool.install(|| schedule_pod(&s, profile, &mut state, &pod, &snapshot));
+        let nominated = s.nominator().snapshot();
+        let outcome =
+            pool.install(|| schedule_pod(&s, profile, &mut state, &pod, &snapshot, &nominated));
         let profile_name = profile.scheduler_name.clone();
         match outcome {
             Outcome::Scheduled { node } => {
@@ -518,6 +558,7 @@ fn scheduling_loop(s: Arc<Shared>, pool: rayon::ThreadPool) {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .assume(pod.clone(), &node);
+                s.nominator().remove(&pod.uid);
                 let mut status = profile.run_reserve(&mut state, &pod, &node);
                 if status.is_success() {
                     status = profile.run_permit(&mut state, &pod, &node);
@@ -558,11 +599,34 @@ fn scheduling_loop(s: Arc<Shared>, pool: rayon::ThreadPool) {
                     .attempt(&profile_name, "unschedulable", started.elapsed());
                 let mut qpi = qpi;
                 qpi.unschedulable_plugins = plugins;
-                for v in victims {
-                    let s2 = s.clone();
-                    let preemptor = pod.pod.clone();
-                    s.runtime
-                        .spawn(async move { evict_victim(s2, preemptor, v).await });
+                if let Some(node) = nominated.as_deref().filter(|n| !n.is_empty()) {
+                    for v in victims {
+                        let s2 = s.clone();
+                        let preemptor = pod.pod.clone();
+                        let node = node.to_string();
+                        s.runtime
+                            .spawn(async move { evict_victim(s2, preemptor, v, node).await });
+                    }
+                    // Lower-priority pods nominated to this node may no longer fit there:
+                    // their nomination is cleared so they look elsewhere (upstream's
+                    // prepareCandidate).
+                    let lower: Vec<Arc<Pod>> = {
+                        let mut nominator = s.nominator();
+                        let lower: Vec<Arc<PodInfo>> = nominated_on(&nominator.snapshot(), node)
+                            .into_iter()
+                            .filter(|p| p.priority < pod.priority)
+                            .collect();
+                        for p in &lower {
+                            nominator.remove(&p.uid);
+                        }
+                        nominator.nominate(&pod, node);
+                        lower.into_iter().map(|p| p.pod.clone()).collect()
+                    };
+                    for p in lower {
+                        let s2 = s.clone();
+                        s.runtime
+                            .spawn(async move { clear_nomination(&s2, &p).await });
+                    }
                 }
                 fail(&s, qpi, cycle, true, message, "Unschedulable", nominated);
             }
@@ -574,21 +638,66 @@ fn scheduling_loop(s: Arc<Shared>, pool: rayon::ThreadPool) {
     }
 }
 
-/// Deletes a preemption victim, with upstream's event on it.
-async fn evict_victim(s: Arc<Shared>, preemptor: Arc<Pod>, victim: Arc<Pod>) {
+fn nominated_on(nominated: &NominatedPods, node: &str) -> Vec<Arc<PodInfo>> {
+    nominated.get(node).cloned().unwrap_or_default()
+}
+
+/// Removes `nominatedNodeName` from a pod's status (upstream's `ClearNominatedNodeName`).
+async fn clear_nomination(s: &Shared, pod: &Pod) {
+    let api: Api<Pod> = Api::namespaced(
+        s.client.clone(),
+        pod.metadata.namespace.as_deref().unwrap_or(""),
+    );
+    let name = pod.metadata.name.as_deref().unwrap_or("");
+    let patch = json!({"status": {"nominatedNodeName": null}});
+    if let Err(e) = api
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        tracing::debug!(pod = %name, error = %e, "clearing nominatedNodeName failed");
+    }
+}
+
+/// Marks a preemption victim with the DisruptionTarget condition and deletes it, with
+/// upstream's event on it (upstream's `prepareCandidate`).
+async fn evict_victim(s: Arc<Shared>, preemptor: Arc<Pod>, victim: Arc<Pod>, node: String) {
     let api: Api<Pod> = Api::namespaced(
         s.client.clone(),
         victim.metadata.namespace.as_deref().unwrap_or(""),
     );
     let name = victim.metadata.name.clone().unwrap_or_default();
+    let scheduler = preemptor
+        .spec
+        .as_ref()
+        .and_then(|s| s.scheduler_name.as_deref())
+        .unwrap_or(crate::config::DEFAULT_SCHEDULER_NAME);
+    let condition = json!({"status": {"conditions": [{
+        "type": "DisruptionTarget",
+        "status": "True",
+        "reason": "PreemptionByScheduler",
+        "message": format!("{scheduler}: preempting to accommodate a higher priority pod"),
+        "lastTransitionTime": jiff::Timestamp::now().round(jiff::Unit::Second).ok().map(|t| t.to_string()),
+    }]}});
+    if let Err(e) = api
+        .patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Strategic(&condition),
+        )
+        .await
+    {
+        tracing::warn!(pod = %name, error = %e, "adding the DisruptionTarget condition to a preemption victim failed");
+        return;
+    }
     match api.delete(&name, &Default::default()).await {
-        Ok(_) => s.event(
+        Ok(_) => s.event_related(
             &victim,
+            Some(&preemptor),
             "Normal",
             "Preempted",
             "Preempting",
             format!(
-                "Preempted by pod {}",
+                "Preempted by pod {} on node {node}",
                 preemptor.metadata.uid.as_deref().unwrap_or("")
             ),
         ),
@@ -639,12 +748,16 @@ async fn update_pod_condition(
             && c.reason.as_deref() == Some(reason)
             && c.message.as_deref() == Some(message)
     });
-    let nominated_same = nominated.is_none()
-        || pod
-            .status
-            .as_ref()
-            .and_then(|st| st.nominated_node_name.as_deref())
-            == nominated.as_deref();
+    let nominated_same = match nominated.as_deref() {
+        None => true,
+        Some(n) => {
+            pod.status
+                .as_ref()
+                .and_then(|st| st.nominated_node_name.as_deref())
+                .unwrap_or("")
+                == n
+        }
+    };
     if same && nominated_same {
         return;
     }
@@ -669,8 +782,10 @@ async fn update_pod_condition(
             "lastTransitionTime": transition,
         }]
     });
-    if let Some(n) = nominated {
-        status["nominatedNodeName"] = json!(n);
+    match nominated {
+        Some(n) if n.is_empty() => status["nominatedNodeName"] = json!(null),
+        Some(n) => status["nominatedNodeName"] = json!(n),
+        None => {}
     }
     let api: Api<Pod> = Api::namespaced(
         s.client.clone(),
@@ -748,6 +863,7 @@ fn schedule_pod(
     state: &mut CycleState,
     pod: &PodInfo,
     snapshot: &Snapshot,
+    nominated: &NominatedPods,
 ) -> Outcome {
     if snapshot.is_empty() {
         return Outcome::Unschedulable {
@@ -758,23 +874,21 @@ fn schedule_pod(
         };
     }
     let mut diagnosis = Diagnosis::default();
-    let (feasible, all) = find_feasible(s, profile, state, pod, snapshot, &mut diagnosis);
+    let (feasible, all) =
+        find_feasible(s, profile, state, pod, snapshot, nominated, &mut diagnosis);
     let feasible = match feasible {
         Ok(f) => f,
         Err(e) => return Outcome::Error(e),
     };
     if feasible.is_empty() {
-        let mut nominated = None;
+        let mut nominated_node = None;
         let mut victims = Vec::new();
-        let any_resolvable = diagnosis
-            .statuses
-            .values()
-            .any(|st| st.code == Code::Unschedulable);
-        if profile.has_post_filter() && any_resolvable {
+        if profile.has_post_filter() {
             let cx = PostFilterContext {
                 snapshot,
                 statuses: &diagnosis.statuses,
                 framework: profile,
+                nominated,
             };
             for p in &profile.post_filter {
                 let (r, st) = p.post_filter(state, pod, &cx);
@@ -782,16 +896,19 @@ fn schedule_pod(
                     diagnosis.post_filter_msg = st.message();
                 }
                 if st.is_success() {
-                    nominated = r.nominated_node;
+                    nominated_node = r.nominated_node;
                     victims = r.victims;
                     break;
+                }
+                if r.nominated_node.is_some() {
+                    nominated_node = r.nominated_node;
                 }
             }
         }
         return Outcome::Unschedulable {
             message: fit_error_message(all, &diagnosis),
             plugins: diagnosis.unschedulable_plugins,
-            nominated,
+            nominated: nominated_node,
             victims,
         };
     }
@@ -839,6 +956,7 @@ fn find_feasible(
     state: &mut CycleState,
     pod: &PodInfo,
     snapshot: &Snapshot,
+    nominated: &NominatedPods,
     diagnosis: &mut Diagnosis,
 ) -> (Result<Vec<Arc<NodeInfo>>, String>, usize) {
     let all = snapshot.len();
@@ -855,6 +973,23 @@ fn find_feasible(
                 .insert(n.name().to_string(), status.clone());
         }
         return (Ok(Vec::new()), all);
+    }
+    // The node an earlier preemption nominated is likely the only one that fits: try it first
+    // (upstream's `evaluateNominatedNode`).
+    let nominated_node = pod
+        .pod
+        .status
+        .as_ref()
+        .and_then(|st| st.nominated_node_name.as_deref())
+        .filter(|n| !n.is_empty());
+    if let Some(node) = nominated_node.and_then(|n| snapshot.get(n)) {
+        let st = profile.run_filter_with_nominated_pods(state, pod, node, nominated);
+        if st.is_success() {
+            return (Ok(vec![node.clone()]), all);
+        }
+        if st.code == Code::Error {
+            return (Err(st.message()), all);
+        }
     }
     let candidates: Vec<Arc<NodeInfo>> = match &result {
         Some(names) => {
@@ -888,11 +1023,15 @@ fn find_feasible(
             .collect();
         let results: Vec<Status> = if idx.len() > 16 {
             idx.par_iter()
-                .map(|i| profile.run_filter(state_ro, pod, &nodes[*i]))
+                .map(|i| {
+                    profile.run_filter_with_nominated_pods(state_ro, pod, &nodes[*i], nominated)
+                })
                 .collect()
         } else {
             idx.iter()
-                .map(|i| profile.run_filter(state_ro, pod, &nodes[*i]))
+                .map(|i| {
+                    profile.run_filter_with_nominated_pods(state_ro, pod, &nodes[*i], nominated)
+                })
                 .collect()
         };
         for (k, st) in results.into_iter().enumerate() {
@@ -917,11 +1056,13 @@ fn find_feasible(
     if result.is_some() {
         for n in &snapshot.nodes {
             if !candidates.iter().any(|c| c.name() == n.name()) {
+                let mut plugins = state.narrowed_by.clone();
+                plugins.sort_unstable();
                 diagnosis.statuses.insert(
                     n.name().to_string(),
                     Status::new(
                         Code::UnschedulableAndUnresolvable,
-                        "node(s) didn't satisfy plugin(s) [NodeAffinity]",
+                        format!("node(s) didn't satisfy plugin(s) [{}]", plugins.join(" ")),
                     ),
                 );
             }

@@ -6,6 +6,8 @@ pub mod fit;
 pub mod inter_pod_affinity;
 pub mod node_affinity;
 pub mod pod_topology_spread;
+pub mod preemption;
+pub mod volume;
 #[cfg(test)]
 pub(crate) mod testing;
 
@@ -13,12 +15,17 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, ReplicationController, Service};
+use k8s_openapi::api::core::v1::{
+    Namespace, PersistentVolume, PersistentVolumeClaim, ReplicationController, Service,
+};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use serde::de::DeserializeOwned;
 
-use crate::framework::Plugin;
+use crate::framework::{ActionType, EventResource, Plugin};
+use crate::stores::reflect_notify;
 
 /// What a plugin factory gets besides its args.
 #[derive(Clone)]
@@ -41,7 +48,28 @@ impl Handle {
     /// scheduler runs; [`Listers::wait_ready`] says when they have listed once).
     pub fn start(client: kube::Client) -> (Handle, Vec<futures::future::BoxFuture<'static, ()>>) {
         let mut informers = Vec::new();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let listers = Listers {
+            pdbs: reflect(&client, &mut informers),
+            pvcs: reflect_notify(
+                &client,
+                &mut informers,
+                EventResource::PersistentVolumeClaim,
+                tx.clone(),
+            ),
+            pvs: reflect_notify(
+                &client,
+                &mut informers,
+                EventResource::PersistentVolume,
+                tx.clone(),
+            ),
+            storage_classes: reflect_notify(
+                &client,
+                &mut informers,
+                EventResource::StorageClass,
+                tx,
+            ),
+            cluster_events: Arc::new(std::sync::Mutex::new(Some(rx))),
             namespaces: reflect(&client, &mut informers),
             services: reflect(&client, &mut informers),
             replica_sets: reflect(&client, &mut informers),
@@ -62,7 +90,20 @@ pub struct Listers {
     pub replica_sets: Store<ReplicaSet>,
     pub stateful_sets: Store<StatefulSet>,
     pub replication_controllers: Store<ReplicationController>,
+    /// DefaultPreemption: victims whose PDB would be violated are avoided.
+    pub pdbs: Store<PodDisruptionBudget>,
+    /// The volume plugins.
+    pub pvcs: Store<PersistentVolumeClaim>,
+    pub pvs: Store<PersistentVolume>,
+    pub storage_classes: Store<StorageClass>,
+    /// Changes of the stores above that may make a pod schedulable; the scheduler takes the
+    /// receiver and requeues the pods plugins rejected.
+    pub cluster_events: ClusterEvents,
 }
+
+pub type ClusterEvents = Arc<
+    std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(EventResource, ActionType)>>>,
+>;
 
 impl Listers {
     /// Empty stores with no informer behind them (tests fill them through the writers).
@@ -73,6 +114,11 @@ impl Listers {
             replica_sets: reflector::store::Writer::default().as_reader(),
             stateful_sets: reflector::store::Writer::default().as_reader(),
             replication_controllers: reflector::store::Writer::default().as_reader(),
+            pdbs: reflector::store::Writer::default().as_reader(),
+            pvcs: reflector::store::Writer::default().as_reader(),
+            pvs: reflector::store::Writer::default().as_reader(),
+            storage_classes: reflector::store::Writer::default().as_reader(),
+            cluster_events: Default::default(),
         }
     }
 
@@ -83,6 +129,10 @@ impl Listers {
         let _ = self.replica_sets.wait_until_ready().await;
         let _ = self.stateful_sets.wait_until_ready().await;
         let _ = self.replication_controllers.wait_until_ready().await;
+        let _ = self.pdbs.wait_until_ready().await;
+        let _ = self.pvcs.wait_until_ready().await;
+        let _ = self.pvs.wait_until_ready().await;
+        let _ = self.storage_classes.wait_until_ready().await;
     }
 }
 
@@ -174,6 +224,17 @@ pub fn registry() -> Vec<(&'static str, Factory)> {
             args.validate(p)?;
             Ok(Arc::new(fit::NodeResourcesFit { args }))
         }),
+        ("VolumeRestrictions", |a, h, p| {
+            no_args(a, p)?;
+            Ok(Arc::new(volume::VolumeRestrictions {
+                pvcs: h.listers.pvcs.clone(),
+            }))
+        }),
+        ("VolumeBinding", |a, h, p| {
+            let args: volume::VolumeBindingArgs = args(a, p)?;
+            args.validate(p)?;
+            Ok(Arc::new(volume::VolumeBinding::new(args, h)))
+        }),
         ("PodTopologySpread", |a, h, p| {
             let args: pod_topology_spread::PodTopologySpreadArgs = args(a, p)?;
             args.validate(p)?;
@@ -188,6 +249,14 @@ pub fn registry() -> Vec<(&'static str, Factory)> {
             Ok(Arc::new(inter_pod_affinity::InterPodAffinity {
                 args,
                 namespaces: h.listers.namespaces.clone(),
+            }))
+        }),
+        ("DefaultPreemption", |a, h, p| {
+            let args: preemption::PreemptionArgs = args(a, p)?;
+            args.validate(p)?;
+            Ok(Arc::new(preemption::DefaultPreemption {
+                args,
+                pdbs: h.listers.pdbs.clone(),
             }))
         }),
         ("NodeResourcesBalancedAllocation", |a, _, p| {
@@ -217,8 +286,11 @@ pub const DEFAULT_PLUGINS: &[(&str, i64)] = &[
     ("NodeAffinity", 2),
     ("NodePorts", 0),
     ("NodeResourcesFit", 1),
+    ("VolumeRestrictions", 0),
+    ("VolumeBinding", 0),
     ("PodTopologySpread", 2),
     ("InterPodAffinity", 2),
+    ("DefaultPreemption", 0),
     ("NodeResourcesBalancedAllocation", 1),
     ("ImageLocality", 1),
     ("DefaultBinder", 0),
