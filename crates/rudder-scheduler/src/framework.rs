@@ -584,13 +584,10 @@ impl Profile {
         nominated: &NominatedPods,
     ) -> Status {
         let others: Vec<&Arc<PodInfo>> = nominated
-            .get(node.name())
-            .map(|v| {
-                v.iter()
-                    .filter(|p| p.uid != pod.uid && p.priority >= pod.priority)
-                    .collect()
-            })
-            .unwrap_or_default();
+            .on_node(node.name())
+            .iter()
+            .filter(|p| p.uid != pod.uid && p.priority >= pod.priority)
+            .collect();
         if others.is_empty() {
             return self.run_filter(state, pod, node);
         }

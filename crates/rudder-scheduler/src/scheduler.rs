@@ -351,7 +351,7 @@ impl Shared {
             cache.remove_pod(&info.uid);
             had
         };
-        self.nominator().remove(&info.uid);
+        self.nominator().forget(&info.uid);
         self.queue.delete(&info.key);
         if was_cached {
             self.queue
@@ -600,6 +600,12 @@ fn scheduling_loop(s: Arc<Shared>, pool: rayon::ThreadPool) {
                 let mut qpi = qpi;
                 qpi.unschedulable_plugins = plugins;
                 if let Some(node) = nominated.as_deref().filter(|n| !n.is_empty()) {
+                    {
+                        let mut nominator = s.nominator();
+                        for v in &victims {
+                            nominator.evicting(v.metadata.uid.as_deref().unwrap_or(""));
+                        }
+                    }
                     for v in victims {
                         let s2 = s.clone();
                         let preemptor = pod.pod.clone();
@@ -612,9 +618,12 @@ fn scheduling_loop(s: Arc<Shared>, pool: rayon::ThreadPool) {
                     // prepareCandidate).
                     let lower: Vec<Arc<Pod>> = {
                         let mut nominator = s.nominator();
-                        let lower: Vec<Arc<PodInfo>> = nominated_on(&nominator.snapshot(), node)
-                            .into_iter()
+                        let lower: Vec<Arc<PodInfo>> = nominator
+                            .snapshot()
+                            .on_node(node)
+                            .iter()
                             .filter(|p| p.priority < pod.priority)
+                            .cloned()
                             .collect();
                         for p in &lower {
                             nominator.remove(&p.uid);
@@ -636,10 +645,6 @@ fn scheduling_loop(s: Arc<Shared>, pool: rayon::ThreadPool) {
             }
         }
     }
-}
-
-fn nominated_on(nominated: &NominatedPods, node: &str) -> Vec<Arc<PodInfo>> {
-    nominated.get(node).cloned().unwrap_or_default()
 }
 
 /// Removes `nominatedNodeName` from a pod's status (upstream's `ClearNominatedNodeName`).
@@ -687,6 +692,8 @@ async fn evict_victim(s: Arc<Shared>, preemptor: Arc<Pod>, victim: Arc<Pod>, nod
         .await
     {
         tracing::warn!(pod = %name, error = %e, "adding the DisruptionTarget condition to a preemption victim failed");
+        s.nominator()
+            .forget(victim.metadata.uid.as_deref().unwrap_or(""));
         return;
     }
     match api.delete(&name, &Default::default()).await {
@@ -701,7 +708,11 @@ async fn evict_victim(s: Arc<Shared>, preemptor: Arc<Pod>, victim: Arc<Pod>, nod
                 preemptor.metadata.uid.as_deref().unwrap_or("")
             ),
         ),
-        Err(e) => tracing::warn!(pod = %name, error = %e, "deleting a preemption victim failed"),
+        Err(e) => {
+            tracing::warn!(pod = %name, error = %e, "deleting a preemption victim failed");
+            s.nominator()
+                .forget(victim.metadata.uid.as_deref().unwrap_or(""));
+        }
     }
 }
 

@@ -234,11 +234,14 @@ impl DefaultPreemption {
         if spec.and_then(|s| s.preemption_policy.as_deref()) == Some("Never") {
             return Err("not eligible due to preemptionPolicy=Never.");
         }
+        // The status patch recording a nomination may not be back yet.
         let nominated = pod
             .pod
             .status
             .as_ref()
             .and_then(|s| s.nominated_node_name.as_deref())
+            .filter(|n| !n.is_empty())
+            .or_else(|| cx.nominated.node_of.get(&pod.uid).map(String::as_str))
             .unwrap_or("");
         if nominated.is_empty() {
             return Ok(());
@@ -251,10 +254,10 @@ impl DefaultPreemption {
             return Ok(());
         }
         if let Some(node) = cx.snapshot.get(nominated) {
-            let terminating = node
-                .pods
-                .iter()
-                .any(|p| p.priority < pod.priority && terminating_by_preemption(&p.pod));
+            let terminating = node.pods.iter().any(|p| {
+                p.priority < pod.priority
+                    && (terminating_by_preemption(&p.pod) || cx.nominated.evicting.contains(&p.uid))
+            });
             if terminating {
                 return Err("not eligible due to a terminating pod on the nominated node.");
             }
@@ -607,7 +610,7 @@ mod tests {
             assert!(!st.is_success(), "{} should not fit", n.name());
             statuses.insert(n.name().to_string(), st);
         }
-        let nominated = NominatedPods::new();
+        let nominated = NominatedPods::default();
         let cx = PostFilterContext {
             snapshot: &snap,
             statuses: &statuses,

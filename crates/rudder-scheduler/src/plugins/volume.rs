@@ -110,34 +110,33 @@ fn volume_name(pvc: &PersistentVolumeClaim) -> &str {
         .unwrap_or("")
 }
 
-fn claim_class(pvc: &PersistentVolumeClaim) -> &str {
-    if let Some(c) = pvc
-        .metadata
-        .annotations
-        .as_ref()
+/// A class from the beta annotation, else the spec field (upstream's
+/// `GetPersistentVolume(Claim)Class`).
+fn class_name<'a>(
+    annotations: Option<&'a std::collections::BTreeMap<String, String>>,
+    spec_class: Option<&'a String>,
+) -> &'a str {
+    annotations
         .and_then(|a| a.get(ANN_BETA_STORAGE_CLASS))
-    {
-        return c;
-    }
-    pvc.spec
-        .as_ref()
-        .and_then(|s| s.storage_class_name.as_deref())
+        .or(spec_class)
+        .map(String::as_str)
         .unwrap_or("")
 }
 
+fn claim_class(pvc: &PersistentVolumeClaim) -> &str {
+    class_name(
+        pvc.metadata.annotations.as_ref(),
+        pvc.spec
+            .as_ref()
+            .and_then(|s| s.storage_class_name.as_ref()),
+    )
+}
+
 fn pv_class(pv: &PersistentVolume) -> &str {
-    if let Some(c) = pv
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(ANN_BETA_STORAGE_CLASS))
-    {
-        return c;
-    }
-    pv.spec
-        .as_ref()
-        .and_then(|s| s.storage_class_name.as_deref())
-        .unwrap_or("")
+    class_name(
+        pv.metadata.annotations.as_ref(),
+        pv.spec.as_ref().and_then(|s| s.storage_class_name.as_ref()),
+    )
 }
 
 /// Bound by the PV controller: a volume name and the bind-completed annotation.
