@@ -129,7 +129,7 @@ fn anti_affinity_spreads_pods_and_affinity_follows_them(b: Backend) {
     let msg = unschedulable_message(&c, "no-db-here");
     assert_eq!(
         msg,
-        "0/3 nodes are available: 3 node(s) didn't match pod affinity rules."
+        "0/3 nodes are available: 3 node(s) didn't match pod affinity rules. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.."
     );
 }
 
@@ -164,7 +164,7 @@ fn topology_spread_constraints_are_honoured(b: Backend) {
     );
     assert_eq!(
         unschedulable_message(&c, "no-rack"),
-        "0/3 nodes are available: 3 node(s) didn't match pod topology spread constraints (missing required label)."
+        "0/3 nodes are available: 3 node(s) didn't match pod topology spread constraints (missing required label). preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.."
     );
     // minDomains 3 with two zones: the global minimum counts as 0, so a zone already holding 2
     // matching pods exceeds maxSkew 1 everywhere.

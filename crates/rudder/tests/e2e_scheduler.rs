@@ -105,7 +105,7 @@ fn a_pod_no_node_fits_stays_pending_with_upstreams_message(b: Backend) {
     });
     assert_eq!(
         msg,
-        "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 2 node(s) didn't match Pod's node affinity/selector."
+        "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 2 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.."
     );
     assert_eq!(
         c.ok(&[
