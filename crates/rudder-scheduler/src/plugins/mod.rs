@@ -7,9 +7,9 @@ pub mod inter_pod_affinity;
 pub mod node_affinity;
 pub mod pod_topology_spread;
 pub mod preemption;
-pub mod volume;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod volume;
 
 use std::sync::Arc;
 
