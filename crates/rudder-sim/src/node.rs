@@ -17,6 +17,8 @@ use crate::util::{hex64, micro_time, now, uuid_like, with_retries};
 use crate::{Error, Shared, SimNode, SimOptions};
 
 const LEASE_NAMESPACE: &str = "kube-node-lease";
+/// Lease renewals in flight at once (500/s at 5,000 nodes needs ~50 at 100 ms each).
+const LEASE_CALLS_IN_FLIGHT: usize = 256;
 const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases";
 
 /// The four conditions the kubelet reports, in its order, with its reasons and messages.
@@ -233,7 +235,9 @@ pub(crate) async fn register_all(
 /// What the renew loop remembers of each Lease: its resourceVersion (kubelet updates the copy
 /// it got back last time; a conflict makes it read the Lease again).
 pub(crate) struct LeaseState {
-    rv: Option<String>,
+    rv: std::sync::Mutex<Option<String>>,
+    /// A renewal is in flight (a slow one is not overlapped by the next round).
+    busy: std::sync::atomic::AtomicBool,
 }
 
 #[derive(serde::Deserialize)]
@@ -353,11 +357,14 @@ pub(crate) async fn create_leases(shared: &Arc<Shared>) -> Result<Vec<LeaseState
             .collect()
             .await;
     let mut out: Vec<LeaseState> = (0..shared.nodes.len())
-        .map(|_| LeaseState { rv: None })
+        .map(|_| LeaseState {
+            rv: std::sync::Mutex::new(None),
+            busy: Default::default(),
+        })
         .collect();
     for (i, rv) in states {
         match rv {
-            Ok(rv) => out[i].rv = Some(rv),
+            Ok(rv) => out[i].rv = std::sync::Mutex::new(Some(rv)),
             Err(source) => {
                 return Err(Error::Lease {
                     node: shared.nodes[i].name.clone(),
@@ -370,30 +377,52 @@ pub(crate) async fn create_leases(shared: &Arc<Shared>) -> Result<Vec<LeaseState
 }
 
 /// Renews every Lease once per `leaseDuration / 4` (the kubelet's 10 s), the nodes spread over
-/// the interval in slots so that the API server sees a steady rate, not a burst.
-pub(crate) async fn renew_leases(shared: Arc<Shared>, mut leases: Vec<LeaseState>) {
+/// the interval in slots so that the API server sees a steady rate, not a burst. Each slot's
+/// batch runs on its own, so a slow API server delays renewals without stretching the cycle.
+pub(crate) async fn renew_leases(shared: Arc<Shared>, leases: Vec<LeaseState>) {
     const SLOTS: usize = 100;
     let period = Duration::from_secs(u64::from(shared.opts.lease_duration_seconds) / 4);
     let n = shared.nodes.len();
+    let leases = Arc::new(leases);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(LEASE_CALLS_IN_FLIGHT));
     let mut tick = tokio::time::interval(period / SLOTS as u32);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Dropped (aborting the batches) when this task is.
+    let mut batches = tokio::task::JoinSet::new();
     let mut slot = 0usize;
     loop {
         tick.tick().await;
+        while batches.try_join_next().is_some() {}
         let range = slot * n / SLOTS..(slot + 1) * n / SLOTS;
         slot = (slot + 1) % SLOTS;
-        let batch: Vec<(usize, Option<String>)> = range.map(|i| (i, leases[i].rv.take())).collect();
-        let results: Vec<(usize, Option<String>)> = futures::stream::iter(batch)
-            .map(|(i, rv)| {
-                let shared = &shared;
-                async move { (i, renew(shared, &shared.nodes[i], rv.as_deref()).await.ok()) }
-            })
-            .buffer_unordered(shared.opts.concurrency)
-            .collect()
-            .await;
-        for (i, rv) in results {
-            leases[i].rv = rv;
-        }
+        let (shared, leases, in_flight) = (shared.clone(), leases.clone(), in_flight.clone());
+        batches.spawn(async move {
+            futures::stream::iter(range)
+                .for_each_concurrent(shared.opts.concurrency, |i| {
+                    let (shared, leases, in_flight) = (&shared, &leases, &in_flight);
+                    async move {
+                        let lease = &leases[i];
+                        if lease.busy.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                            return;
+                        }
+                        let rv = lease.rv.lock().ok().and_then(|mut rv| rv.take());
+                        // Their own, larger bound than the shared permits: renewals are
+                        // latency-bound (kubelets each have their own connection), but a slow
+                        // server must not pile up requests here without limit.
+                        let new = match in_flight.acquire().await {
+                            Ok(_p) => renew(shared, &shared.nodes[i], rv.as_deref()).await.ok(),
+                            Err(_) => None,
+                        };
+                        if let Ok(mut rv) = lease.rv.lock() {
+                            *rv = new;
+                        }
+                        lease
+                            .busy
+                            .store(false, std::sync::atomic::Ordering::Release);
+                    }
+                })
+                .await;
+        });
     }
 }
 

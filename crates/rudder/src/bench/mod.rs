@@ -2,6 +2,7 @@
 
 mod api;
 mod scheduler;
+mod sim;
 mod store;
 
 use clap::Subcommand;
@@ -15,6 +16,8 @@ pub enum BenchCommand {
     Api(api::ApiBenchArgs),
     /// The scheduler: scheduler_perf's workloads against `rudder server` and simulated nodes.
     Scheduler(scheduler::SchedulerBenchArgs),
+    /// Simulated nodes: idle CPU and memory of N nodes in one process.
+    Sim(sim::SimBenchArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -22,6 +25,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Store(args) => store::run(args).await,
         BenchCommand::Api(args) => api::run(args).await,
         BenchCommand::Scheduler(args) => scheduler::run(args).await,
+        BenchCommand::Sim(args) => sim::run(args).await,
     }
 }
 

@@ -399,13 +399,7 @@ async fn run_workload(w: &Workload, args: &SchedulerBenchArgs) -> anyhow::Result
     let (mut cmd, addr, data, _etcd) = server_command(&args.backend, dir.path())?;
     let mut server = Guard(cmd.spawn().context("starting rudder server")?);
     wait_ready(addr, &data, &mut server.0).await?;
-    let kubeconfig = data.join("kubeconfig.yaml");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !kubeconfig.exists() {
-        anyhow::ensure!(Instant::now() < deadline, "no kubeconfig written");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let client = crate::components::kubeconfig_client(&kubeconfig).await?;
+    let client = admin_client(&data).await?;
     create_namespaces(&client).await?;
 
     let t = Instant::now();
@@ -486,8 +480,20 @@ async fn run_workload(w: &Workload, args: &SchedulerBenchArgs) -> anyhow::Result
     })
 }
 
+/// A client of the server with data directory `data`, from the admin kubeconfig it writes
+/// once ready.
+pub(super) async fn admin_client(data: &std::path::Path) -> anyhow::Result<kube::Client> {
+    let kubeconfig = data.join("kubeconfig.yaml");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !kubeconfig.exists() {
+        anyhow::ensure!(Instant::now() < deadline, "no kubeconfig written");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    crate::components::kubeconfig_client(&kubeconfig).await
+}
+
 /// Kills the server child however the workload ends.
-struct Guard(std::process::Child);
+pub(super) struct Guard(pub(super) std::process::Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
