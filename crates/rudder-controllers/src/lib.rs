@@ -3,6 +3,7 @@
 //! through a `kube::Client`.
 
 pub mod controller;
+pub mod deployment;
 pub mod events;
 pub mod expectations;
 pub mod informer;

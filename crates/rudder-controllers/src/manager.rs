@@ -32,12 +32,20 @@ pub struct Descriptor {
 
 /// Every controller this manager has, in upstream's start order.
 pub fn descriptors() -> Vec<Descriptor> {
-    vec![Descriptor {
-        name: "replicaset-controller",
-        aliases: &["replicaset"],
-        enabled_by_default: true,
-        start: crate::replicaset::start,
-    }]
+    vec![
+        Descriptor {
+            name: "replicaset-controller",
+            aliases: &["replicaset"],
+            enabled_by_default: true,
+            start: crate::replicaset::start,
+        },
+        Descriptor {
+            name: "deployment-controller",
+            aliases: &["deployment"],
+            enabled_by_default: true,
+            start: crate::deployment::start,
+        },
+    ]
 }
 
 /// Upstream's `IsControllerEnabled` over the `--controllers` list.
