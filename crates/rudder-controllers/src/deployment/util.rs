@@ -709,39 +709,41 @@ mod tests {
         assert!(!equal_ignore_hash(t, &t2));
     }
 
+    /// (old, new) sizes after proportionally scaling old 3 + new 2 (sized for 5) to `to`.
+    fn scaled_from_5(to: i32) -> (i32, i32) {
+        let d = deploy(to, json!(0), json!(1));
+        let old = rs(
+            "old",
+            3,
+            3,
+            "2020-01-01T00:00:00Z",
+            json!({MAX_REPLICAS: "5"}),
+        );
+        let new = rs(
+            "new",
+            2,
+            2,
+            "2020-01-02T00:00:00Z",
+            json!({MAX_REPLICAS: "5"}),
+        );
+        let sizes = proportional_sizes(&d, &mut [new, old]);
+        let size = |n: &str| {
+            sizes
+                .iter()
+                .find(|(r, _)| r.metadata.name.as_deref() == Some(n))
+                .unwrap()
+                .1
+        };
+        (size("old"), size("new"))
+    }
+
     #[test]
     fn proportional_scaling_as_upstream() {
-        // TestScale "proportional scaling: 5 -> 10" shapes: new 2 + old 3 (max 5+surge) → 4 + 6.
-        let t1 = "2020-01-01T00:00:00Z";
-        let t2 = "2020-01-02T00:00:00Z";
-        let d = deploy(10, json!(0), json!(1));
-        let old = rs("old", 3, 3, t1, json!({MAX_REPLICAS: "5"}));
-        let new = rs("new", 2, 2, t2, json!({MAX_REPLICAS: "5"}));
-        let mut active = vec![new, old];
-        let sizes = proportional_sizes(&d, &mut active);
-        let by_name: BTreeMap<_, _> = sizes
-            .iter()
-            .map(|(r, n)| (r.metadata.name.clone().unwrap(), *n))
-            .collect();
-        assert_eq!(by_name["old"], 6);
-        assert_eq!(by_name["new"], 4);
-        // "proportional scaling: 5 -> 3": 3 + 2 of 5 → leftovers to the largest.
-        let d = deploy(3, json!(0), json!(1));
-        let old = rs("old", 3, 3, t1, json!({MAX_REPLICAS: "5"}));
-        let new = rs("new", 2, 2, t2, json!({MAX_REPLICAS: "5"}));
-        let mut active = vec![new, old];
-        let sizes = proportional_sizes(&d, &mut active);
-        let by_name: BTreeMap<_, _> = sizes
-            .iter()
-            .map(|(r, n)| (r.metadata.name.clone().unwrap(), *n))
-            .collect();
-        assert_eq!(by_name["old"] + by_name["new"], 3);
-        assert_eq!((by_name["old"], by_name["new"]), (2, 1));
-        // Scaling to zero takes everything.
-        let d = deploy(0, json!(0), json!(1));
-        let mut active = vec![rs("a", 3, 3, t1, json!({})), rs("b", 2, 2, t2, json!({}))];
-        let sizes = proportional_sizes(&d, &mut active);
-        assert!(sizes.iter().all(|(_, n)| *n == 0));
+        // TestScale's proportional cases: shares by size, leftovers to the largest set.
+        assert_eq!(scaled_from_5(10), (6, 4));
+        assert_eq!(scaled_from_5(3), (2, 1));
+        assert_eq!(scaled_from_5(0), (0, 0));
+        assert_eq!(scaled_from_5(5), (3, 2));
     }
 
     #[test]
