@@ -798,6 +798,37 @@ mod tests {
         );
     }
 
+    // Upstream's RunFilterPluginsWithNominatedPods: a nominated pod takes its room on the node
+    // for pods of at most its priority.
+    #[test]
+    fn nominated_pods_hold_their_room() {
+        let prof = profile();
+        let n = node("node1", "2", &[pod("running", LOW, "1", T1, json!({}))]);
+        let mut nominated = NominatedPods::default();
+        nominated.by_node.insert(
+            "node1".into(),
+            vec![pod("nominee", MID, "1", T1, json!({}))],
+        );
+        let run = |p: &PodInfo| {
+            let mut state = CycleState::default();
+            let snap = snapshot(vec![n.clone()]);
+            prof.run_pre_filter(&mut state, p, &snap);
+            prof.run_filter_with_nominated_pods(&state, p, &n, &nominated)
+        };
+        // Pods not more important than the nominee must leave it its room.
+        for p in [
+            pod("same", MID, "500m", T2, json!({})),
+            pod("lower", LOW, "500m", T2, json!({})),
+        ] {
+            assert_eq!(run(&p).reasons, vec!["Insufficient cpu"]);
+        }
+        // A more important pod does not count it.
+        let st = run(&pod("higher", HIGH, "500m", T2, json!({})));
+        assert!(st.is_success(), "{st:?}");
+        // The nominee itself is not counted twice.
+        assert!(run(&pod("nominee", MID, "1", T2, json!({}))).is_success());
+    }
+
     #[test]
     fn candidates_count_and_args_validation() {
         let a = PreemptionArgs::default();
