@@ -40,6 +40,12 @@ pub fn descriptors() -> Vec<Descriptor> {
             start: crate::replicaset::start,
         },
         Descriptor {
+            name: "replicationcontroller-controller",
+            aliases: &["replicationcontroller"],
+            enabled_by_default: true,
+            start: crate::replicaset::start_rc,
+        },
+        Descriptor {
             name: "deployment-controller",
             aliases: &["deployment"],
             enabled_by_default: true,

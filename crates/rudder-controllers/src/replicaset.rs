@@ -3,7 +3,8 @@
 //! deletes the pods upstream's ranking puts first), adopts matching orphans and releases
 //! children that stopped matching, and reports status (replicas, fullyLabeledReplicas,
 //! readyReplicas, availableReplicas, observedGeneration, the ReplicaFailure condition) with
-//! upstream's events.
+//! upstream's events. ReplicationControllers run through the same code, converted to
+//! ReplicaSets on the way in and out as upstream's `pkg/controller/replication` does.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,10 +12,10 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, ReplicationController};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::ResourceExt;
+use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use crate::controller::{
@@ -33,9 +34,70 @@ use crate::workqueue::WorkQueue;
 /// Upstream's `BurstReplicas`: at most this many creates or deletes per sync.
 pub const BURST_REPLICAS: usize = 500;
 
-pub struct ReplicaSetController {
+/// A kind this controller runs for, seen as a ReplicaSet.
+pub trait Kind:
+    crate::informer::Object + serde::Serialize + Resource<Scope = k8s_openapi::NamespaceResourceScope>
+{
+    /// The work queue's name (upstream's `replicaset`, `replicationmanager`).
+    const QUEUE: &'static str;
+    /// The events' source component.
+    const COMPONENT: &'static str;
+    fn to_rs(&self) -> ReplicaSet;
+    fn with_status(&self, status: ReplicaSetStatus) -> Self;
+}
+
+impl Kind for ReplicaSet {
+    const QUEUE: &'static str = "replicaset";
+    const COMPONENT: &'static str = "replicaset-controller";
+    fn to_rs(&self) -> ReplicaSet {
+        self.clone()
+    }
+    fn with_status(&self, status: ReplicaSetStatus) -> Self {
+        ReplicaSet {
+            status: Some(status),
+            ..self.clone()
+        }
+    }
+}
+
+/// The two status types have the same fields and JSON; conversion goes through it.
+fn convert<A: serde::Serialize, B: serde::de::DeserializeOwned + Default>(a: &A) -> B {
+    serde_json::to_value(a)
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
+impl Kind for ReplicationController {
+    const QUEUE: &'static str = "replicationmanager";
+    const COMPONENT: &'static str = "replication-controller";
+    fn to_rs(&self) -> ReplicaSet {
+        let spec = self.spec.clone().unwrap_or_default();
+        ReplicaSet {
+            metadata: self.metadata.clone(),
+            spec: k8s_openapi::api::apps::v1::ReplicaSetSpec {
+                replicas: spec.replicas,
+                min_ready_seconds: spec.min_ready_seconds,
+                selector: LabelSelector {
+                    match_labels: spec.selector,
+                    match_expressions: None,
+                },
+                template: spec.template,
+            },
+            status: self.status.as_ref().map(convert),
+        }
+    }
+    fn with_status(&self, status: ReplicaSetStatus) -> Self {
+        ReplicationController {
+            status: Some(convert(&status)),
+            ..self.clone()
+        }
+    }
+}
+
+pub struct ReplicaSetController<K: Kind = ReplicaSet> {
     client: kube::Client,
-    sets: Arc<Informer<ReplicaSet>>,
+    sets: Arc<Informer<K>>,
     pods: Arc<Informer<Pod>>,
     queue: Arc<WorkQueue>,
     expectations: Arc<Expectations>,
@@ -43,13 +105,22 @@ pub struct ReplicaSetController {
 }
 
 pub fn start(cx: &Context, tasks: &mut tokio::task::JoinSet<()>) {
-    let c = Arc::new(ReplicaSetController {
+    start_kind::<ReplicaSet>(cx, tasks)
+}
+
+/// The ReplicationController controller (upstream's `replicationcontroller-controller`).
+pub fn start_rc(cx: &Context, tasks: &mut tokio::task::JoinSet<()>) {
+    start_kind::<ReplicationController>(cx, tasks)
+}
+
+fn start_kind<K: Kind>(cx: &Context, tasks: &mut tokio::task::JoinSet<()>) {
+    let c = Arc::new(ReplicaSetController::<K> {
         client: cx.client.clone(),
-        sets: cx.informers.get::<ReplicaSet>(),
+        sets: cx.informers.get::<K>(),
         pods: cx.informers.get::<Pod>(),
-        queue: WorkQueue::new("replicaset", cx.metrics.clone()),
+        queue: WorkQueue::new(K::QUEUE, cx.metrics.clone()),
         expectations: Arc::default(),
-        recorder: Recorder::new(cx.client.clone(), "replicaset-controller", &cx.host),
+        recorder: Recorder::new(cx.client.clone(), K::COMPONENT, &cx.host),
     });
     c.register_handlers();
     let (sets, pods) = (c.sets.clone(), c.pods.clone());
@@ -69,7 +140,7 @@ fn template_labels(rs: &ReplicaSet) -> Option<&std::collections::BTreeMap<String
         .and_then(|m| m.labels.as_ref())
 }
 
-impl ReplicaSetController {
+impl<K: Kind> ReplicaSetController<K> {
     fn register_handlers(self: &Arc<Self>) {
         let this = self.clone();
         self.sets.add_handler(move |ch| match ch {
@@ -122,7 +193,7 @@ impl ReplicaSetController {
                     Some(rs) => {
                         let key = key_of(rs.as_ref());
                         // A pod turning ready becomes available minReadySeconds later.
-                        let min_ready = rs.spec.min_ready_seconds.unwrap_or(0);
+                        let min_ready = rs.to_rs().spec.min_ready_seconds.unwrap_or(0);
                         if min_ready > 0 && !is_ready(old) && is_ready(new) {
                             this.queue
                                 .add_after(key.clone(), Duration::from_secs(min_ready as u64 + 1));
@@ -140,15 +211,15 @@ impl ReplicaSetController {
     }
 
     /// The ReplicaSet that controls `pod`, if it still exists with that UID.
-    fn owner(&self, pod: &Pod) -> Option<Arc<ReplicaSet>> {
+    fn owner(&self, pod: &Pod) -> Option<Arc<K>> {
         let r = controller_ref(&pod.metadata)?;
-        if r.kind != "ReplicaSet" {
+        if r.kind != K::kind(&()) {
             return None;
         }
         let rs = self
             .sets
             .get(pod.metadata.namespace.as_deref().unwrap_or(""), &r.name)?;
-        (rs.metadata.uid.as_deref() == Some(r.uid.as_str())).then_some(rs)
+        (rs.meta().uid.as_deref() == Some(r.uid.as_str())).then_some(rs)
     }
 
     fn pod_gone(&self, pod: &Pod) {
@@ -162,20 +233,23 @@ impl ReplicaSetController {
     /// An orphan: every ReplicaSet that could adopt it looks again.
     fn enqueue_matching(&self, pod: &Pod) {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-        for rs in self.sets.list(ns) {
+        for owner in self.sets.list(ns) {
+            let rs = owner.to_rs();
             let sel = &rs.spec.selector;
             if !selector_is_empty(sel) && selector_matches(sel, pod.metadata.labels.as_ref()) {
-                self.queue.add(key_of(rs.as_ref()));
+                self.queue.add(key_of(owner.as_ref()));
             }
         }
     }
 
     async fn sync(self: Arc<Self>, key: String) -> ReconcileResult {
         let (ns, name) = split_key(&key);
-        let Some(rs) = self.sets.get(ns, name) else {
+        let Some(owner) = self.sets.get(ns, name) else {
             self.expectations.delete(&key);
             return Ok(Next::Done);
         };
+        let owner = owner.as_ref();
+        let rs = owner.to_rs();
         let spec = &rs.spec;
         let needs_sync = self.expectations.satisfied(&key);
         let active: Vec<Arc<Pod>> = self
@@ -184,13 +258,13 @@ impl ReplicaSetController {
             .into_iter()
             .filter(|p| is_active(p))
             .collect();
-        let mine = self.claim(&rs, active).await?;
+        let mine = self.claim(owner, &rs, active).await?;
         let mut manage_err = None;
         if needs_sync && rs.metadata.deletion_timestamp.is_none() {
-            manage_err = self.manage(&rs, &key, &mine).await.err();
+            manage_err = self.manage(owner, &rs, &key, &mine).await.err();
         }
         let status = calculate_status(&rs, &mine, manage_err.as_ref());
-        self.update_status(&rs, status.clone()).await?;
+        self.update_status(owner, &rs, status.clone()).await?;
         if let Some(e) = manage_err {
             return Err(e);
         }
@@ -209,6 +283,7 @@ impl ReplicaSetController {
     /// match, adopt matching orphans.
     async fn claim(
         &self,
+        owner: &K,
         rs: &ReplicaSet,
         pods: Vec<Arc<Pod>>,
     ) -> Result<Vec<Arc<Pod>>, ReconcileError> {
@@ -252,7 +327,7 @@ impl ReplicaSetController {
                         continue;
                     }
                     let patch = json!({"metadata": {
-                        "ownerReferences": [owner_ref(rs)],
+                        "ownerReferences": [owner_ref(owner)],
                         "uid": pod.metadata.uid,
                     }});
                     match api
@@ -275,6 +350,7 @@ impl ReplicaSetController {
 
     async fn manage(
         &self,
+        owner: &K,
         rs: &ReplicaSet,
         key: &str,
         pods: &[Arc<Pod>],
@@ -286,7 +362,7 @@ impl ReplicaSetController {
             let diff = (want - pods.len()).min(BURST_REPLICAS);
             self.expectations.expect(key, diff as i64, Vec::new());
             let template = rs.spec.template.clone().unwrap_or_default();
-            let pod = pod_from_template(&template, rs);
+            let pod = pod_from_template(&template, owner);
             let mut remaining = diff;
             let mut batch = 1usize;
             let mut created = 0usize;
@@ -301,7 +377,7 @@ impl ReplicaSetController {
                         Ok(p) => {
                             created += 1;
                             self.recorder.event(
-                                rs,
+                                owner,
                                 "Normal",
                                 "SuccessfulCreate",
                                 format!("Created pod: {}", p.name_any()),
@@ -311,7 +387,7 @@ impl ReplicaSetController {
                             // A failed create will never be observed.
                             self.expectations.creation_observed(key);
                             self.recorder.event(
-                                rs,
+                                owner,
                                 "Warning",
                                 "FailedCreate",
                                 format!("Error creating: {e}"),
@@ -350,7 +426,7 @@ impl ReplicaSetController {
             for (p, r) in victims.iter().zip(results) {
                 match r {
                     Ok(_) => self.recorder.event(
-                        rs,
+                        owner,
                         "Normal",
                         "SuccessfulDelete",
                         format!("Deleted pod: {}", p.name_any()),
@@ -362,7 +438,7 @@ impl ReplicaSetController {
                         self.expectations
                             .deletion_observed(key, &key_of(p.as_ref()));
                         self.recorder.event(
-                            rs,
+                            owner,
                             "Warning",
                             "FailedDelete",
                             format!("Error deleting: {e}"),
@@ -380,16 +456,15 @@ impl ReplicaSetController {
 
     async fn update_status(
         &self,
+        owner: &K,
         rs: &ReplicaSet,
         status: ReplicaSetStatus,
     ) -> Result<(), ReconcileError> {
         if rs.status.as_ref() == Some(&status) {
             return Ok(());
         }
-        let api: Api<ReplicaSet> =
-            Api::namespaced(self.client.clone(), &rs.namespace().unwrap_or_default());
-        let mut updated = rs.clone();
-        updated.status = Some(status);
+        let api: Api<K> = Api::namespaced(self.client.clone(), &rs.namespace().unwrap_or_default());
+        let updated = owner.with_status(status);
         match api
             .replace_status(&rs.name_any(), &PostParams::default(), &updated)
             .await
@@ -401,7 +476,7 @@ impl ReplicaSetController {
     }
 }
 
-impl Reconciler for ReplicaSetController {
+impl<K: Kind> Reconciler for ReplicaSetController<K> {
     fn reconcile(self: Arc<Self>, key: String) -> BoxFuture<'static, ReconcileResult> {
         Box::pin(self.sync(key))
     }

@@ -2,7 +2,7 @@
 //! real kubectl on both store backends — `create deployment` + `rollout status`, `set image`
 //! rolling within maxSurge/maxUnavailable at every observed moment, `rollout history/undo`
 //! (also `--to-revision`), `pause/resume`, `scale`, `rollout restart`, Recreate and the
-//! progress deadline.
+//! progress deadline; and ReplicationControllers, which run the ReplicaSet code.
 
 mod support;
 
@@ -452,7 +452,49 @@ fn recreate_and_progress_deadline(b: Backend) {
     );
 }
 
+const RC: &str = "apiVersion: v1\nkind: ReplicationController\nmetadata:\n  name: legacy\nspec:\n  replicas: 3\n  selector: {app: legacy}\n  template:\n    metadata: {labels: {app: legacy}}\n    spec: {containers: [{name: c, image: busybox}]}\n";
+
+fn replication_controllers(b: Backend) {
+    let c = Cluster::start(b);
+    let _sim = start_sim(&c);
+    // An orphan pod with the labels is adopted.
+    c.ok(&["run", "stray", "--image=busybox", "--labels=app=legacy"]);
+    c.ok_stdin(&["apply", "-f", "-"], RC);
+    wait_until(&c, "3 available", || {
+        jp(&c, "rc/legacy", "{.status.replicas}/{.status.fullyLabeledReplicas}/{.status.readyReplicas}/{.status.availableReplicas}/{.status.observedGeneration}") == "3/3/3/3/1"
+    });
+    assert_eq!(
+        jp(
+            &c,
+            "pod/stray",
+            "{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}"
+        ),
+        "ReplicationController/legacy"
+    );
+    let d = c.ok(&["describe", "rc", "legacy"]);
+    assert!(
+        d.contains("SuccessfulCreate")
+            && d.contains("Created pod: legacy-")
+            && d.contains("replication-controller"),
+        "{d}"
+    );
+    c.ok(&["scale", "rc", "legacy", "--replicas=1"]);
+    wait_until(&c, "1 replica", || {
+        jp(
+            &c,
+            "rc/legacy",
+            "{.status.replicas}/{.status.availableReplicas}",
+        ) == "1/1"
+    });
+    let d = c.ok(&["describe", "rc", "legacy"]);
+    assert!(
+        d.contains("SuccessfulDelete") && d.contains("Deleted pod: "),
+        "{d}"
+    );
+}
+
 on_both_backends!(
+    replication_controllers,
     create_roll_undo_and_history,
     pause_resume_scale_restart_and_history_limit,
     recreate_and_progress_deadline
