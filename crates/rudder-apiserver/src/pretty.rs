@@ -84,20 +84,70 @@ pub async fn indent_for_humans(req: Request, next: Next) -> Response {
         return Response::from_parts(parts, Body::empty());
     };
     let bytes = collected.to_bytes();
-    // Already indented (`/version`, in its own field order): keep it as it is.
+    // Already indented (`/version`, raw Status bodies): keep it as it is.
     if bytes.starts_with(b"{\n") {
         return Response::from_parts(parts, Body::from(bytes));
     }
-    let out = match serde_json::from_slice::<serde_json::Value>(&bytes)
-        .and_then(|v| serde_json::to_vec_pretty(&v))
-    {
-        Ok(pretty) => {
-            parts.headers.remove(header::CONTENT_LENGTH);
-            bytes::Bytes::from(pretty)
-        }
-        Err(_) => bytes,
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(indent(&bytes)))
+}
+
+/// Go's `json.Indent(dst, src, "", "  ")` of compact JSON: the text is kept, field order
+/// included, and only whitespace is added (empty objects and arrays stay `{}` and `[]`).
+pub fn indent(src: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(src.len() + src.len() / 4);
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let newline = |out: &mut Vec<u8>, depth: usize| {
+        out.push(b'\n');
+        out.extend(std::iter::repeat_n(b' ', depth * 2));
     };
-    Response::from_parts(parts, Body::from(out))
+    let mut i = 0;
+    while i < src.len() {
+        let c = src[i];
+        i += 1;
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            b' ' | b'\t' | b'\r' | b'\n' => {}
+            b'"' => {
+                in_string = true;
+                out.push(c);
+            }
+            b'{' | b'[' => {
+                out.push(c);
+                let close = if c == b'{' { b'}' } else { b']' };
+                if src.get(i) == Some(&close) {
+                    out.push(close);
+                    i += 1;
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            b',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            b':' => out.extend_from_slice(b": "),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -110,6 +160,15 @@ mod tests {
             h.insert(*k, http::HeaderValue::from_static(v));
         }
         h
+    }
+
+    #[test]
+    fn indents_as_go_keeping_field_order() {
+        let src = br#"{"kind":"X","apiVersion":"v1","metadata":{},"items":[],"a":[1,{"b":"x,y: {z}\"\\"}]}"#;
+        assert_eq!(
+            String::from_utf8(indent(src)).unwrap(),
+            "{\n  \"kind\": \"X\",\n  \"apiVersion\": \"v1\",\n  \"metadata\": {},\n  \"items\": [],\n  \"a\": [\n    1,\n    {\n      \"b\": \"x,y: {z}\\\"\\\\\"\n    }\n  ]\n}"
+        );
     }
 
     #[test]

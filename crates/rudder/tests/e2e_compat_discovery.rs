@@ -63,7 +63,10 @@ fn get(c: &Cluster, path: &str, accept: Option<&str>) -> (u16, String, String) {
     // A bare `Accept:` makes curl send no Accept header at all.
     let accept = accept.map_or_else(|| "Accept:".to_string(), |a| format!("Accept: {a}"));
     let url = format!("{}{path}", c.url());
+    // Not curl's own user agent: upstream indents JSON for curl (see e2e_compat_http).
     let out = c.curl(&[
+        "-A",
+        "kubectl/v1.37.0 (linux/amd64) kubernetes/rudder",
         "-H",
         &auth,
         "-H",

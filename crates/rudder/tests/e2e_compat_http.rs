@@ -81,6 +81,25 @@ fn post_json(c: &Cluster, path: &str, body: &str) -> Reply {
     )
 }
 
+/// Run a Python `kubernetes` client script (`api` is a configured ApiClient) and return what it
+/// prints.
+fn python(c: &Cluster, body: &str) -> String {
+    let script = format!(
+        "import json, sys\nfrom kubernetes import client, config, dynamic\nfrom kubernetes.client.rest import ApiException\napi = config.new_client_from_config(sys.argv[1])\n{body}"
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .arg(&c.kubeconfig)
+        .output()
+        .expect("python3 runs (scripts/install-deps installs the kubernetes client)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A JSON create refused with 400 BadRequest: its message.
 fn bad_post(c: &Cluster, path: &str, body: &str) -> String {
     post_json(c, path, body).status(400, "BadRequest")
@@ -120,7 +139,22 @@ fn undecodable_bodies(b: Backend) {
         ),
         r#"Pod in version "v1" cannot be handled as a Namespace: converting (v1.Pod) to (core.Namespace): unknown conversion"#
     );
-    // A kind the scheme does not have (the classic lower-case typo), through kubectl create.
+    // The Python client posting a typed Pod where a Namespace belongs.
+    let out = python(
+        &c,
+        r#"pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}
+try:
+    dynamic.DynamicClient(api).resources.get(api_version="v1", kind="Namespace").create(body=pod)
+except dynamic.exceptions.DynamicApiError as e:
+    s = json.loads(e.body)
+    print(e.status, e.headers["Content-Type"], s["reason"], s["message"])
+"#,
+    );
+    assert_eq!(
+        out,
+        "400 application/json BadRequest Pod in version \"v1\" cannot be handled as a Namespace: converting (v1.Pod) to (core.Namespace): unknown conversion\n"
+    );
+    // A kind the scheme does not have (the classic lower-case typo).
     let deploy = "apiVersion: apps/v1\nkind: deployment\nmetadata:\n  name: d\nspec:\n  selector:\n    matchLabels: {app: d}\n  template:\n    metadata:\n      labels: {app: d}\n    spec:\n      containers:\n      - name: c\n        image: nginx\n";
     let r = admin(
         &c,
@@ -453,6 +487,26 @@ fn limits_and_parameters(b: Backend) {
             "Error from server (RequestEntityTooLarge): error when creating \"{}\": {too_large}",
             cm_file.display()
         )
+    );
+    // And from the Python client, over its own HTTP stack.
+    let out = python(
+        &c,
+        r#"cm = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="huge"), data={"k": "x" * (4 << 20)})
+try:
+    client.CoreV1Api(api).create_namespaced_config_map("default", cm)
+except ApiException as e:
+    s = json.loads(e.body)
+    print(e.status, s["reason"], s["message"])
+cms = dynamic.DynamicClient(api).resources.get(api_version="v1", kind="ConfigMap")
+try:
+    cms.get(namespace="default", timeout_seconds="abc")
+except dynamic.exceptions.DynamicApiError as e:
+    print(e.status, json.loads(e.body)["message"])
+"#,
+    );
+    assert_eq!(
+        out,
+        format!("413 RequestEntityTooLarge {too_large}\n400 strconv.ParseInt: parsing \"abc\": invalid syntax\n")
     );
     // The server still answers on new connections.
     assert_eq!(admin(&c, &[], cm).code, 200);
