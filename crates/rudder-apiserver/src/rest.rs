@@ -189,6 +189,7 @@ pub async fn dispatch(call: Call<'_>) -> Result<Response, ApiError> {
         ("update", "") => update(&call, false).await,
         ("update", "status") => update(&call, true).await,
         ("update", "scale") => update_scale(&call).await,
+        ("update", "finalize") => finalize(&call).await,
         ("patch", "") => patch(&call, false).await,
         ("patch", "status") => patch(&call, true).await,
         ("patch", "scale") => patch_scale(&call).await,
@@ -492,6 +493,48 @@ async fn update(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
         StatusCode::OK
     };
     encode::object_response(&call.entry, code, &obj, output)
+}
+
+/// Upstream's namespace `FinalizeREST`: an update of `spec.finalizers` only (the main resource
+/// keeps them); a terminating namespace left with none is deleted by that update.
+async fn finalize(call: &Call<'_>) -> Result<Response, ApiError> {
+    let output = call.output()?;
+    let body = encode::decode_body(call.content_type(), &call.body)?;
+    let finalizers = body
+        .pointer("/spec/finalizers")
+        .cloned()
+        .unwrap_or_else(|| json!([]));
+    let rv = body.pointer("/metadata/resourceVersion").cloned();
+    let opts = WriteOpts {
+        dry_run: call.dry_run()?,
+        raw: true,
+        tracker: call.tracker("finalize"),
+        ..Default::default()
+    };
+    let (obj, _) = call
+        .gs()
+        .update(
+            &call.entry,
+            call.namespace(),
+            &call.info.name,
+            |old| {
+                let Some(old) = old else {
+                    return Ok(body.clone());
+                };
+                let mut obj = old.clone();
+                obj["spec"]["finalizers"] = finalizers.clone();
+                match &rv {
+                    Some(rv) => object::set_meta(&mut obj, "resourceVersion", rv.clone()),
+                    None => {
+                        object::remove_meta(&mut obj, "resourceVersion");
+                    }
+                }
+                Ok(obj)
+            },
+            &opts,
+        )
+        .await?;
+    encode::object_response(&call.entry, StatusCode::OK, &obj, output)
 }
 
 /// The patch types this server applies, by Content-Type.

@@ -34,6 +34,18 @@ pub struct Descriptor {
 pub fn descriptors() -> Vec<Descriptor> {
     vec![
         Descriptor {
+            name: "garbage-collector-controller",
+            aliases: &["garbagecollector"],
+            enabled_by_default: true,
+            start: crate::garbagecollector::start,
+        },
+        Descriptor {
+            name: "namespace-controller",
+            aliases: &["namespace"],
+            enabled_by_default: true,
+            start: crate::namespace::start,
+        },
+        Descriptor {
             name: "replicaset-controller",
             aliases: &["replicaset"],
             enabled_by_default: true,

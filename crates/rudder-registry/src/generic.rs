@@ -683,9 +683,11 @@ impl GenericStore {
                 return Ok((obj, false));
             }
             let expected = current.as_ref().map_or(0, |kv| kv.mod_revision);
-            // The last finalizer gone from an object being deleted: delete it now.
+            // The last finalizer gone from an object being deleted: delete it now (unless the
+            // kind still holds it, as a namespace does until `spec.finalizers` is empty).
             if object::meta(&obj).is_some_and(|m| m.contains_key("deletionTimestamp"))
                 && object::finalizers(&obj).is_empty()
+                && !entry.strategy.begin_delete(&cx, &mut obj.clone())
                 && object::meta(&obj)
                     .and_then(|m| m.get("deletionGracePeriodSeconds"))
                     .and_then(Value::as_i64)

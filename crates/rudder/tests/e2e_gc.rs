@@ -1,0 +1,166 @@
+//! End to end: the garbage collector and the namespace controller in `rudder server`, driven by
+//! the real kubectl on both store backends — cascading deletes of a ReplicaSet (background,
+//! foreground, orphan), ConfigMaps owned by hand-written ownerReferences, dangling owners, and
+//! `kubectl delete namespace` with contents.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{Backend, Cluster};
+
+/// Like `support::wait_for`, with room for a namespace's requeue estimate.
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn rs(name: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: {name}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec: {{containers: [{{name: c, image: busybox}}]}}\n"
+    )
+}
+
+/// Every pod labelled app=`app` (including ones being deleted).
+fn pods(c: &Cluster, app: &str) -> Vec<String> {
+    c.ok(&["get", "pods", "-l", &format!("app={app}"), "-o", "name"])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn start_rs(c: &Cluster, name: &str) {
+    c.ok_stdin(&["apply", "-f", "-"], &rs(name));
+    wait_for("2 pods", || (pods(c, name).len() == 2).then_some(()));
+}
+
+fn replicaset_cascades(b: Backend) {
+    let c = Cluster::start(b);
+    // Background: the ReplicaSet goes at once, the collector deletes its pods.
+    start_rs(&c, "bg");
+    c.ok(&["delete", "rs", "bg", "--cascade=background"]);
+    wait_for("bg pods collected", || {
+        pods(&c, "bg").is_empty().then_some(())
+    });
+
+    // Foreground: the owner waits on its blocking dependents, so by the time kubectl has seen
+    // it disappear its pods are gone already.
+    start_rs(&c, "fg");
+    c.ok(&[
+        "delete",
+        "rs",
+        "fg",
+        "--cascade=foreground",
+        "--timeout=60s",
+    ]);
+    assert!(pods(&c, "fg").is_empty(), "{:?}", pods(&c, "fg"));
+    c.fails(&["get", "rs", "fg"]);
+
+    // Orphan: the pods stay, without their ownerReferences.
+    start_rs(&c, "or");
+    c.ok(&["delete", "rs", "or", "--cascade=orphan", "--timeout=60s"]);
+    c.fails(&["get", "rs", "or"]);
+    wait_for("orphaned pods released", || {
+        let refs = c.ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=or",
+            "-o",
+            "jsonpath={.items[*].metadata.ownerReferences}",
+        ]);
+        refs.trim().is_empty().then_some(())
+    });
+    // Still two pods, and no ReplicaSet recreates or deletes them.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(pods(&c, "or").len(), 2);
+}
+
+fn configmap_owned_by_hand(uid: &str, name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  ownerReferences:\n  - apiVersion: v1\n    kind: ConfigMap\n    name: owner\n    uid: {uid}\ndata: {{k: v}}\n"
+    )
+}
+
+fn owned_configmaps_and_dangling_owners(b: Backend) {
+    let c = Cluster::start(b);
+    c.ok(&["create", "configmap", "owner", "--from-literal=a=b"]);
+    let uid = c.ok(&["get", "cm", "owner", "-o", "jsonpath={.metadata.uid}"]);
+    c.ok_stdin(&["apply", "-f", "-"], &configmap_owned_by_hand(&uid, "dep"));
+    // The live owner keeps its dependent.
+    std::thread::sleep(Duration::from_secs(2));
+    c.ok(&["get", "cm", "dep"]);
+    c.ok(&["delete", "cm", "owner"]);
+    wait_for("dependent collected", || {
+        (c.kubectl(&["get", "cm", "dep"]).code != 0).then_some(())
+    });
+
+    // An owner that never existed: the reference dangles and the dependent is collected.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &configmap_owned_by_hand("6f1e8f5e-0000-4000-8000-000000000001", "ghostly"),
+    );
+    wait_for("dangling dependent collected", || {
+        (c.kubectl(&["get", "cm", "ghostly"]).code != 0).then_some(())
+    });
+
+    // A same-name owner with another UID is not the owner: the dependent still goes.
+    c.ok(&["create", "configmap", "owner", "--from-literal=a=b"]);
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &configmap_owned_by_hand("6f1e8f5e-0000-4000-8000-000000000002", "stale"),
+    );
+    wait_for("stale dependent collected", || {
+        (c.kubectl(&["get", "cm", "stale"]).code != 0).then_some(())
+    });
+    c.ok(&["get", "cm", "owner"]);
+}
+
+fn deleting_a_namespace_deletes_its_contents(b: Backend) {
+    let c = Cluster::start(b);
+    c.ok(&["create", "namespace", "doomed"]);
+    c.ok(&["-n", "doomed", "run", "p1", "--image=busybox"]);
+    c.ok(&["-n", "doomed", "run", "p2", "--image=busybox"]);
+    c.ok(&[
+        "-n",
+        "doomed",
+        "create",
+        "configmap",
+        "cfg",
+        "--from-literal=a=b",
+    ]);
+    c.ok(&[
+        "-n",
+        "doomed",
+        "create",
+        "secret",
+        "generic",
+        "s",
+        "--from-literal=a=b",
+    ]);
+    c.ok(&["delete", "namespace", "doomed", "--timeout=60s"]);
+    let err = c.fails(&["get", "ns", "doomed"]);
+    assert!(err.contains("namespaces \"doomed\" not found"), "{err}");
+    // Its contents went with it.
+    let left = c.ok(&[
+        "get",
+        "pods,configmaps,secrets",
+        "-n",
+        "doomed",
+        "-o",
+        "name",
+    ]);
+    assert!(left.trim().is_empty(), "{left}");
+}
+
+on_both_backends!(
+    replicaset_cascades,
+    owned_configmaps_and_dangling_owners,
+    deleting_a_namespace_deletes_its_contents
+);
