@@ -157,6 +157,50 @@ fn deleting_a_namespace_deletes_its_contents(b: Backend) {
         "name",
     ]);
     assert!(left.trim().is_empty(), "{left}");
+
+    // Content held by a finalizer: the namespace waits, saying why in upstream's words.
+    c.ok(&["create", "namespace", "held"]);
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg, namespace: held, finalizers: [example.com/hold]}\n",
+    );
+    c.ok(&["delete", "namespace", "held", "--wait=false"]);
+    let conditions = |c: &Cluster| {
+        c.ok(&[
+            "get",
+            "ns",
+            "held",
+            "-o",
+            "jsonpath={range .status.conditions[*]}{.type}={.status}:{.reason}:{.message}{\"\\n\"}{end}",
+        ])
+    };
+    let conds = wait_for("content-remaining conditions", || {
+        let s = conditions(&c);
+        s.contains("NamespaceFinalizersRemaining=True").then_some(s)
+    });
+    for want in [
+        "NamespaceDeletionDiscoveryFailure=False:ResourcesDiscovered:All resources successfully discovered",
+        "NamespaceDeletionContentFailure=False:ContentDeleted:All content successfully deleted, may be waiting on finalization",
+        "NamespaceContentRemaining=True:SomeResourcesRemain:Some resources are remaining: configmaps. has 1 resource instances",
+        "NamespaceFinalizersRemaining=True:SomeFinalizersRemain:Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances",
+    ] {
+        assert!(conds.contains(want), "{want} not in {conds}");
+    }
+    assert!(c.ok(&["get", "ns", "held"]).contains("Terminating"));
+    // The finalizer released: the namespace finishes (within upstream's 15 s requeue).
+    c.ok(&[
+        "-n",
+        "held",
+        "patch",
+        "cm",
+        "cfg",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    wait_for("held namespace gone", || {
+        (c.kubectl(&["get", "ns", "held"]).code != 0).then_some(())
+    });
 }
 
 on_both_backends!(

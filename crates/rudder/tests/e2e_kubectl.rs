@@ -599,8 +599,12 @@ fn credentials_conditions_and_namespaces(b: Backend) {
         err.contains("Operation cannot be fulfilled on deployments.apps \"ready\""),
         "{err}"
     );
-    // A deleted namespace is Terminating (no namespace controller yet) and takes no new content.
-    c.ok(&["create", "namespace", "doomed"]);
+    // A deleted namespace is Terminating (held here by a finalizer of its own, which the
+    // namespace controller leaves alone) and takes no new content.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: doomed}\nspec: {finalizers: [example.com/hold]}\n",
+    );
     c.ok(&["delete", "namespace", "doomed", "--wait=false"]);
     let ns = c.ok(&["get", "ns", "doomed"]);
     assert!(ns.contains("Terminating"), "{ns}");

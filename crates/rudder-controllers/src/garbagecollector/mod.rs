@@ -79,6 +79,15 @@ pub fn start(cx: &Context, tasks: &mut tokio::task::JoinSet<()>) {
     tasks.spawn(gc.orphan_worker());
 }
 
+/// A list for a merge patch: an empty one removes the field, as upstream never stores `[]`.
+fn list_or_null<T: serde::Serialize>(items: &[T]) -> serde_json::Value {
+    if items.is_empty() {
+        serde_json::Value::Null
+    } else {
+        json!(items)
+    }
+}
+
 fn identity_of(ar: &ApiResource, m: &ObjectMeta) -> Identity {
     Identity {
         api_version: ar.api_version.clone(),
@@ -292,8 +301,12 @@ impl GarbageCollector {
         Ok((api, *namespaced))
     }
 
+    fn api_of(&self, id: &Identity) -> Result<(Api<DynamicObject>, bool), GcError> {
+        self.api_for(&id.api_version, &id.kind, &id.namespace)
+    }
+
     async fn get_object(&self, id: &Identity) -> Result<PartialObjectMeta<DynamicObject>, GcError> {
-        let (api, _) = self.api_for(&id.api_version, &id.kind, &id.namespace)?;
+        let (api, _) = self.api_of(id)?;
         Ok(api.get_metadata(&id.name).await?)
     }
 
@@ -375,7 +388,9 @@ impl GarbageCollector {
                 .iter()
                 .filter(|r| !drop.contains(&r.uid.as_str()))
                 .collect();
-            return self.patch_owner_refs(item, &latest, json!(kept)).await;
+            return self
+                .patch_owner_refs(item, &latest, list_or_null(&kept))
+                .await;
         }
         if !waiting.is_empty() && !item.dependents.is_empty() {
             let dependent_deleting = {
@@ -474,11 +489,7 @@ impl GarbageCollector {
         latest: &PartialObjectMeta<DynamicObject>,
         policy: &str,
     ) -> Result<(), GcError> {
-        let (api, _) = self.api_for(
-            &item.identity.api_version,
-            &item.identity.kind,
-            &item.identity.namespace,
-        )?;
+        let (api, _) = self.api_of(&item.identity)?;
         let mut dp = match policy {
             "Orphan" => DeleteParams::orphan(),
             "Foreground" => DeleteParams::foreground(),
@@ -507,11 +518,7 @@ impl GarbageCollector {
         latest: &PartialObjectMeta<DynamicObject>,
         refs: serde_json::Value,
     ) -> Result<(), GcError> {
-        let (api, _) = self.api_for(
-            &item.identity.api_version,
-            &item.identity.kind,
-            &item.identity.namespace,
-        )?;
+        let (api, _) = self.api_of(&item.identity)?;
         let patch = json!({"metadata": {
             "ownerReferences": refs,
             "resourceVersion": latest.metadata.resource_version,
@@ -531,36 +538,45 @@ impl GarbageCollector {
         }
     }
 
-    /// Upstream's `removeFinalizer`, retried on conflicts with a fresh copy.
+    /// Upstream's `removeFinalizer`.
     async fn remove_finalizer(&self, item: &Node, finalizer: &str) -> Result<(), GcError> {
-        let (api, _) = self.api_for(
-            &item.identity.api_version,
-            &item.identity.kind,
-            &item.identity.namespace,
-        )?;
+        self.update_metadata(&item.identity, |m| {
+            let fins = m.finalizers.clone().unwrap_or_default();
+            fins.iter().any(|f| f == finalizer).then(|| {
+                let kept: Vec<&String> = fins.iter().filter(|f| *f != finalizer).collect();
+                json!({ "finalizers": list_or_null(&kept) })
+            })
+        })
+        .await
+    }
+
+    /// A JSON merge patch of the metadata `change` computes from the latest copy (`None`:
+    /// nothing to do), guarded by its resourceVersion and retried on conflicts; an object
+    /// gone, or replaced under another UID, needs nothing.
+    async fn update_metadata(
+        &self,
+        id: &Identity,
+        change: impl Fn(&ObjectMeta) -> Option<serde_json::Value>,
+    ) -> Result<(), GcError> {
+        let (api, _) = self.api_of(id)?;
         for _ in 0..5 {
-            let latest = match api.get_metadata(&item.identity.name).await {
+            let latest = match api.get_metadata(&id.name).await {
                 Ok(o) => o,
                 Err(e) if is_not_found(&e) => return Ok(()),
                 Err(e) => return Err(e.into()),
             };
-            if latest.metadata.uid.as_deref() != Some(item.identity.uid.as_str()) {
+            if latest.metadata.uid.as_deref() != Some(id.uid.as_str()) {
                 return Ok(());
             }
-            let fins = latest.metadata.finalizers.clone().unwrap_or_default();
-            if !fins.iter().any(|f| f == finalizer) {
+            let Some(mut patch) = change(&latest.metadata) else {
                 return Ok(());
-            }
-            let kept: Vec<&String> = fins.iter().filter(|f| *f != finalizer).collect();
-            let patch = json!({"metadata": {
-                "finalizers": kept,
-                "resourceVersion": latest.metadata.resource_version,
-            }});
+            };
+            patch["resourceVersion"] = json!(latest.metadata.resource_version);
             match api
                 .patch_metadata(
-                    &item.identity.name,
+                    &id.name,
                     &PatchParams::default(),
-                    &Patch::Merge(&patch),
+                    &Patch::Merge(&json!({ "metadata": patch })),
                 )
                 .await
             {
@@ -570,10 +586,7 @@ impl GarbageCollector {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(GcError::Other(format!(
-            "removing {finalizer} from {}: too many conflicts",
-            item.identity
-        )))
+        Err(GcError::Other(format!("updating {id}: too many conflicts")))
     }
 
     async fn orphan_worker(self: Arc<Self>) {
@@ -624,46 +637,14 @@ impl GarbageCollector {
     }
 
     async fn orphan_one(&self, dep: &Node, owner_uid: &str) -> Result<(), GcError> {
-        let (api, _) = self.api_for(
-            &dep.identity.api_version,
-            &dep.identity.kind,
-            &dep.identity.namespace,
-        )?;
-        for _ in 0..5 {
-            let latest = match api.get_metadata(&dep.identity.name).await {
-                Ok(o) => o,
-                Err(e) if is_not_found(&e) => return Ok(()),
-                Err(e) => return Err(e.into()),
-            };
-            if latest.metadata.uid.as_deref() != Some(dep.identity.uid.as_str()) {
-                return Ok(());
-            }
-            let refs = latest.metadata.owner_references.clone().unwrap_or_default();
-            if !refs.iter().any(|r| r.uid == owner_uid) {
-                return Ok(());
-            }
-            let kept: Vec<&OwnerReference> = refs.iter().filter(|r| r.uid != owner_uid).collect();
-            let patch = json!({"metadata": {
-                "ownerReferences": kept,
-                "resourceVersion": latest.metadata.resource_version,
-            }});
-            match api
-                .patch_metadata(
-                    &dep.identity.name,
-                    &PatchParams::default(),
-                    &Patch::Merge(&patch),
-                )
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(e) if is_not_found(&e) => return Ok(()),
-                Err(e) if is_conflict(&e) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(GcError::Other(format!(
-            "orphaning {}: too many conflicts",
-            dep.identity
-        )))
+        self.update_metadata(&dep.identity, |m| {
+            let refs = m.owner_references.clone().unwrap_or_default();
+            refs.iter().any(|r| r.uid == owner_uid).then(|| {
+                let kept: Vec<&OwnerReference> =
+                    refs.iter().filter(|r| r.uid != owner_uid).collect();
+                json!({ "ownerReferences": list_or_null(&kept) })
+            })
+        })
+        .await
     }
 }
