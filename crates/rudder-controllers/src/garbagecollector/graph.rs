@@ -91,8 +91,8 @@ pub enum Action {
     Orphan(String),
     /// Upstream's `OwnerRefInvalidNamespace` warning about `dependent`.
     InvalidNamespace {
-        dependent: Identity,
-        owner: Identity,
+        dependent: Box<Identity>,
+        owner: Box<Identity>,
     },
 }
 
@@ -200,8 +200,8 @@ impl Graph {
                     if !ns.is_empty() && *ns != dep_id.namespace {
                         if owner.observed {
                             out.push(Action::InvalidNamespace {
-                                dependent: dep_id.clone(),
-                                owner: Identity::of_owner(r, &dep_id.namespace),
+                                dependent: Box::new(dep_id.clone()),
+                                owner: Box::new(Identity::of_owner(r, &dep_id.namespace)),
                             });
                         }
                         out.push(Action::Delete(dep.to_string()));
@@ -256,8 +256,11 @@ impl Graph {
                                 {
                                     if let Some(r) = dn.owners.iter().find(|r| r.uid == uid) {
                                         out.push(Action::InvalidNamespace {
-                                            dependent: dn.identity.clone(),
-                                            owner: Identity::of_owner(r, &dn.identity.namespace),
+                                            dependent: Box::new(dn.identity.clone()),
+                                            owner: Box::new(Identity::of_owner(
+                                                r,
+                                                &dn.identity.namespace,
+                                            )),
                                         });
                                     }
                                 }
@@ -572,8 +575,8 @@ mod tests {
             acts,
             vec![
                 Action::InvalidNamespace {
-                    dependent: dep.clone(),
-                    owner: id("ConfigMap", "o", "uo", "b"),
+                    dependent: Box::new(dep.clone()),
+                    owner: Box::new(id("ConfigMap", "o", "uo", "b")),
                 },
                 Action::Delete("ud".into()),
             ]

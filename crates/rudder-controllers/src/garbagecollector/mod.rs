@@ -193,9 +193,8 @@ impl GarbageCollector {
                         keep
                     });
                     for (k, ar) in want {
-                        if !watchers.contains_key(&k) {
-                            let h = set.spawn(self.clone().watch_resource(ar));
-                            watchers.insert(k, h);
+                        if let std::collections::hash_map::Entry::Vacant(e) = watchers.entry(k) {
+                            e.insert(set.spawn(self.clone().watch_resource(ar)));
                         }
                     }
                 }
