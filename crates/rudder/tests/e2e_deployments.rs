@@ -45,6 +45,20 @@ fn wait_until(c: &Cluster, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Waits until `kubectl describe` of `what` shows every one of `texts` (events are written
+/// in the background).
+fn wait_described(c: &Cluster, what: &[&str], texts: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = c.ok(&[&["describe"], what].concat());
+        if texts.iter().all(|t| d.contains(t)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{texts:?} not in\n{d}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn jp(c: &Cluster, what: &str, path: &str) -> String {
     c.ok(&["get", what, "-o", &format!("jsonpath={path}")])
 }
@@ -228,16 +242,15 @@ fn create_roll_undo_and_history(b: Backend) {
     let second = rs.iter().find(|r| r.0 != first).unwrap().clone();
     assert_eq!((second.1, second.3.as_str()), (3, "2"));
     assert_eq!(rs.iter().find(|r| r.0 == first).unwrap().1, 0);
-    let d = c.ok(&["describe", "deploy", "web"]);
-    assert!(
-        d.contains(&format!("Scaled up replica set {} from 0 to 1", second.0)),
-        "{d}"
+    wait_described(
+        &c,
+        &["deploy", "web"],
+        &[
+            &format!("Scaled up replica set {} from 0 to 1", second.0),
+            &format!("Scaled down replica set {first} from 3 to 2"),
+            "deployment-controller",
+        ],
     );
-    assert!(
-        d.contains(&format!("Scaled down replica set {first} from 3 to 2")),
-        "{d}"
-    );
-    assert!(d.contains("deployment-controller"), "{d}");
 
     // maxSurge 0, maxUnavailable 1 (percent, rounded down): never more than 3 pods.
     c.ok(&[
@@ -409,10 +422,10 @@ fn recreate_and_progress_deadline(b: Backend) {
         c.ok(&["set", "image", "deployment/re", "busybox=busybox:1.36"]);
         rollout_status(&c, "re")
     });
-    let d = c.ok(&["describe", "deploy", "re"]);
-    assert!(
-        d.contains(&format!("Scaled down replica set {old} from 2 to 0")),
-        "{d}"
+    wait_described(
+        &c,
+        &["deploy", "re"],
+        &[&format!("Scaled down replica set {old} from 2 to 0")],
     );
 
     // Pods that never schedule: the rollout times out.
@@ -452,6 +465,76 @@ fn recreate_and_progress_deadline(b: Backend) {
     );
 }
 
+/// Spec sizes of the old and the new ReplicaSet of `app`, once both are settled at these.
+fn wait_sizes(c: &Cluster, app: &str, old: &str, want_old: i32, want_new: i32) {
+    wait_until(c, &format!("old {want_old} / new {want_new}"), || {
+        let rs = sets(c, app);
+        rs.len() == 2
+            && rs.iter().any(|r| r.0 == old && r.1 == want_old)
+            && rs.iter().any(|r| r.0 != old && r.1 == want_new)
+    });
+}
+
+fn proportional_scaling_mid_rollout(b: Backend) {
+    let c = Cluster::start(b);
+    let _sim = start_sim(&c);
+    c.ok(&[
+        "create",
+        "deployment",
+        "prop",
+        "--image=busybox",
+        "--replicas=10",
+    ]);
+    c.ok(&[
+        "patch",
+        "deploy",
+        "prop",
+        "-p",
+        r#"{"spec":{"strategy":{"rollingUpdate":{"maxSurge":3,"maxUnavailable":2}}}}"#,
+    ]);
+    rollout_status(&c, "prop");
+    let old = sets(&c, "prop")[0].0.clone();
+    // The new pods never schedule: the rollout stalls at 8 old + 5 new (10 + 3 surge, 8
+    // available).
+    c.ok(&[
+        "patch",
+        "deploy",
+        "prop",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"nodeSelector":{"no":"such-node"}}}}}"#,
+    ]);
+    wait_sizes(&c, "prop", &old, 8, 5);
+    // Scaling to 20 mid-rollout spreads the 10 more pods by size (upstream's GetProportion:
+    // 8·23/13 → 14, 5·23/13 → 9).
+    c.ok(&["scale", "deployment/prop", "--replicas=20"]);
+    wait_sizes(&c, "prop", &old, 14, 9);
+    for r in sets(&c, "prop") {
+        let ann = jp(&c, &format!("rs/{}", r.0), "{.metadata.annotations}");
+        assert!(
+            ann.contains("\"deployment.kubernetes.io/desired-replicas\":\"20\"")
+                && ann.contains("\"deployment.kubernetes.io/max-replicas\":\"23\""),
+            "{ann}"
+        );
+    }
+    wait_described(
+        &c,
+        &["deploy", "prop"],
+        &[&format!("Scaled up replica set {old} from 8 to 14")],
+    );
+    // And down to 5: 23 → 8 (5 + 3 surge) proportionally (14 → 5, 9 → 3), then the stalled
+    // rollout goes on within maxUnavailable 2: old 3 (3 available), new 5 (8 in all).
+    c.ok(&["scale", "deployment/prop", "--replicas=5"]);
+    wait_sizes(&c, "prop", &old, 3, 5);
+    wait_described(
+        &c,
+        &["deploy", "prop"],
+        &[
+            &format!("Scaled down replica set {old} from 14 to 5"),
+            &format!("Scaled down replica set {old} from 5 to 3"),
+        ],
+    );
+}
+
 const RC: &str = "apiVersion: v1\nkind: ReplicationController\nmetadata:\n  name: legacy\nspec:\n  replicas: 3\n  selector: {app: legacy}\n  template:\n    metadata: {labels: {app: legacy}}\n    spec: {containers: [{name: c, image: busybox}]}\n";
 
 fn replication_controllers(b: Backend) {
@@ -471,12 +554,14 @@ fn replication_controllers(b: Backend) {
         ),
         "ReplicationController/legacy"
     );
-    let d = c.ok(&["describe", "rc", "legacy"]);
-    assert!(
-        d.contains("SuccessfulCreate")
-            && d.contains("Created pod: legacy-")
-            && d.contains("replication-controller"),
-        "{d}"
+    wait_described(
+        &c,
+        &["rc", "legacy"],
+        &[
+            "SuccessfulCreate",
+            "Created pod: legacy-",
+            "replication-controller",
+        ],
     );
     c.ok(&["scale", "rc", "legacy", "--replicas=1"]);
     wait_until(&c, "1 replica", || {
@@ -486,14 +571,15 @@ fn replication_controllers(b: Backend) {
             "{.status.replicas}/{.status.availableReplicas}",
         ) == "1/1"
     });
-    let d = c.ok(&["describe", "rc", "legacy"]);
-    assert!(
-        d.contains("SuccessfulDelete") && d.contains("Deleted pod: "),
-        "{d}"
+    wait_described(
+        &c,
+        &["rc", "legacy"],
+        &["SuccessfulDelete", "Deleted pod: "],
     );
 }
 
 on_both_backends!(
+    proportional_scaling_mid_rollout,
     replication_controllers,
     create_roll_undo_and_history,
     pause_resume_scale_restart_and_history_limit,
