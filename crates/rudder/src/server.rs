@@ -71,14 +71,23 @@ fn default_data_dir() -> PathBuf {
     }
 }
 
-pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
-    let started = Instant::now();
+/// A built (not yet serving) API server and what it was built from.
+pub struct Built {
+    pub server: Arc<ApiServer>,
+    pub pki: rudder_pki::ClusterPki,
+    pub store: Arc<dyn Store>,
+    pub data_dir: PathBuf,
+}
+
+/// Opens the store and builds the API server (certificates, registry, watch cache,
+/// authentication, admission); nothing is served yet.
+pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let server_dir = data_dir.join("server");
     std::fs::create_dir_all(&server_dir)
         .with_context(|| format!("creating {}", server_dir.display()))?;
 
-    let store = open_store(&args, &server_dir).await?;
+    let store = open_store(args, &server_dir).await?;
     let pki = rudder_pki::ClusterPki::load_or_create(
         &server_dir.join("tls"),
         rudder_pki::PkiOptions {
@@ -149,6 +158,22 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         advertise_address: SocketAddr::new(advertise, args.https_listen_port).to_string(),
         component_metrics: Default::default(),
     });
+    Ok(Built {
+        server,
+        pki,
+        store,
+        data_dir,
+    })
+}
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let Built {
+        server,
+        pki,
+        store,
+        data_dir,
+    } = build(&args).await?;
 
     let addr = SocketAddr::new(args.bind_address, args.https_listen_port);
     let listener = tokio::net::TcpListener::bind(addr)

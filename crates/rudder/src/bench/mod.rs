@@ -1,6 +1,7 @@
 //! `rudder bench …`: reproducible measurements whose output goes into BENCHMARKS.md.
 
 mod api;
+mod client;
 mod scheduler;
 mod sim;
 mod store;
@@ -16,6 +17,8 @@ pub enum BenchCommand {
     Api(api::ApiBenchArgs),
     /// The scheduler: scheduler_perf's workloads against `rudder server` and simulated nodes.
     Scheduler(scheduler::SchedulerBenchArgs),
+    /// A component's client in-process against over HTTPS, side by side.
+    Client(client::ClientBenchArgs),
     /// Simulated nodes: idle CPU and memory of N nodes in one process.
     Sim(sim::SimBenchArgs),
 }
@@ -26,6 +29,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Api(args) => api::run(args).await,
         BenchCommand::Scheduler(args) => scheduler::run(args).await,
         BenchCommand::Sim(args) => sim::run(args).await,
+        BenchCommand::Client(args) => client::run(args).await,
     }
 }
 
