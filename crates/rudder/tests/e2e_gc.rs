@@ -203,7 +203,66 @@ fn deleting_a_namespace_deletes_its_contents(b: Backend) {
     });
 }
 
+fn owner_scope_rules(b: Backend) {
+    let c = Cluster::start(b);
+    // A namespaced dependent of a cluster-scoped owner is collected with it.
+    c.ok(&[
+        "create",
+        "clusterrole",
+        "boss",
+        "--verb=get",
+        "--resource=pods",
+    ]);
+    let boss = c.ok(&[
+        "get",
+        "clusterrole",
+        "boss",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: minion\n  ownerReferences:\n  - {{apiVersion: rbac.authorization.k8s.io/v1, kind: ClusterRole, name: boss, uid: {boss}}}\n"),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    c.ok(&["get", "cm", "minion"]);
+    c.ok(&["delete", "clusterrole", "boss"]);
+    wait_for("namespaced dependent collected", || {
+        (c.kubectl(&["get", "cm", "minion"]).code != 0).then_some(())
+    });
+
+    // A cluster-scoped dependent of a namespaced owner is invalid: upstream's warning, and the
+    // dependent is never deleted for it.
+    c.ok(&["create", "configmap", "owner"]);
+    let owner = c.ok(&["get", "cm", "owner", "-o", "jsonpath={.metadata.uid}"]);
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: odd\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: owner, uid: {owner}}}\nrules: []\n"),
+    );
+    let want = format!(
+        "ownerRef [v1/ConfigMap, namespace: , name: owner, uid: {owner}] does not exist in namespace \"\""
+    );
+    wait_for("OwnerRefInvalidNamespace event", || {
+        let ev = c.ok(&[
+            "get",
+            "events",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={range .items[*]}{.type} {.reason} {.involvedObject.kind}/{.involvedObject.name}: {.message}{\"\\n\"}{end}",
+        ]);
+        ev.contains(&format!(
+            "Warning OwnerRefInvalidNamespace ClusterRole/odd: {want}"
+        ))
+        .then_some(())
+    });
+    c.ok(&["delete", "cm", "owner"]);
+    std::thread::sleep(Duration::from_secs(3));
+    c.ok(&["get", "clusterrole", "odd"]);
+}
+
 on_both_backends!(
+    owner_scope_rules,
     replicaset_cascades,
     owned_configmaps_and_dangling_owners,
     deleting_a_namespace_deletes_its_contents
