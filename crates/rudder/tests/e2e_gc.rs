@@ -203,6 +203,44 @@ fn deleting_a_namespace_deletes_its_contents(b: Backend) {
     });
 }
 
+fn a_foreign_namespace_finalizer_holds_until_finalized(b: Backend) {
+    let c = Cluster::start(b);
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: kept}\nspec: {finalizers: [example.com/hold]}\n",
+    );
+    c.ok(&["-n", "kept", "create", "configmap", "cfg"]);
+    c.ok(&["delete", "namespace", "kept", "--wait=false"]);
+    // The controller empties it and drops only its own finalizer.
+    wait_for("kubernetes finalizer removed", || {
+        let f = c.ok(&["get", "ns", "kept", "-o", "jsonpath={.spec.finalizers}"]);
+        (f == r#"["example.com/hold"]"#).then_some(())
+    });
+    assert_eq!(
+        c.ok(&["get", "ns", "kept", "-o", "jsonpath={.status.phase}"]),
+        "Terminating"
+    );
+    assert!(c
+        .ok(&["-n", "kept", "get", "cm", "-o", "name"])
+        .trim()
+        .is_empty());
+    // The finalize subresource, as a user clears a stuck namespace: the namespace is deleted.
+    let body = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"kept"},"spec":{"finalizers":[]}}"#;
+    let out = c.ok_stdin(
+        &[
+            "replace",
+            "--raw",
+            "/api/v1/namespaces/kept/finalize",
+            "-f",
+            "-",
+        ],
+        body,
+    );
+    assert!(out.contains("\"name\":\"kept\""), "{out}");
+    let err = c.fails(&["get", "ns", "kept"]);
+    assert!(err.contains("namespaces \"kept\" not found"), "{err}");
+}
+
 fn owner_scope_rules(b: Backend) {
     let c = Cluster::start(b);
     // A namespaced dependent of a cluster-scoped owner is collected with it.
@@ -262,6 +300,7 @@ fn owner_scope_rules(b: Backend) {
 }
 
 on_both_backends!(
+    a_foreign_namespace_finalizer_holds_until_finalized,
     owner_scope_rules,
     replicaset_cascades,
     owned_configmaps_and_dangling_owners,
