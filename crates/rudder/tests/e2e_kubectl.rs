@@ -424,7 +424,8 @@ fn state_survives_restart(b: Backend) {
 }
 
 fn defaulting_validation_and_graceful_pods(b: Backend) {
-    let c = Cluster::start(b);
+    // API-server behaviour only: no controller may add pods or status behind the test's back.
+    let c = Cluster::start_with(b, &["--disable-controllers"]);
     c.ok(&["run", "web", "--image=nginx:1.27"]);
     let pod: serde_json::Value =
         serde_json::from_str(&c.ok(&["get", "pod", "web", "-o", "json"])).unwrap();
@@ -527,7 +528,15 @@ fn credentials_conditions_and_namespaces(b: Backend) {
     let tokens = tempfile::tempdir().unwrap();
     let token_file = tokens.path().join("tokens.csv");
     std::fs::write(&token_file, "s3cret-token,bob,1001,\"devs,ops\"\n").unwrap();
-    let c = Cluster::start_with(b, &["--token-auth-file", token_file.to_str().unwrap()]);
+    // API-server behaviour only: the test writes Deployment status itself.
+    let c = Cluster::start_with(
+        b,
+        &[
+            "--disable-controllers",
+            "--token-auth-file",
+            token_file.to_str().unwrap(),
+        ],
+    );
     let ca = std::fs::read_to_string(c.dir.path().join("data/server/tls/ca.crt")).unwrap();
     // A static token from --token-auth-file.
     let bob = c.dir.path().join("bob.kubeconfig");
