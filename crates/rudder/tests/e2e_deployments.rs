@@ -508,6 +508,9 @@ fn proportional_scaling_mid_rollout(b: Backend) {
     // 8·23/13 → 14, 5·23/13 → 9).
     c.ok(&["scale", "deployment/prop", "--replicas=20"]);
     wait_sizes(&c, "prop", &old, 14, 9);
+    wait_until(&c, "14 old pods available", || {
+        sets(&c, "prop").iter().any(|r| r.0 == old && r.2 == 14)
+    });
     for r in sets(&c, "prop") {
         let ann = jp(&c, &format!("rs/{}", r.0), "{.metadata.annotations}");
         assert!(
@@ -528,11 +531,70 @@ fn proportional_scaling_mid_rollout(b: Backend) {
     wait_described(
         &c,
         &["deploy", "prop"],
-        &[
-            &format!("Scaled down replica set {old} from 14 to 5"),
-            &format!("Scaled down replica set {old} from 5 to 3"),
-        ],
+        &[&format!("Scaled down replica set {old} from 14 to 5")],
     );
+}
+
+/// Deleting Deployments with each propagation: the garbage collector takes the ReplicaSets
+/// and pods (background, foreground) or leaves them ownerless (orphan), and the Deployment
+/// controller never recreates a set for a Deployment being deleted.
+fn delete_with_cascade(b: Backend) {
+    let c = Cluster::start(b);
+    let _sim = start_sim(&c);
+    for name in ["bg", "fg", "or"] {
+        c.ok(&[
+            "create",
+            "deployment",
+            name,
+            "--image=busybox",
+            "--replicas=2",
+        ]);
+    }
+    for name in ["bg", "fg", "or"] {
+        rollout_status(&c, name);
+    }
+    let live = |app: &str| {
+        c.ok(&["get", "pods", "-l", &format!("app={app}"), "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}{\"\\n\"}{end}"])
+        .lines()
+        .filter(|l| l.split_whitespace().count() == 1)
+        .count()
+    };
+    c.ok(&["delete", "deployment", "bg", "--cascade=background"]);
+    wait_until(&c, "bg's sets and pods gone", || {
+        sets(&c, "bg").is_empty() && live("bg") == 0
+    });
+    c.ok(&[
+        "delete",
+        "deployment",
+        "fg",
+        "--cascade=foreground",
+        "--timeout=60s",
+    ]);
+    wait_until(&c, "fg's sets and pods gone", || {
+        sets(&c, "fg").is_empty() && live("fg") == 0
+    });
+    let rs = sets(&c, "or");
+    c.ok(&[
+        "delete",
+        "deployment",
+        "or",
+        "--cascade=orphan",
+        "--timeout=60s",
+    ]);
+    std::thread::sleep(Duration::from_secs(1));
+    let after = sets(&c, "or");
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!((after[0].0.as_str(), after[0].1), (rs[0].0.as_str(), 2));
+    assert_eq!(
+        jp(
+            &c,
+            &format!("rs/{}", after[0].0),
+            "{.metadata.ownerReferences}"
+        ),
+        ""
+    );
+    assert_eq!(live("or"), 2);
 }
 
 const RC: &str = "apiVersion: v1\nkind: ReplicationController\nmetadata:\n  name: legacy\nspec:\n  replicas: 3\n  selector: {app: legacy}\n  template:\n    metadata: {labels: {app: legacy}}\n    spec: {containers: [{name: c, image: busybox}]}\n";
@@ -579,6 +641,7 @@ fn replication_controllers(b: Backend) {
 }
 
 on_both_backends!(
+    delete_with_cascade,
     proportional_scaling_mid_rollout,
     replication_controllers,
     create_roll_undo_and_history,

@@ -706,6 +706,14 @@ impl DeploymentController {
                 continue;
             }
             let down = (max - total).min(have - available);
+            if down < 0 {
+                // A status reporting more available pods than the spec (not observed yet).
+                return Err(ReconcileError::Other(format!(
+                    "when cleaning up unhealthy replicas, got invalid request to scale down {} {have} -> {}",
+                    key_of(rs.as_ref()),
+                    have - down
+                )));
+            }
             let (_, updated) = self.scale_to(rs, have - down, d).await?;
             *rs = updated;
             total += down;
