@@ -8,6 +8,7 @@ pub mod events;
 pub mod expectations;
 pub mod garbagecollector;
 pub mod informer;
+pub mod job;
 pub mod manager;
 pub mod namespace;
 pub mod podutil;

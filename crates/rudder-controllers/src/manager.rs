@@ -63,6 +63,12 @@ pub fn descriptors() -> Vec<Descriptor> {
             enabled_by_default: true,
             start: crate::deployment::start,
         },
+        Descriptor {
+            name: "job-controller",
+            aliases: &["job"],
+            enabled_by_default: true,
+            start: crate::job::start,
+        },
     ]
 }
 

@@ -1,0 +1,134 @@
+//! End to end: the Job controller in `rudder server` with simulated nodes (pods finish through
+//! the `sim.rudder.dev/complete-after` / `exit-code` annotations), driven by the real kubectl,
+//! on both store backends.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+
+use support::{Backend, Cluster};
+
+/// A `rudder sim` process, killed on drop.
+struct Sim(Child);
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_sim(c: &Cluster) -> Sim {
+    let log = std::fs::File::create(c.dir.path().join("sim.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_rudder"))
+        .args(["sim", "--nodes", "2", "--kubeconfig"])
+        .arg(&c.kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start rudder sim");
+    Sim(child)
+}
+
+fn job(name: &str, extra_spec: &str, annotations: &str) -> String {
+    format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\nspec:\n{extra_spec}  template:\n    metadata:\n      annotations:\n{annotations}    spec:\n      restartPolicy: Never\n      containers:\n      - name: c\n        image: registry.k8s.io/pause:3.10\n"
+    )
+}
+
+fn jp(c: &Cluster, name: &str, path: &str) -> String {
+    c.ok(&["get", "job", name, "-o", &format!("jsonpath={path}")])
+}
+
+fn jobs_complete_fail_and_index(b: Backend) {
+    let c = Cluster::start(b);
+    let _sim = start_sim(&c);
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &job(
+            "ok",
+            "  completions: 3\n  parallelism: 2\n",
+            "        sim.rudder.dev/complete-after: 1s\n",
+        ),
+    );
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &job(
+            "bad",
+            "  backoffLimit: 1\n",
+            "        sim.rudder.dev/complete-after: 1s\n        sim.rudder.dev/exit-code: \"2\"\n",
+        ),
+    );
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &job(
+            "idx",
+            "  completions: 3\n  parallelism: 3\n  completionMode: Indexed\n",
+            "        sim.rudder.dev/complete-after: 1s\n",
+        ),
+    );
+    c.ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/ok",
+        "--timeout=60s",
+    ]);
+    assert_eq!(jp(&c, "ok", "{.status.succeeded}/{.status.active}"), "3/0");
+    assert!(!jp(&c, "ok", "{.status.completionTime}").is_empty());
+    let labels = c.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "batch.kubernetes.io/job-name=ok",
+        "-o",
+        "jsonpath={.items[*].metadata.labels.job-name}",
+    ]);
+    assert!(labels.split_whitespace().count() >= 3, "{labels}");
+    let d = c.ok(&["describe", "job", "ok"]);
+    assert!(
+        d.contains("SuccessfulCreate")
+            && d.contains("Created pod: ok-")
+            && d.contains("Job completed"),
+        "{d}"
+    );
+
+    c.ok(&["wait", "--for=condition=failed", "job/bad", "--timeout=60s"]);
+    assert_eq!(
+        jp(
+            &c,
+            "bad",
+            "{.status.conditions[?(@.type==\"Failed\")].reason}"
+        ),
+        "BackoffLimitExceeded"
+    );
+    assert_eq!(
+        jp(
+            &c,
+            "bad",
+            "{.status.conditions[?(@.type==\"Failed\")].message}"
+        ),
+        "Job has reached the specified backoff limit"
+    );
+    assert_eq!(jp(&c, "bad", "{.status.failed}"), "2");
+
+    c.ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/idx",
+        "--timeout=60s",
+    ]);
+    assert_eq!(jp(&c, "idx", "{.status.completedIndexes}"), "0-2");
+    let hosts = c.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "job-name=idx",
+        "-o",
+        "jsonpath={.items[*].spec.hostname}",
+    ]);
+    let mut hosts: Vec<&str> = hosts.split_whitespace().collect();
+    hosts.sort();
+    assert_eq!(hosts, ["idx-0", "idx-1", "idx-2"]);
+}
+
+on_both_backends!(jobs_complete_fail_and_index);
