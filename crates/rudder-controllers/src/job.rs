@@ -255,14 +255,22 @@ impl JobController {
                     vec![None; to_create as usize]
                 };
                 if !indexes.is_empty() {
-                    self.create_pods(&job, &key, &ns_api, indexes).await?;
+                    match remaining_backoff(&pods, now) {
+                        Some(wait) => next = Next::After(wait),
+                        None => self.create_pods(&job, &key, &ns_api, indexes).await?,
+                    }
                 }
             }
             if let (Some(ads), Some(start)) =
                 (spec.active_deadline_seconds, status.start_time.as_ref())
             {
-                let left = ads - (now.as_second() - start.0.as_second());
-                next = Next::After(Duration::from_secs(left.max(1) as u64));
+                let left = Duration::from_secs(
+                    (ads - (now.as_second() - start.0.as_second())).max(1) as u64,
+                );
+                next = match next {
+                    Next::After(d) if d < left => next,
+                    _ => Next::After(left),
+                };
             }
         }
         if Some(&status) != job.status.as_ref() {
@@ -385,6 +393,56 @@ fn is_finished(job: &Job) -> bool {
         })
 }
 
+/// When a pod ended: its last container's `finishedAt`, else its Ready condition's transition.
+fn finished_at(p: &Pod) -> Option<jiff::Timestamp> {
+    let st = p.status.as_ref()?;
+    let from_containers = st
+        .container_statuses
+        .iter()
+        .flatten()
+        .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref())
+        .map(|t| t.0)
+        .max();
+    from_containers.or_else(|| {
+        st.conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Ready")
+            .and_then(|c| c.last_transition_time.as_ref())
+            .map(|t| t.0)
+    })
+}
+
+/// Upstream's pod failure back-off (`backoffRecord`): after `n` failures since the last
+/// success, new pods wait `10 s * 2^(n-1)` (at most 6 min) from the last failure.
+fn remaining_backoff(pods: &[Arc<Pod>], now: jiff::Timestamp) -> Option<Duration> {
+    let last_success = pods
+        .iter()
+        .filter(|p| phase(p) == "Succeeded")
+        .filter_map(|p| finished_at(p))
+        .max();
+    let failures: Vec<jiff::Timestamp> = pods
+        .iter()
+        .filter(|p| phase(p) == "Failed")
+        .filter_map(|p| finished_at(p))
+        .filter(|t| last_success.is_none_or(|s| *t > s))
+        .collect();
+    let last = failures.iter().max()?;
+    let delay = backoff_delay(failures.len() as u32);
+    let elapsed =
+        Duration::from_secs(now.as_second().saturating_sub(last.as_second()).max(0) as u64);
+    (elapsed < delay).then(|| delay - elapsed)
+}
+
+/// `DefaultJobPodFailureBackOff` (10 s) doubled per failure, capped at `MaxJobPodFailureBackOff` (6 min).
+pub fn backoff_delay(failures: u32) -> Duration {
+    if failures == 0 {
+        return Duration::ZERO;
+    }
+    let secs = 10u64.saturating_mul(1u64 << (failures - 1).min(20));
+    Duration::from_secs(secs.min(360))
+}
+
 fn pod_index(p: &Pod) -> Option<i32> {
     p.metadata
         .annotations
@@ -458,5 +516,14 @@ mod tests {
         assert_eq!(s(&[]), "");
         assert_eq!(s(&[0, 1, 2, 4, 6, 7]), "0-2,4,6-7");
         assert_eq!(s(&[3]), "3");
+    }
+
+    #[test]
+    fn pod_failure_backoff_doubles_to_six_minutes() {
+        let d = |n| backoff_delay(n).as_secs();
+        assert_eq!(
+            [d(0), d(1), d(2), d(3), d(6), d(7), d(40)],
+            [0, 10, 20, 40, 320, 360, 360]
+        );
     }
 }

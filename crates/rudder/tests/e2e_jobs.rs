@@ -110,6 +110,25 @@ fn jobs_complete_fail_and_index(b: Backend) {
         "Job has reached the specified backoff limit"
     );
     assert_eq!(jp(&c, "bad", "{.status.failed}"), "2");
+    // The replacement of the first failed pod waited out the 10 s pod failure back-off.
+    let created = c.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "job-name=bad",
+        "--sort-by=.metadata.creationTimestamp",
+        "-o",
+        "jsonpath={.items[*].metadata.creationTimestamp}",
+    ]);
+    // Seconds of the day of an RFC 3339 `...THH:MM:SSZ` timestamp.
+    let secs = |t: &str| {
+        t[11..19]
+            .split(':')
+            .fold(0i64, |acc, x| acc * 60 + x.parse::<i64>().unwrap())
+    };
+    let ts: Vec<i64> = created.split_whitespace().map(secs).collect();
+    assert_eq!(ts.len(), 2, "{created}");
+    assert!(ts[1] - ts[0] >= 10, "{created}");
 
     c.ok(&[
         "wait",
