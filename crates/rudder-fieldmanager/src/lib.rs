@@ -11,6 +11,7 @@
 
 mod conflict;
 mod error;
+mod lastapplied;
 mod managed;
 mod manager;
 mod path;
@@ -19,6 +20,7 @@ mod typed;
 
 pub use conflict::{Conflict, Conflicts};
 pub use error::FieldManagerError;
+pub use lastapplied::LAST_APPLIED_ANNOTATION;
 pub use managed::{ManagedFieldsEntry, Operation};
 pub use manager::{
     FieldManager, OperationInfo, ANCIENT_CHANGES_MANAGER, BEFORE_FIRST_APPLY_MANAGER,

@@ -6,6 +6,7 @@ use rudder_api::patch::{SchemaTable, TypeSchema};
 
 use crate::conflict::{Conflict, Conflicts};
 use crate::error::FieldManagerError;
+use crate::lastapplied::{allowed_conflicts, update_last_applied, LAST_APPLIED_MANAGER};
 use crate::managed::{ManagedFieldsEntry, Operation};
 use crate::path::PathElement;
 use crate::set::FieldSet;
@@ -121,7 +122,47 @@ impl<'t> FieldManager<'t> {
     /// Upstream's `FieldManager.Apply`: merges the applied configuration into `live` (`None`
     /// creates) and returns the new object with its managed fields, or the conflicts with
     /// other managers when `force` is false.
+    ///
+    /// For the `kubectl` manager, upstream's `lastAppliedManager` and `lastAppliedUpdater` wrap
+    /// the apply: conflicts on fields the client-side-apply annotation still describes are
+    /// forced (so `kubectl apply --server-side` takes over from `kubectl apply`), and that
+    /// annotation is rewritten to the applied configuration (so a later client-side apply still
+    /// computes the right patch).
     pub fn apply(
+        &self,
+        live: Option<&Value>,
+        applied: &Value,
+        op: &OperationInfo<'_>,
+        force: bool,
+    ) -> Result<Value, FieldManagerError> {
+        let mut out = match self.apply_once(live, applied, op, force) {
+            Err(FieldManagerError::Conflict(conflicts)) if op.manager == LAST_APPLIED_MANAGER => {
+                let allowed = live.and_then(|l| {
+                    let schema = self.schema_of(l);
+                    allowed_conflicts(l, op.api_version, schema)
+                });
+                let Some(allowed) = allowed else {
+                    return Err(FieldManagerError::Conflict(conflicts));
+                };
+                let rest: Vec<Conflict> = conflicts
+                    .0
+                    .into_iter()
+                    .filter(|c| !allowed.has(&c.path))
+                    .collect();
+                if !rest.is_empty() {
+                    return Err(FieldManagerError::Conflict(Conflicts(rest)));
+                }
+                self.apply_once(live, applied, op, true)?
+            }
+            other => other?,
+        };
+        if op.manager == LAST_APPLIED_MANAGER {
+            update_last_applied(&mut out, applied);
+        }
+        Ok(out)
+    }
+
+    fn apply_once(
         &self,
         live: Option<&Value>,
         applied: &Value,

@@ -632,3 +632,127 @@ fn update_managers_are_capped_into_ancient_changes() {
     );
     assert_eq!(ancient.time.as_deref(), Some("2026-01-01T00:00:01Z"));
 }
+
+/// What `kubectl apply` (client-side) creates: the configuration plus its last-applied
+/// annotation, which kubectl writes with `"annotations":{}` and a trailing newline.
+fn client_side_applied(replicas: i64, image: &str) -> Value {
+    let mut config = applied_deployment(replicas, image);
+    config["metadata"]["annotations"] = json!({});
+    let text = format!("{}\n", crate::path::go_json(&config));
+    config["metadata"]["annotations"] = json!({ crate::LAST_APPLIED_ANNOTATION: text });
+    with_uid(
+        fm().update(
+            None,
+            config,
+            &op("kubectl-client-side-apply", "apps/v1", T1),
+        )
+        .unwrap(),
+    )
+}
+
+fn last_applied(obj: &Value) -> &str {
+    obj["metadata"]["annotations"][crate::LAST_APPLIED_ANNOTATION]
+        .as_str()
+        .unwrap_or_default()
+}
+
+#[test]
+fn kubectl_takes_over_fields_client_side_apply_set() {
+    let live = client_side_applied(1, "nginx:1.26");
+    let applied = applied_deployment(3, "nginx:1.27");
+    let out = fm()
+        .apply(Some(&live), &applied, &op("kubectl", "apps/v1", T2), false)
+        .unwrap();
+    assert_eq!(out["spec"]["replicas"], 3);
+    let csa = fields_of(&out, "kubectl-client-side-apply");
+    assert!(
+        !csa.contains("f:replicas") && !csa.contains("f:image"),
+        "{csa}"
+    );
+    // The annotation stays with client-side apply, which keeps the fields nobody changed.
+    assert!(csa.contains("f:kubectl.kubernetes.io/last-applied-configuration"));
+    assert!(csa.contains("f:selector"), "{csa}");
+    let mine = fields_of(&out, "kubectl");
+    assert!(mine.contains("f:replicas") && mine.contains("f:image"));
+    // The annotation now holds the applied configuration, encoded as upstream encodes it.
+    assert_eq!(
+        last_applied(&out),
+        format!("{}\n", crate::path::go_json(&applied))
+    );
+
+    // Any other manager still conflicts, and the annotation is left alone.
+    let err = fm()
+        .apply(Some(&live), &applied, &op("other", "apps/v1", T2), false)
+        .unwrap_err();
+    assert!(err.to_string().starts_with(
+        "Apply failed with 2 conflicts: conflicts with \"kubectl-client-side-apply\" using apps/v1:"
+    ));
+    let same = fm()
+        .apply(
+            Some(&live),
+            &applied_deployment(1, "nginx:1.26"),
+            &op("other", "apps/v1", T2),
+            false,
+        )
+        .unwrap();
+    assert_eq!(last_applied(&same), last_applied(&live));
+}
+
+#[test]
+fn kubectl_still_conflicts_on_fields_changed_since_the_last_client_side_apply() {
+    let live = client_side_applied(1, "nginx:1.26");
+    // Someone scaled it after the client-side apply: the annotation no longer describes
+    // replicas, so that conflict stays; the image conflict (client-side apply's) is dropped.
+    let mut scaled = live.clone();
+    scaled["spec"]["replicas"] = json!(5);
+    let scaled = fm()
+        .update(Some(&live), scaled, &op("kubectl-scale", "apps/v1", T2))
+        .unwrap();
+    let err = fm()
+        .apply(
+            Some(&scaled),
+            &applied_deployment(3, "nginx:1.27"),
+            &op("kubectl", "apps/v1", T3),
+            false,
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"Apply failed with 1 conflict: conflict with "kubectl-scale" using apps/v1: .spec.replicas"#
+    );
+    // An annotation of another apiVersion is not used.
+    let mut other_version = live.clone();
+    let text = last_applied(&live).replace("apps/v1", "apps/v1beta1");
+    other_version["metadata"]["annotations"][crate::LAST_APPLIED_ANNOTATION] = json!(text);
+    let err = fm()
+        .apply(
+            Some(&other_version),
+            &applied_deployment(3, "nginx:1.26"),
+            &op("kubectl", "apps/v1", T3),
+            false,
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("kubectl-client-side-apply"),
+        "{err}"
+    );
+}
+
+#[test]
+fn annotation_of_an_applied_configuration_drops_itself_and_keeps_other_annotations() {
+    let live = client_side_applied(1, "nginx:1.26");
+    let mut applied = applied_deployment(1, "nginx:1.26");
+    applied["metadata"]["annotations"] = json!({
+        crate::LAST_APPLIED_ANNOTATION: "stale",
+        "note": "a<b"
+    });
+    let out = fm()
+        .apply(Some(&live), &applied, &op("kubectl", "apps/v1", T2), true)
+        .unwrap();
+    let text = last_applied(&out);
+    assert!(text.ends_with("}\n"), "{text}");
+    assert!(
+        text.contains(r#""metadata":{"annotations":{"note":"a\u003cb"},"labels""#),
+        "{text}"
+    );
+}
