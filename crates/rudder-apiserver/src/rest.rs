@@ -158,6 +158,22 @@ impl Call<'_> {
         Ok(())
     }
 
+    /// The caller, for kinds that record who created them.
+    fn requester(&self) -> rudder_registry::Requester {
+        rudder_registry::Requester {
+            name: self.user.name.clone(),
+            uid: self.user.uid.clone(),
+            groups: self.user.groups.clone(),
+            extra: self.user.extra.clone(),
+        }
+    }
+
+    /// A subresource whose writes the strategy shapes itself (upstream registers a separate
+    /// strategy for it): `certificatesigningrequests/approval`.
+    fn strategy_subresource(&self) -> Option<&'static str> {
+        (self.info.subresource == "approval").then_some("approval")
+    }
+
     fn gs(&self) -> &rudder_registry::GenericStore {
         &self.server.gs
     }
@@ -176,7 +192,7 @@ pub async fn dispatch(call: Call<'_>) -> Result<Response, ApiError> {
         ));
     }
     match (info.verb.as_str(), sub) {
-        ("get", "") | ("get", "status") => get(&call).await,
+        ("get", "") | ("get", "status") | ("get", "approval") => get(&call).await,
         ("get", "scale") => get_scale(&call).await,
         ("list", _) => list(&call).await,
         ("watch", _) => watch(&call).await,
@@ -190,9 +206,11 @@ pub async fn dispatch(call: Call<'_>) -> Result<Response, ApiError> {
         ("update", "status") => update(&call, true).await,
         ("update", "scale") => update_scale(&call).await,
         ("update", "finalize") => finalize(&call).await,
+        ("update", "approval") => update(&call, false).await,
         ("patch", "") => patch(&call, false).await,
         ("patch", "status") => patch(&call, true).await,
         ("patch", "scale") => patch_scale(&call).await,
+        ("patch", "approval") => patch(&call, false).await,
         ("delete", "") => delete(&call).await,
         ("deletecollection", "") => delete_collection(&call).await,
         _ => Err(ApiError::method_not_supported(
@@ -453,6 +471,7 @@ async fn create(call: &Call<'_>) -> Result<Response, ApiError> {
         dry_run: call.dry_run()?,
         field_validation: call.field_validation()?,
         tracker: call.tracker(""),
+        user: Some(call.requester()),
         ..Default::default()
     };
     call.check_duplicates(&opts)?;
@@ -473,7 +492,8 @@ async fn update(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
         dry_run: call.dry_run()?,
         field_validation: call.field_validation()?,
         status,
-        tracker: call.tracker(if status { "status" } else { "" }),
+        tracker: call.tracker(&call.info.subresource),
+        subresource: call.strategy_subresource(),
         ..Default::default()
     };
     call.check_duplicates(&opts)?;
@@ -699,7 +719,7 @@ async fn apply(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
     let table = rudder_api::patch::SchemaTable::builtin().map_err(ApiError::internal_error)?;
     let fm = rudder_fieldmanager::FieldManager::new(table);
     let now = object::now_rfc3339();
-    let subresource = if status { "status" } else { "" };
+    let subresource = call.info.subresource.as_str();
     let info = rudder_fieldmanager::OperationInfo {
         manager: &manager,
         api_version: &api_version,
@@ -711,6 +731,8 @@ async fn apply(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
         dry_run: call.dry_run()?,
         field_validation: call.field_validation()?,
         status,
+        subresource: call.strategy_subresource(),
+        user: Some(call.requester()),
         ..Default::default()
     };
     // Create on apply.
@@ -723,7 +745,7 @@ async fn apply(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
         Err(e) if e.is_not_found() => false,
         Err(e) => return Err(e),
     };
-    if !exists && !status {
+    if !exists && subresource.is_empty() {
         let mut obj = fm
             .apply(None, &applied, &info, force)
             .map_err(field_manager_error)?;
@@ -795,7 +817,8 @@ async fn patch(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
         dry_run: call.dry_run()?,
         field_validation: call.field_validation()?,
         status,
-        tracker: call.tracker(if status { "status" } else { "" }),
+        tracker: call.tracker(&call.info.subresource),
+        subresource: call.strategy_subresource(),
         ..Default::default()
     };
     call.check_duplicates(&opts)?;

@@ -18,7 +18,7 @@ use crate::admission::Admission;
 use crate::cache::{CacheWatch, CachedObject, WatchCache, WatchFrom};
 use crate::object;
 use crate::registry::{Entry, Registry};
-use crate::strategy::OpCx;
+use crate::strategy::{OpCx, Requester};
 
 /// How many times an update is retried when another writer got in between.
 const MAX_UPDATE_ATTEMPTS: usize = 16;
@@ -89,6 +89,13 @@ pub struct WriteOpts {
     /// alike), skipping the strategy's update hooks: `pods/binding` and similar subresources
     /// that change fields the main resource treats as immutable.
     pub raw: bool,
+    /// A subresource other than `status` whose writes the strategy shapes entirely
+    /// (`certificatesigningrequests/approval`): see
+    /// [`Strategy::prepare_for_subresource_update`](crate::Strategy::prepare_for_subresource_update).
+    pub subresource: Option<&'static str>,
+    /// The authenticated caller, for kinds that record who created them
+    /// ([`Strategy::prepare_for_create_by`](crate::Strategy::prepare_for_create_by)).
+    pub user: Option<Requester>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -255,6 +262,9 @@ impl GenericStore {
         object::set_meta(&mut obj, "uid", json!(uuid::Uuid::new_v4().to_string()));
         object::set_meta(&mut obj, "creationTimestamp", json!(cx.now));
         entry.strategy.prepare_for_create(&cx, &mut obj);
+        entry
+            .strategy
+            .prepare_for_create_by(opts.user.as_ref(), &mut obj);
         if entry.strategy.tracks_generation() {
             object::set_meta(&mut obj, "generation", json!(1));
         }
@@ -608,6 +618,10 @@ impl GenericStore {
             }
             if opts.raw {
                 // Exactly what the caller built.
+            } else if let Some(sub) = opts.subresource {
+                entry
+                    .strategy
+                    .prepare_for_subresource_update(sub, &cx, &mut obj, &old);
             } else if opts.status {
                 // The status subresource changes status only.
                 let status = obj.get("status").cloned();
@@ -619,6 +633,9 @@ impl GenericStore {
                     };
                 }
                 obj = merged;
+                entry
+                    .strategy
+                    .prepare_for_subresource_update("status", &cx, &mut obj, &old);
             } else {
                 if entry.has_status() {
                     if let Some(m) = obj.as_object_mut() {
@@ -659,8 +676,14 @@ impl GenericStore {
                 );
                 errs.0.extend(validate_meta(entry, &obj)?.0);
                 if !opts.raw {
-                    errs.0
-                        .extend(entry.strategy.validate_update(&cx, &obj, &old).0);
+                    let strategy = &entry.strategy;
+                    errs.0.extend(
+                        match opts.subresource.or(opts.status.then_some("status")) {
+                            Some(sub) => strategy.validate_subresource_update(sub, &cx, &obj, &old),
+                            None => strategy.validate_update(&cx, &obj, &old),
+                        }
+                        .0,
+                    );
                 }
                 if errs.0.is_empty() {
                     Ok(())

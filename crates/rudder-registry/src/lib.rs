@@ -18,4 +18,4 @@ pub use generic::{
     Tracker, Warnings, WriteOpts,
 };
 pub use registry::{Entry, Registry};
-pub use strategy::{DefaultStrategy, OpCx, Strategy};
+pub use strategy::{DefaultStrategy, OpCx, Requester, Strategy};

@@ -24,6 +24,15 @@ impl OpCx {
     }
 }
 
+/// The authenticated user behind a request (upstream's `user.Info`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Requester {
+    pub name: String,
+    pub uid: String,
+    pub groups: Vec<String>,
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
+}
+
 /// The generic store calls these hooks in upstream's order: `decode`, `to_internal` and
 /// `default` on every body, then `prepare_for_create` / `prepare_for_update`, then validation.
 pub trait Strategy: Send + Sync + 'static {
@@ -61,6 +70,34 @@ pub trait Strategy: Send + Sync + 'static {
     /// on the object (a CustomResourceDefinition's name is `<plural>.<group>`).
     fn name_errors(&self, _obj: &Value, name: &str, prefix: bool) -> Vec<String> {
         (self.name_validator())(name, prefix)
+    }
+
+    /// Record the creator on the object (upstream strategies that read the user from the
+    /// request context, e.g. a CertificateSigningRequest's `spec.username`).
+    fn prepare_for_create_by(&self, _user: Option<&Requester>, _obj: &mut Value) {}
+
+    /// Shape a write through a subresource: `status` (after the generic store has kept
+    /// everything of the old object but `status`) or one named in
+    /// [`WriteOpts::subresource`](crate::WriteOpts::subresource) (`new` is the body with the
+    /// server's metadata restored; the strategy keeps what the subresource may change).
+    fn prepare_for_subresource_update(
+        &self,
+        _subresource: &str,
+        _cx: &OpCx,
+        _new: &mut Value,
+        _old: &Value,
+    ) {
+    }
+
+    /// Validation of a write through a subresource; by default that of any update.
+    fn validate_subresource_update(
+        &self,
+        _subresource: &str,
+        cx: &OpCx,
+        new: &Value,
+        old: &Value,
+    ) -> ErrorList {
+        self.validate_update(cx, new, old)
     }
 
     /// Validation of the object beyond ObjectMeta, which the generic store checks itself.

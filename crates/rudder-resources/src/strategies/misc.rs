@@ -4,8 +4,7 @@
 use rudder_api::field::{ErrorList, FieldError, Path};
 use rudder_api::k8s_openapi::api::core::v1::ServiceAccount;
 use rudder_api::validation::{
-    is_valid_path_segment_name, minimal_name_requirements, name_is_dns_subdomain,
-    validate_path_segment_name, NameValidator,
+    is_valid_path_segment_name, minimal_name_requirements, name_is_dns_subdomain, NameValidator,
 };
 use rudder_registry::{OpCx, Strategy};
 use serde_json::{json, Value};
@@ -34,17 +33,6 @@ impl Strategy for RbacStrategy {
 
     fn default(&self, obj: &mut Value) {
         super::defaults::rbac_binding(obj);
-    }
-}
-
-/// CertificateSigningRequests: upstream's `ValidateCertificateRequestName` accepts any name
-/// ("We don't care what you call your certificate requests"), leaving the generic store's
-/// path-segment rule.
-pub struct CertificateSigningRequestStrategy;
-
-impl Strategy for CertificateSigningRequestStrategy {
-    fn name_validator(&self) -> NameValidator {
-        validate_path_segment_name
     }
 }
 

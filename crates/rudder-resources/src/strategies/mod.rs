@@ -5,6 +5,7 @@
 mod apps;
 mod autoscaling;
 mod batch;
+mod certificates;
 mod config;
 mod decode;
 mod defaults;
@@ -77,7 +78,7 @@ pub fn strategy_for(info: &ResourceInfo) -> Arc<dyn Strategy> {
         ("scheduling.k8s.io", "PriorityClass") => Arc::new(misc::PriorityClassStrategy),
         ("rbac.authorization.k8s.io", _) => Arc::new(misc::RbacStrategy),
         ("certificates.k8s.io", "CertificateSigningRequest") => {
-            Arc::new(misc::CertificateSigningRequestStrategy)
+            Arc::new(certificates::CertificateSigningRequestStrategy)
         }
         (group, kind) => match defaults::defaults_for(group, kind) {
             Some(default) => Arc::new(defaults::DefaultsStrategy {
