@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
 use k8s_openapi::api::core::v1::{EnvVar, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
 
 use crate::controller::{
@@ -29,6 +29,8 @@ use crate::workqueue::WorkQueue;
 
 pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
 const DEFAULT_BACKOFF_LIMIT: i32 = 6;
+/// Keeps a Job's pods until their result is counted in the Job's status.
+pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 
 pub struct JobController {
     client: kube::Client,
@@ -106,11 +108,18 @@ impl JobController {
         let (ns, name) = split_key(&key);
         let Some(job) = self.jobs.get(ns, name) else {
             self.expectations.delete(&key);
+            // The Job is gone: its pods must not stay blocked by the tracking finalizer.
+            let orphans: Vec<Arc<Pod>> = self
+                .pods
+                .list(ns)
+                .into_iter()
+                .filter(|p| {
+                    controller_ref(&p.metadata).is_some_and(|r| r.kind == "Job" && r.name == name)
+                })
+                .collect();
+            self.remove_tracking_finalizers(ns, orphans.iter()).await?;
             return Ok(Next::Done);
         };
-        if is_finished(&job) || job.metadata.deletion_timestamp.is_some() {
-            return Ok(Next::Done);
-        }
         let uid = job.metadata.uid.clone().unwrap_or_default();
         let pods: Vec<Arc<Pod>> = self
             .pods
@@ -118,6 +127,11 @@ impl JobController {
             .into_iter()
             .filter(|p| controller_ref(&p.metadata).is_some_and(|r| r.uid == uid))
             .collect();
+        if is_finished(&job) || job.metadata.deletion_timestamp.is_some() {
+            // Every result is counted: nothing holds its pods any more.
+            self.remove_tracking_finalizers(ns, pods.iter()).await?;
+            return Ok(Next::Done);
+        }
         let now = jiff::Timestamp::now();
         let spec = job.spec.clone().unwrap_or_default();
         let old = job.status.clone().unwrap_or_default();
@@ -276,7 +290,7 @@ impl JobController {
         if Some(&status) != job.status.as_ref() {
             let api: Api<Job> = Api::namespaced(self.client.clone(), ns);
             let mut updated = (*job).clone();
-            updated.status = Some(status);
+            updated.status = Some(status.clone());
             match api
                 .replace_status(name, &PostParams::default(), &updated)
                 .await
@@ -286,7 +300,49 @@ impl JobController {
                 Err(e) => return Err(e.into()),
             }
         }
+        let finished_job = status_finished(&status);
+        let counted = pods.iter().filter(|p| {
+            finished_job
+                || matches!(phase(p), "Succeeded" | "Failed")
+                || p.metadata.deletion_timestamp.is_some()
+        });
+        self.remove_tracking_finalizers(ns, counted).await?;
         Ok(next)
+    }
+
+    /// Drops `batch.kubernetes.io/job-tracking` from pods whose result the Job's status holds.
+    async fn remove_tracking_finalizers<'a>(
+        &self,
+        ns: &str,
+        pods: impl Iterator<Item = &'a Arc<Pod>>,
+    ) -> Result<(), ReconcileError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        for p in pods {
+            let Some(fs) = p.metadata.finalizers.as_ref() else {
+                continue;
+            };
+            if !fs.iter().any(|f| f == TRACKING_FINALIZER) {
+                continue;
+            }
+            let keep: Vec<&String> = fs.iter().filter(|f| *f != TRACKING_FINALIZER).collect();
+            let patch = serde_json::json!({"metadata": {
+                "finalizers": keep,
+                "resourceVersion": p.metadata.resource_version,
+            }});
+            match api
+                .patch(
+                    &p.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     async fn delete_pods(&self, api: &Api<Pod>, pods: &[&Arc<Pod>]) -> Result<(), ReconcileError> {
@@ -315,6 +371,10 @@ impl JobController {
         let mut first_err = None;
         for idx in indexes {
             let mut pod = pod_from_template(&spec.template, job);
+            pod.metadata
+                .finalizers
+                .get_or_insert_with(Vec::new)
+                .push(TRACKING_FINALIZER.into());
             let labels = pod.metadata.labels.get_or_insert_with(BTreeMap::new);
             for k in ["controller-uid", "batch.kubernetes.io/controller-uid"] {
                 labels.insert(k.into(), uid.clone());
@@ -384,13 +444,14 @@ impl Reconciler for JobController {
 }
 
 fn is_finished(job: &Job) -> bool {
-    job.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
-        })
+    job.status.as_ref().is_some_and(status_finished)
+}
+
+fn status_finished(s: &JobStatus) -> bool {
+    s.conditions.as_ref().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+    })
 }
 
 /// When a pod ended: its last container's `finishedAt`, else its Ready condition's transition.

@@ -6,7 +6,7 @@ mod support;
 
 use std::process::{Child, Command, Stdio};
 
-use support::{Backend, Cluster};
+use support::{wait_for, Backend, Cluster};
 
 /// A `rudder sim` process, killed on drop.
 struct Sim(Child);
@@ -84,6 +84,18 @@ fn jobs_complete_fail_and_index(b: Backend) {
         "jsonpath={.items[*].metadata.labels.job-name}",
     ]);
     assert!(labels.split_whitespace().count() >= 3, "{labels}");
+    // Counted results release their pods from the tracking finalizer.
+    wait_for("job-tracking finalizers removed", || {
+        let f = c.ok(&[
+            "get",
+            "pods",
+            "-l",
+            "job-name=ok",
+            "-o",
+            "jsonpath={.items[*].metadata.finalizers}",
+        ]);
+        (!f.contains("batch.kubernetes.io/job-tracking")).then_some(())
+    });
     let d = c.ok(&["describe", "job", "ok"]);
     assert!(
         d.contains("SuccessfulCreate")
