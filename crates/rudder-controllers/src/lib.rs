@@ -13,6 +13,7 @@ pub mod manager;
 pub mod namespace;
 pub mod podutil;
 pub mod replicaset;
+pub mod ttlafterfinished;
 pub mod workqueue;
 
 pub use manager::run;

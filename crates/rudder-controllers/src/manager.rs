@@ -69,6 +69,12 @@ pub fn descriptors() -> Vec<Descriptor> {
             enabled_by_default: true,
             start: crate::job::start,
         },
+        Descriptor {
+            name: "ttl-after-finished-controller",
+            aliases: &["ttl-after-finished"],
+            enabled_by_default: true,
+            start: crate::ttlafterfinished::start,
+        },
     ]
 }
 

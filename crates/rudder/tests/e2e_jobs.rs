@@ -162,4 +162,22 @@ fn jobs_complete_fail_and_index(b: Backend) {
     assert_eq!(hosts, ["idx-0", "idx-1", "idx-2"]);
 }
 
-on_both_backends!(jobs_complete_fail_and_index);
+/// `ttlSecondsAfterFinished: 0`: the finished Job and its pods are deleted.
+fn finished_jobs_expire(b: Backend) {
+    let c = Cluster::start(b);
+    let _sim = start_sim(&c);
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &job(
+            "brief",
+            "  ttlSecondsAfterFinished: 0\n",
+            "        sim.rudder.dev/complete-after: 1s\n",
+        ),
+    );
+    wait_for("the finished Job deleted", || {
+        let out = c.kubectl(&["get", "job", "brief"]);
+        (out.code != 0 && out.stderr.contains("not found")).then_some(())
+    });
+}
+
+on_both_backends!(jobs_complete_fail_and_index, finished_jobs_expire);
