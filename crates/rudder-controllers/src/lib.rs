@@ -13,6 +13,7 @@ pub mod manager;
 pub mod namespace;
 pub mod podutil;
 pub mod replicaset;
+pub mod serviceaccount;
 pub mod ttlafterfinished;
 pub mod workqueue;
 

@@ -75,6 +75,12 @@ pub fn descriptors() -> Vec<Descriptor> {
             enabled_by_default: true,
             start: crate::ttlafterfinished::start,
         },
+        Descriptor {
+            name: "serviceaccount-controller",
+            aliases: &["serviceaccount"],
+            enabled_by_default: true,
+            start: crate::serviceaccount::start,
+        },
     ]
 }
 
