@@ -100,14 +100,15 @@ pub async fn run_scheduler(
         .await;
 }
 
-/// Renders a scheduler's (and its leader election's) metrics in the text format.
-pub fn scheduler_metrics_render(
-    metrics: Arc<rudder_scheduler::SchedulerMetrics>,
+/// Renders a component's metrics (what `register` adds) and its leader election's in the text
+/// format.
+fn metrics_render(
+    register: impl Fn(&mut prometheus_client::registry::Registry) + Send + Sync + 'static,
     leader: rudder_component::LeaderMetrics,
 ) -> Arc<dyn Fn(&mut String) + Send + Sync> {
     Arc::new(move |out: &mut String| {
         let mut r = prometheus_client::registry::Registry::default();
-        metrics.register(&mut r);
+        register(&mut r);
         r.register(
             "leader_election_master_status",
             "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease.",
@@ -118,6 +119,14 @@ pub fn scheduler_metrics_render(
             out.push_str(text.trim_end_matches("# EOF\n"));
         }
     })
+}
+
+/// Renders a scheduler's (and its leader election's) metrics in the text format.
+pub fn scheduler_metrics_render(
+    metrics: Arc<rudder_scheduler::SchedulerMetrics>,
+    leader: rudder_component::LeaderMetrics,
+) -> Arc<dyn Fn(&mut String) + Send + Sync> {
+    metrics_render(move |r| metrics.register(r), leader)
 }
 
 /// The in-process scheduler of `rudder server`.
@@ -146,19 +155,7 @@ pub fn controllers_metrics_render(
     metrics: Arc<rudder_controllers::QueueMetrics>,
     leader: rudder_component::LeaderMetrics,
 ) -> Arc<dyn Fn(&mut String) + Send + Sync> {
-    Arc::new(move |out: &mut String| {
-        let mut r = prometheus_client::registry::Registry::default();
-        metrics.register(&mut r);
-        r.register(
-            "leader_election_master_status",
-            "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease.",
-            leader.master_status.clone(),
-        );
-        let mut text = String::new();
-        if prometheus_client::encoding::text::encode(&mut text, &r).is_ok() {
-            out.push_str(text.trim_end_matches("# EOF\n"));
-        }
-    })
+    metrics_render(move |r| metrics.register(r), leader)
 }
 
 /// Runs the controller manager under leader election on `kube-system/kube-controller-manager`
