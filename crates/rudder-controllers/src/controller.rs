@@ -61,6 +61,16 @@ pub fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
+/// A write whose object may already be gone: a 404 is success (the object's deletion is what
+/// the controller will see next), any other error is the reconcile's.
+pub fn ignore_not_found<T>(r: Result<T, kube::Error>) -> Result<(), ReconcileError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Whether an API error is a 409 (conflict or already exists).
 pub fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)

@@ -17,7 +17,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
 
 use crate::controller::{
-    is_not_found, run_workers, Next, ReconcileError, ReconcileResult, Reconciler,
+    ignore_not_found, run_workers, Next, ReconcileError, ReconcileResult, Reconciler,
 };
 use crate::events::Recorder;
 use crate::expectations::Expectations;
@@ -291,14 +291,10 @@ impl JobController {
             let api: Api<Job> = Api::namespaced(self.client.clone(), ns);
             let mut updated = (*job).clone();
             updated.status = Some(status.clone());
-            match api
-                .replace_status(name, &PostParams::default(), &updated)
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(e.into()),
-            }
+            ignore_not_found(
+                api.replace_status(name, &PostParams::default(), &updated)
+                    .await,
+            )?;
         }
         let finished_job = status_finished(&status);
         let counted = pods.iter().filter(|p| {
@@ -329,29 +325,21 @@ impl JobController {
                 "finalizers": keep,
                 "resourceVersion": p.metadata.resource_version,
             }});
-            match api
-                .patch(
+            ignore_not_found(
+                api.patch(
                     &p.name_any(),
                     &PatchParams::default(),
                     &Patch::Merge(&patch),
                 )
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(e.into()),
-            }
+                .await,
+            )?;
         }
         Ok(())
     }
 
     async fn delete_pods(&self, api: &Api<Pod>, pods: &[&Arc<Pod>]) -> Result<(), ReconcileError> {
         for p in pods {
-            match api.delete(&p.name_any(), &DeleteParams::background()).await {
-                Ok(_) => {}
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(e.into()),
-            }
+            ignore_not_found(api.delete(&p.name_any(), &DeleteParams::background()).await)?;
         }
         Ok(())
     }

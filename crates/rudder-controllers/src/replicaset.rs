@@ -19,7 +19,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use crate::controller::{
-    is_not_found, run_workers, Next, ReconcileError, ReconcileResult, Reconciler,
+    ignore_not_found, is_not_found, run_workers, Next, ReconcileError, ReconcileResult, Reconciler,
 };
 use crate::events::Recorder;
 use crate::expectations::Expectations;
@@ -304,18 +304,14 @@ impl<K: Kind> ReplicaSetController<K> {
                             "ownerReferences": [{"$patch": "delete", "uid": uid}],
                             "uid": pod.metadata.uid,
                         }});
-                        match api
-                            .patch(
+                        ignore_not_found(
+                            api.patch(
                                 &pod.name_any(),
                                 &PatchParams::default(),
                                 &Patch::Strategic(&patch),
                             )
-                            .await
-                        {
-                            Ok(_) => {}
-                            Err(e) if is_not_found(&e) => {}
-                            Err(e) => return Err(e.into()),
-                        }
+                            .await,
+                        )?;
                     }
                 }
                 Some(_) => {}
