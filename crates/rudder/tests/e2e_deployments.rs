@@ -6,32 +6,12 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::{Backend, Cluster};
-
-struct Sim(Child);
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_sim(c: &Cluster) -> Sim {
-    let log = std::fs::File::create(c.dir.path().join("sim.log")).unwrap();
-    Sim(Command::new(env!("CARGO_BIN_EXE_rudder"))
-        .args(["sim", "--nodes", "2", "--kubeconfig"])
-        .arg(&c.kubeconfig)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start rudder sim"))
-}
 
 fn wait_until(c: &Cluster, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -158,7 +138,7 @@ fn observing<T>(
 
 fn create_roll_undo_and_history(b: Backend) {
     let c = Cluster::start(b);
-    let _sim = start_sim(&c);
+    let _sim = c.sim(&["--nodes", "2"]);
     c.ok(&[
         "create",
         "deployment",
@@ -309,7 +289,7 @@ fn create_roll_undo_and_history(b: Backend) {
 
 fn pause_resume_scale_restart_and_history_limit(b: Backend) {
     let c = Cluster::start(b);
-    let _sim = start_sim(&c);
+    let _sim = c.sim(&["--nodes", "2"]);
     c.ok(&[
         "create",
         "deployment",
@@ -399,7 +379,7 @@ fn pause_resume_scale_restart_and_history_limit(b: Backend) {
 
 fn recreate_and_progress_deadline(b: Backend) {
     let c = Cluster::start(b);
-    let _sim = start_sim(&c);
+    let _sim = c.sim(&["--nodes", "2"]);
     c.ok(&[
         "create",
         "deployment",
@@ -477,7 +457,7 @@ fn wait_sizes(c: &Cluster, app: &str, old: &str, want_old: i32, want_new: i32) {
 
 fn proportional_scaling_mid_rollout(b: Backend) {
     let c = Cluster::start(b);
-    let _sim = start_sim(&c);
+    let _sim = c.sim(&["--nodes", "2"]);
     c.ok(&[
         "create",
         "deployment",
@@ -540,7 +520,7 @@ fn proportional_scaling_mid_rollout(b: Backend) {
 /// controller never recreates a set for a Deployment being deleted.
 fn delete_with_cascade(b: Backend) {
     let c = Cluster::start(b);
-    let _sim = start_sim(&c);
+    let _sim = c.sim(&["--nodes", "2"]);
     for name in ["bg", "fg", "or"] {
         c.ok(&[
             "create",
@@ -601,7 +581,7 @@ const RC: &str = "apiVersion: v1\nkind: ReplicationController\nmetadata:\n  name
 
 fn replication_controllers(b: Backend) {
     let c = Cluster::start(b);
-    let _sim = start_sim(&c);
+    let _sim = c.sim(&["--nodes", "2"]);
     // An orphan pod with the labels is adopted.
     c.ok(&["run", "stray", "--image=busybox", "--labels=app=legacy"]);
     c.ok_stdin(&["apply", "-f", "-"], RC);

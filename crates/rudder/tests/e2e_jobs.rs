@@ -4,31 +4,7 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
-
 use support::{wait_for, Backend, Cluster};
-
-/// A `rudder sim` process, killed on drop.
-struct Sim(Child);
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_sim(c: &Cluster) -> Sim {
-    let log = std::fs::File::create(c.dir.path().join("sim.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_rudder"))
-        .args(["sim", "--nodes", "2", "--kubeconfig"])
-        .arg(&c.kubeconfig)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start rudder sim");
-    Sim(child)
-}
 
 fn job(name: &str, extra_spec: &str, annotations: &str) -> String {
     format!(
@@ -42,7 +18,7 @@ fn jp(c: &Cluster, name: &str, path: &str) -> String {
 
 fn jobs_complete_fail_and_index(b: Backend) {
     let c = Cluster::start(b);
-    let _sim = start_sim(&c);
+    let _sim = c.sim(&["--nodes", "2"]);
     c.ok_stdin(
         &["apply", "-f", "-"],
         &job(
@@ -165,7 +141,7 @@ fn jobs_complete_fail_and_index(b: Backend) {
 /// `ttlSecondsAfterFinished: 0`: the finished Job and its pods are deleted.
 fn finished_jobs_expire(b: Backend) {
     let c = Cluster::start(b);
-    let _sim = start_sim(&c);
+    let _sim = c.sim(&["--nodes", "2"]);
     c.ok_stdin(
         &["apply", "-f", "-"],
         &job(

@@ -5,35 +5,9 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{Backend, Cluster};
-
-/// A `rudder sim` process, killed on drop.
-struct Sim(Child);
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_sim(c: &Cluster, args: &[&str]) -> Sim {
-    let log = std::fs::File::create(c.dir.path().join("sim.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_rudder"))
-        .arg("sim")
-        .arg("--kubeconfig")
-        .arg(&c.kubeconfig)
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start rudder sim");
-    Sim(child)
-}
 
 fn sim_log(c: &Cluster) -> String {
     std::fs::read_to_string(c.dir.path().join("sim.log")).unwrap_or_default()
@@ -83,19 +57,16 @@ fn pod(name: &str, annotations: &str) -> String {
 
 fn nodes_leases_and_pods(b: Backend) {
     let c = Cluster::start(b);
-    let _sim = start_sim(
-        &c,
-        &[
-            "--nodes",
-            "3",
-            "--zones",
-            "zone-a,zone-b",
-            "--label",
-            "pool=sim",
-            "--cpu",
-            "8",
-        ],
-    );
+    let _sim = c.sim(&[
+        "--nodes",
+        "3",
+        "--zones",
+        "zone-a,zone-b",
+        "--label",
+        "pool=sim",
+        "--cpu",
+        "8",
+    ]);
 
     // The nodes appear Ready, with the kubelet's version column.
     let out = wait_for(&c, &["get", "nodes"], "3 Ready nodes", |s| {

@@ -317,3 +317,32 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// A `rudder sim` process (simulated nodes) against a cluster, killed on drop.
+pub struct Sim(Child);
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Cluster {
+    /// Starts `rudder sim --kubeconfig <this cluster> <args>` (e.g. `["--nodes", "2"]`), logging
+    /// to `sim.log` in the cluster's directory.
+    pub fn sim(&self, args: &[&str]) -> Sim {
+        let log = std::fs::File::create(self.dir.path().join("sim.log")).expect("create sim.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_rudder"))
+            .arg("sim")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start rudder sim");
+        Sim(child)
+    }
+}
