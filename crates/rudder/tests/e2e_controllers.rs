@@ -45,6 +45,19 @@ fn replicasets_create_scale_and_adopt(b: Backend) {
     let c = Cluster::start(b);
     // An orphan with matching labels is adopted: the ReplicaSet creates only two more.
     c.ok(&["run", "orphan", "--image=busybox", "--labels=app=web"]);
+    // Pods and ReplicaSets come on separate watches: were the ReplicaSet seen first, the
+    // controller would rightly create three pods and then delete one of four. The scheduler's
+    // verdict on the orphan (no nodes here) shows the pod has reached the watchers.
+    wait_for("the scheduler to have seen the orphan", || {
+        let r = c.ok(&[
+            "get",
+            "pod",
+            "orphan",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"PodScheduled\")].reason}",
+        ]);
+        (r == "Unschedulable").then_some(())
+    });
     c.ok_stdin(&["apply", "-f", "-"], RS);
     wait_for("3 pods", || (live_pods(&c) == 3).then_some(()));
     assert_eq!(
