@@ -7,6 +7,7 @@ pub mod deployment;
 pub mod events;
 pub mod expectations;
 pub mod garbagecollector;
+pub mod history;
 pub mod informer;
 pub mod job;
 pub mod manager;
