@@ -2,6 +2,7 @@
 
 mod api;
 mod client;
+mod controllers;
 mod scheduler;
 mod sim;
 mod store;
@@ -19,6 +20,9 @@ pub enum BenchCommand {
     Scheduler(scheduler::SchedulerBenchArgs),
     /// A component's client in-process against over HTTPS, side by side.
     Client(client::ClientBenchArgs),
+    /// The controller manager: Deployments to running pods on simulated nodes, and their
+    /// garbage collection, against bare pod creates in the same run.
+    Controllers(controllers::ControllersBenchArgs),
     /// Simulated nodes: idle CPU and memory of N nodes in one process.
     Sim(sim::SimBenchArgs),
 }
@@ -30,6 +34,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Scheduler(args) => scheduler::run(args).await,
         BenchCommand::Sim(args) => sim::run(args).await,
         BenchCommand::Client(args) => client::run(args).await,
+        BenchCommand::Controllers(args) => controllers::run(args).await,
     }
 }
 
