@@ -171,6 +171,7 @@ pub enum EventResource {
     PersistentVolume,
     PersistentVolumeClaim,
     StorageClass,
+    CSINode,
     Namespace,
 }
 

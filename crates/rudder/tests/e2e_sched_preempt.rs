@@ -394,8 +394,55 @@ fn pods_with_local_volume_claims(b: Backend) {
     assert_eq!(wait_bound(&c, "consumer"), "n3");
 }
 
+fn pods_follow_their_volumes_zone_and_attach_limits(b: Backend) {
+    let c = Cluster::start(b);
+    let zoned = |name: &str, zone: &str| {
+        node(name, "2").replace(
+            "labels: {kubernetes.io/hostname: ",
+            &format!("labels: {{topology.kubernetes.io/zone: {zone}, kubernetes.io/hostname: "),
+        )
+    };
+    // The CSI driver on each node can attach one volume (as its kubelet plugin reports).
+    let csi_node = |name: &str| {
+        format!("apiVersion: storage.k8s.io/v1\nkind: CSINode\nmetadata:\n  name: {name}\nspec:\n  drivers:\n  - {{name: csi.example.com, nodeID: {name}, allocatable: {{count: 1}}}}\n---\n")
+    };
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        &(zoned("za", "zone-a") + &zoned("zb", "zone-b") + &csi_node("za") + &csi_node("zb")),
+    );
+    // PVs in zone-b, and claims bound to them as the PV controller would bind them.
+    let bound = |n: u32| {
+        format!("apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: pv-{n}\n  labels: {{topology.kubernetes.io/zone: zone-b}}\nspec:\n  capacity: {{storage: 1Gi}}\n  accessModes: [ReadWriteOnce]\n  csi: {{driver: csi.example.com, volumeHandle: vol-{n}}}\n  claimRef: {{namespace: default, name: claim-{n}}}\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: claim-{n}\n  annotations: {{pv.kubernetes.io/bind-completed: \"yes\"}}\nspec:\n  accessModes: [ReadWriteOnce]\n  storageClassName: \"\"\n  resources: {{requests: {{storage: 1Gi}}}}\n  volumeName: pv-{n}\n---\n")
+    };
+    c.ok_stdin(&["create", "-f", "-"], &(bound(1) + &bound(2)));
+    let with_claim = |n: u32| {
+        format!("  volumes:\n  - name: data\n    persistentVolumeClaim: {{claimName: claim-{n}}}\n")
+    };
+    // VolumeZone: the pod goes where its volume is.
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        &pod("first", "", "100m", &with_claim(1)),
+    );
+    assert_eq!(wait_bound(&c, "first"), "zb");
+    // NodeVolumeLimits: zone-b's node has its one volume attached; zone-a's is in the wrong
+    // zone.
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        &pod("second", "", "100m", &with_claim(2)),
+    );
+    wait_message(
+        &c,
+        "second",
+        "0/2 nodes are available: 1 node(s) exceed max volume count, 1 node(s) had no available volume zone. preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod, 1 Preemption is not helpful for scheduling..",
+    );
+    // The first pod leaves: the deletion requeues the second, which now fits.
+    c.ok(&["delete", "pod", "first", "--grace-period=0", "--force"]);
+    assert_eq!(wait_bound(&c, "second"), "zb");
+}
+
 on_both_backends!(
     system_priority_classes_and_admission,
     high_priority_pod_preempts_a_low_one,
     pods_with_local_volume_claims,
+    pods_follow_their_volumes_zone_and_attach_limits,
 );

@@ -10,6 +10,7 @@ pub mod preemption;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod volume;
+pub mod volume_limits;
 
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use k8s_openapi::api::core::v1::{
     Namespace, PersistentVolume, PersistentVolumeClaim, ReplicationController, Service,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::api::storage::v1::{CSINode, StorageClass};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use serde::de::DeserializeOwned;
@@ -67,8 +68,9 @@ impl Handle {
                 &client,
                 &mut informers,
                 EventResource::StorageClass,
-                tx,
+                tx.clone(),
             ),
+            csi_nodes: reflect_notify(&client, &mut informers, EventResource::CSINode, tx),
             cluster_events: Arc::new(std::sync::Mutex::new(Some(rx))),
             namespaces: reflect(&client, &mut informers),
             services: reflect(&client, &mut informers),
@@ -96,6 +98,8 @@ pub struct Listers {
     pub pvcs: Store<PersistentVolumeClaim>,
     pub pvs: Store<PersistentVolume>,
     pub storage_classes: Store<StorageClass>,
+    /// NodeVolumeLimits: per-driver attach limits.
+    pub csi_nodes: Store<CSINode>,
     /// Changes of the stores above that may make a pod schedulable; the scheduler takes the
     /// receiver and requeues the pods plugins rejected.
     pub cluster_events: ClusterEvents,
@@ -118,6 +122,7 @@ impl Listers {
             pvcs: reflector::store::Writer::default().as_reader(),
             pvs: reflector::store::Writer::default().as_reader(),
             storage_classes: reflector::store::Writer::default().as_reader(),
+            csi_nodes: reflector::store::Writer::default().as_reader(),
             cluster_events: Default::default(),
         }
     }
@@ -133,6 +138,7 @@ impl Listers {
         let _ = self.pvcs.wait_until_ready().await;
         let _ = self.pvs.wait_until_ready().await;
         let _ = self.storage_classes.wait_until_ready().await;
+        let _ = self.csi_nodes.wait_until_ready().await;
     }
 }
 
@@ -235,6 +241,18 @@ pub fn registry() -> Vec<(&'static str, Factory)> {
             args.validate(p)?;
             Ok(Arc::new(volume::VolumeBinding::new(args, h)))
         }),
+        ("NodeVolumeLimits", |a, h, p| {
+            no_args(a, p)?;
+            Ok(Arc::new(volume_limits::NodeVolumeLimits::new(h)))
+        }),
+        ("VolumeZone", |a, h, p| {
+            no_args(a, p)?;
+            Ok(Arc::new(volume_limits::VolumeZone {
+                pvcs: h.listers.pvcs.clone(),
+                pvs: h.listers.pvs.clone(),
+                classes: h.listers.storage_classes.clone(),
+            }))
+        }),
         ("PodTopologySpread", |a, h, p| {
             let args: pod_topology_spread::PodTopologySpreadArgs = args(a, p)?;
             args.validate(p)?;
@@ -287,7 +305,9 @@ pub const DEFAULT_PLUGINS: &[(&str, i64)] = &[
     ("NodePorts", 0),
     ("NodeResourcesFit", 1),
     ("VolumeRestrictions", 0),
+    ("NodeVolumeLimits", 0),
     ("VolumeBinding", 0),
+    ("VolumeZone", 0),
     ("PodTopologySpread", 2),
     ("InterPodAffinity", 2),
     ("DefaultPreemption", 0),

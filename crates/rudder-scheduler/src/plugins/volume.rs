@@ -38,7 +38,7 @@ const LABEL_HOSTNAME: &str = "kubernetes.io/hostname";
 
 /// The claims a pod's volumes name: `persistentVolumeClaim` volumes, and generic ephemeral
 /// volumes (`<pod>-<volume>`, which must be owned by the pod).
-fn pod_claims(pod: &Pod) -> Vec<(String, bool)> {
+pub(super) fn pod_claims(pod: &Pod) -> Vec<(String, bool)> {
     let pod_name = pod.metadata.name.as_deref().unwrap_or("");
     pod.spec
         .iter()
@@ -55,7 +55,7 @@ fn pod_claims(pod: &Pod) -> Vec<(String, bool)> {
         .collect()
 }
 
-fn claim_ref(ns: &str, name: &str) -> ObjectRef<PersistentVolumeClaim> {
+pub(super) fn claim_ref(ns: &str, name: &str) -> ObjectRef<PersistentVolumeClaim> {
     ObjectRef::new(name).within(ns)
 }
 
@@ -103,7 +103,7 @@ fn lookup_claims(
     Ok(out)
 }
 
-fn volume_name(pvc: &PersistentVolumeClaim) -> &str {
+pub(super) fn volume_name(pvc: &PersistentVolumeClaim) -> &str {
     pvc.spec
         .as_ref()
         .and_then(|s| s.volume_name.as_deref())
@@ -123,7 +123,7 @@ fn class_name<'a>(
         .unwrap_or("")
 }
 
-fn claim_class(pvc: &PersistentVolumeClaim) -> &str {
+pub(super) fn claim_class(pvc: &PersistentVolumeClaim) -> &str {
     class_name(
         pvc.metadata.annotations.as_ref(),
         pvc.spec
