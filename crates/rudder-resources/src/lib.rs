@@ -13,4 +13,5 @@
 
 pub mod admission;
 pub mod printers;
+pub mod storage_admission;
 pub mod strategies;

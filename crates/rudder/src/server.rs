@@ -127,12 +127,18 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
         .context("priorityclasses are not registered")?
         .prefix
         .clone();
+    let storage_classes = registry
+        .get("storage.k8s.io", "v1", "storageclasses")
+        .context("storageclasses are not registered")?
+        .prefix
+        .clone();
     let server = Arc::new(ApiServer {
         gs: GenericStore {
             store: store.clone(),
             // Service ClusterIP and NodePort allocation, its state rebuilt from the stored
             // services (the snapshot the watch cache just loaded; nothing is served yet);
-            // Priority, reading PriorityClasses from the watch cache as upstream's lister.
+            // Priority, reading PriorityClasses from the watch cache as upstream's lister;
+            // DefaultStorageClass and StorageObjectInUseProtection.
             admission: vec![
                 Arc::new(
                     rudder_allocator::ServiceAllocator::from_store(
@@ -146,6 +152,13 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
                     cache.clone(),
                     priority_classes,
                 )),
+                Arc::new(
+                    rudder_resources::storage_admission::DefaultStorageClass::new(
+                        cache.clone(),
+                        storage_classes,
+                    ),
+                ),
+                Arc::new(rudder_resources::storage_admission::StorageProtection),
             ],
             cache,
             registry,

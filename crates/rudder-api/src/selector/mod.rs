@@ -7,6 +7,7 @@
 
 pub mod fields;
 pub mod labels;
+pub mod node;
 
 pub use fields::{FieldOperator, FieldRequirement, FieldSelector, FieldSelectorError, Fields};
 pub use labels::{Labels, Operator, Requirement, Selector, SelectorError};

@@ -1,11 +1,10 @@
 //! NodeAffinity: `nodeSelector`, required and preferred node affinity terms (every operator,
 //! `matchFields` on `metadata.name`), and the scheduler-enforced `addedAffinity`, as upstream.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use k8s_openapi::api::core::v1::{
-    NodeAffinity as NodeAffinitySpec, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
-    PreferredSchedulingTerm,
+    NodeAffinity as NodeAffinitySpec, NodeSelector, NodeSelectorTerm, PreferredSchedulingTerm,
 };
 use serde::Deserialize;
 
@@ -31,65 +30,14 @@ pub struct NodeAffinity {
     pub args: NodeAffinityArgs,
 }
 
-/// One requirement against a node's labels (upstream's `nodeSelectorRequirementsAsSelector`
-/// semantics: `Gt`/`Lt` compare integers, a missing label never satisfies `In`, `Exists`, `Gt`
-/// or `Lt`).
-fn requirement_matches(
-    r: &NodeSelectorRequirement,
-    labels: Option<&BTreeMap<String, String>>,
-) -> bool {
-    let value = labels.and_then(|l| l.get(&r.key));
-    let values = r.values.as_deref().unwrap_or(&[]);
-    match r.operator.as_str() {
-        "In" => value.is_some_and(|v| values.contains(v)),
-        "NotIn" => value.is_none_or(|v| !values.contains(v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(v), Some(bound)) = (value, values.first()) else {
-                return false;
-            };
-            let (Ok(v), Ok(bound)) = (v.parse::<i64>(), bound.parse::<i64>()) else {
-                return false;
-            };
-            if r.operator == "Gt" {
-                v > bound
-            } else {
-                v < bound
-            }
-        }
-        _ => false,
-    }
-}
-
-fn field_matches(r: &NodeSelectorRequirement, node_name: &str) -> bool {
-    if r.key != "metadata.name" {
-        return false;
-    }
-    let values = r.values.as_deref().unwrap_or(&[]);
-    match r.operator.as_str() {
-        "In" => values.iter().any(|v| v == node_name),
-        "NotIn" => !values.iter().any(|v| v == node_name),
-        _ => false,
-    }
-}
-
 /// A term matches when all its expressions and fields do; an empty term matches nothing.
 pub fn term_matches(term: &NodeSelectorTerm, node: &NodeInfo) -> bool {
-    let exprs = term.match_expressions.as_deref().unwrap_or(&[]);
-    let fields = term.match_fields.as_deref().unwrap_or(&[]);
-    if exprs.is_empty() && fields.is_empty() {
-        return false;
-    }
-    exprs.iter().all(|r| requirement_matches(r, node.labels()))
-        && fields.iter().all(|r| field_matches(r, node.name()))
+    rudder_api::selector::node::term_matches(term, node.labels(), node.name())
 }
 
 /// Terms are ORed.
 pub fn selector_matches(sel: &NodeSelector, node: &NodeInfo) -> bool {
-    sel.node_selector_terms
-        .iter()
-        .any(|t| term_matches(t, node))
+    rudder_api::selector::node::selector_matches(sel, node.labels(), node.name())
 }
 
 /// Whether the pod's `nodeSelector` and required node affinity accept the node (upstream's
