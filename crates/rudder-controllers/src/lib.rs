@@ -10,12 +10,15 @@ pub mod garbagecollector;
 pub mod history;
 pub mod informer;
 pub mod job;
+pub mod localpath;
 pub mod manager;
 pub mod namespace;
 pub mod podutil;
+pub mod pvbinder;
 pub mod replicaset;
 pub mod serviceaccount;
 pub mod ttlafterfinished;
+pub mod volumeprotection;
 pub mod workqueue;
 
 pub use manager::run;

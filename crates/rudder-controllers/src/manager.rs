@@ -76,6 +76,31 @@ pub fn descriptors() -> Vec<Descriptor> {
             start: crate::ttlafterfinished::start,
         },
         Descriptor {
+            name: "persistentvolume-binder-controller",
+            aliases: &["persistentvolume-binder"],
+            enabled_by_default: true,
+            start: crate::pvbinder::start,
+        },
+        Descriptor {
+            name: "persistentvolumeclaim-protection-controller",
+            aliases: &["pvc-protection"],
+            enabled_by_default: true,
+            start: crate::volumeprotection::start_pvc,
+        },
+        Descriptor {
+            name: "persistentvolume-protection-controller",
+            aliases: &["pv-protection"],
+            enabled_by_default: true,
+            start: crate::volumeprotection::start_pv,
+        },
+        // Not upstream's: k3s's packaged rancher/local-path-provisioner, built in.
+        Descriptor {
+            name: "local-path-provisioner",
+            aliases: &["local-path"],
+            enabled_by_default: true,
+            start: crate::localpath::start,
+        },
+        Descriptor {
             name: "serviceaccount-controller",
             aliases: &["serviceaccount"],
             enabled_by_default: true,

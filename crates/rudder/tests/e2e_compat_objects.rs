@@ -475,8 +475,15 @@ ports: [{port: 80}]
         pv["spec"]["hostPath"],
         json!({"path": "/tmp/pv1", "type": ""})
     );
-    assert_eq!(pv["status"]["phase"], "Pending");
+    // Created Pending (upstream's default); the PV controller then makes it Available.
+    assert!(
+        pv["status"]["phase"] == "Pending" || pv["status"]["phase"] == "Available",
+        "{pv}"
+    );
     assert!(pv["status"]["lastPhaseTransitionTime"].is_string(), "{pv}");
+    support::wait_for("pv1 to become Available", || {
+        (get(&["pv", "pv1"])["status"]["phase"] == "Available").then_some(())
+    });
     assert_eq!(
         get(&["limitrange", "lr"])["spec"]["limits"][0],
         json!({"type": "Container", "max": {"cpu": "2"}, "min": {"memory": "64Mi"},

@@ -355,16 +355,6 @@ fn pods_with_local_volume_claims(b: Backend) {
         &["create", "-f", "-"],
         &(local_pv("pv-n3", "n3", "", "local") + &claim("late", "local", "")),
     );
-    // The PV controller would make the new PV Available.
-    c.ok(&[
-        "patch",
-        "pv",
-        "pv-n3",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        "{\"status\":{\"phase\":\"Available\"}}",
-    ]);
     c.ok_stdin(
         &["create", "-f", "-"],
         &pod("consumer", "", "100m", &with_claim("late")),
@@ -381,16 +371,7 @@ fn pods_with_local_volume_claims(b: Backend) {
         ),
         "yes"
     );
-    assert_eq!(field(&c, &["pod", "consumer"], "{.spec.nodeName}"), "");
-    // The PV controller's half of the binding.
-    c.ok(&[
-        "patch",
-        "pvc",
-        "late",
-        "--type=merge",
-        "-p",
-        "{\"metadata\":{\"annotations\":{\"pv.kubernetes.io/bind-completed\":\"yes\"}},\"spec\":{\"volumeName\":\"pv-n3\"}}",
-    ]);
+    // The PV controller (persistentvolume-binder) finishes the binding; then the pod is bound.
     assert_eq!(wait_bound(&c, "consumer"), "n3");
 }
 
