@@ -470,6 +470,9 @@ mod tests {
         let cr = new_controller_revision(&s, None, v, 1, Some(0));
         assert_eq!(cr.metadata.name.as_deref(), Some("test-c77f6d978"));
         assert_eq!(cr.labels()[HASH_LABEL], "c77f6d978");
+        // 1.34 dropped `creationTimestamp: null` (testdata/compatibility_revision_1.34.0.json).
+        let raw = raw.replace(r#""creationTimestamp":null,"#, "");
+        assert_eq!(hash_raw(raw.as_bytes(), Some(0)), "776999688b");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod podutil;
 pub mod pvbinder;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod statefulset;
 pub mod ttlafterfinished;
 pub mod volumeprotection;
 pub mod workqueue;

@@ -64,6 +64,12 @@ pub fn descriptors() -> Vec<Descriptor> {
             start: crate::deployment::start,
         },
         Descriptor {
+            name: "statefulset-controller",
+            aliases: &["statefulset"],
+            enabled_by_default: true,
+            start: crate::statefulset::start,
+        },
+        Descriptor {
             name: "job-controller",
             aliases: &["job"],
             enabled_by_default: true,

@@ -172,6 +172,67 @@ pub fn delete_first(a: &Pod, rank_a: usize, b: &Pod, rank_b: usize) -> Ordering 
     }
 }
 
+/// Upstream's `PodControllerRefManager.ClaimPods`: of `pods`, keeps those `owner` controls that
+/// `matches` accepts, releases those it controls that stopped matching (unless the owner is
+/// being deleted), and adopts matching orphans while neither is being deleted and `can_adopt`
+/// (asked once, only if there is an orphan to adopt) allows it.
+pub async fn claim_pods<K: Resource<DynamicType = ()>>(
+    client: &kube::Client,
+    owner: &K,
+    pods: Vec<std::sync::Arc<Pod>>,
+    matches: impl Fn(&Pod) -> bool,
+    can_adopt: impl AsyncFnOnce() -> Result<bool, crate::controller::ReconcileError>,
+) -> Result<Vec<std::sync::Arc<Pod>>, crate::controller::ReconcileError> {
+    use kube::api::{Api, Patch, PatchParams};
+    let meta = owner.meta();
+    let uid = meta.uid.clone().unwrap_or_default();
+    let deleting = meta.deletion_timestamp.is_some();
+    let api: Api<Pod> = Api::namespaced(client.clone(), meta.namespace.as_deref().unwrap_or(""));
+    let patch = |pod: &Pod, refs: serde_json::Value| {
+        let body =
+            serde_json::json!({"metadata": {"ownerReferences": refs, "uid": pod.metadata.uid}});
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let api = api.clone();
+        async move {
+            api.patch(&name, &PatchParams::default(), &Patch::Strategic(&body))
+                .await
+        }
+    };
+    let mut can_adopt = Some(can_adopt);
+    let mut adoptable = None;
+    let mut out = Vec::new();
+    for pod in pods {
+        let ok = matches(&pod);
+        match controller_ref(&pod.metadata) {
+            Some(r) if r.uid == uid => {
+                if ok {
+                    out.push(pod);
+                } else if !deleting {
+                    let release = serde_json::json!([{"$patch": "delete", "uid": uid}]);
+                    crate::controller::ignore_not_found(patch(&pod, release).await)?;
+                }
+            }
+            Some(_) => {}
+            None if ok && !deleting && pod.metadata.deletion_timestamp.is_none() => {
+                if let Some(f) = can_adopt.take() {
+                    adoptable = Some(f().await?);
+                }
+                if adoptable != Some(true) {
+                    continue;
+                }
+                let adopt = serde_json::json!([owner_ref(owner)]);
+                match patch(&pod, adopt).await {
+                    Ok(p) => out.push(std::sync::Arc::new(p)),
+                    Err(e) if crate::controller::is_not_found(&e) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,20 +14,19 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 
 use crate::controller::{
-    ignore_not_found, is_not_found, run_workers, Next, ReconcileError, ReconcileResult, Reconciler,
+    is_not_found, run_workers, Next, ReconcileError, ReconcileResult, Reconciler,
 };
 use crate::events::Recorder;
 use crate::expectations::Expectations;
 use crate::informer::{key_of, split_key, Change, Informer};
 use crate::manager::Context;
 use crate::podutil::{
-    controller_ref, delete_first, is_active, is_available, is_ready, owner_ref, selector_is_empty,
-    selector_matches,
+    claim_pods, controller_ref, delete_first, is_active, is_available, is_ready, owner_ref,
+    selector_is_empty, selector_matches,
 };
 use crate::workqueue::WorkQueue;
 
@@ -288,60 +287,10 @@ impl<K: Kind> ReplicaSetController<K> {
         pods: Vec<Arc<Pod>>,
     ) -> Result<Vec<Arc<Pod>>, ReconcileError> {
         let sel = &rs.spec.selector;
-        let uid = rs.metadata.uid.clone().unwrap_or_default();
-        let ns = rs.namespace().unwrap_or_default();
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
-        let mut out = Vec::new();
-        for pod in pods {
-            let matches =
-                !selector_is_empty(sel) && selector_matches(sel, pod.metadata.labels.as_ref());
-            match controller_ref(&pod.metadata) {
-                Some(r) if r.uid == uid => {
-                    if matches {
-                        out.push(pod);
-                    } else if rs.metadata.deletion_timestamp.is_none() {
-                        let patch = json!({"metadata": {
-                            "ownerReferences": [{"$patch": "delete", "uid": uid}],
-                            "uid": pod.metadata.uid,
-                        }});
-                        ignore_not_found(
-                            api.patch(
-                                &pod.name_any(),
-                                &PatchParams::default(),
-                                &Patch::Strategic(&patch),
-                            )
-                            .await,
-                        )?;
-                    }
-                }
-                Some(_) => {}
-                None => {
-                    if !matches
-                        || rs.metadata.deletion_timestamp.is_some()
-                        || pod.metadata.deletion_timestamp.is_some()
-                    {
-                        continue;
-                    }
-                    let patch = json!({"metadata": {
-                        "ownerReferences": [owner_ref(owner)],
-                        "uid": pod.metadata.uid,
-                    }});
-                    match api
-                        .patch(
-                            &pod.name_any(),
-                            &PatchParams::default(),
-                            &Patch::Strategic(&patch),
-                        )
-                        .await
-                    {
-                        Ok(p) => out.push(Arc::new(p)),
-                        Err(e) if is_not_found(&e) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-            }
-        }
-        Ok(out)
+        let matches = |pod: &Pod| {
+            !selector_is_empty(sel) && selector_matches(sel, pod.metadata.labels.as_ref())
+        };
+        claim_pods(&self.client, owner, pods, matches, async || Ok(true)).await
     }
 
     async fn manage(

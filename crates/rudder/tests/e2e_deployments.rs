@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{Backend, Cluster};
+use support::{jp, wait_described, Backend, Cluster};
 
 fn wait_until(c: &Cluster, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -23,24 +23,6 @@ fn wait_until(c: &Cluster, what: &str, mut f: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// Waits until `kubectl describe` of `what` shows every one of `texts` (events are written
-/// in the background).
-fn wait_described(c: &Cluster, what: &[&str], texts: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let d = c.ok(&[&["describe"], what].concat());
-        if texts.iter().all(|t| d.contains(t)) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{texts:?} not in\n{d}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn jp(c: &Cluster, what: &str, path: &str) -> String {
-    c.ok(&["get", what, "-o", &format!("jsonpath={path}")])
 }
 
 /// `kubectl rollout status` to completion.

@@ -305,6 +305,25 @@ pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// `kubectl get <what> -o jsonpath=<path>`.
+pub fn jp(c: &Cluster, what: &str, path: &str) -> String {
+    c.ok(&["get", what, "-o", &format!("jsonpath={path}")])
+}
+
+/// Waits until `kubectl describe <what>` shows every one of `texts` (controllers write their
+/// events in the background).
+pub fn wait_described(c: &Cluster, what: &[&str], texts: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = c.ok(&[&["describe"], what].concat());
+        if texts.iter().all(|t| d.contains(t)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{texts:?} not in\n{d}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Instantiate each listed test function (taking a `Backend`) for both store backends.
 #[macro_export]
 macro_rules! on_both_backends {
