@@ -241,14 +241,15 @@ spec:
   - metadata: {name: data, labels: {tier: storage}}
     spec:
       accessModes: [ReadWriteOnce]
+      storageClassName: manual
       resources: {requests: {storage: 1Gi}}
 ";
 
-/// What the PV controller would do (Rudder has none yet): a PV for the claim, and the claim
-/// bound to it, so the scheduler places the pod.
+/// A PV for the claim, pre-bound to it, and the claim bound to it as the PV controller would
+/// (the class `manual` has no provisioner, so nothing else binds these claims first).
 fn bind(c: &Cluster, claim: &str) {
     let pv = format!(
-        "apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: pv-{claim}}}\nspec:\n  capacity: {{storage: 1Gi}}\n  accessModes: [ReadWriteOnce]\n  hostPath: {{path: /tmp/{claim}}}\n  claimRef: {{namespace: default, name: {claim}}}\n"
+        "apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: pv-{claim}}}\nspec:\n  storageClassName: manual\n  capacity: {{storage: 1Gi}}\n  accessModes: [ReadWriteOnce]\n  hostPath: {{path: /tmp/{claim}}}\n  claimRef: {{namespace: default, name: {claim}}}\n"
     );
     c.ok_stdin(&["apply", "-f", "-"], &pv);
     c.ok(&[
