@@ -20,6 +20,8 @@ use crate::request::{Query, RequestInfo};
 use crate::watch::{self, WatchSpec};
 use crate::ApiServer;
 
+mod eviction;
+
 /// Everything a verb handler needs about its request.
 pub struct Call<'a> {
     pub server: &'a Arc<ApiServer>,
@@ -202,6 +204,7 @@ pub async fn dispatch(call: Call<'_>) -> Result<Response, ApiError> {
         }
         ("create", "") => create(&call).await,
         ("create", "binding") => bind(&call).await,
+        ("create", "eviction") => eviction::evict(&call).await,
         ("update", "") => update(&call, false).await,
         ("update", "status") => update(&call, true).await,
         ("update", "scale") => update_scale(&call).await,
@@ -861,6 +864,11 @@ fn delete_opts(call: &Call<'_>) -> Result<DeleteOpts, ApiError> {
     } else {
         encode::decode_body(call.content_type(), &call.body)?
     };
+    delete_opts_from(call, &body)
+}
+
+/// DeleteOptions from a body (a delete's, or an Eviction's `deleteOptions`) and the query.
+fn delete_opts_from(call: &Call<'_>, body: &Value) -> Result<DeleteOpts, ApiError> {
     let q = call.query;
     let grace = match int_param(q, "gracePeriodSeconds")? {
         Some(g) => Some(g),

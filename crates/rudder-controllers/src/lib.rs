@@ -4,6 +4,7 @@
 
 pub mod controller;
 pub mod deployment;
+pub mod disruption;
 pub mod events;
 pub mod expectations;
 pub mod garbagecollector;

@@ -112,6 +112,12 @@ pub fn descriptors() -> Vec<Descriptor> {
             enabled_by_default: true,
             start: crate::serviceaccount::start,
         },
+        Descriptor {
+            name: "disruption-controller",
+            aliases: &["disruption"],
+            enabled_by_default: true,
+            start: crate::disruption::start,
+        },
     ]
 }
 

@@ -1,0 +1,267 @@
+//! End to end: PodDisruptionBudgets (the disruption controller's status), the `pods/eviction`
+//! subresource honouring them, `kubectl drain`, and the HorizontalPodAutoscaler's status without
+//! a metrics API; real kubectl against `rudder server` with simulated nodes, on both backends.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{Backend, Cluster};
+
+/// Waits up to `secs` for `f`.
+fn wait_secs<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn jp(c: &Cluster, what: &[&str], path: &str) -> String {
+    let mut args = vec!["get"];
+    args.extend_from_slice(what);
+    let jsonpath = format!("jsonpath={path}");
+    args.extend_from_slice(&["-o", &jsonpath]);
+    c.kubectl(&args).stdout
+}
+
+/// Names of the app=web pods that are Ready and not being deleted.
+fn ready_pods(c: &Cluster) -> Vec<String> {
+    jp(
+        c,
+        &["pods", "-l", "app=web"],
+        r#"{range .items[*]}{.metadata.name} {.metadata.deletionTimestamp} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#,
+    )
+    .lines()
+    .filter_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() == 2 && f[1] == "True").then(|| f[0].to_string())
+    })
+    .collect()
+}
+
+/// `POST pods/<name>/eviction` with curl: (HTTP code, body).
+fn evict(c: &Cluster, pod: &str) -> (String, String) {
+    let body = format!(
+        r#"{{"apiVersion":"policy/v1","kind":"Eviction","metadata":{{"name":"{pod}","namespace":"default"}}}}"#
+    );
+    let out = c.curl(&[
+        "-H",
+        &format!("Authorization: Bearer {}", c.admin_token()),
+        "-H",
+        "Content-Type: application/json",
+        "-X",
+        "POST",
+        "--data",
+        &body,
+        "-w",
+        "\n%{http_code}",
+        &format!("{}/api/v1/namespaces/default/pods/{pod}/eviction", c.url()),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or((&text, ""));
+    (code.to_string(), body.to_string())
+}
+
+fn merge_patch(c: &Cluster, kind: &str, name: &str, patch: &str) {
+    c.ok(&["patch", kind, name, "--type=merge", "-p", patch]);
+}
+
+/// Waits until the `web` budget's `path` reads `want`.
+fn wait_pdb(c: &Cluster, path: &str, want: &str) {
+    wait_secs(30, &format!("pdb {path} = {want}"), || {
+        (jp(c, &["pdb", "web"], path) == want).then_some(())
+    });
+}
+
+fn deployment_with_ready_pods(c: &Cluster, replicas: usize) -> Vec<String> {
+    c.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox",
+        &format!("--replicas={replicas}"),
+    ]);
+    wait_secs(60, "ready pods", || {
+        let p = ready_pods(c);
+        (p.len() == replicas).then_some(p)
+    })
+}
+
+fn pdb_status_and_eviction(b: Backend) {
+    let c = Cluster::start(b);
+    let _sim = c.sim(&["--nodes", "2"]);
+    let pods = deployment_with_ready_pods(&c, 3);
+
+    // No healthy pod may go: every eviction is refused with upstream's 429.
+    c.ok(&[
+        "create",
+        "pdb",
+        "web",
+        "--selector=app=web",
+        "--min-available=3",
+    ]);
+    wait_pdb(
+        &c,
+        "{.status.currentHealthy}/{.status.desiredHealthy}/{.status.expectedPods}/{.status.disruptionsAllowed}/{.status.observedGeneration}",
+        "3/3/3/0/1",
+    );
+    let cond = jp(
+        &c,
+        &["pdb", "web"],
+        r#"{.status.conditions[?(@.type=="DisruptionAllowed")].status}/{.status.conditions[?(@.type=="DisruptionAllowed")].reason}"#,
+    );
+    assert_eq!(cond, "False/InsufficientPods");
+    let (code, body) = evict(&c, &pods[0]);
+    assert_eq!(code, "429", "{body}");
+    let status: serde_json::Value = serde_json::from_str(&body).expect("a Status body");
+    assert_eq!(
+        status,
+        serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+            "reason": "TooManyRequests",
+            "details": {"causes": [{"reason": "DisruptionBudget",
+                "message": "The disruption budget web needs 3 healthy pods and has 3 currently"}]},
+            "code": 429})
+    );
+
+    // One disruption allowed: `get pdb` shows it.
+    merge_patch(&c, "pdb", "web", r#"{"spec":{"minAvailable":2}}"#);
+    wait_pdb(
+        &c,
+        "{.status.disruptionsAllowed}/{.status.observedGeneration}",
+        "1/2",
+    );
+    let table = c.ok(&["get", "pdb", "web"]);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or("")
+        .split("  ")
+        .filter(|s| !s.is_empty())
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "MIN AVAILABLE",
+            "MAX UNAVAILABLE",
+            "ALLOWED DISRUPTIONS",
+            "AGE"
+        ],
+        "{table}"
+    );
+    let row: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(&row[..4], ["web", "2", "N/A", "1"], "{table}");
+
+    // A second budget over the same pods: upstream refuses with a 500.
+    c.ok(&[
+        "create",
+        "pdb",
+        "web2",
+        "--selector=app=web",
+        "--max-unavailable=1",
+    ]);
+    let (code, body) = evict(&c, &pods[0]);
+    assert_eq!(code, "500", "{body}");
+    let status: serde_json::Value = serde_json::from_str(&body).expect("a Status body");
+    assert_eq!(
+        status,
+        serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+            "code": 500})
+    );
+    c.ok(&["delete", "pdb", "web2"]);
+
+    // The eviction takes the disruption, marks the pod and deletes it (a finalizer holds it so
+    // the condition can be seen).
+    merge_patch(
+        &c,
+        "pod",
+        &pods[0],
+        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+    );
+    let (code, body) = evict(&c, &pods[0]);
+    assert_eq!(code, "201", "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).expect("a Status body"),
+        serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
+    );
+    let marked = jp(
+        &c,
+        &["pod", &pods[0]],
+        r#"{.metadata.deletionTimestamp!=""}{.status.conditions[?(@.type=="DisruptionTarget")].status}/{.status.conditions[?(@.type=="DisruptionTarget")].reason}/{.status.conditions[?(@.type=="DisruptionTarget")].message}"#,
+    );
+    assert!(
+        marked.ends_with("True/EvictionByEvictionAPI/Eviction API: evicting"),
+        "{marked}"
+    );
+    assert!(!jp(&c, &["pod", &pods[0]], "{.metadata.deletionTimestamp}").is_empty());
+    merge_patch(&c, "pod", &pods[0], r#"{"metadata":{"finalizers":null}}"#);
+    // The replacement becomes ready and the budget recovers.
+    wait_secs(60, "budget recovered", || {
+        let s = jp(
+            &c,
+            &["pdb", "web"],
+            "{.status.currentHealthy}/{.status.disruptionsAllowed}",
+        );
+        (s == "3/1" && ready_pods(&c).len() == 3).then_some(())
+    });
+    let d = c.ok(&["describe", "pdb", "web"]);
+    assert!(d.contains("Allowed disruptions:  1"), "{d}");
+}
+
+fn drain_honours_the_budget(b: Backend) {
+    let c = Cluster::start(b);
+    let _sim = c.sim(&["--nodes", "2"]);
+    wait_secs(30, "2 nodes", || {
+        (c.kubectl(&["get", "nodes", "-o", "name"])
+            .stdout
+            .lines()
+            .count()
+            == 2)
+            .then_some(())
+    });
+    // Every pod on sim-node-0 first.
+    c.ok(&["cordon", "sim-node-1"]);
+    deployment_with_ready_pods(&c, 3);
+    c.ok(&["uncordon", "sim-node-1"]);
+    c.ok(&[
+        "create",
+        "pdb",
+        "web",
+        "--selector=app=web",
+        "--min-available=2",
+    ]);
+    wait_pdb(&c, "{.status.disruptionsAllowed}", "1");
+    let run = c.kubectl(&[
+        "drain",
+        "sim-node-0",
+        "--ignore-daemonsets",
+        "--timeout=120s",
+    ]);
+    let out = format!("{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, 0, "{out}");
+    assert!(out.contains("node/sim-node-0 cordoned"), "{out}");
+    // The budget allowed one at a time: the others were refused and retried.
+    assert!(
+        out.contains(r#"error when evicting pods/"web-"#)
+            && out.contains("(will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget."),
+        "{out}"
+    );
+    assert_eq!(out.matches("evicted").count(), 3, "{out}");
+    assert!(out.contains("node/sim-node-0 drained"), "{out}");
+    // Every replacement runs on the other node.
+    let nodes = jp(&c, &["pods", "-l", "app=web"], "{.items[*].spec.nodeName}");
+    assert_eq!(nodes, "sim-node-1 sim-node-1 sim-node-1");
+    assert_eq!(
+        jp(&c, &["node", "sim-node-0"], "{.spec.unschedulable}"),
+        "true"
+    );
+}
+
+on_both_backends!(pdb_status_and_eviction, drain_honours_the_budget);
