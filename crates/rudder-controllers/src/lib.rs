@@ -14,6 +14,7 @@ pub mod job;
 pub mod localpath;
 pub mod manager;
 pub mod namespace;
+pub mod podautoscaler;
 pub mod podutil;
 pub mod pvbinder;
 pub mod replicaset;

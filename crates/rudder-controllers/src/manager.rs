@@ -118,6 +118,12 @@ pub fn descriptors() -> Vec<Descriptor> {
             enabled_by_default: true,
             start: crate::disruption::start,
         },
+        Descriptor {
+            name: "horizontal-pod-autoscaler-controller",
+            aliases: &["horizontalpodautoscaling"],
+            enabled_by_default: true,
+            start: crate::podautoscaler::start,
+        },
     ]
 }
 

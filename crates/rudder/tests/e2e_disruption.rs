@@ -264,4 +264,94 @@ fn drain_honours_the_budget(b: Backend) {
     );
 }
 
-on_both_backends!(pdb_status_and_eviction, drain_honours_the_budget);
+/// The conditions block of `kubectl describe hpa <name>`, once it holds every `want`.
+fn wait_described_hpa(c: &Cluster, name: &str, want: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(75);
+    loop {
+        let d = c.kubectl(&["describe", "hpa", name]).stdout;
+        if want.iter().all(|w| d.contains(w)) {
+            return d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "describe hpa {name} never showed {want:?}:\n{d}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn autoscaler_without_metrics(b: Backend) {
+    let c = Cluster::start(b);
+    c.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox",
+        "--replicas=1",
+    ]);
+    c.ok(&[
+        "autoscale",
+        "deployment",
+        "web",
+        "--min=2",
+        "--max=5",
+        "--cpu=50%",
+    ]);
+    // The first sync (a sync period after creation) raises the target to minReplicas.
+    let d = wait_described_hpa(
+        &c,
+        "web",
+        &[
+            "SuccessfulRescale",
+            "New size: 2; reason: Current number of replicas below Spec.MinReplicas",
+        ],
+    );
+    assert!(d.contains("horizontal-pod-autoscaler"), "{d}");
+    assert_eq!(jp(&c, &["deployment", "web"], "{.spec.replicas}"), "2");
+    // The next one finds no metrics API: ScalingActive=False with upstream's reason and text.
+    let unavailable = "failed to get cpu utilization: unable to get metrics for resource cpu: unable to fetch metrics from resource metrics API: the server could not find the requested resource (get pods.metrics.k8s.io)";
+    let d = wait_described_hpa(
+        &c,
+        "web",
+        &[
+            "AbleToScale    True    SucceededGetScale        the HPA controller was able to get the target's current scale",
+            &format!("ScalingActive  False   FailedGetResourceMetric  the HPA was unable to compute the replica count: {unavailable}"),
+            "FailedComputeMetricsReplicas",
+            &format!("invalid metrics (1 invalid out of 1), first error is: failed to get cpu resource metric value: {unavailable}"),
+        ],
+    );
+    assert!(
+        d.contains(&format!("FailedGetResourceMetric       {unavailable}"))
+            || d.contains(unavailable),
+        "{d}"
+    );
+    let status = jp(
+        &c,
+        &["hpa", "web"],
+        "{.status.currentReplicas}/{.status.desiredReplicas}/{.status.currentMetrics[0].type}",
+    );
+    assert_eq!(status, "2/2/");
+    let table = c.ok(&["get", "hpa", "web"]);
+    assert!(table.contains("cpu: <unknown>/50%"), "{table}");
+
+    // A target that does not exist.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: nope\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: nope}\n  maxReplicas: 3\n",
+    );
+    let d = wait_described_hpa(
+        &c,
+        "nope",
+        &[
+            "AbleToScale  False   FailedGetScale  the HPA controller was unable to get the target's current scale: deployments.apps \"nope\" not found",
+            "FailedGetScale",
+        ],
+    );
+    assert!(d.contains("Warning  FailedGetScale"), "{d}");
+}
+
+on_both_backends!(
+    pdb_status_and_eviction,
+    drain_honours_the_budget,
+    autoscaler_without_metrics
+);
