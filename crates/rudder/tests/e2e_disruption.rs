@@ -45,8 +45,12 @@ fn ready_pods(c: &Cluster) -> Vec<String> {
 
 /// `POST pods/<name>/eviction` with curl: (HTTP code, body).
 fn evict(c: &Cluster, pod: &str) -> (String, String) {
+    evict_as(c, pod, "policy/v1")
+}
+
+fn evict_as(c: &Cluster, pod: &str, api_version: &str) -> (String, String) {
     let body = format!(
-        r#"{{"apiVersion":"policy/v1","kind":"Eviction","metadata":{{"name":"{pod}","namespace":"default"}}}}"#
+        r#"{{"apiVersion":"{api_version}","kind":"Eviction","metadata":{{"name":"{pod}","namespace":"default"}}}}"#
     );
     let out = c.curl(&[
         "-H",
@@ -115,8 +119,12 @@ fn pdb_status_and_eviction(b: Backend) {
         r#"{.status.conditions[?(@.type=="DisruptionAllowed")].status}/{.status.conditions[?(@.type=="DisruptionAllowed")].reason}"#,
     );
     assert_eq!(cond, "False/InsufficientPods");
+    // policy/v1beta1 Evictions are accepted too, as upstream.
+    let (code, v1beta1) = evict_as(&c, &pods[0], "policy/v1beta1");
+    assert_eq!(code, "429", "{v1beta1}");
     let (code, body) = evict(&c, &pods[0]);
     assert_eq!(code, "429", "{body}");
+    assert_eq!(body, v1beta1);
     let status: serde_json::Value = serde_json::from_str(&body).expect("a Status body");
     assert_eq!(
         status,

@@ -32,8 +32,16 @@ pub(super) async fn evict(call: &Call<'_>) -> Result<Response, ApiError> {
     let v1beta1 = serde_json::from_slice::<Value>(&call.body)
         .ok()
         .is_some_and(|v| v.get("apiVersion") == Some(&json!("policy/v1beta1")));
-    let version = if v1beta1 { "v1beta1" } else { "v1" };
-    let eviction = call.decode_object(&Gvk::new("policy", version, "Eviction"))?;
+    let eviction = if v1beta1 {
+        // Upstream's scheme registers policy/v1beta1 though the group version is not served.
+        let target = Gvk::new("policy", "v1beta1", "Eviction");
+        let reg = &call.server.gs.registry;
+        let known = |g: &Gvk| *g == target || super::scheme_knows(reg, g);
+        crate::gojson::check_body(&target, &call.body, true, known)?
+            .ok_or_else(|| ApiError::bad_request("unable to decode the Eviction"))?
+    } else {
+        call.decode_object(&Gvk::new("policy", "v1", "Eviction"))?
+    };
     let name = call.info.name.as_str();
     if object::name(&eviction) != name {
         return Err(ApiError::bad_request(
