@@ -223,6 +223,12 @@ fn pdb_status_and_eviction(b: Backend) {
     assert!(d.contains("Allowed disruptions:  1"), "{d}");
 }
 
+const DAEMONSET: &str = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: agent\nspec:\n  selector: {matchLabels: {app: agent}}\n  template:\n    metadata: {labels: {app: agent}}\n    spec: {containers: [{name: c, image: busybox}]}\n";
+
+/// A pod the DaemonSet controls, placed on sim-node-0 (whether or not a DaemonSet controller
+/// runs, the node then has a DaemonSet-managed pod).
+const DAEMON_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: agent-manual\n  labels: {app: agent}\n  ownerReferences: [{apiVersion: apps/v1, kind: DaemonSet, name: agent, uid: UID, controller: true}]\nspec:\n  nodeName: sim-node-0\n  containers: [{name: c, image: busybox}]\n";
+
 fn drain_honours_the_budget(b: Backend) {
     let c = Cluster::start(b);
     let _sim = c.sim(&["--nodes", "2"]);
@@ -246,6 +252,26 @@ fn drain_honours_the_budget(b: Backend) {
         "--min-available=2",
     ]);
     wait_pdb(&c, "{.status.disruptionsAllowed}", "1");
+    // A DaemonSet's pod on the node: drain refuses without --ignore-daemonsets.
+    c.ok_stdin(&["apply", "-f", "-"], DAEMONSET);
+    let uid = jp(&c, &["daemonset", "agent"], "{.metadata.uid}");
+    c.ok_stdin(&["apply", "-f", "-"], &DAEMON_POD.replace("UID", &uid));
+    wait_secs(30, "a DaemonSet pod on sim-node-0", || {
+        jp(
+            &c,
+            &["pods", "-l", "app=agent"],
+            "{.items[*].spec.nodeName}",
+        )
+        .contains("sim-node-0")
+        .then_some(())
+    });
+    let refused = c.kubectl(&["drain", "sim-node-0", "--timeout=10s"]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): default/agent-"),
+        "{}",
+        refused.stderr
+    );
     let run = c.kubectl(&[
         "drain",
         "sim-node-0",
@@ -254,7 +280,13 @@ fn drain_honours_the_budget(b: Backend) {
     ]);
     let out = format!("{}{}", run.stdout, run.stderr);
     assert_eq!(run.code, 0, "{out}");
-    assert!(out.contains("node/sim-node-0 cordoned"), "{out}");
+    // The refused drain had cordoned it already.
+    assert!(
+        refused.stdout.contains("node/sim-node-0 cordoned"),
+        "{}",
+        refused.stdout
+    );
+    assert!(out.contains("node/sim-node-0 already cordoned"), "{out}");
     // The budget allowed one at a time: the others were refused and retried.
     assert!(
         out.contains(r#"error when evicting pods/"web-"#)
@@ -263,6 +295,10 @@ fn drain_honours_the_budget(b: Backend) {
     );
     assert_eq!(out.matches("evicted").count(), 3, "{out}");
     assert!(out.contains("node/sim-node-0 drained"), "{out}");
+    assert!(
+        out.contains("Warning: ignoring DaemonSet-managed Pods: default/agent-"),
+        "{out}"
+    );
     // Every replacement runs on the other node.
     let nodes = jp(&c, &["pods", "-l", "app=web"], "{.items[*].spec.nodeName}");
     assert_eq!(nodes, "sim-node-1 sim-node-1 sim-node-1");
