@@ -5,6 +5,7 @@
 //! compiles quickly and every rule can be unit-tested against upstream behaviour:
 //!
 //! - [`status`]: [`ApiError`] and its `metav1.Status` form, with upstream's reasons and messages;
+//! - [`cron`]: robfig/cron's standard schedule parser (CronJob schedules);
 //! - [`field`]: field paths and field errors (`spec.containers[0].name: Required value`);
 //! - [`validation`]: name, label and annotation validators and ObjectMeta validation;
 //! - [`selector`]: label and field selector parsing, matching and printing;
@@ -17,6 +18,7 @@
 //! (one `v1_*` feature). Tests enable `latest` through a dev-dependency; to build the library on
 //! its own, set `K8S_OPENAPI_ENABLED_VERSION=1.37`.
 
+pub mod cron;
 pub mod field;
 pub mod meta;
 pub mod patch;

@@ -3,6 +3,7 @@
 //! through a `kube::Client`.
 
 pub mod controller;
+pub mod cronjob;
 pub mod deployment;
 pub mod disruption;
 pub mod events;

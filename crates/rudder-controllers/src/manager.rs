@@ -76,6 +76,12 @@ pub fn descriptors() -> Vec<Descriptor> {
             start: crate::job::start,
         },
         Descriptor {
+            name: "cronjob-controller",
+            aliases: &["cronjob"],
+            enabled_by_default: true,
+            start: crate::cronjob::start,
+        },
+        Descriptor {
             name: "ttl-after-finished-controller",
             aliases: &["ttl-after-finished"],
             enabled_by_default: true,

@@ -294,8 +294,13 @@ impl Drop for Cluster {
 }
 
 /// Waits until `f` returns Some, or panics with `what` after 30 s.
-pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
+pub fn wait_for<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_for_within(what, Duration::from_secs(30), f)
+}
+
+/// [`wait_for`] with another limit (e.g. for a minute-granularity CronJob schedule).
+pub fn wait_for_within<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = f() {
             return v;
