@@ -156,4 +156,89 @@ fn finished_jobs_expire(b: Backend) {
     });
 }
 
-on_both_backends!(jobs_complete_fail_and_index, finished_jobs_expire);
+/// A pod failure policy's FailJob rule on exit code 3 fails the Job at the first such pod,
+/// through the FailureTarget condition, with upstream's reason and message; an Indexed Job with
+/// `backoffLimitPerIndex: 1` retries each index once, then fails with its failed indexes.
+fn jobs_pod_failure_policy_and_backoff_per_index(b: Backend) {
+    let c = Cluster::start(b);
+    let _sim = c.sim(&["--nodes", "2"]);
+    let exit3 =
+        "        sim.rudder.dev/complete-after: 1s\n        sim.rudder.dev/exit-code: \"3\"\n";
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &job(
+            "pfp",
+            "  backoffLimit: 6\n  podFailurePolicy:\n    rules:\n    - action: Ignore\n      onPodConditions:\n      - type: DisruptionTarget\n    - action: FailJob\n      onExitCodes:\n        operator: In\n        values: [3]\n",
+            exit3,
+        ),
+    );
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &job(
+            "perindex",
+            "  completions: 3\n  parallelism: 3\n  completionMode: Indexed\n  backoffLimitPerIndex: 1\n",
+            exit3,
+        ),
+    );
+    c.ok(&["wait", "--for=condition=failed", "job/pfp", "--timeout=60s"]);
+    let pod = c.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "job-name=pfp",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    let reasons = |name: &str, t: &str| {
+        jp(
+            &c,
+            name,
+            &format!("{{.status.conditions[?(@.type==\"{t}\")].reason}}|{{.status.conditions[?(@.type==\"{t}\")].message}}"),
+        )
+    };
+    let want = format!(
+        "PodFailurePolicy|Container c for pod default/{pod} failed with exit code 3 matching FailJob rule at index 1"
+    );
+    assert_eq!(reasons("pfp", "FailureTarget"), want);
+    assert_eq!(reasons("pfp", "Failed"), want);
+    assert_eq!(jp(&c, "pfp", "{.status.failed}/{.status.active}"), "1/0");
+    let d = c.ok(&["describe", "job", "pfp"]);
+    assert!(d.contains("PodFailurePolicy"), "{d}");
+
+    // Each index: a pod, its replacement after the 10 s back-off, then the index has failed.
+    c.ok(&[
+        "wait",
+        "--for=condition=failed",
+        "job/perindex",
+        "--timeout=90s",
+    ]);
+    assert_eq!(
+        reasons("perindex", "Failed"),
+        "FailedIndexes|Job has failed indexes"
+    );
+    assert_eq!(
+        jp(
+            &c,
+            "perindex",
+            "{.status.failedIndexes}/{.status.failed}/{.status.succeeded}"
+        ),
+        "0-2/6/0"
+    );
+    let counts = c.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "job-name=perindex",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.annotations.batch\\.kubernetes\\.io/job-index-failure-count}{\" \"}{end}",
+    ]);
+    let mut counts: Vec<&str> = counts.split_whitespace().collect();
+    counts.sort();
+    assert_eq!(counts, ["0", "0", "0", "1", "1", "1"]);
+}
+
+on_both_backends!(
+    jobs_complete_fail_and_index,
+    finished_jobs_expire,
+    jobs_pod_failure_policy_and_backoff_per_index
+);
