@@ -1,7 +1,8 @@
 //! End to end: the StatefulSet controller in `rudder server` with simulated nodes, driven by the
 //! real kubectl on both store backends — OrderedReady creation (pod i+1 only once pod i is
 //! Ready, at every observed moment) and reverse-order scale-down, stable identity, claims from
-//! volumeClaimTemplates with the retention policy, a partitioned RollingUpdate, and
+//! volumeClaimTemplates with the retention policy (bound by hand, and provisioned in the default
+//! local-path class), a partitioned RollingUpdate, and
 //! `rollout status/history/undo` over the ControllerRevisions. Pods stop 100 ms after SIGTERM
 //! (the sim's stop-after annotation) so ordered deletions do not each wait out the grace period.
 
@@ -323,6 +324,61 @@ fn claims_from_templates(b: Backend) {
     assert_eq!(jp(&c, "pvc/data-db-0", "{.metadata.deletionTimestamp}"), "");
 }
 
+const KV: &str = "apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: kv}
+spec:
+  serviceName: kv
+  replicas: 2
+  selector: {matchLabels: {app: kv}}
+  template:
+    metadata: {labels: {app: kv}, annotations: {sim.rudder.dev/stop-after: 100ms}}
+    spec: {containers: [{name: c, image: 'redis:7'}]}
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+";
+
+/// Claims in the default class (k3s's local-path) are provisioned and bound on the node the
+/// scheduler picks, so the set comes up without help; with the default Retain policy the
+/// claims outlive the set.
+fn claims_in_the_default_class(b: Backend) {
+    let c = Cluster::start(b);
+    let _sim = c.sim(&["--nodes", "2"]);
+    c.ok_stdin(&["apply", "-f", "-"], KV);
+    wait_until(&c, "2 ready", || {
+        jp(&c, "sts/kv", "{.status.readyReplicas}") == "2"
+    });
+    for claim in ["data-kv-0", "data-kv-1"] {
+        wait_until(&c, "bound", || {
+            jp(
+                &c,
+                &format!("pvc/{claim}"),
+                "{.status.phase}/{.spec.storageClassName}",
+            ) == "Bound/local-path"
+        });
+        assert_eq!(
+            jp(&c, &format!("pvc/{claim}"), "{.metadata.ownerReferences}"),
+            ""
+        );
+    }
+    c.ok(&["delete", "sts", "kv", "--wait=true", "--timeout=60s"]);
+    wait_until(&c, "pods gone", || {
+        c.ok(&["get", "pods", "-l", "app=kv", "-o", "name"])
+            .is_empty()
+    });
+    assert_eq!(
+        jp(
+            &c,
+            "pvc/data-kv-0",
+            "{.status.phase}/{.metadata.deletionTimestamp}"
+        ),
+        "Bound/"
+    );
+}
+
 const PART: &str = "apiVersion: apps/v1
 kind: StatefulSet
 metadata: {name: web}
@@ -440,5 +496,6 @@ fn partitioned_update_and_undo(b: Backend) {
 on_both_backends!(
     ordered_create_and_scale_down,
     claims_from_templates,
+    claims_in_the_default_class,
     partitioned_update_and_undo
 );
