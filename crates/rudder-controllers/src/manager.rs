@@ -113,6 +113,24 @@ pub fn descriptors() -> Vec<Descriptor> {
             start: crate::localpath::start,
         },
         Descriptor {
+            name: "endpoints-controller",
+            aliases: &["endpoint"],
+            enabled_by_default: true,
+            start: crate::endpoints::start,
+        },
+        Descriptor {
+            name: "endpointslice-controller",
+            aliases: &["endpointslice"],
+            enabled_by_default: true,
+            start: crate::endpointslice::start,
+        },
+        Descriptor {
+            name: "endpointslice-mirroring-controller",
+            aliases: &["endpointslicemirroring"],
+            enabled_by_default: true,
+            start: crate::endpointslicemirroring::start,
+        },
+        Descriptor {
             name: "serviceaccount-controller",
             aliases: &["serviceaccount"],
             enabled_by_default: true,

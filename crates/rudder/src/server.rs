@@ -10,7 +10,7 @@ use anyhow::Context;
 use rudder_apiserver::ApiServer;
 use rudder_registry::{GenericStore, Registry, WatchCache, WriteOpts};
 use rudder_store::Store;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct ServerArgs {
@@ -387,6 +387,89 @@ async fn bootstrap(server: &ApiServer) -> anyhow::Result<()> {
         Ok(_) => tracing::info!(service = "default/kubernetes", "created"),
         Err(e) if e.is_already_exists() => {}
         Err(e) => tracing::warn!(error = %e.message, "could not create the kubernetes service"),
+    }
+    if let Err(e) = kubernetes_endpoints(server).await {
+        tracing::warn!(error = %e, "could not write the kubernetes service's endpoints");
+    }
+    Ok(())
+}
+
+/// The `kubernetes` service's Endpoints and EndpointSlice: this API server's advertised address
+/// and port, written at start as upstream's endpoint reconciler (`pkg/controlplane/reconcilers`)
+/// writes them (the Endpoints labelled skip-mirror, the slice named after the service). One API
+/// server serves a store, so its address replaces whatever an earlier run left.
+async fn kubernetes_endpoints(server: &ApiServer) -> anyhow::Result<()> {
+    let gs = &server.gs;
+    let addr: SocketAddr = server.advertise_address.parse()?;
+    let ip = addr.ip().to_string();
+    let ports = json!([{"name": "https", "port": addr.port(), "protocol": "TCP"}]);
+    let endpoints = json!({
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+            "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": ip}], "ports": ports}],
+    });
+    let slice = json!({
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+            "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": if addr.is_ipv6() { "IPv6" } else { "IPv4" },
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}],
+        "ports": ports,
+    });
+    let writes: [(&str, &str, Value, &[&str]); 2] = [
+        ("", "endpoints", endpoints, &["subsets"]),
+        (
+            "discovery.k8s.io",
+            "endpointslices",
+            slice,
+            &["addressType", "endpoints", "ports"],
+        ),
+    ];
+    for (group, resource, body, fields) in writes {
+        let entry = gs
+            .registry
+            .get(group, "v1", resource)
+            .with_context(|| format!("{resource} are not registered"))?
+            .clone();
+        let current = match gs.get(&entry, Some("default"), "kubernetes").await {
+            Ok(cur) => Some(cur),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => anyhow::bail!("reading {resource} default/kubernetes: {}", e.message),
+        };
+        let written = match current {
+            None => gs
+                .create(&entry, Some("default"), body, &WriteOpts::default())
+                .await
+                .map(|_| ()),
+            Some(cur)
+                if fields.iter().all(|f| cur.get(f) == body.get(f))
+                    && cur["metadata"]["labels"] == body["metadata"]["labels"] =>
+            {
+                Ok(())
+            }
+            Some(_) => gs
+                .update(
+                    &entry,
+                    Some("default"),
+                    "kubernetes",
+                    |cur| {
+                        let mut obj = cur.cloned().unwrap_or_else(|| body.clone());
+                        for f in fields {
+                            obj[*f] = body[*f].clone();
+                        }
+                        obj["metadata"]["labels"] = body["metadata"]["labels"].clone();
+                        Ok(obj)
+                    },
+                    &WriteOpts::default(),
+                )
+                .await
+                .map(|_| ()),
+        };
+        written
+            .map_err(|e| anyhow::anyhow!("writing {resource} default/kubernetes: {}", e.message))?;
     }
     Ok(())
 }
