@@ -13,6 +13,10 @@ pub struct ControllerManagerArgs {
     /// `-name` to disable one (upstream's `--controllers`).
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
+    /// Most endpoints in one EndpointSlice the endpointslice controller writes (upstream's
+    /// `--max-endpoints-per-slice`).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub max_endpoints_per_slice: u16,
     /// Contend for the kube-system/kube-controller-manager Lease before running.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_elect: bool,
@@ -27,6 +31,9 @@ pub struct ControllerManagerArgs {
 pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
     rudder_controllers::manager::validate(&args.controllers)
         .map_err(|e| anyhow::anyhow!("--controllers: {e}"))?;
+    rudder_controllers::endpointslice::set_max_endpoints_per_slice(
+        args.max_endpoints_per_slice.into(),
+    );
     let client = crate::components::kubeconfig_client(&args.kubeconfig).await?;
     let metrics = Arc::new(rudder_controllers::QueueMetrics::default());
     let leader = rudder_component::LeaderMetrics::default();

@@ -55,6 +55,10 @@ pub struct ServerArgs {
     /// default, `name` to enable one, `-name` to disable one.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
+    /// Most endpoints in one EndpointSlice the endpointslice controller writes (upstream's
+    /// `--max-endpoints-per-slice`).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub max_endpoints_per_slice: u16,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -214,6 +218,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 
     rudder_controllers::manager::validate(&args.controllers)
         .map_err(|e| anyhow::anyhow!("--controllers: {e}"))?;
+    rudder_controllers::endpointslice::set_max_endpoints_per_slice(
+        args.max_endpoints_per_slice.into(),
+    );
     let mut components = Vec::new();
     if !args.disable_controllers {
         components.push(crate::components::start_in_process_controllers(

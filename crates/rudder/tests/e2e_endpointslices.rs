@@ -71,7 +71,7 @@ fn pod_ips(c: &Cluster) -> BTreeSet<String> {
 /// `address ready` per endpoint of the web service's slices.
 fn slice_endpoints(c: &Cluster) -> Vec<(String, String)> {
     slices_of(
-        &c,
+        c,
         "web",
         "jsonpath={range .items[*].endpoints[*]}{.addresses[0]} {.conditions.ready}{\"\\n\"}{end}",
     )
@@ -263,7 +263,7 @@ subsets:
 ";
 
 fn mirrored(c: &Cluster) -> String {
-    slices_of(&c, "ext", "jsonpath={range .items[*]}{.metadata.labels.endpointslice\\.kubernetes\\.io/managed-by} {.metadata.labels.team} {.metadata.ownerReferences[0].kind} {.ports[0].name}:{.ports[0].port} {range .endpoints[*]}{.addresses[0]}={.conditions.ready},{end}{\"\\n\"}{end}")
+    slices_of(c, "ext", "jsonpath={range .items[*]}{.metadata.labels.endpointslice\\.kubernetes\\.io/managed-by} {.metadata.labels.team} {.metadata.ownerReferences[0].kind} {.ports[0].name}:{.ports[0].port} {range .endpoints[*]}{.addresses[0]}={.conditions.ready},{end}{\"\\n\"}{end}")
 }
 
 fn manual_endpoints_are_mirrored(b: Backend) {
@@ -307,7 +307,33 @@ fn manual_endpoints_are_mirrored(b: Backend) {
     assert_eq!(k, "kubernetes");
 }
 
+fn max_endpoints_per_slice_flag(b: Backend) {
+    let c = Cluster::start_with(b, &["--max-endpoints-per-slice", "2"]);
+    let _sim = c.sim(&["--nodes", "1"]);
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &APP.replace("replicas: 3", "replicas: 5"),
+    );
+    let sizes = wait_long("5 endpoints in slices of 2", 60, || {
+        let mut sizes: Vec<usize> = slices_of(
+            &c,
+            "web",
+            "jsonpath={range .items[*]}{range .endpoints[*]}x{end}{\"\\n\"}{end}",
+        )
+        .lines()
+        .map(str::len)
+        .collect();
+        sizes.sort();
+        (sizes.iter().sum::<usize>() == 5).then_some(sizes)
+    });
+    assert!(
+        sizes.len() >= 3 && sizes.iter().all(|n| *n <= 2),
+        "{sizes:?}"
+    );
+}
+
 on_both_backends!(
     endpoints_and_slices_follow_a_deployment,
-    manual_endpoints_are_mirrored
+    manual_endpoints_are_mirrored,
+    max_endpoints_per_slice_flag
 );

@@ -8,6 +8,7 @@
 pub mod reconciler;
 pub mod util;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +32,14 @@ use util::{
 pub const CONTROLLER_NAME: &str = "endpointslice-controller.k8s.io";
 /// Upstream's `--max-endpoints-per-slice` default.
 pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
+/// `--max-endpoints-per-slice`, set once by the binary before the controllers start (a
+/// process-wide option, as upstream's component config, without a field in every caller).
+static MAX_PER_SLICE: AtomicUsize = AtomicUsize::new(MAX_ENDPOINTS_PER_SLICE);
+
+/// Sets `--max-endpoints-per-slice` (upstream accepts 1 to 1000).
+pub fn set_max_endpoints_per_slice(n: usize) {
+    MAX_PER_SLICE.store(n.clamp(1, 1000), Ordering::Relaxed);
+}
 /// Upstream's `endpointSliceChangeMinSyncDelay`: a slice changed by someone else is looked at
 /// after this long, so a burst of changes is one sync.
 const SLICE_CHANGE_DELAY: Duration = Duration::from_secs(1);
@@ -59,7 +68,7 @@ pub fn start(cx: &Context, tasks: &mut tokio::task::JoinSet<()>) {
         tracker: SliceTracker::default(),
         triggers: TriggerTimeTracker::default(),
         recorder: Recorder::new(cx.client.clone(), "endpoint-slice-controller", &cx.host),
-        max_endpoints: MAX_ENDPOINTS_PER_SLICE,
+        max_endpoints: MAX_PER_SLICE.load(Ordering::Relaxed),
     });
     c.register_handlers();
     let queue = c.queue.clone();
