@@ -272,6 +272,41 @@ fn drain_honours_the_budget(b: Backend) {
         "{}",
         refused.stderr
     );
+    // The refused drain had cordoned it already.
+    assert!(
+        refused.stdout.contains("node/sim-node-0 cordoned"),
+        "{}",
+        refused.stdout
+    );
+    // A short timeout: the budget lets one pod go, the others are refused and retried after
+    // 5 s; the drain reports them (and the evicted pod still terminating) when time runs out.
+    let partial = c.kubectl(&["drain", "sim-node-0", "--ignore-daemonsets", "--timeout=4s"]);
+    assert_ne!(partial.code, 0);
+    let err = &partial.stderr;
+    assert_eq!(
+        err.matches("(will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget.").count(),
+        2,
+        "{err}"
+    );
+    let reported = err
+        .lines()
+        .find(|l| l.starts_with(r#"error: unable to drain node "sim-node-0" due to error: ["#))
+        .unwrap_or_else(|| panic!("no drain error in {err}"));
+    assert_eq!(
+        reported
+            .matches(r#" -n "default": global timeout reached: 4s"#)
+            .count(),
+        2,
+        "{err}"
+    );
+    assert_eq!(
+        reported
+            .matches(r#"error when waiting for pod "web-"#)
+            .count(),
+        1,
+        "{err}"
+    );
+    // Without a short timeout the drain completes once each replacement is ready elsewhere.
     let run = c.kubectl(&[
         "drain",
         "sim-node-0",
@@ -280,20 +315,8 @@ fn drain_honours_the_budget(b: Backend) {
     ]);
     let out = format!("{}{}", run.stdout, run.stderr);
     assert_eq!(run.code, 0, "{out}");
-    // The refused drain had cordoned it already.
-    assert!(
-        refused.stdout.contains("node/sim-node-0 cordoned"),
-        "{}",
-        refused.stdout
-    );
     assert!(out.contains("node/sim-node-0 already cordoned"), "{out}");
-    // The budget allowed one at a time: the others were refused and retried.
-    assert!(
-        out.contains(r#"error when evicting pods/"web-"#)
-            && out.contains("(will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget."),
-        "{out}"
-    );
-    assert_eq!(out.matches("evicted").count(), 3, "{out}");
+    assert_eq!(run.stdout.matches(" evicted").count(), 3, "{out}");
     assert!(out.contains("node/sim-node-0 drained"), "{out}");
     assert!(
         out.contains("Warning: ignoring DaemonSet-managed Pods: default/agent-"),
