@@ -152,6 +152,15 @@ impl JobController {
             self.remove_tracking_finalizers(ns, orphans.iter()).await?;
             return Ok(Next::Done);
         };
+        // A Job another controller manages (spec.managedBy) is left to it.
+        if job
+            .spec
+            .as_ref()
+            .and_then(|s| s.managed_by.as_deref())
+            .is_some_and(|m| m != "kubernetes.io/job-controller")
+        {
+            return Ok(Next::Done);
+        }
         let uid = job.metadata.uid.clone().unwrap_or_default();
         let pods: Vec<Arc<Pod>> = self
             .pods
@@ -306,13 +315,32 @@ impl JobController {
             cx.ready -= ready;
             return Ok(None);
         }
-        if active >= want {
+        // With podReplacementPolicy Failed (implied by a pod failure policy), a terminating pod
+        // is replaced only once it has failed.
+        let only_failed = spec.pod_replacement_policy.as_deref() == Some("Failed")
+            || spec.pod_failure_policy.is_some();
+        let terminating_pods: Vec<&Arc<Pod>> = cx
+            .pods
+            .iter()
+            .filter(|p| {
+                only_failed
+                    && p.metadata.deletion_timestamp.is_some()
+                    && !matches!(phase(p), "Succeeded" | "Failed")
+            })
+            .collect();
+        let busy_count = active + terminating_pods.len() as i32;
+        if busy_count >= want {
             return Ok(None);
         }
-        let to_create = (want - active) as usize;
+        let to_create = (want - busy_count) as usize;
         let per_index = spec.backoff_limit_per_index.is_some();
         let indexes: Vec<Option<i32>> = if cx.indexed {
-            let busy: BTreeSet<i32> = cx.active.iter().filter_map(|p| pod_index(p)).collect();
+            let busy: BTreeSet<i32> = cx
+                .active
+                .iter()
+                .chain(terminating_pods.iter().copied())
+                .filter_map(|p| pod_index(p))
+                .collect();
             (0..spec.completions.unwrap_or(0))
                 .filter(|i| {
                     !cx.succeeded_indexes.contains(i)
