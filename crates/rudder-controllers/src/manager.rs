@@ -70,6 +70,12 @@ pub fn descriptors() -> Vec<Descriptor> {
             start: crate::statefulset::start,
         },
         Descriptor {
+            name: "daemonset-controller",
+            aliases: &["daemonset"],
+            enabled_by_default: true,
+            start: crate::daemonset::start,
+        },
+        Descriptor {
             name: "job-controller",
             aliases: &["job"],
             enabled_by_default: true,

@@ -302,7 +302,7 @@ pub fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) ->
 
 /// JSON with empty maps, empty lists and nulls dropped (serde_json's map is sorted), so
 /// semantically equal templates compare and hash equal, as `apiequality.Semantic` does.
-fn canonical(v: Value) -> Value {
+pub fn canonical(v: Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.into_iter()
