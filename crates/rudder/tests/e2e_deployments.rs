@@ -6,23 +6,12 @@
 
 mod support;
 
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::{jp, wait_described, Backend, Cluster};
 
-fn wait_until(c: &Cluster, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !f() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n{}",
-            c.ok(&["get", "deploy,rs,pods", "-o", "wide"])
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+fn wait_until(c: &Cluster, what: &str, f: impl FnMut() -> bool) {
+    c.wait_until(what, "deploy,rs,pods", f)
 }
 
 /// `kubectl rollout status` to completion.
@@ -74,43 +63,28 @@ fn observing<T>(
     min_available: i32,
     f: impl FnOnce() -> T,
 ) -> (T, usize) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let (stop, kubeconfig) = (stop.clone(), c.kubeconfig.clone());
-        let app = app.to_string();
-        let kubectl = support::kubectl_bin();
-        std::thread::spawn(move || {
-            let mut seen = 0;
-            let mut violations = Vec::new();
-            while !stop.load(Ordering::SeqCst) {
-                let out = Command::new(&kubectl)
-                    .arg("--kubeconfig")
-                    .arg(&kubeconfig)
-                    .args(["get", "rs", "-l", &format!("app={app}"), "-o",
-                        "jsonpath={range .items[*]}{.spec.replicas} {.status.availableReplicas}{\"\\n\"}{end}"])
-                    .output()
-                    .unwrap();
-                if out.status.success() {
-                    let s = String::from_utf8_lossy(&out.stdout);
-                    let (mut total, mut available) = (0, 0);
-                    for l in s.lines() {
-                        let mut f = l.split(' ').map(|v| v.parse::<i32>().unwrap_or(0));
-                        total += f.next().unwrap_or(0);
-                        available += f.next().unwrap_or(0);
-                    }
-                    seen += 1;
-                    if total > max_total || available < min_available {
-                        violations.push(s.to_string());
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(50));
+    let selector = format!("app={app}");
+    let args = [
+        "get",
+        "rs",
+        "-l",
+        &selector,
+        "-o",
+        "jsonpath={range .items[*]}{.spec.replicas} {.status.availableReplicas}{\"\\n\"}{end}",
+    ];
+    let (r, seen, violations) = c.observing(
+        &args,
+        move |s| {
+            let (mut total, mut available) = (0, 0);
+            for l in s.lines() {
+                let mut f = l.split(' ').map(|v| v.parse::<i32>().unwrap_or(0));
+                total += f.next().unwrap_or(0);
+                available += f.next().unwrap_or(0);
             }
-            (seen, violations)
-        })
-    };
-    let r = f();
-    stop.store(true, Ordering::SeqCst);
-    let (seen, violations) = watcher.join().unwrap();
+            total <= max_total && available >= min_available
+        },
+        f,
+    );
     assert!(
         violations.is_empty(),
         "rollout broke maxSurge/maxUnavailable: {violations:?}"

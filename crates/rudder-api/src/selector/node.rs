@@ -1,10 +1,13 @@
-//! `core/v1` NodeSelector matching (upstream's component-helpers `nodeaffinity`), shared by the
-//! scheduler (NodeAffinity, volume node affinity) and the controllers (DaemonSet placement, PV
-//! binding to a selected node).
+//! `core/v1` NodeSelector matching (upstream's component-helpers `nodeaffinity`) and taint
+//! toleration (`Toleration.ToleratesTaint`), shared by the scheduler (NodeAffinity, volume node
+//! affinity, TaintToleration) and the controllers (DaemonSet placement, PV binding to a selected
+//! node).
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{NodeSelector, NodeSelectorRequirement, NodeSelectorTerm};
+use k8s_openapi::api::core::v1::{
+    NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Taint, Toleration,
+};
 
 /// One requirement against a node's labels (upstream's `nodeSelectorRequirementsAsSelector`
 /// semantics: `Gt`/`Lt` compare integers, a missing label never satisfies `In`, `Exists`, `Gt`
@@ -74,4 +77,24 @@ pub fn selector_matches(
     sel.node_selector_terms
         .iter()
         .any(|t| term_matches(t, labels, node_name))
+}
+
+/// Upstream's `Toleration.ToleratesTaint`: an empty effect or key matches any; `Exists` ignores
+/// the value, `Equal` (or no operator) needs the same value.
+pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
+    if let Some(e) = t.effect.as_deref().filter(|e| !e.is_empty()) {
+        if e != taint.effect {
+            return false;
+        }
+    }
+    if let Some(k) = t.key.as_deref().filter(|k| !k.is_empty()) {
+        if k != taint.key {
+            return false;
+        }
+    }
+    match t.operator.as_deref().unwrap_or("") {
+        "" | "Equal" => t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+        "Exists" => true,
+        _ => false,
+    }
 }

@@ -138,10 +138,15 @@ fn taints_and_tolerations() {
         json!({"spec": {"taints": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]}}),
     );
     let plain = ds(json!({}));
-    assert!(manage(&plain, &[tainted.clone()], &[]).create.is_empty());
+    assert!(manage(&plain, std::slice::from_ref(&tainted), &[])
+        .create
+        .is_empty());
     // Already running there: stays (NoSchedule does not evict).
     let there = [pod("p", "tainted", HASH, true, "2020-01-01T00:00:00Z")];
-    assert_eq!(manage(&plain, &[tainted.clone()], &there), Plan::default());
+    assert_eq!(
+        manage(&plain, std::slice::from_ref(&tainted), &there),
+        Plan::default()
+    );
     let tolerant = ds(
         json!({"spec": {"template": {"spec": {"tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}]}}}}),
     );

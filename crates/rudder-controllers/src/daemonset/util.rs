@@ -9,11 +9,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::apps::v1::{DaemonSet, RollingUpdateDaemonSet};
 use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
     PodSpec, PodTemplateSpec, Taint, Toleration,
 };
+use rudder_api::selector::node::{selector_matches as node_selector_matches, tolerates};
 
 use crate::deployment::util::{scaled_value, BadIntOrString};
 
@@ -189,17 +190,16 @@ pub fn is_rolling_update(ds: &DaemonSet) -> bool {
         == "RollingUpdate"
 }
 
+fn rolling_update(ds: &DaemonSet) -> Option<&RollingUpdateDaemonSet> {
+    if !is_rolling_update(ds) {
+        return None;
+    }
+    ds.spec.update_strategy.as_ref()?.rolling_update.as_ref()
+}
+
 /// `SurgeCount`: 0 unless a RollingUpdate asks for `maxSurge` (rounded up).
 pub fn surge_count(ds: &DaemonSet, number_to_schedule: i32) -> Result<i32, BadIntOrString> {
-    if !is_rolling_update(ds) {
-        return Ok(0);
-    }
-    let ru = ds
-        .spec
-        .update_strategy
-        .as_ref()
-        .and_then(|s| s.rolling_update.as_ref());
-    match ru.and_then(|r| r.max_surge.as_ref()) {
+    match rolling_update(ds).and_then(|r| r.max_surge.as_ref()) {
         Some(v) => scaled_value(v, number_to_schedule, true),
         None => Ok(0),
     }
@@ -207,15 +207,7 @@ pub fn surge_count(ds: &DaemonSet, number_to_schedule: i32) -> Result<i32, BadIn
 
 /// `UnavailableCount`: 0 unless a RollingUpdate sets `maxUnavailable` (rounded up).
 pub fn unavailable_count(ds: &DaemonSet, number_to_schedule: i32) -> Result<i32, BadIntOrString> {
-    if !is_rolling_update(ds) {
-        return Ok(0);
-    }
-    let ru = ds
-        .spec
-        .update_strategy
-        .as_ref()
-        .and_then(|s| s.rolling_update.as_ref());
-    match ru.and_then(|r| r.max_unavailable.as_ref()) {
+    match rolling_update(ds).and_then(|r| r.max_unavailable.as_ref()) {
         Some(v) => scaled_value(v, number_to_schedule, true),
         None => Ok(0),
     }
@@ -228,25 +220,6 @@ pub fn allows_surge(ds: &DaemonSet) -> bool {
 
 // ---------- eligibility ----------
 
-/// `Toleration.ToleratesTaint`.
-pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    if let Some(e) = t.effect.as_deref().filter(|e| !e.is_empty()) {
-        if e != taint.effect {
-            return false;
-        }
-    }
-    if let Some(k) = t.key.as_deref().filter(|k| !k.is_empty()) {
-        if k != taint.key {
-            return false;
-        }
-    }
-    match t.operator.as_deref().unwrap_or("") {
-        "" | "Equal" => t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
-        "Exists" => true,
-        _ => false,
-    }
-}
-
 /// `FindMatchingUntoleratedTaint` restricted to the taints `include` selects.
 fn has_untolerated_taint(
     taints: &[Taint],
@@ -257,55 +230,6 @@ fn has_untolerated_taint(
         .iter()
         .filter(|t| include(t))
         .any(|taint| !tolerations.iter().any(|t| tolerates(t, taint)))
-}
-
-/// One requirement against a node's labels (`NodeSelectorRequirementsAsSelector`: `Gt`/`Lt`
-/// compare integers, an absent label satisfies only `NotIn` and `DoesNotExist`).
-fn label_requirement_matches(
-    r: &NodeSelectorRequirement,
-    labels: Option<&BTreeMap<String, String>>,
-) -> bool {
-    let value = labels.and_then(|l| l.get(&r.key));
-    let values = r.values.as_deref().unwrap_or(&[]);
-    match r.operator.as_str() {
-        "In" => value.is_some_and(|v| values.contains(v)),
-        "NotIn" => value.is_none_or(|v| !values.contains(v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        op @ ("Gt" | "Lt") => {
-            let bound = values.first().and_then(|b| b.parse::<i64>().ok());
-            let v = value.and_then(|v| v.parse::<i64>().ok());
-            match (v, bound) {
-                (Some(v), Some(b)) if op == "Gt" => v > b,
-                (Some(v), Some(b)) => v < b,
-                _ => false,
-            }
-        }
-        _ => false,
-    }
-}
-
-/// `matchFields`: only `metadata.name` with `In`/`NotIn` is defined.
-fn field_requirement_matches(r: &NodeSelectorRequirement, node_name: &str) -> bool {
-    let values = r.values.as_deref().unwrap_or(&[]);
-    r.key == "metadata.name"
-        && match r.operator.as_str() {
-            "In" => values.iter().any(|v| v == node_name),
-            "NotIn" => values.iter().all(|v| v != node_name),
-            _ => false,
-        }
-}
-
-/// A term needs every requirement; an empty term matches no node.
-fn term_matches(term: &NodeSelectorTerm, node: &Node) -> bool {
-    let exprs = term.match_expressions.as_deref().unwrap_or(&[]);
-    let fields = term.match_fields.as_deref().unwrap_or(&[]);
-    let name = node.metadata.name.as_deref().unwrap_or("");
-    (!exprs.is_empty() || !fields.is_empty())
-        && exprs
-            .iter()
-            .all(|r| label_requirement_matches(r, node.metadata.labels.as_ref()))
-        && fields.iter().all(|r| field_requirement_matches(r, name))
 }
 
 /// `nodeaffinity.GetRequiredNodeAffinity(pod).Match(node)`: the `nodeSelector` labels and any
@@ -326,7 +250,9 @@ pub fn required_node_affinity_matches(spec: &PodSpec, node: &Node) -> bool {
                 .as_ref()
         });
     selector_ok
-        && required.is_none_or(|r| r.node_selector_terms.iter().any(|t| term_matches(t, node)))
+        && required.is_none_or(|r| {
+            node_selector_matches(r, labels, node.metadata.name.as_deref().unwrap_or(""))
+        })
 }
 
 /// `NodeShouldRunDaemonPod`: (shouldRun, shouldContinueRunning). A node the pod would not
@@ -733,20 +659,6 @@ mod tests {
         assert_eq!(node_should_run(&net, &plain), (false, true));
         let host = ds(json!({"spec": {"template": {"spec": {"hostNetwork": true}}}}));
         assert_eq!(node_should_run(&net, &host), (true, true));
-    }
-
-    #[test]
-    fn label_operators() {
-        let l: BTreeMap<String, String> = [("n".to_string(), "5".to_string())].into();
-        let r = |op: &str, v: &[&str]| NodeSelectorRequirement {
-            key: "n".into(),
-            operator: op.into(),
-            values: Some(v.iter().map(|s| s.to_string()).collect()),
-        };
-        assert!(label_requirement_matches(&r("Gt", &["4"]), Some(&l)));
-        assert!(!label_requirement_matches(&r("Lt", &["4"]), Some(&l)));
-        assert!(label_requirement_matches(&r("NotIn", &["4"]), None));
-        assert!(!label_requirement_matches(&r("Exists", &[]), None));
     }
 
     #[test]

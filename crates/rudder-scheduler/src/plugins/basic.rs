@@ -176,21 +176,7 @@ pub fn tolerations(pod: &PodInfo) -> &[Toleration] {
 
 /// Upstream's `Toleration.ToleratesTaint`.
 pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    if let Some(e) = t.effect.as_deref().filter(|e| !e.is_empty()) {
-        if e != taint.effect {
-            return false;
-        }
-    }
-    if let Some(k) = t.key.as_deref().filter(|k| !k.is_empty()) {
-        if k != taint.key {
-            return false;
-        }
-    }
-    match t.operator.as_deref().unwrap_or("") {
-        "" | "Equal" => t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
-        "Exists" => true,
-        _ => false,
-    }
+    rudder_api::selector::node::tolerates(t, taint)
 }
 
 fn taints(node: &NodeInfo) -> &[Taint] {

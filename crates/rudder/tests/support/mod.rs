@@ -282,6 +282,61 @@ impl Cluster {
     pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
     }
+
+    /// Waits (90 s at most) until `f` holds; on timeout shows `kubectl get <dump> -o wide`.
+    pub fn wait_until(&self, what: &str, dump: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !f() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n{}",
+                self.ok(&["get", dump, "-o", "wide"])
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Runs `f` while another thread runs `kubectl <args>` every 50 ms; every output `ok`
+    /// rejects is a violation. Returns `f`'s result, how many outputs were seen, and the
+    /// violations.
+    pub fn observing<T>(
+        &self,
+        args: &[&str],
+        ok: impl Fn(&str) -> bool + Send + 'static,
+        f: impl FnOnce() -> T,
+    ) -> (T, usize, Vec<String>) {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let (stop, kubeconfig) = (stop.clone(), self.kubeconfig.clone());
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            std::thread::spawn(move || {
+                let mut seen = 0;
+                let mut violations = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    let out = Command::new(kubectl_bin())
+                        .arg("--kubeconfig")
+                        .arg(&kubeconfig)
+                        .args(&args)
+                        .output()
+                        .unwrap();
+                    if out.status.success() {
+                        let s = String::from_utf8_lossy(&out.stdout).to_string();
+                        seen += 1;
+                        if !ok(&s) {
+                            violations.push(s);
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                (seen, violations)
+            })
+        };
+        let r = f();
+        stop.store(true, Ordering::SeqCst);
+        let (seen, violations) = watcher.join().unwrap();
+        (r, seen, violations)
+    }
 }
 
 impl Drop for Cluster {
