@@ -253,12 +253,11 @@ impl HorizontalController {
         }
         let mut first: Option<(String, String, String)> = None;
         for m in metrics {
-            let (reason, detail, wrapped) = self.metric_error(ns, selector, m).await;
+            let api = self.metric_api_text(ns, selector, m).await;
+            let (reason, detail, wrapped) = metric_failure(ns, m, &api);
             // Upstream's getUnableComputeReplicaCountCondition records an event per failure.
-            if !reason.is_empty() {
-                self.recorder
-                    .event(&*hpa, "Warning", &reason, detail.clone());
-            }
+            self.recorder
+                .event(&*hpa, "Warning", &reason, detail.clone());
             first.get_or_insert((reason, detail, wrapped));
         }
         let statuses = vec![MetricStatus::default(); metrics.len()];
@@ -269,16 +268,7 @@ impl HorizontalController {
                 Some(statuses),
             );
         };
-        let message = if reason == "InvalidMetricSourceType" {
-            detail.clone()
-        } else {
-            format!("the HPA was unable to compute the replica count: {detail}")
-        };
-        let reason = if reason.is_empty() {
-            "InvalidMetricSourceType".to_string()
-        } else {
-            reason
-        };
+        let message = format!("the HPA was unable to compute the replica count: {detail}");
         set_condition(hpa, "ScalingActive", "False", &reason, message, now);
         (
             format!(
@@ -289,88 +279,26 @@ impl HorizontalController {
         )
     }
 
-    /// One metric's failure: (reason, the error the condition and event carry, the error as
-    /// `computeReplicasForMetric` wraps it).
-    async fn metric_error(
-        &self,
-        ns: &str,
-        selector: &str,
-        m: &MetricSpec,
-    ) -> (String, String, String) {
-        let resource = |name: &str, target: &k8s_openapi::api::autoscaling::v2::MetricTarget| {
-            if target.average_value.is_some() {
-                Ok(format!("failed to get {name} usage"))
-            } else if target.average_utilization.is_some() {
-                Ok(format!("failed to get {name} utilization"))
-            } else {
-                Err("invalid resource metric source: neither an average utilization target nor an average value (usage) target was set".to_string())
-            }
-        };
+    /// What the metrics API a metric needs answers (its error text, as client-go words it).
+    async fn metric_api_text(&self, ns: &str, selector: &str, m: &MetricSpec) -> String {
         match m.type_.as_str() {
-            "Resource" | "ContainerResource" => {
-                let (name, target, reason, wrap) = match (&m.resource, &m.container_resource) {
-                    (Some(r), _) if m.type_ == "Resource" => (
-                        r.name.clone(),
-                        r.target.clone(),
-                        "FailedGetResourceMetric",
-                        "resource",
-                    ),
-                    (_, Some(c)) if m.type_ == "ContainerResource" => (
-                        c.name.clone(),
-                        c.target.clone(),
-                        "FailedGetContainerResourceMetric",
-                        "container",
-                    ),
-                    _ => return invalid_source(&m.type_),
-                };
-                let detail = match resource(&name, &target) {
-                    Ok(prefix) => {
-                        let api = self.resource_metrics_error(ns, selector).await;
-                        format!("{prefix}: unable to get metrics for resource {name}: unable to fetch metrics from resource metrics API: {api}")
-                    }
-                    Err(e) => e,
-                };
-                let wrapped = format!("failed to get {name} {wrap} metric value: {detail}");
-                (reason.into(), detail, wrapped)
-            }
+            "Resource" | "ContainerResource" => self.resource_metrics_error(ns, selector).await,
             "Pods" | "Object" => {
-                let (name, reason, wrap) = match (&m.pods, &m.object) {
-                    (Some(p), _) if m.type_ == "Pods" => {
-                        (p.metric.name.clone(), "FailedGetPodsMetric", "pods")
-                    }
-                    (_, Some(o)) if m.type_ == "Object" => {
-                        (o.metric.name.clone(), "FailedGetObjectMetric", "object")
-                    }
-                    _ => return invalid_source(&m.type_),
-                };
-                let api = self
-                    .api_error(
-                        "custom.metrics.k8s.io",
-                        "no custom metrics API (custom.metrics.k8s.io) registered",
-                    )
-                    .await;
-                let detail = format!("unable to get metric {name}: unable to fetch metrics from custom metrics API: {api}");
-                (
-                    reason.into(),
-                    detail.clone(),
-                    format!("failed to get {wrap} metric value: {detail}"),
+                self.api_error(
+                    "custom.metrics.k8s.io",
+                    "no custom metrics API (custom.metrics.k8s.io) registered",
                 )
+                .await
             }
             "External" => {
-                let Some(e) = &m.external else {
-                    return invalid_source(&m.type_);
-                };
-                let name = &e.metric.name;
-                let api = self.api_error("external.metrics.k8s.io",
-                    &format!("the server could not find the requested resource (get {name}.external.metrics.k8s.io)")).await;
-                let detail = format!("unable to get external metric {ns}/{name}: unable to fetch metrics from external metrics API: {api}");
-                (
-                    "FailedGetExternalMetric".into(),
-                    detail.clone(),
-                    format!("failed to get external metric value: {detail}"),
+                let name = m.external.as_ref().map_or("", |e| e.metric.name.as_str());
+                self.api_error(
+                    "external.metrics.k8s.io",
+                    &format!("the server could not find the requested resource (get {name}.external.metrics.k8s.io)"),
                 )
+                .await
             }
-            other => invalid_source(other),
+            _ => String::new(),
         }
     }
 
@@ -493,13 +421,94 @@ impl Reconciler for HorizontalController {
 const NOT_IMPLEMENTED: &str =
     "the metrics API answered, but computing replicas from metric values is not implemented by this controller";
 
-fn invalid_source(type_: &str) -> (String, String, String) {
-    let msg = format!("unknown metric source type {type_:?}");
-    (
-        "InvalidMetricSourceType".into(),
-        format!("the HPA was unable to compute the replica count: {msg}"),
-        msg,
-    )
+/// One metric's failure given what its metrics API answered: (reason, the error the event
+/// carries, the error as `computeReplicasForMetric` wraps it).
+pub fn metric_failure(ns: &str, m: &MetricSpec, api: &str) -> (String, String, String) {
+    let resource = |name: &str, target: &k8s_openapi::api::autoscaling::v2::MetricTarget| {
+        if target.average_value.is_some() {
+            format!("failed to get {name} usage: unable to get metrics for resource {name}: unable to fetch metrics from resource metrics API: {api}")
+        } else if target.average_utilization.is_some() {
+            format!("failed to get {name} utilization: unable to get metrics for resource {name}: unable to fetch metrics from resource metrics API: {api}")
+        } else {
+            "invalid resource metric source: neither an average utilization target nor an average value (usage) target was set".to_string()
+        }
+    };
+    let custom = |name: &str| {
+        format!(
+            "unable to get metric {name}: unable to fetch metrics from custom metrics API: {api}"
+        )
+    };
+    let (reason, detail, wrapped) = match (m.type_.as_str(), m) {
+        (
+            "Resource",
+            MetricSpec {
+                resource: Some(r), ..
+            },
+        ) => {
+            let d = resource(&r.name, &r.target);
+            (
+                "FailedGetResourceMetric",
+                d.clone(),
+                format!("failed to get {} resource metric value: {d}", r.name),
+            )
+        }
+        (
+            "ContainerResource",
+            MetricSpec {
+                container_resource: Some(c),
+                ..
+            },
+        ) => {
+            let d = resource(&c.name, &c.target);
+            (
+                "FailedGetContainerResourceMetric",
+                d.clone(),
+                format!("failed to get {} container metric value: {d}", c.name),
+            )
+        }
+        ("Pods", MetricSpec { pods: Some(p), .. }) => {
+            let d = custom(&p.metric.name);
+            (
+                "FailedGetPodsMetric",
+                d.clone(),
+                format!("failed to get pods metric value: {d}"),
+            )
+        }
+        (
+            "Object",
+            MetricSpec {
+                object: Some(o), ..
+            },
+        ) => {
+            let d = custom(&o.metric.name);
+            (
+                "FailedGetObjectMetric",
+                d.clone(),
+                format!("failed to get object metric value: {d}"),
+            )
+        }
+        (
+            "External",
+            MetricSpec {
+                external: Some(e), ..
+            },
+        ) => {
+            let d = format!(
+                "unable to get external metric {ns}/{}: unable to fetch metrics from external metrics API: {api}",
+                e.metric.name
+            );
+            (
+                "FailedGetExternalMetric",
+                d.clone(),
+                format!("failed to get external metric value: {d}"),
+            )
+        }
+        (other, _) => {
+            let d = format!("unknown metric source type {other:?}");
+            ("InvalidMetricSourceType", d.clone(), d)
+        }
+    };
+    (reason.to_string(), detail, wrapped)
 }
 
 /// An API error as Go's `err.Error()` prints it: the Status message.
@@ -657,6 +666,41 @@ mod tests {
         let v = serde_json::to_value(h.status.as_ref().unwrap()).unwrap();
         assert_eq!(v["lastScaleTime"], "2026-01-01T00:00:00Z");
         assert!(v.get("currentMetrics").is_none());
+    }
+
+    // The texts kubectl describe shows on a cluster without metrics-server.
+    #[test]
+    fn metric_failures_read_as_upstream() {
+        let api = "the server could not find the requested resource (get pods.metrics.k8s.io)";
+        let cpu: MetricSpec = serde_json::from_value(json!({"type": "Resource",
+            "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}))
+        .unwrap();
+        let (reason, detail, wrapped) = metric_failure("d", &cpu, api);
+        assert_eq!(reason, "FailedGetResourceMetric");
+        assert_eq!(detail, "failed to get cpu utilization: unable to get metrics for resource cpu: unable to fetch metrics from resource metrics API: the server could not find the requested resource (get pods.metrics.k8s.io)");
+        assert_eq!(
+            wrapped,
+            format!("failed to get cpu resource metric value: {detail}")
+        );
+        let mem: MetricSpec = serde_json::from_value(json!({"type": "Resource",
+            "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "100Mi"}}}))
+        .unwrap();
+        let (_, detail, _) = metric_failure("d", &mem, api);
+        assert!(
+            detail.starts_with(
+                "failed to get memory usage: unable to get metrics for resource memory"
+            ),
+            "{detail}"
+        );
+        let odd: MetricSpec = serde_json::from_value(json!({"type": "Sideways"})).unwrap();
+        let (reason, detail, _) = metric_failure("d", &odd, api);
+        assert_eq!(
+            (reason.as_str(), detail.as_str()),
+            (
+                "InvalidMetricSourceType",
+                "unknown metric source type \"Sideways\""
+            )
+        );
     }
 
     #[test]
