@@ -17,7 +17,8 @@ fn ds(extra: Value) -> DaemonSet {
     serde_json::from_value(v).unwrap()
 }
 
-fn merge(a: &mut Value, b: Value) {
+/// Deep-merges `b` into `a` (objects key by key, anything else replaced).
+pub(super) fn merge(a: &mut Value, b: Value) {
     match (a, b) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in b {

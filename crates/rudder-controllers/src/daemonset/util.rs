@@ -419,6 +419,7 @@ pub fn failed_pods_backoff_key(ds: &DaemonSet, node: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemonset::tests::merge;
     use serde_json::json;
 
     fn ds(v: serde_json::Value) -> DaemonSet {
@@ -428,17 +429,6 @@ mod tests {
                     "spec": {"containers": [{"name": "c", "image": "foo/bar"}]}}}});
         merge(&mut base, v);
         serde_json::from_value(base).unwrap()
-    }
-
-    fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
-        match (a, b) {
-            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-                for (k, v) in b {
-                    merge(a.entry(k).or_insert(serde_json::Value::Null), v);
-                }
-            }
-            (a, b) => *a = b,
-        }
     }
 
     fn node(v: serde_json::Value) -> Node {
