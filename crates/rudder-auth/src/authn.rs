@@ -43,6 +43,9 @@ pub enum AuthError {
     InvalidBearerToken,
     #[error("invalid client certificate: {0}")]
     InvalidCertificate(String),
+    /// A service-account token that is not (or no longer) valid; upstream's validator message.
+    #[error("{0}")]
+    ServiceAccountToken(String),
     /// Every authenticator that saw credentials rejected them.
     #[error("{}", aggregate_message(.0))]
     Aggregate(Vec<AuthError>),

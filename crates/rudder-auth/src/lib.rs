@@ -13,6 +13,7 @@
 mod authn;
 mod authz;
 mod csv;
+pub mod serviceaccount;
 mod tokenfile;
 mod union;
 pub mod user;

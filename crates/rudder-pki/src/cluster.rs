@@ -73,6 +73,7 @@ pub struct ClusterPki {
     serving_sans: BTreeSet<San>,
     token_file: PathBuf,
     admin_token: String,
+    service_key_pem: String,
     server_config: Arc<rustls::ServerConfig>,
 }
 
@@ -131,6 +132,9 @@ impl ClusterPki {
                 .join(TOKEN_FILE_NAME),
         };
         let admin_token = load_or_create_admin_token(&token_file)?;
+        let service_key_pem = crate::servicekey::load_or_create_service_key(
+            &dir.join(crate::servicekey::SERVICE_KEY_FILE),
+        )?;
 
         let server_config = build_server_config(
             &ca_der,
@@ -150,6 +154,7 @@ impl ClusterPki {
             serving_sans: wanted,
             token_file,
             admin_token,
+            service_key_pem,
             server_config,
         })
     }
@@ -192,6 +197,11 @@ impl ClusterPki {
     /// The bearer token of `system:admin` (group `system:masters`).
     pub fn admin_token(&self) -> &str {
         &self.admin_token
+    }
+
+    /// The service-account signing key (PEM), created with the CA and kept.
+    pub fn service_account_key_pem(&self) -> &str {
+        &self.service_key_pem
     }
 
     /// A kubeconfig spec for the admin, authenticating with the admin token.

@@ -16,6 +16,7 @@ mod error;
 mod fsutil;
 mod kubeconfig;
 mod sans;
+mod servicekey;
 mod token;
 
 pub use cluster::{
@@ -25,4 +26,5 @@ pub use cluster::{
 pub use error::{PkiError, Result};
 pub use kubeconfig::{kubeconfig_yaml, write_kubeconfig, KubeconfigSpec};
 pub use sans::{wanted_sans, San, DEFAULT_KUBERNETES_SERVICE_IP};
+pub use servicekey::SERVICE_KEY_FILE;
 pub use token::{ADMIN_GROUP, ADMIN_UID, ADMIN_USER};
