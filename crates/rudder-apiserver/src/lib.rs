@@ -14,6 +14,7 @@ pub mod pretty;
 pub mod request;
 pub mod rest;
 pub mod review;
+pub mod tokens;
 pub mod watch;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,6 +72,8 @@ pub struct ApiServer {
     /// Metrics of in-process components (scheduler, controllers), appended to `/metrics` as
     /// upstream's separate processes would serve them on their own ports.
     pub component_metrics: std::sync::RwLock<Vec<MetricsSource>>,
+    /// The service-account token issuer (TokenRequest, OIDC discovery); `None` serves neither.
+    pub service_accounts: Option<Arc<tokens::ServiceAccountTokens>>,
 }
 
 /// Renders a component's metrics in the Prometheus text format.
@@ -234,6 +237,13 @@ async fn handle(State(s): State<Arc<ApiServer>>, req: Request) -> Response {
         // Upstream authorizes /metrics as a non-resource URL like any other path; only the
         // health checks and /version are public.
         metrics(&s)
+    } else if let Some(doc) = s
+        .service_accounts
+        .as_ref()
+        .filter(|_| parts.method == http::Method::GET)
+        .and_then(|t| t.discovery_document(parts.uri.path()))
+    {
+        doc
     } else {
         non_resource(&s, &parts.headers, parts.uri.path())
     };

@@ -60,7 +60,7 @@ impl Call<'_> {
 
     /// Decode a create or update body for `target` as upstream's decoder does: Go's JSON syntax
     /// errors, and its messages for a body of another kind or API version.
-    fn decode_object(&self, target: &Gvk) -> Result<Value, ApiError> {
+    pub(crate) fn decode_object(&self, target: &Gvk) -> Result<Value, ApiError> {
         let essence = self
             .content_type()
             .and_then(|c| c.split(';').next())
@@ -176,7 +176,7 @@ impl Call<'_> {
         (self.info.subresource == "approval").then_some("approval")
     }
 
-    fn gs(&self) -> &rudder_registry::GenericStore {
+    pub(crate) fn gs(&self) -> &rudder_registry::GenericStore {
         &self.server.gs
     }
 }
@@ -205,6 +205,7 @@ pub async fn dispatch(call: Call<'_>) -> Result<Response, ApiError> {
         ("create", "") => create(&call).await,
         ("create", "binding") => bind(&call).await,
         ("create", "eviction") => eviction::evict(&call).await,
+        ("create", "token") => crate::tokens::create(&call).await,
         ("update", "") => update(&call, false).await,
         ("update", "status") => update(&call, true).await,
         ("update", "scale") => update_scale(&call).await,

@@ -17,6 +17,17 @@ pub struct Context {
     pub metrics: Arc<QueueMetrics>,
     /// `reportingInstance` of events.
     pub host: String,
+    pub credentials: Credentials,
+}
+
+/// What controllers need besides the API, as kube-controller-manager takes it from files: the
+/// cluster's root CA (`--root-ca-file`, else the kubeconfig's CA) that the root-CA publisher and
+/// the tokens controller hand out, and the legacy-token signer (`--service-account-private-key-file`;
+/// the tokens controller is off without it).
+#[derive(Clone, Default)]
+pub struct Credentials {
+    pub root_ca: Option<String>,
+    pub token_generator: Option<Arc<rudder_auth::serviceaccount::TokenGenerator>>,
 }
 
 pub type StartFn = fn(&Context, &mut tokio::task::JoinSet<()>);
@@ -154,6 +165,18 @@ pub fn descriptors() -> Vec<Descriptor> {
             enabled_by_default: true,
             start: crate::podautoscaler::start,
         },
+        Descriptor {
+            name: "serviceaccount-token-controller",
+            aliases: &["serviceaccount-token"],
+            enabled_by_default: true,
+            start: crate::tokens::start,
+        },
+        Descriptor {
+            name: "root-ca-certificate-publisher-controller",
+            aliases: &["root-ca-cert-publisher"],
+            enabled_by_default: true,
+            start: crate::rootcacertpublisher::start,
+        },
     ]
 }
 
@@ -198,11 +221,23 @@ pub fn validate(list: &[String]) -> Result<(), String> {
 
 /// Runs the enabled controllers until the future is dropped.
 pub async fn run(client: Client, list: Vec<String>, metrics: Arc<QueueMetrics>, host: String) {
+    run_with_credentials(client, list, metrics, host, Credentials::default()).await
+}
+
+/// [`run`], with the CA and signing key the certificate and token controllers need.
+pub async fn run_with_credentials(
+    client: Client,
+    list: Vec<String>,
+    metrics: Arc<QueueMetrics>,
+    host: String,
+    credentials: Credentials,
+) {
     let cx = Context {
         informers: Informers::new(client.clone()),
         client,
         metrics,
         host,
+        credentials,
     };
     let mut tasks = tokio::task::JoinSet::new();
     for d in descriptors() {

@@ -166,12 +166,14 @@ pub async fn run_controllers(
     leader_elect: bool,
     metrics: Arc<rudder_controllers::QueueMetrics>,
     leader_metrics: rudder_component::LeaderMetrics,
+    credentials: rudder_controllers::manager::Credentials,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    use rudder_controllers::manager::run_with_credentials;
     let host = hostname();
     if !leader_elect {
         tokio::select! {
-            _ = rudder_controllers::run(client, controllers, metrics, host) => {}
+            _ = run_with_credentials(client, controllers, metrics, host, credentials) => {}
             _ = shutdown => {}
         }
         return;
@@ -186,11 +188,12 @@ pub async fn run_controllers(
             client.clone(),
             leader_metrics,
             || {
-                rudder_controllers::run(
+                run_with_credentials(
                     client.clone(),
                     controllers.clone(),
                     metrics.clone(),
                     host.clone(),
+                    credentials.clone(),
                 )
             },
             shutdown,
@@ -203,6 +206,7 @@ pub fn start_in_process_controllers(
     server: &Arc<ApiServer>,
     router: axum::Router,
     controllers: Vec<String>,
+    credentials: rudder_controllers::manager::Credentials,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
     let client = in_process_client(router, "system:kube-controller-manager", &[]);
@@ -217,6 +221,27 @@ pub fn start_in_process_controllers(
         true,
         metrics,
         leader,
+        credentials,
         shutdown,
     ))
+}
+
+/// The controllers' CA and legacy-token signer (kube-controller-manager's `--root-ca-file` and
+/// `--service-account-private-key-file`), from PEM text.
+pub fn controller_credentials(
+    root_ca: Option<String>,
+    signing_key_pem: Option<&str>,
+) -> anyhow::Result<rudder_controllers::manager::Credentials> {
+    use rudder_auth::serviceaccount::{SigningKey, TokenGenerator, LEGACY_ISSUER};
+    let token_generator = signing_key_pem
+        .map(|pem| {
+            SigningKey::from_pem(pem.as_bytes())
+                .map(|key| Arc::new(TokenGenerator::new(LEGACY_ISSUER, key)))
+                .context("loading the service-account private key")
+        })
+        .transpose()?;
+    Ok(rudder_controllers::manager::Credentials {
+        root_ca,
+        token_generator,
+    })
 }

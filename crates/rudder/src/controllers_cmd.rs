@@ -4,6 +4,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use anyhow::Context as _;
+
 #[derive(clap::Args, Clone, Debug)]
 pub struct ControllerManagerArgs {
     /// kubeconfig of the cluster to manage.
@@ -26,6 +28,43 @@ pub struct ControllerManagerArgs {
     /// Port of the /healthz and /metrics endpoint (upstream's 10257); 0 disables it.
     #[arg(long, default_value_t = 10257)]
     pub health_port: u16,
+    /// CA bundle published in every namespace and put into token Secrets (default: the
+    /// kubeconfig's certificate authority).
+    #[arg(long)]
+    pub root_ca_file: Option<PathBuf>,
+    /// PEM private key that signs legacy service-account tokens; without it the tokens
+    /// controller does not run (as upstream).
+    #[arg(long)]
+    pub service_account_private_key_file: Option<PathBuf>,
+}
+
+/// The kubeconfig's CA of the current context's cluster, as upstream falls back to the client
+/// config's CA data.
+fn kubeconfig_ca(path: &std::path::Path) -> Option<String> {
+    use base64::Engine as _;
+    let kc = kube::config::Kubeconfig::read_from(path).ok()?;
+    let context = kc.current_context.as_deref()?;
+    let cluster_name = kc
+        .contexts
+        .iter()
+        .find(|c| c.name == context)?
+        .context
+        .as_ref()?
+        .cluster
+        .clone();
+    let cluster = kc
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster_name)?
+        .cluster
+        .as_ref()?;
+    if let Some(data) = &cluster.certificate_authority_data {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .ok()?;
+        return String::from_utf8(bytes).ok();
+    }
+    std::fs::read_to_string(cluster.certificate_authority.as_ref()?).ok()
 }
 
 pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
@@ -35,6 +74,20 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
         args.max_endpoints_per_slice.into(),
     );
     let client = crate::components::kubeconfig_client(&args.kubeconfig).await?;
+    let root_ca = match &args.root_ca_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading --root-ca-file {}", p.display()))?,
+        ),
+        None => kubeconfig_ca(&args.kubeconfig),
+    };
+    let key_pem = match &args.service_account_private_key_file {
+        Some(p) => Some(std::fs::read_to_string(p).with_context(|| {
+            format!("reading --service-account-private-key-file {}", p.display())
+        })?),
+        None => None,
+    };
+    let credentials = crate::components::controller_credentials(root_ca, key_pem.as_deref())?;
     let metrics = Arc::new(rudder_controllers::QueueMetrics::default());
     let leader = rudder_component::LeaderMetrics::default();
     if args.health_port != 0 {
@@ -54,6 +107,7 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
         args.leader_elect,
         metrics,
         leader,
+        credentials,
         crate::server::shutdown_signal(),
     )
     .await;

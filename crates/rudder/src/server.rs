@@ -59,6 +59,32 @@ pub struct ServerArgs {
     /// `--max-endpoints-per-slice`).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub max_endpoints_per_slice: u16,
+    #[command(flatten)]
+    pub service_accounts: ServiceAccountArgs,
+}
+
+/// Service-account token flags, as kube-apiserver names them.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServiceAccountArgs {
+    /// Issuer of service-account tokens (`iss`); the first signs, all are accepted.
+    #[arg(long = "service-account-issuer", default_value = rudder_auth::serviceaccount::DEFAULT_ISSUER)]
+    pub issuers: Vec<String>,
+    /// PEM private key that signs service-account tokens (default `<data-dir>/server/tls/service.key`,
+    /// generated on first start).
+    #[arg(long = "service-account-signing-key-file")]
+    pub signing_key_file: Option<PathBuf>,
+    /// PEM files of keys that verify service-account tokens (default: the signing key).
+    #[arg(long = "service-account-key-file")]
+    pub key_files: Vec<PathBuf>,
+    /// Audiences the API server accepts in tokens (default: the issuers).
+    #[arg(long = "api-audiences", value_delimiter = ',')]
+    pub api_audiences: Vec<String>,
+    /// `jwks_uri` of the discovery document (default `https://<advertise address>/openid/v1/jwks`).
+    #[arg(long = "service-account-jwks-uri")]
+    pub jwks_uri: Option<String>,
+    /// Issue the kubelet's default projected tokens (3607 s, pod-bound) for a year, warning after the hour.
+    #[arg(long = "service-account-extend-token-expiration", default_value_t = true, action = clap::ArgAction::Set)]
+    pub extend_token_expiration: bool,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -81,6 +107,8 @@ pub struct Built {
     pub pki: rudder_pki::ClusterPki,
     pub store: Arc<dyn Store>,
     pub data_dir: PathBuf,
+    /// The service-account signing key's PEM, which the in-process tokens controller signs with.
+    pub service_account_key_pem: String,
 }
 
 /// Opens the store and builds the API server (certificates, registry, watch cache,
@@ -126,6 +154,15 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
         ip if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
         ip => ip,
     };
+    let advertise_address = SocketAddr::new(advertise, args.https_listen_port).to_string();
+    let (service_accounts, service_account_key_pem) = service_account_tokens(
+        &args.service_accounts,
+        &pki,
+        &cache,
+        &registry,
+        &advertise_address,
+        &mut authn,
+    )?;
     let priority_classes = registry
         .get("scheduling.k8s.io", "v1", "priorityclasses")
         .context("priorityclasses are not registered")?
@@ -172,15 +209,94 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
         authz: Box::new(rudder_auth::AlwaysAllow),
         ready: Default::default(),
         metrics: Default::default(),
-        advertise_address: SocketAddr::new(advertise, args.https_listen_port).to_string(),
+        advertise_address,
         component_metrics: Default::default(),
+        service_accounts: Some(service_accounts),
     });
     Ok(Built {
         server,
         pki,
         store,
         data_dir,
+        service_account_key_pem,
     })
+}
+
+/// The token issuer and the two service-account token authenticators (bound and legacy), as
+/// kube-apiserver builds them from its `--service-account-*` flags.
+fn service_account_tokens(
+    args: &ServiceAccountArgs,
+    pki: &rudder_pki::ClusterPki,
+    cache: &Arc<WatchCache>,
+    registry: &Arc<Registry>,
+    advertise_address: &str,
+    authn: &mut rudder_auth::UnionAuthenticator,
+) -> anyhow::Result<(Arc<rudder_apiserver::tokens::ServiceAccountTokens>, String)> {
+    use rudder_auth::serviceaccount as sa;
+    let signing_pem = match &args.signing_key_file {
+        Some(path) => std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "reading --service-account-signing-key-file {}",
+                path.display()
+            )
+        })?,
+        None => pki.service_account_key_pem().to_string(),
+    };
+    let signing = sa::SigningKey::from_pem(signing_pem.as_bytes())
+        .context("loading the service-account signing key")?;
+    let mut keys = Vec::new();
+    for path in &args.key_files {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("reading --service-account-key-file {}", path.display()))?;
+        keys.extend(
+            sa::public_keys_from_pem(&pem)
+                .with_context(|| format!("--service-account-key-file {}", path.display()))?,
+        );
+    }
+    if keys.is_empty() {
+        keys.push(signing.public_key().clone());
+    }
+    let issuers: Vec<String> = args
+        .issuers
+        .iter()
+        .filter(|i| !i.is_empty())
+        .cloned()
+        .collect();
+    let Some(first) = issuers.first().cloned() else {
+        anyhow::bail!("--service-account-issuer must not be empty");
+    };
+    let audiences = if args.api_audiences.is_empty() {
+        issuers.clone()
+    } else {
+        args.api_audiences.clone()
+    };
+    let getter: Arc<dyn sa::TokenGetter> = Arc::new(rudder_apiserver::tokens::CacheTokenGetter {
+        cache: cache.clone(),
+        registry: registry.clone(),
+    });
+    authn.push(sa::JwtAuthenticator::new(
+        sa::TokenKind::Legacy,
+        vec![sa::LEGACY_ISSUER.to_string()],
+        keys.clone(),
+        audiences.clone(),
+        getter.clone(),
+    ));
+    authn.push(sa::JwtAuthenticator::new(
+        sa::TokenKind::Bound,
+        issuers,
+        keys.clone(),
+        audiences.clone(),
+        getter,
+    ));
+    let mut tokens = rudder_apiserver::tokens::ServiceAccountTokens::new(
+        sa::TokenGenerator::new(first, signing),
+        audiences,
+        &keys,
+        args.jwks_uri.clone(),
+        advertise_address,
+    );
+    tokens.extend_expiration = args.extend_token_expiration;
+    Ok((Arc::new(tokens), signing_pem))
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
@@ -190,6 +306,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         pki,
         store,
         data_dir,
+        service_account_key_pem,
     } = build(&args).await?;
 
     let addr = SocketAddr::new(args.bind_address, args.https_listen_port);
@@ -227,6 +344,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             &server,
             router.clone(),
             args.controllers.clone(),
+            crate::components::controller_credentials(
+                Some(pki.ca_pem().to_string()),
+                Some(&service_account_key_pem),
+            )?,
             stopped(stop_rx.clone()),
         ));
     }

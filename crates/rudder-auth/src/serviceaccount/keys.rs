@@ -174,7 +174,7 @@ impl SigningKey {
                             .map_err(|e| KeyError::Unsupported(e.to_string()))?;
                         return Self::rsa(&pair, enc);
                     }
-                    return Self::ec(&der, |alg, der| EcdsaKeyPair::from_pkcs8(alg, der));
+                    return Self::ec(&der, EcdsaKeyPair::from_pkcs8);
                 }
                 SectionKind::EcPrivateKey => {
                     return Self::ec(&der, |alg, der| {
@@ -288,12 +288,5 @@ fn strip_zeros(b: &[u8]) -> &[u8] {
 }
 
 fn pem_encode(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
+    pem::encode(&pem::Pem::new(label, der))
 }
