@@ -88,6 +88,7 @@ fn helm(c: &Cluster, args: &[&str]) -> String {
 
 fn install_upgrade_rollback_uninstall(b: Backend) {
     let c = Cluster::start(b);
+    c.wait_root_ca_published();
     let chart = c.dir.path().join("chart");
     write_chart(&chart);
     let chart = chart.to_str().unwrap();
@@ -170,7 +171,11 @@ fn install_upgrade_rollback_uninstall(b: Backend) {
     );
     assert!(helm(&c, &["uninstall", "demo"]).contains("release \"demo\" uninstalled"));
     let left = c.ok(&["get", "deploy,cm,svc,secret", "-o", "name"]);
-    assert_eq!(left.trim(), "service/kubernetes", "{left}");
+    assert_eq!(
+        left.trim(),
+        "configmap/kube-root-ca.crt\nservice/kubernetes",
+        "{left}"
+    );
 }
 
 on_both_backends!(install_upgrade_rollback_uninstall);

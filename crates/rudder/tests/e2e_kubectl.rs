@@ -57,7 +57,9 @@ fn basics(b: Backend) {
 }
 
 fn create_get_and_output_formats(b: Backend) {
-    let c = Cluster::start(b);
+    // This test counts and deletes every ConfigMap of whole namespaces; the root-CA publisher
+    // would keep (re)creating kube-root-ca.crt among them, as it does upstream.
+    let c = Cluster::start_with(b, &["--controllers", "*,-root-ca-cert-publisher"]);
     assert_eq!(
         c.ok(&[
             "create",
@@ -311,6 +313,7 @@ fn errors_print_as_upstream(b: Backend) {
 
 fn watch_and_wait(b: Backend) {
     let c = Cluster::start(b);
+    c.wait_root_ca_published();
     c.ok(&["create", "configmap", "w0"]);
     let mut watcher = c
         .command(&["get", "cm", "-w", "-o", "name"])
@@ -327,10 +330,10 @@ fn watch_and_wait(b: Backend) {
             }
         }
     });
-    assert_eq!(
-        rx.recv_timeout(Duration::from_secs(10)).unwrap(),
-        "configmap/w0"
-    );
+    // The initial list, in name order: the root-CA publisher's ConfigMap, then ours.
+    for want in ["configmap/kube-root-ca.crt", "configmap/w0"] {
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), want);
+    }
     c.ok(&["create", "configmap", "w1"]);
     assert_eq!(
         rx.recv_timeout(Duration::from_secs(10)).unwrap(),
@@ -626,6 +629,7 @@ fn credentials_conditions_and_namespaces(b: Backend) {
 /// What kubectl does not show: gzip of large responses, /metrics, deletecollection.
 fn raw_http(b: Backend) {
     let c = Cluster::start(b);
+    c.wait_root_ca_published();
     let token = c.admin_token();
     let curl = |args: &[&str]| -> String {
         let out = c.curl(args);
@@ -672,7 +676,8 @@ fn raw_http(b: Backend) {
     ]);
     let list: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(list["kind"], "ConfigMapList");
-    assert_eq!(list["items"].as_array().unwrap().len(), 3);
+    // The three, and the root-CA publisher's kube-root-ca.crt.
+    assert_eq!(list["items"].as_array().unwrap().len(), 4);
     // Small responses are not compressed.
     let headers = curl(&[
         "--compressed",

@@ -425,3 +425,14 @@ impl Cluster {
         Sim(child)
     }
 }
+
+impl Cluster {
+    /// Waits until the root-CA publisher has put `kube-root-ca.crt` into `default` (every
+    /// namespace upstream holds one), so a test listing the namespace's ConfigMaps sees a
+    /// settled set.
+    pub fn wait_root_ca_published(&self) {
+        wait_for("kube-root-ca.crt in default", || {
+            (self.kubectl(&["get", "cm", "kube-root-ca.crt"]).code == 0).then_some(())
+        });
+    }
+}
