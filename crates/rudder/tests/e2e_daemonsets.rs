@@ -239,8 +239,14 @@ fn every_node_taints_selector_and_late_nodes(b: Backend) {
 }
 
 /// Watches the pods of app=`app` while `f` runs; at every observation at least `min_available`
-/// nodes have a ready pod that is not terminating, and no node has two.
-fn observing<T>(c: &Cluster, app: &str, min_available: usize, f: impl FnOnce() -> T) -> (T, usize) {
+/// nodes have a ready pod that is not terminating, and no node has more than `per_node` of them.
+fn observing<T>(
+    c: &Cluster,
+    app: &str,
+    min_available: usize,
+    per_node: usize,
+    f: impl FnOnce() -> T,
+) -> (T, usize) {
     let selector = format!("app={app}");
     let args = ["get", "pods", "-l", &selector, "-o",
         "jsonpath={range .items[*]}{.spec.nodeName} {.status.conditions[?(@.type==\"Ready\")].status} {.metadata.deletionTimestamp}{\"\\n\"}{end}"];
@@ -259,14 +265,16 @@ fn observing<T>(c: &Cluster, app: &str, min_available: usize, f: impl FnOnce() -
                     }
                 }
             }
-            let distinct: BTreeSet<&&str> = live.iter().collect();
-            ready.len() >= min_available && distinct.len() == live.len()
+            let crowded = live
+                .iter()
+                .any(|n| live.iter().filter(|m| *m == n).count() > per_node);
+            ready.len() >= min_available && !crowded
         },
         f,
     );
     assert!(
         violations.is_empty(),
-        "rollout broke maxUnavailable: {violations:?}"
+        "rollout broke maxUnavailable/maxSurge: {violations:?}"
     );
     (r, seen)
 }
@@ -316,7 +324,7 @@ fn rolling_update_history_undo_and_on_delete(b: Backend) {
     c.ok(&["rollout", "status", "ds/web", "--timeout=90s"]);
     wait_until(&c, "web available", || counts(&c, "web") == "4/4/4/4/4/0");
 
-    let ((), seen) = observing(&c, "web", 3, || {
+    let ((), seen) = observing(&c, "web", 3, 1, || {
         c.ok(&["set", "image", "ds/web", "c=busybox:2"]);
         let out = c.ok(&["rollout", "status", "ds/web", "--timeout=120s"]);
         assert!(
@@ -382,6 +390,22 @@ fn rolling_update_history_undo_and_on_delete(b: Backend) {
         out.contains("rollout status is only available for RollingUpdate strategy type"),
         "{out}"
     );
+
+    // Back to RollingUpdate with surge and no unavailability: each remaining old pod gets a new
+    // one beside it, and goes once that one is available; every node keeps a ready pod.
+    let ((), seen) = observing(&c, "web", 4, 2, || {
+        c.ok(&[
+            "patch",
+            "ds/web",
+            "-p",
+            r#"{"spec":{"updateStrategy":{"type":"RollingUpdate","rollingUpdate":{"maxSurge":1,"maxUnavailable":0}}}}"#,
+        ]);
+        c.ok(&["rollout", "status", "ds/web", "--timeout=120s"]);
+    });
+    assert!(seen > 2, "only {seen} observations");
+    wait_until(&c, "surged to the new template", || {
+        images(&c, "web") == ["busybox:3"; 4] && counts(&c, "web") == "4/4/4/4/4/0"
+    });
 }
 
 on_both_backends!(
