@@ -357,6 +357,12 @@ fn rolling_update_history_undo_and_on_delete(b: Backend) {
         images(&c, "web") == ["busybox:1"; 4] && counts(&c, "web") == "4/4/4/4/4/0"
     });
     assert_eq!(history(&c, "web"), ["2", "3"]);
+    // kubectl compares the revision's bytes with its own encoding of the live template.
+    let out = c.ok(&["rollout", "undo", "ds/web", "--to-revision=3"]);
+    assert!(
+        out.contains("skipped rollback (current template already matches revision 3)"),
+        "{out}"
+    );
 
     // OnDelete: a new template replaces only the pods deleted by hand.
     c.ok(&[

@@ -755,14 +755,10 @@ fn namespace_terminating(e: &kube::Error) -> bool {
 }
 
 /// Upstream's `getPatch`: the revision data, a strategic merge patch that puts the template
-/// back whole (`kubectl rollout undo` applies it as is). Go writes the template's zero
-/// `creationTimestamp` as null; so do we, to stay byte for byte what upstream stores.
+/// back whole (`kubectl rollout undo` applies it as is).
 pub fn revision_data(ds: &DaemonSet) -> Value {
     let mut template = serde_json::to_value(&ds.spec.template).unwrap_or_else(|_| json!({}));
     if let Value::Object(m) = &mut template {
-        if let Value::Object(meta) = m.entry("metadata").or_insert_with(|| json!({})) {
-            meta.entry("creationTimestamp").or_insert(Value::Null);
-        }
         m.insert("$patch".into(), json!("replace"));
     }
     json!({"spec": {"template": template}})
