@@ -302,7 +302,8 @@ impl ServiceAllocator {
         let key_prefix = rudder_api::resources::list_prefix(&prefix, None);
         let (items, _) = cache.list(&prefix, &key_prefix);
         let alloc = ServiceAllocator::new(config);
-        alloc.rebuild(items.iter().map(|o| &o.value));
+        let values: Vec<serde_json::Value> = items.iter().map(|o| o.value()).collect();
+        alloc.rebuild(values.iter());
         alloc
     }
 

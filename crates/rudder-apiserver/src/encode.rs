@@ -375,12 +375,13 @@ pub fn list_response(
                 "kind": list_kind,
                 "apiVersion": entry.info.api_version(),
                 "metadata": {"resourceVersion": rv, "continue": continue_token},
-                "items": items.iter().map(|o| o.value.clone()).collect::<Vec<_>>(),
+                "items": items.iter().map(|o| o.value()).collect::<Vec<_>>(),
             });
             yaml_response(StatusCode::OK, &list)
         }
         Output::Table(include) => {
-            let objs: Vec<&Value> = items.iter().map(|o| &o.value).collect();
+            let values: Vec<Value> = items.iter().map(|o| o.value()).collect();
+            let objs: Vec<&Value> = values.iter().collect();
             let t = table(entry, &objs, include, Some(rv), continue_token)?;
             Ok(json_response(StatusCode::OK, &t))
         }
@@ -399,7 +400,7 @@ pub fn list_response(
                     "kind": "PartialObjectMetadataList",
                     "apiVersion": "meta.k8s.io/v1",
                     "metadata": meta,
-                    "items": items.iter().map(|o| partial_metadata(&o.value)).collect::<Vec<_>>(),
+                    "items": items.iter().map(|o| partial_metadata(&o.value())).collect::<Vec<_>>(),
                 }),
             ))
         }
@@ -412,12 +413,11 @@ pub fn in_version(entry: &Entry, o: &Arc<CachedObject>) -> Arc<CachedObject> {
     if !entry.strategy.converts() {
         return o.clone();
     }
-    let value = entry.strategy.storage_to_version(o.value.clone());
+    let value = entry.strategy.storage_to_version(o.value());
     let json = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
     Arc::new(CachedObject {
         key: o.key.clone(),
         revision: o.revision,
-        value,
         json,
         labels: o.labels.clone(),
         fields: o.fields.clone(),

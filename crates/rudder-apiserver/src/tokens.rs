@@ -110,7 +110,7 @@ impl CacheTokenGetter {
             .cache
             .get(&entry.prefix, &key)
             .ok_or_else(|| format!("{resource} \"{name}\" not found"))?;
-        Ok(object_info(&obj.value))
+        Ok(object_info(&obj.value()))
     }
 }
 

@@ -90,7 +90,7 @@ impl Encoder {
             Output::Table(include) => {
                 let table = encode::table(
                     &self.entry,
-                    &[&o.value],
+                    &[&o.value()],
                     include,
                     Some(rudder_api::meta::format_resource_version(o.revision)),
                     None,
@@ -109,7 +109,7 @@ impl Encoder {
                 }
             }
             Output::PartialMetadata | Output::PartialMetadataList => {
-                json!({"type": kind, "object": encode::partial_metadata(&o.value)})
+                json!({"type": kind, "object": encode::partial_metadata(&o.value())})
             }
         };
         line_bytes(&line)

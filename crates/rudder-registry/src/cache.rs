@@ -27,12 +27,13 @@ pub const DEFAULT_HISTORY: usize = 4096;
 /// Events buffered per watcher; a watcher further behind is closed and must re-watch.
 const WATCHER_BUFFER: usize = 1024;
 
-/// One object as served: decoded, with its resourceVersion, its JSON, and what selectors read.
+/// One object as served: its resourceVersion, its JSON, and what selectors read. The decoded
+/// form is not kept: a `serde_json::Value` costs several times its JSON in memory, and the hot
+/// paths (JSON gets, lists and watches) splice the JSON in as it is.
 #[derive(Debug)]
 pub struct CachedObject {
     pub key: String,
     pub revision: i64,
-    pub value: Value,
     pub json: Bytes,
     pub labels: BTreeMap<String, String>,
     /// Selectable fields (`metadata.name`, `metadata.namespace` and the strategy's own).
@@ -68,11 +69,15 @@ impl CachedObject {
         Ok(CachedObject {
             key: key.to_string(),
             revision,
-            value,
             json,
             labels,
             fields,
         })
+    }
+
+    /// The object decoded (from JSON this cache wrote, so it always decodes).
+    pub fn value(&self) -> Value {
+        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
     }
 
     pub fn field(&self, name: &str) -> Option<&str> {

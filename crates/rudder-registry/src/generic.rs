@@ -487,8 +487,11 @@ impl GenericStore {
         let key = ns_entry.key(None, ns)?;
         match self.cache.get(&ns_entry.prefix, &key) {
             None => Err(ApiError::not_found(&ns_entry.info.group_resource(), ns)),
-            Some(n) if n.value.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
-                || object::meta(&n.value).is_some_and(|m| m.contains_key("deletionTimestamp")) =>
+            Some(n) if {
+                let n = n.value();
+                n.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+                    || object::meta(&n).is_some_and(|m| m.contains_key("deletionTimestamp"))
+            } =>
             {
                 Err(ApiError::forbidden(
                     &entry.info.group_resource(),
@@ -1102,10 +1105,11 @@ impl GenericStore {
         let items = self.list(entry, namespace, list).await?.items;
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            let ns = object::namespace(&item.value).to_string();
+            let value = item.value();
+            let ns = object::namespace(&value).to_string();
             let ns = (!ns.is_empty()).then_some(ns);
             match self
-                .delete(entry, ns.as_deref(), object::name(&item.value), opts)
+                .delete(entry, ns.as_deref(), object::name(&value), opts)
                 .await
             {
                 Ok(Deleted::Now(v)) | Ok(Deleted::Pending(v)) => out.push(v),

@@ -485,7 +485,7 @@ async fn lists_paginate_consistently_and_filter() {
     let mut names: Vec<String> = first
         .items
         .iter()
-        .map(|o| o.value["metadata"]["name"].as_str().unwrap().to_string())
+        .map(|o| o.value()["metadata"]["name"].as_str().unwrap().to_string())
         .collect();
     let mut token = Some(token);
     while let Some(t) = token {
@@ -505,7 +505,7 @@ async fn lists_paginate_consistently_and_filter() {
         names.extend(
             page.items
                 .iter()
-                .map(|o| o.value["metadata"]["name"].as_str().unwrap().to_string()),
+                .map(|o| o.value()["metadata"]["name"].as_str().unwrap().to_string()),
         );
         token = page.continue_token;
     }
@@ -568,8 +568,8 @@ async fn watches_from_now_and_from_a_revision() {
         .unwrap();
     let ev = next(&mut w).await;
     assert_eq!(ev.kind, EventKind::Modified);
-    assert_eq!(ev.object.value["data"]["k"], "v2");
-    assert_eq!(ev.prev.as_ref().unwrap().value["data"]["k"], "v");
+    assert_eq!(ev.object.value()["data"]["k"], "v2");
+    assert_eq!(ev.prev.as_ref().unwrap().value()["data"]["k"], "v");
     let ev = next(&mut w).await;
     assert_eq!(ev.kind, EventKind::Deleted);
     // From a revision: the history is replayed.
@@ -583,7 +583,7 @@ async fn watches_from_now_and_from_a_revision() {
         .map(|e| {
             (
                 e.kind,
-                e.object.value["metadata"]["name"]
+                e.object.value()["metadata"]["name"]
                     .as_str()
                     .unwrap()
                     .to_string(),

@@ -39,7 +39,7 @@ impl PriorityAdmission {
 
     fn classes(&self) -> Vec<Value> {
         let (items, _) = self.cache.list(&self.prefix, &format!("{}/", self.prefix));
-        items.iter().map(|o| o.value.clone()).collect()
+        items.iter().map(|o| o.value()).collect()
     }
 }
 

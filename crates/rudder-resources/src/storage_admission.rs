@@ -79,7 +79,7 @@ impl Admission for DefaultStorageClass {
             return Ok(());
         }
         let (items, _) = self.cache.list(&self.prefix, &format!("{}/", self.prefix));
-        let classes: Vec<Value> = items.iter().map(|o| o.value.clone()).collect();
+        let classes: Vec<Value> = items.iter().map(|o| o.value()).collect();
         let Some(class) = default_class(&classes) else {
             return Ok(());
         };

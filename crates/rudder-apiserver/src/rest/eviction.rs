@@ -82,10 +82,10 @@ pub(super) async fn evict(call: &Call<'_>) -> Result<Response, ApiError> {
         .cloned()
         .ok_or_else(|| ApiError::internal_error("poddisruptionbudgets are not served"))?;
     let listed = gs.list(&pdb_entry, ns, &ListOpts::default()).await?;
-    let pdbs: Vec<&Value> = listed
+    let pdbs: Vec<Value> = listed
         .items
         .iter()
-        .map(|o| &o.value)
+        .map(|o| o.value())
         .filter(|pdb| selects(pdb, &pod))
         .collect();
     if pdbs.len() > 1 {
