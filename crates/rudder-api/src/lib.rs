@@ -23,6 +23,7 @@ pub mod field;
 pub mod meta;
 pub mod patch;
 pub mod quantity;
+pub mod quota;
 pub mod resources;
 pub mod selector;
 pub mod status;

@@ -222,6 +222,178 @@ pub fn canonical_number(n: &serde_json::Number) -> Option<String> {
     Some(format!("{}{m}{sfx}", if negative { "-" } else { "" }))
 }
 
+/// Upstream's `resource.Format`: how a quantity prints. Arithmetic keeps the left operand's
+/// format (the right one's when the left is zero), as `Quantity.Add` does, so sums of memory
+/// requests stay `Gi` and sums of CPU stay `m`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    DecimalSI,
+    BinarySI,
+    DecimalExponent,
+}
+
+impl Format {
+    /// The format `ParseQuantity` gives a string: from its suffix.
+    pub fn of(s: &str) -> Format {
+        let sfx = s.trim().trim_start_matches(['+', '-']);
+        let sfx = sfx.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+        if sfx.ends_with('i') {
+            Format::BinarySI
+        } else if sfx.starts_with(['e', 'E']) {
+            Format::DecimalExponent
+        } else {
+            Format::DecimalSI
+        }
+    }
+}
+
+/// A quantity with the format it prints in (what upstream's `resource.Quantity` carries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Amount {
+    pub value: Quantity,
+    pub format: Format,
+}
+
+impl Amount {
+    /// `resource.NewQuantity(n, DecimalSI)`.
+    pub fn count(n: i64) -> Amount {
+        Amount {
+            value: Quantity {
+                nanos: i128::from(n) * 1_000_000_000,
+            },
+            format: Format::DecimalSI,
+        }
+    }
+
+    /// `resource.Quantity{Format: DecimalSI}`.
+    pub fn zero() -> Amount {
+        Amount::count(0)
+    }
+
+    pub fn parse(s: &str) -> Result<Amount, &'static str> {
+        Ok(Amount {
+            value: parse(s.trim())?,
+            format: Format::of(s),
+        })
+    }
+
+    /// A quantity as JSON holds it: a string, or a bare number (decimal).
+    pub fn from_json(v: &serde_json::Value) -> Option<Amount> {
+        match v {
+            serde_json::Value::String(s) => Amount::parse(s).ok(),
+            serde_json::Value::Number(n) => Amount::parse(&canonical_number(n)?).ok(),
+            _ => None,
+        }
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.value.nanos == 0
+    }
+
+    /// `Quantity.Add`.
+    #[allow(clippy::should_implement_trait)]
+    pub fn add(self, other: Amount) -> Amount {
+        Amount {
+            value: self.value.add(other.value),
+            format: if self.is_zero() {
+                other.format
+            } else {
+                self.format
+            },
+        }
+    }
+
+    /// `Quantity.Sub`.
+    #[allow(clippy::should_implement_trait)]
+    pub fn sub(self, other: Amount) -> Amount {
+        let neg = Quantity {
+            nanos: other.value.nanos.saturating_neg(),
+        };
+        self.add(Amount {
+            value: neg,
+            format: other.format,
+        })
+    }
+
+    /// `Quantity.RoundUp(0)`: whole units, rounded away from zero.
+    pub fn round_up(self) -> Amount {
+        Amount {
+            value: Quantity {
+                nanos: i128::from(self.value.value()) * 1_000_000_000,
+            },
+            format: self.format,
+        }
+    }
+}
+
+impl std::fmt::Display for Amount {
+    /// `Quantity.String()`: the canonical form in the quantity's format.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&canonical(self.value.nanos, self.format))
+    }
+}
+
+const SI: [(i32, &str); 10] = [
+    (-9, "n"),
+    (-6, "u"),
+    (-3, "m"),
+    (0, ""),
+    (3, "k"),
+    (6, "M"),
+    (9, "G"),
+    (12, "T"),
+    (15, "P"),
+    (18, "E"),
+];
+
+/// Upstream's `CanonicalizeBytes` over a nano-exact value.
+fn canonical(nanos: i128, mut format: Format) -> String {
+    if nanos == 0 {
+        return "0".into();
+    }
+    let sign = if nanos < 0 { "-" } else { "" };
+    let abs = nanos.unsigned_abs();
+    if format == Format::BinarySI {
+        // Below 1024, or fractional, a binary quantity prints as decimal.
+        if abs < 1024 * 1_000_000_000 || !abs.is_multiple_of(1_000_000_000) {
+            format = Format::DecimalSI;
+        } else {
+            let mut v = abs / 1_000_000_000;
+            let mut times = 0;
+            while times < 6 && v.is_multiple_of(1024) {
+                v /= 1024;
+                times += 1;
+            }
+            let sfx = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][times];
+            return format!("{sign}{v}{sfx}");
+        }
+    }
+    let (mut m, mut exp) = (abs, -9i32);
+    while m.is_multiple_of(10) {
+        m /= 10;
+        exp += 1;
+    }
+    let e3 = exp.div_euclid(3) * 3;
+    for _ in 0..(exp - e3) {
+        m *= 10;
+    }
+    let sfx = match format {
+        Format::DecimalSI => SI
+            .iter()
+            .find(|(e, _)| *e == e3)
+            .map(|(_, s)| s.to_string()),
+        _ => None,
+    };
+    let sfx = sfx.unwrap_or_else(|| {
+        if e3 == 0 {
+            String::new()
+        } else {
+            format!("e{e3}")
+        }
+    });
+    format!("{sign}{m}{sfx}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,5 +433,24 @@ mod tests {
         assert_eq!(c(serde_json::json!(1000)).as_deref(), Some("1k"));
         assert_eq!(c(serde_json::json!(1500)).as_deref(), Some("1500"));
         assert_eq!(c(serde_json::json!(0.25)).as_deref(), Some("250m"));
+    }
+
+    #[test]
+    fn amounts_keep_their_format() {
+        let a = |s| Amount::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(a("500m").add(a("500m")).to_string(), "1");
+        assert_eq!(a("512Mi").add(a("512Mi")).to_string(), "1Gi");
+        assert_eq!(Amount::zero().add(a("1Gi")).to_string(), "1Gi");
+        assert_eq!(a("100m").add(a("1")).to_string(), "1100m");
+        assert_eq!(a("1Gi").sub(a("1Gi")).to_string(), "0");
+        assert_eq!(a("1500").to_string(), "1500");
+        assert_eq!(a("2000").to_string(), "2k");
+        assert_eq!(a("1536").to_string(), "1536");
+        assert_eq!(a("1.5Ki").to_string(), "1536");
+        assert_eq!(a("0.5Gi").to_string(), "512Mi");
+        assert_eq!(a("100Mi").add(a("1")).to_string(), "104857601");
+        assert_eq!(a("1e3").to_string(), "1e3");
+        assert_eq!(Amount::count(3).to_string(), "3");
+        assert_eq!(a("1.5").round_up().to_string(), "2");
     }
 }

@@ -19,7 +19,7 @@ pub enum Next {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
-    #[error(transparent)]
+    #[error("{}", api_message(.0))]
     Api(#[from] kube::Error),
     #[error("{0}")]
     Other(String),
@@ -54,6 +54,15 @@ pub async fn run_workers<R: Reconciler>(queue: Arc<WorkQueue>, reconciler: Arc<R
         });
     }
     while set.join_next().await.is_some() {}
+}
+
+/// An error as client-go's `err.Error()` reads: a server's `Status` by its message alone (what
+/// upstream puts in events and conditions), anything else as kube describes it.
+pub fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        e => e.to_string(),
+    }
 }
 
 /// Whether an API error is a 404.

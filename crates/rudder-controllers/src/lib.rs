@@ -23,6 +23,7 @@ pub mod podautoscaler;
 pub mod podutil;
 pub mod pvbinder;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod rootcacertpublisher;
 pub mod serviceaccount;
 pub mod statefulset;

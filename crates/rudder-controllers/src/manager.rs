@@ -177,6 +177,12 @@ pub fn descriptors() -> Vec<Descriptor> {
             enabled_by_default: true,
             start: crate::rootcacertpublisher::start,
         },
+        Descriptor {
+            name: "resourcequota-controller",
+            aliases: &["resourcequota"],
+            enabled_by_default: true,
+            start: crate::resourcequota::start,
+        },
     ]
 }
 

@@ -18,7 +18,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::{Resource, ResourceExt};
 
 use crate::controller::{
-    is_not_found, run_workers, Next, ReconcileError, ReconcileResult, Reconciler,
+    api_message, is_not_found, run_workers, Next, ReconcileError, ReconcileResult, Reconciler,
 };
 use crate::events::Recorder;
 use crate::expectations::Expectations;
@@ -335,7 +335,7 @@ impl<K: Kind> ReplicaSetController<K> {
                                 owner,
                                 "Warning",
                                 "FailedCreate",
-                                format!("Error creating: {e}"),
+                                format!("Error creating: {}", api_message(&e)),
                             );
                             first_err.get_or_insert(e);
                         }

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::registry::Entry;
 
+#[async_trait::async_trait]
 pub trait Admission: Send + Sync {
     /// Whether this plugin acts on the resource.
     fn handles(&self, entry: &Entry) -> bool;
@@ -29,6 +30,21 @@ pub trait Admission: Send + Sync {
         _entry: &Entry,
         _new: &mut Value,
         _old: &Value,
+        _dry_run: bool,
+    ) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    /// Validating admission (upstream's `ValidationInterface`): runs once the object passed
+    /// validation, just before it is persisted, and may read and write other objects (quota
+    /// admission charges usage to ResourceQuotas here). `old` is the object an update
+    /// replaces; `subresource` the subresource written (`status`, ...).
+    async fn validate(
+        &self,
+        _entry: &Entry,
+        _obj: &Value,
+        _old: Option<&Value>,
+        _subresource: Option<&str>,
         _dry_run: bool,
     ) -> Result<(), ApiError> {
         Ok(())

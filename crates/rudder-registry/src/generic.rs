@@ -348,6 +348,11 @@ impl GenericStore {
             Ok(k) => k,
             Err(e) => return Err((obj, CreateFailure::Error(e))),
         };
+        for a in plugins {
+            if let Err(e) = a.validate(entry, &obj, None, None, opts.dry_run).await {
+                return Err((obj, CreateFailure::Error(e)));
+            }
+        }
         if opts.dry_run {
             return match self.store.get(&key, None).await {
                 Ok((Some(_), _)) => Err((obj, CreateFailure::NameTaken)),
@@ -703,6 +708,13 @@ impl GenericStore {
                 // No change: nothing is written and the resourceVersion stays (upstream).
                 abort(&obj);
                 return Ok((old, false));
+            }
+            let sub = opts.subresource.or(opts.status.then_some("status"));
+            for a in &plugins {
+                if let Err(e) = a.validate(entry, &obj, Some(&old), sub, opts.dry_run).await {
+                    abort(&obj);
+                    return Err(e);
+                }
             }
             if opts.dry_run {
                 abort(&obj);

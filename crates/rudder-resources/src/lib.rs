@@ -12,6 +12,8 @@
 //! parameter: no deserialisation per object, no clock reads, deterministic tests.
 
 pub mod admission;
+pub mod limitranger;
 pub mod printers;
+pub mod resourcequota;
 pub mod storage_admission;
 pub mod strategies;

@@ -179,7 +179,8 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
             // Service ClusterIP and NodePort allocation, its state rebuilt from the stored
             // services (the snapshot the watch cache just loaded; nothing is served yet);
             // Priority, reading PriorityClasses from the watch cache as upstream's lister;
-            // DefaultStorageClass and StorageObjectInUseProtection.
+            // DefaultStorageClass and StorageObjectInUseProtection; LimitRanger and ResourceQuota
+            // reading LimitRanges and ResourceQuotas from the watch cache.
             admission: vec![
                 Arc::new(
                     rudder_allocator::ServiceAllocator::from_store(
@@ -189,6 +190,10 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
                     .await
                     .context("rebuilding the service IP and node port allocations")?,
                 ) as Arc<dyn rudder_registry::Admission>,
+                Arc::new(rudder_resources::limitranger::LimitRangerAdmission::new(
+                    cache.clone(),
+                    core_prefix(&registry, "limitranges")?,
+                )),
                 Arc::new(rudder_resources::admission::PriorityAdmission::new(
                     cache.clone(),
                     priority_classes,
@@ -200,6 +205,14 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
                     ),
                 ),
                 Arc::new(rudder_resources::storage_admission::StorageProtection),
+                // Last, as upstream orders it: it charges what the others let through.
+                Arc::new(
+                    rudder_resources::resourcequota::ResourceQuotaAdmission::new(
+                        cache.clone(),
+                        store.clone(),
+                        core_prefix(&registry, "resourcequotas")?,
+                    ),
+                ),
             ],
             cache,
             registry,
@@ -297,6 +310,15 @@ fn service_account_tokens(
     );
     tokens.extend_expiration = args.extend_token_expiration;
     Ok((Arc::new(tokens), signing_pem))
+}
+
+/// The store prefix of a core/v1 resource an admission plugin reads.
+fn core_prefix(registry: &rudder_registry::Registry, plural: &str) -> anyhow::Result<String> {
+    Ok(registry
+        .get("", "v1", plural)
+        .with_context(|| format!("{plural} are not registered"))?
+        .prefix
+        .clone())
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
