@@ -222,6 +222,40 @@ fn deployment_beyond_quota_reports_failed_create(b: Backend) {
     );
 }
 
+/// Admission charges each create into `status.used` with a compare-and-swap, so racing creates
+/// cannot all see the same free room.
+fn concurrent_creates_do_not_overshoot(b: Backend) {
+    let c = Cluster::start(b);
+    c.ok(&["create", "quota", "q", "--hard=count/deployments.apps=3"]);
+    wait_used(&c, "default", "q", "count/deployments.apps", "0");
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            c.command(&[
+                "create",
+                "deployment",
+                &format!("d{i}"),
+                "--image=busybox",
+                "--replicas=0",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run kubectl")
+        })
+        .collect();
+    let created = children
+        .into_iter()
+        .filter_map(|mut ch| ch.wait().ok())
+        .filter(|s| s.success())
+        .count();
+    assert_eq!(created, 3);
+    assert_eq!(used(&c, "default", "q", "count/deployments.apps"), "3");
+    assert_eq!(
+        c.ok(&["get", "deployments", "-o", "name"]).lines().count(),
+        3
+    );
+}
+
 const LIMIT_RANGE: &str = "apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: limits\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 500m, memory: 256Mi}\n    defaultRequest: {cpu: 100m}\n    max: {cpu: \"1\"}\n";
 
 fn limit_range_defaults_and_max(b: Backend) {
@@ -261,5 +295,6 @@ on_both_backends!(
     object_count_quota_and_admission,
     compute_quota_and_scopes,
     deployment_beyond_quota_reports_failed_create,
+    concurrent_creates_do_not_overshoot,
     limit_range_defaults_and_max
 );
