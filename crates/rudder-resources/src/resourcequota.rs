@@ -6,6 +6,7 @@
 //! resourcequota controller later recalculates the true usage (releasing what was charged for
 //! writes that then failed, as upstream).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -27,8 +28,8 @@ pub struct ResourceQuotaAdmission {
     /// The store prefix of ResourceQuotas.
     prefix: String,
     /// Upstream evaluates a namespace's requests one batch at a time; here one check-and-charge
-    /// at a time, so this server's own writes never conflict with each other.
-    lock: tokio::sync::Mutex<()>,
+    /// at a time per namespace, so this server's own writes never conflict with each other.
+    locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// A quota as read, with the revision its status update must match.
@@ -47,7 +48,7 @@ impl ResourceQuotaAdmission {
             cache,
             store,
             prefix: resource_quota_prefix,
-            lock: tokio::sync::Mutex::new(()),
+            locks: Default::default(),
         }
     }
 
@@ -154,7 +155,14 @@ impl Admission for ResourceQuotaAdmission {
         if self.cached(ns).is_empty() {
             return Ok(());
         }
-        let _serial = self.lock.lock().await;
+        let lock = self
+            .locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(ns.to_string())
+            .or_default()
+            .clone();
+        let _serial = lock.lock().await;
         let mut quotas = self.cached(ns);
         for attempt in 0..=RETRIES {
             let values: Vec<Value> = quotas.iter().map(|q| q.value.clone()).collect();
