@@ -172,12 +172,6 @@ fn forbidden(entry: &Entry, obj: &Value, err: String) -> ApiError {
     ApiError::forbidden(&entry.info.group_resource(), shown, err)
 }
 
-/// `admission.NewForbidden` from a validating plugin: upstream validates after the name was
-/// generated, so the message names the object by its full name.
-pub(crate) fn validation_forbidden(entry: &Entry, obj: &Value, err: String) -> ApiError {
-    ApiError::forbidden(&entry.info.group_resource(), object::name(obj), err)
-}
-
 fn is_pods(entry: &Entry) -> bool {
     entry.info.group.is_empty() && entry.info.plural == "pods"
 }

@@ -12,7 +12,7 @@ use rudder_api::status::ApiError;
 use rudder_registry::{object, Admission, Entry, WatchCache};
 use serde_json::{json, Map, Value};
 
-use crate::admission::validation_forbidden;
+use crate::resourcequota::validation_forbidden;
 
 const ANNOTATION: &str = "kubernetes.io/limit-ranger";
 

@@ -17,8 +17,6 @@ use rudder_registry::{object, Admission, Entry, WatchCache};
 use rudder_store::{Store, StoreError, WriteOptions};
 use serde_json::Value;
 
-use crate::admission::validation_forbidden;
-
 /// Upstream retries a batch whose quota update conflicted this many times.
 const RETRIES: usize = 3;
 
@@ -117,6 +115,12 @@ impl ResourceQuotaAdmission {
             Err(e) => Err(ApiError::internal_error(e)),
         }
     }
+}
+
+/// `admission.NewForbidden` from a validating plugin: upstream validates after the name was
+/// generated, so the message names the object by its full name.
+pub(crate) fn validation_forbidden(entry: &Entry, obj: &Value, err: String) -> ApiError {
+    ApiError::forbidden(&entry.info.group_resource(), object::name(obj), err)
 }
 
 fn now() -> i64 {
