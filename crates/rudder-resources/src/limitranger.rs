@@ -34,7 +34,7 @@ impl LimitRangerAdmission {
         let (items, _) = self
             .cache
             .list(&self.prefix, &format!("{}/{ns}/", self.prefix));
-        items.iter().map(|o| o.value.clone()).collect()
+        items.iter().map(|o| o.value()).collect()
     }
 }
 

@@ -57,7 +57,7 @@ impl ResourceQuotaAdmission {
         items
             .iter()
             .map(|o| Read {
-                value: o.value.clone(),
+                value: o.value(),
                 revision: o.revision,
             })
             .collect()
