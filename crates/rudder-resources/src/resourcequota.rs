@@ -156,7 +156,11 @@ impl Admission for ResourceQuotaAdmission {
         if old.is_some() && !evaluator.handles_update() {
             return Ok(());
         }
-        if self.cached(ns).is_empty() {
+        // Most namespaces have no quota: no decoding, no lock.
+        let (present, _) = self
+            .cache
+            .list(&self.prefix, &format!("{}/{ns}/", self.prefix));
+        if present.is_empty() {
             return Ok(());
         }
         let lock = self
