@@ -256,6 +256,27 @@ fn concurrent_creates_do_not_overshoot(b: Backend) {
     );
 }
 
+/// A pod that finished (Succeeded) no longer counts against `pods`, but still against
+/// `count/pods` (upstream counts every stored pod there).
+fn finished_pods_are_released(b: Backend) {
+    let c = Cluster::start(b);
+    let _sim = c.sim(&["--nodes", "1"]);
+    c.ok(&["create", "quota", "q", "--hard=pods=1,count/pods=5"]);
+    wait_used(&c, "default", "q", "pods", "0");
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: done\n  annotations: {sim.rudder.dev/complete-after: 1s}\nspec:\n  restartPolicy: Never\n  containers: [{name: c, image: busybox}]\n",
+    );
+    assert_eq!(used(&c, "default", "q", "pods"), "1");
+    wait_for("the pod to succeed", || {
+        (c.ok(&["get", "pod", "done", "-o", "jsonpath={.status.phase}"]) == "Succeeded")
+            .then_some(())
+    });
+    wait_used(&c, "default", "q", "pods", "0");
+    assert_eq!(used(&c, "default", "q", "count/pods"), "1");
+    c.ok(&["run", "next", "--image=busybox"]);
+}
+
 const LIMIT_RANGE: &str = "apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: limits\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 500m, memory: 256Mi}\n    defaultRequest: {cpu: 100m}\n    max: {cpu: \"1\"}\n";
 
 fn limit_range_defaults_and_max(b: Backend) {
@@ -296,5 +317,6 @@ on_both_backends!(
     compute_quota_and_scopes,
     deployment_beyond_quota_reports_failed_create,
     concurrent_creates_do_not_overshoot,
+    finished_pods_are_released,
     limit_range_defaults_and_max
 );
