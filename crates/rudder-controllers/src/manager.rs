@@ -18,6 +18,42 @@ pub struct Context {
     /// `reportingInstance` of events.
     pub host: String,
     pub credentials: Credentials,
+    pub options: Arc<Options>,
+}
+
+/// Upstream's per-controller flags (`KubeControllerManagerConfiguration`), with its defaults.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `--node-monitor-period`: how often node health is checked.
+    pub node_monitor_period: std::time::Duration,
+    /// `--node-monitor-grace-period`: a node not heard from this long becomes Ready=Unknown.
+    pub node_monitor_grace_period: std::time::Duration,
+    /// `--node-startup-grace-period`: the same for a node that never posted a Ready condition.
+    pub node_startup_grace_period: std::time::Duration,
+    /// `--terminated-pod-gc-threshold` (0: never collect terminated pods by count).
+    pub terminated_pod_gc_threshold: usize,
+    /// `--allocate-node-cidrs`: whether node-ipam-controller gives nodes podCIDRs.
+    pub allocate_node_cidrs: bool,
+    /// `--cluster-cidr` (IPv4).
+    pub cluster_cidr: String,
+    /// `--node-cidr-mask-size`.
+    pub node_cidr_mask_size: u8,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            node_monitor_period: std::time::Duration::from_secs(5),
+            // 50 s since 1.32 (kubernetes/kubernetes#126287; 40 s before).
+            node_monitor_grace_period: std::time::Duration::from_secs(50),
+            node_startup_grace_period: std::time::Duration::from_secs(60),
+            terminated_pod_gc_threshold: 12500,
+            // k3s's defaults: it runs the allocator with 10.42.0.0/16.
+            allocate_node_cidrs: true,
+            cluster_cidr: "10.42.0.0/16".into(),
+            node_cidr_mask_size: 24,
+        }
+    }
 }
 
 /// What controllers need besides the API, as kube-controller-manager takes it from files: the
@@ -183,6 +219,30 @@ pub fn descriptors() -> Vec<Descriptor> {
             enabled_by_default: true,
             start: crate::resourcequota::start,
         },
+        Descriptor {
+            name: "node-ipam-controller",
+            aliases: &["nodeipam"],
+            enabled_by_default: true,
+            start: crate::nodeipam::start,
+        },
+        Descriptor {
+            name: "node-lifecycle-controller",
+            aliases: &["nodelifecycle"],
+            enabled_by_default: true,
+            start: crate::nodelifecycle::start,
+        },
+        Descriptor {
+            name: "taint-eviction-controller",
+            aliases: &[],
+            enabled_by_default: true,
+            start: crate::tainteviction::start,
+        },
+        Descriptor {
+            name: "pod-garbage-collector-controller",
+            aliases: &["podgc"],
+            enabled_by_default: true,
+            start: crate::podgc::start,
+        },
     ]
 }
 
@@ -227,7 +287,15 @@ pub fn validate(list: &[String]) -> Result<(), String> {
 
 /// Runs the enabled controllers until the future is dropped.
 pub async fn run(client: Client, list: Vec<String>, metrics: Arc<QueueMetrics>, host: String) {
-    run_with_credentials(client, list, metrics, host, Credentials::default()).await
+    run_with_credentials(
+        client,
+        list,
+        metrics,
+        host,
+        Credentials::default(),
+        Options::default(),
+    )
+    .await
 }
 
 /// [`run`], with the CA and signing key the certificate and token controllers need.
@@ -237,6 +305,7 @@ pub async fn run_with_credentials(
     metrics: Arc<QueueMetrics>,
     host: String,
     credentials: Credentials,
+    options: Options,
 ) {
     let cx = Context {
         informers: Informers::new(client.clone()),
@@ -244,6 +313,7 @@ pub async fn run_with_credentials(
         metrics,
         host,
         credentials,
+        options: Arc::new(options),
     };
     let mut tasks = tokio::task::JoinSet::new();
     for d in descriptors() {

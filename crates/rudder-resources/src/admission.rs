@@ -208,6 +208,99 @@ impl Admission for PriorityAdmission {
     }
 }
 
+/// The `DefaultTolerationSeconds` admission plugin (upstream's
+/// `plugin/pkg/admission/defaulttolerationseconds`): a pod that does not tolerate the
+/// `not-ready` or `unreachable` NoExecute taints gets a toleration of each for
+/// `--default-not-ready-toleration-seconds`/`--default-unreachable-toleration-seconds` (300),
+/// so the taint eviction controller moves it off a failed node after five minutes.
+pub struct DefaultTolerationSeconds {
+    pub not_ready_seconds: i64,
+    pub unreachable_seconds: i64,
+}
+
+impl Default for DefaultTolerationSeconds {
+    fn default() -> Self {
+        DefaultTolerationSeconds {
+            not_ready_seconds: 300,
+            unreachable_seconds: 300,
+        }
+    }
+}
+
+const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
+const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+
+impl DefaultTolerationSeconds {
+    fn admit(&self, pod: &mut Value) {
+        let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+            return;
+        };
+        let tolerates = |tols: &[Value], key: &str| {
+            tols.iter().any(|t| {
+                let k = str_at(t, "key");
+                let e = str_at(t, "effect");
+                (k == key || k.is_empty()) && (e == "NoExecute" || e.is_empty())
+            })
+        };
+        let tols = spec
+            .get("tolerations")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut add = Vec::new();
+        if !tolerates(&tols, TAINT_NOT_READY) {
+            add.push((TAINT_NOT_READY, self.not_ready_seconds));
+        }
+        if !tolerates(&tols, TAINT_UNREACHABLE) {
+            add.push((TAINT_UNREACHABLE, self.unreachable_seconds));
+        }
+        if add.is_empty() {
+            return;
+        }
+        let mut tols = tols;
+        for (key, secs) in add {
+            tols.push(json!({
+                "key": key,
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": secs,
+            }));
+        }
+        spec.insert("tolerations".into(), Value::Array(tols));
+    }
+}
+
+impl Admission for DefaultTolerationSeconds {
+    fn handles(&self, entry: &Entry) -> bool {
+        is_pods(entry)
+    }
+
+    fn admit_create(
+        &self,
+        _entry: &Entry,
+        obj: &mut Value,
+        _dry_run: bool,
+    ) -> Result<(), ApiError> {
+        self.admit(obj);
+        Ok(())
+    }
+
+    fn admit_update(
+        &self,
+        _entry: &Entry,
+        new: &mut Value,
+        old: &Value,
+        _dry_run: bool,
+    ) -> Result<(), ApiError> {
+        // Upstream admits updates of the pod itself, not its subresources; a subresource
+        // write (status, binding) carries the old spec, which had its tolerations at create.
+        if new.get("spec") != old.get("spec") {
+            self.admit(new);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,6 +354,40 @@ mod tests {
         assert_eq!(p["spec"]["priority"], json!(200));
         assert_eq!(p["spec"]["priorityClassName"], json!("default-b"));
         assert_eq!(p["spec"]["preemptionPolicy"], json!("Never"));
+    }
+
+    // Cases of upstream's defaulttolerationseconds/admission_test.go.
+    #[test]
+    fn default_toleration_seconds() {
+        let plugin = DefaultTolerationSeconds::default();
+        let tols = |p: &Value| p["spec"]["tolerations"].clone();
+        let mut p = pod(json!({}));
+        plugin.admit(&mut p);
+        assert_eq!(
+            tols(&p),
+            json!([
+                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+            ])
+        );
+        // One already tolerated (here by an empty effect): only the other is added.
+        let mut p = pod(
+            json!({"tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "tolerationSeconds": 700}]}),
+        );
+        plugin.admit(&mut p);
+        assert_eq!(tols(&p).as_array().unwrap().len(), 2);
+        assert_eq!(tols(&p)[0]["tolerationSeconds"], json!(700));
+        assert_eq!(tols(&p)[1]["key"], json!("node.kubernetes.io/not-ready"));
+        // A NoSchedule toleration of the same key does not count.
+        let mut p = pod(
+            json!({"tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoSchedule"}]}),
+        );
+        plugin.admit(&mut p);
+        assert_eq!(tols(&p).as_array().unwrap().len(), 3);
+        // Tolerating everything: untouched.
+        let mut p = pod(json!({"tolerations": [{"operator": "Exists"}]}));
+        plugin.admit(&mut p);
+        assert_eq!(tols(&p), json!([{"operator": "Exists"}]));
     }
 
     #[test]

@@ -158,6 +158,56 @@ pub fn controllers_metrics_render(
     metrics_render(move |r| metrics.register(r), leader)
 }
 
+/// Upstream kube-controller-manager's per-controller flags, on `rudder server` and
+/// `rudder controller-manager` alike.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ControllerFlags {
+    /// How often node-lifecycle-controller checks node health (upstream's
+    /// `--node-monitor-period`).
+    #[arg(long, default_value = "5s", value_parser = go_duration)]
+    pub node_monitor_period: std::time::Duration,
+    /// How long a node may go unheard (no Lease renewal, no status) before it is marked
+    /// Ready=Unknown (upstream's `--node-monitor-grace-period`).
+    #[arg(long, default_value = "50s", value_parser = go_duration)]
+    pub node_monitor_grace_period: std::time::Duration,
+    /// The same for a node that never posted its status (`--node-startup-grace-period`).
+    #[arg(long, default_value = "1m", value_parser = go_duration)]
+    pub node_startup_grace_period: std::time::Duration,
+    /// Terminated pods kept before pod GC deletes the oldest; 0 disables it
+    /// (`--terminated-pod-gc-threshold`).
+    #[arg(long, default_value_t = 12500)]
+    pub terminated_pod_gc_threshold: usize,
+    /// Give nodes podCIDRs from --cluster-cidr (`--allocate-node-cidrs`; on, as k3s runs it).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub allocate_node_cidrs: bool,
+    /// The pods' address range nodes' podCIDRs are cut from (`--cluster-cidr`, IPv4).
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+    /// Prefix length of each node's podCIDR (`--node-cidr-mask-size`).
+    #[arg(long, default_value_t = 24)]
+    pub node_cidr_mask_size: u8,
+}
+
+fn go_duration(s: &str) -> Result<std::time::Duration, String> {
+    rudder_component::parse_go_duration(s).ok_or_else(|| format!("invalid duration {s:?}"))
+}
+
+impl ControllerFlags {
+    pub fn options(&self) -> anyhow::Result<rudder_controllers::Options> {
+        rudder_controllers::nodeipam::CidrSet::new(&self.cluster_cidr, self.node_cidr_mask_size)
+            .map_err(|e| anyhow::anyhow!("--cluster-cidr/--node-cidr-mask-size: {e}"))?;
+        Ok(rudder_controllers::Options {
+            node_monitor_period: self.node_monitor_period,
+            node_monitor_grace_period: self.node_monitor_grace_period,
+            node_startup_grace_period: self.node_startup_grace_period,
+            terminated_pod_gc_threshold: self.terminated_pod_gc_threshold,
+            allocate_node_cidrs: self.allocate_node_cidrs,
+            cluster_cidr: self.cluster_cidr.clone(),
+            node_cidr_mask_size: self.node_cidr_mask_size,
+        })
+    }
+}
+
 /// Runs the controller manager under leader election on `kube-system/kube-controller-manager`
 /// (unless `leader_elect` is false) until `shutdown` resolves.
 pub async fn run_controllers(
@@ -167,13 +217,14 @@ pub async fn run_controllers(
     metrics: Arc<rudder_controllers::QueueMetrics>,
     leader_metrics: rudder_component::LeaderMetrics,
     credentials: rudder_controllers::manager::Credentials,
+    options: rudder_controllers::Options,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     use rudder_controllers::manager::run_with_credentials;
     let host = hostname();
     if !leader_elect {
         tokio::select! {
-            _ = run_with_credentials(client, controllers, metrics, host, credentials) => {}
+            _ = run_with_credentials(client, controllers, metrics, host, credentials, options) => {}
             _ = shutdown => {}
         }
         return;
@@ -194,6 +245,7 @@ pub async fn run_controllers(
                     metrics.clone(),
                     host.clone(),
                     credentials.clone(),
+                    options.clone(),
                 )
             },
             shutdown,
@@ -207,6 +259,7 @@ pub fn start_in_process_controllers(
     router: axum::Router,
     controllers: Vec<String>,
     credentials: rudder_controllers::manager::Credentials,
+    options: rudder_controllers::Options,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
     let client = in_process_client(router, "system:kube-controller-manager", &[]);
@@ -222,6 +275,7 @@ pub fn start_in_process_controllers(
         metrics,
         leader,
         credentials,
+        options,
         shutdown,
     ))
 }

@@ -36,6 +36,8 @@ pub struct ControllerManagerArgs {
     /// controller does not run (as upstream).
     #[arg(long)]
     pub service_account_private_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub flags: crate::components::ControllerFlags,
 }
 
 /// The kubeconfig's CA of the current context's cluster, as upstream falls back to the client
@@ -73,6 +75,7 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
     rudder_controllers::endpointslice::set_max_endpoints_per_slice(
         args.max_endpoints_per_slice.into(),
     );
+    let options = args.flags.options()?;
     let client = crate::components::kubeconfig_client(&args.kubeconfig).await?;
     let root_ca = match &args.root_ca_file {
         Some(p) => Some(
@@ -108,6 +111,7 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
         metrics,
         leader,
         credentials,
+        options,
         crate::server::shutdown_signal(),
     )
     .await;

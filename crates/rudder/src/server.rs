@@ -61,6 +61,15 @@ pub struct ServerArgs {
     pub max_endpoints_per_slice: u16,
     #[command(flatten)]
     pub service_accounts: ServiceAccountArgs,
+    #[command(flatten)]
+    pub controller_flags: crate::components::ControllerFlags,
+    /// tolerationSeconds of the `not-ready:NoExecute` toleration added to pods without one
+    /// (the DefaultTolerationSeconds admission plugin).
+    #[arg(long, default_value_t = 300)]
+    pub default_not_ready_toleration_seconds: i64,
+    /// The same for `unreachable:NoExecute`.
+    #[arg(long, default_value_t = 300)]
+    pub default_unreachable_toleration_seconds: i64,
 }
 
 /// Service-account token flags, as kube-apiserver names them.
@@ -205,6 +214,10 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
                     ),
                 ),
                 Arc::new(rudder_resources::storage_admission::StorageProtection),
+                Arc::new(rudder_resources::admission::DefaultTolerationSeconds {
+                    not_ready_seconds: args.default_not_ready_toleration_seconds,
+                    unreachable_seconds: args.default_unreachable_toleration_seconds,
+                }),
                 // Last, as upstream orders it: it charges what the others let through.
                 Arc::new(
                     rudder_resources::resourcequota::ResourceQuotaAdmission::new(
@@ -360,6 +373,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     rudder_controllers::endpointslice::set_max_endpoints_per_slice(
         args.max_endpoints_per_slice.into(),
     );
+    let controller_options = args.controller_flags.options()?;
     let mut components = Vec::new();
     if !args.disable_controllers {
         components.push(crate::components::start_in_process_controllers(
@@ -370,6 +384,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 Some(pki.ca_pem().to_string()),
                 Some(&service_account_key_pem),
             )?,
+            controller_options,
             stopped(stop_rx.clone()),
         ));
     }
