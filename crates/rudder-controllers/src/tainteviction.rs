@@ -127,6 +127,25 @@ pub fn start(cx: &Context, tasks: &mut tokio::task::JoinSet<()>) {
 }
 
 impl TaintEviction {
+    /// A `TaintManagerEviction` event on the pod `key` (by name: it may be gone already).
+    fn pod_event(&self, key: &str, message: String) {
+        let (ns, name) = split_key(key);
+        let regarding = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(name.into()),
+            namespace: Some(ns.into()),
+            ..Default::default()
+        };
+        self.recorder.event_for(
+            regarding,
+            ns.to_string(),
+            "Normal",
+            "TaintManagerEviction",
+            message,
+        );
+    }
+
     fn cancel(&self, pod_key: &str) {
         let had = self
             .scheduled
@@ -135,14 +154,7 @@ impl TaintEviction {
             .remove(pod_key)
             .is_some();
         if had {
-            let (ns, name) = split_key(pod_key);
-            self.recorder.event_for(
-                pod_ref(ns, name),
-                ns.to_string(),
-                "Normal",
-                "TaintManagerEviction",
-                format!("Cancelling deletion of Pod {pod_key}"),
-            );
+            self.pod_event(pod_key, format!("Cancelling deletion of Pod {pod_key}"));
         }
     }
 
@@ -252,13 +264,7 @@ impl TaintEviction {
             return Ok(Next::Done);
         }
         let (ns, name) = split_key(key);
-        self.recorder.event_for(
-            pod_ref(ns, name),
-            ns.to_string(),
-            "Normal",
-            "TaintManagerEviction",
-            format!("Marking for deletion Pod {key}"),
-        );
+        self.pod_event(key, format!("Marking for deletion Pod {key}"));
         let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let pod = match api.get(name).await {
             Ok(p) => p,
@@ -287,16 +293,6 @@ impl TaintEviction {
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
         Ok(Next::Done)
-    }
-}
-
-fn pod_ref(ns: &str, name: &str) -> ObjectReference {
-    ObjectReference {
-        api_version: Some("v1".into()),
-        kind: Some("Pod".into()),
-        name: Some(name.into()),
-        namespace: Some(ns.into()),
-        ..Default::default()
     }
 }
 

@@ -11,18 +11,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{Backend, Cluster};
+use support::{wait_for_within, Backend, Cluster};
 
-/// Polls `f` until it returns Some, or panics with `what` after `secs`.
-fn wait_secs<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+fn wait_secs<T>(secs: u64, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_for_within(what, Duration::from_secs(secs), f)
 }
 
 fn jsonpath(c: &Cluster, args: &[&str], path: &str) -> String {
