@@ -146,7 +146,7 @@ fn nodes_leases_and_pods(b: Backend) {
     wait_for(&c, &renew_time, "a lease renewal", |s| s != first_renew);
 
     // Pods created with kubectl are scheduled onto the simulated nodes and reported Running
-    // with an IP from the node's range, as `get pods -o wide` shows.
+    // with an IP from the node's podCIDR, as `get pods -o wide` shows.
     for i in 0..4 {
         c.ok_stdin(&["create", "-f", "-"], &pod(&format!("p{i}"), "    {}"));
     }
@@ -165,7 +165,8 @@ fn nodes_leases_and_pods(b: Backend) {
     for r in &table[1..] {
         assert_eq!((r[1], r[3]), ("1/1", "0"), "{out}");
         assert!(r[6].starts_with("sim-node-"), "{out}");
-        assert!(r[5].starts_with("10.128."), "{out}");
+        // node-ipam-controller gave each node a /24 of --cluster-cidr (10.42.0.0/16).
+        assert!(r[5].starts_with("10.42."), "{out}");
         ips.push(r[5]);
     }
     ips.sort();
