@@ -594,14 +594,14 @@ impl NodeLifecycle {
             .map(|(k, v)| (k.clone(), zone_state(v)))
             .collect();
         let all_now = !new.is_empty() && new.values().all(|s| *s == ZoneState::FullDisruption);
+        // A zone seen for the first time starts in upstream's Initial state, never fully
+        // disrupted.
         let all_before = {
             let st = self.state();
-            !st.zones.is_empty()
-                && st
-                    .zones
-                    .iter()
-                    .filter(|(k, _)| new.contains_key(*k))
-                    .all(|(_, s)| *s == ZoneState::FullDisruption)
+            !new.is_empty()
+                && new
+                    .keys()
+                    .all(|k| st.zones.get(k) == Some(&ZoneState::FullDisruption))
         };
         if all_now {
             if !all_before {
