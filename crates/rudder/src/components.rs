@@ -208,6 +208,12 @@ impl ControllerFlags {
     }
 }
 
+/// What the controllers are given besides the API: their credentials and their flags.
+pub struct ControllerSetup {
+    pub credentials: rudder_controllers::manager::Credentials,
+    pub options: rudder_controllers::Options,
+}
+
 /// Runs the controller manager under leader election on `kube-system/kube-controller-manager`
 /// (unless `leader_elect` is false) until `shutdown` resolves.
 pub async fn run_controllers(
@@ -216,10 +222,13 @@ pub async fn run_controllers(
     leader_elect: bool,
     metrics: Arc<rudder_controllers::QueueMetrics>,
     leader_metrics: rudder_component::LeaderMetrics,
-    credentials: rudder_controllers::manager::Credentials,
-    options: rudder_controllers::Options,
+    setup: ControllerSetup,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let ControllerSetup {
+        credentials,
+        options,
+    } = setup;
     use rudder_controllers::manager::run_with_credentials;
     let host = hostname();
     if !leader_elect {
@@ -274,8 +283,10 @@ pub fn start_in_process_controllers(
         true,
         metrics,
         leader,
-        credentials,
-        options,
+        ControllerSetup {
+            credentials,
+            options,
+        },
         shutdown,
     ))
 }

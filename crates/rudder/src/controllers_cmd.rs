@@ -110,8 +110,10 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
         args.leader_elect,
         metrics,
         leader,
-        credentials,
-        options,
+        crate::components::ControllerSetup {
+            credentials,
+            options,
+        },
         crate::server::shutdown_signal(),
     )
     .await;
