@@ -326,7 +326,56 @@ fn terminated_pods_beyond_the_threshold(b: Backend) {
     });
 }
 
+/// Every node silent at once (upstream's "master disruption mode": most likely the control
+/// plane's own network failed; here the one node of a single-node cluster): the node is marked
+/// Unknown and gets the NoSchedule taint, but no NoExecute taint, so nothing is evicted. (With
+/// several nodes going silent a pass apart, the first would be tainted before the zone counts
+/// as fully disrupted, upstream as here.)
+fn no_evictions_when_every_node_is_down(b: Backend) {
+    let c = Cluster::start_with(
+        b,
+        &[
+            "--node-monitor-grace-period",
+            "20s",
+            "--node-monitor-period",
+            "2s",
+        ],
+    );
+    let sim = c.sim(&["--nodes", "1"]);
+    c.ok_stdin(&["apply", "-f", "-"], DEPLOYMENT);
+    wait_secs(60, "web pods running", || {
+        let p = pods(&c);
+        (p.len() == 2 && p.iter().all(|p| p.2 == "Running")).then_some(())
+    });
+    drop(sim);
+    let node = "sim-node-0";
+    wait_secs(60, "Ready=Unknown and the NoSchedule taint", || {
+        let r = jsonpath(
+            &c,
+            &["node", node],
+            "{.status.conditions[?(@.type==\"Ready\")].status}",
+        );
+        let t = jsonpath(
+            &c,
+            &["node", node],
+            "{range .spec.taints[*]}{.key}:{.effect} {end}",
+        );
+        (r == "Unknown" && t.contains("node.kubernetes.io/unreachable:NoSchedule")).then_some(())
+    });
+    // Well past the pods' 3 s toleration: still no NoExecute taint, no eviction.
+    std::thread::sleep(Duration::from_secs(8));
+    let t = jsonpath(
+        &c,
+        &["node", node],
+        "{range .spec.taints[*]}{.key}:{.effect} {end}",
+    );
+    assert!(!t.contains("NoExecute"), "{node}: {t}");
+    let p = pods(&c);
+    assert!(p.len() == 2 && p.iter().all(|p| !p.3), "{p:?}");
+}
+
 on_both_backends!(
     unreachable_node_lifecycle,
-    terminated_pods_beyond_the_threshold
+    terminated_pods_beyond_the_threshold,
+    no_evictions_when_every_node_is_down
 );
