@@ -42,3 +42,16 @@ pub fn scores(
     pl.normalize_score(&st, pod, &mut out);
     Some(out.iter().map(|s| s.score).collect())
 }
+
+/// A reflector store holding `objs` (what an informer would have listed).
+pub fn store<K>(objs: Vec<serde_json::Value>) -> kube::runtime::reflector::Store<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + 'static,
+{
+    let (s, mut w) = kube::runtime::reflector::store();
+    for o in objs {
+        let o: K = serde_json::from_value(o).unwrap();
+        w.apply_watcher_event(&kube::runtime::watcher::Event::Apply(o));
+    }
+    s
+}

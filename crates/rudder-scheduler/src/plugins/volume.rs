@@ -853,20 +853,8 @@ impl Plugin for VolumeRestrictions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kube::runtime::{reflector, watcher};
+    use crate::plugins::testing::store;
     use serde_json::{json, Value};
-
-    fn store<K>(objs: Vec<Value>) -> Store<K>
-    where
-        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + 'static,
-    {
-        let (s, mut w) = reflector::store();
-        for o in objs {
-            let o: K = serde_json::from_value(o).unwrap();
-            w.apply_watcher_event(&watcher::Event::Apply(o));
-        }
-        s
-    }
 
     fn handle(pvcs: Vec<Value>, pvs: Vec<Value>, classes: Vec<Value>) -> super::super::Handle {
         let client =
