@@ -60,7 +60,7 @@ pub async fn run_workers<R: Reconciler>(queue: Arc<WorkQueue>, reconciler: Arc<R
 /// upstream puts in events and conditions), anything else as kube describes it.
 pub fn api_message(e: &kube::Error) -> String {
     match e {
-        kube::Error::Api(s) => s.message.clone(),
+        kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
         e => e.to_string(),
     }
 }

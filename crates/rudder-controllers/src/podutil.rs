@@ -233,6 +233,76 @@ pub async fn claim_pods<K: Resource<DynamicType = ()>>(
     Ok(out)
 }
 
+/// Whether a write failed because its namespace is being deleted (upstream's
+/// `HasStatusCause(err, NamespaceTerminatingCause)`): every later create fails the same way.
+pub fn namespace_terminating(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating")))
+}
+
+/// Upstream's `slowStartBatch` over pod creates, as the ReplicaSet and DaemonSet controllers
+/// use it: `count` pods (the i-th from `make(i)`) created in batches of 1, 2, 4, …, each batch
+/// at once, stopping after a batch with a failure. Each result is recorded on `owner` as
+/// upstream's `SuccessfulCreate` / `FailedCreate` event; every create that failed or was
+/// skipped is marked observed in `expectations` under `key`, so the next sync is not held up
+/// waiting for it. A namespace being deleted is not an error. Returns how many were created
+/// and the errors.
+pub async fn create_pods_slow_start<K: Resource<DynamicType = ()>>(
+    api: &kube::Api<Pod>,
+    owner: &K,
+    recorder: &crate::events::Recorder,
+    expectations: &crate::expectations::Expectations,
+    key: &str,
+    count: usize,
+    make: impl Fn(usize) -> Pod,
+) -> (usize, Vec<kube::Error>) {
+    use kube::ResourceExt;
+    let pp = kube::api::PostParams::default();
+    let (mut pos, mut batch, mut created) = (0, count.min(1), 0);
+    let mut errors = Vec::new();
+    while pos < count {
+        let failed_before = errors.len();
+        let pods: Vec<Pod> = (pos..pos + batch).map(&make).collect();
+        let results = futures::future::join_all(pods.iter().map(|p| api.create(&pp, p))).await;
+        for r in results {
+            match r {
+                Ok(p) => {
+                    created += 1;
+                    recorder.event(
+                        owner,
+                        "Normal",
+                        "SuccessfulCreate",
+                        format!("Created pod: {}", p.name_any()),
+                    );
+                }
+                Err(e) => {
+                    // A failed create will never be observed.
+                    expectations.creation_observed(key);
+                    if namespace_terminating(&e) {
+                        continue;
+                    }
+                    recorder.event(
+                        owner,
+                        "Warning",
+                        "FailedCreate",
+                        format!("Error creating: {}", crate::controller::api_message(&e)),
+                    );
+                    errors.push(e);
+                }
+            }
+        }
+        pos += batch;
+        if errors.len() > failed_before {
+            // The rest would most likely fail the same way: not attempted, not expected.
+            for _ in pos..count {
+                expectations.creation_observed(key);
+            }
+            break;
+        }
+        batch = (2 * batch).min(count - pos);
+    }
+    (created, errors)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@
 //! upstream's events. ReplicationControllers run through the same code, converted to
 //! ReplicaSets on the way in and out as upstream's `pkg/controller/replication` does.
 
+use crate::podutil::create_pods_slow_start;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::{Resource, ResourceExt};
 
 use crate::controller::{
-    api_message, is_not_found, run_workers, Next, ReconcileError, ReconcileResult, Reconciler,
+    is_not_found, run_workers, Next, ReconcileError, ReconcileResult, Reconciler,
 };
 use crate::events::Recorder;
 use crate::expectations::Expectations;
@@ -308,49 +309,17 @@ impl<K: Kind> ReplicaSetController<K> {
             self.expectations.expect(key, diff as i64, Vec::new());
             let template = rs.spec.template.clone().unwrap_or_default();
             let pod = pod_from_template(&template, owner);
-            let mut remaining = diff;
-            let mut batch = 1usize;
-            let mut created = 0usize;
-            let mut first_err: Option<kube::Error> = None;
-            while remaining > 0 {
-                let n = batch.min(remaining);
-                let pp = PostParams::default();
-                let results =
-                    futures::future::join_all((0..n).map(|_| api.create(&pp, &pod))).await;
-                for r in results {
-                    match r {
-                        Ok(p) => {
-                            created += 1;
-                            self.recorder.event(
-                                owner,
-                                "Normal",
-                                "SuccessfulCreate",
-                                format!("Created pod: {}", p.name_any()),
-                            );
-                        }
-                        Err(e) => {
-                            // A failed create will never be observed.
-                            self.expectations.creation_observed(key);
-                            self.recorder.event(
-                                owner,
-                                "Warning",
-                                "FailedCreate",
-                                format!("Error creating: {}", api_message(&e)),
-                            );
-                            first_err.get_or_insert(e);
-                        }
-                    }
-                }
-                remaining -= n;
-                if first_err.is_some() {
-                    // Upstream stops at the first failing batch; the rest are not attempted.
-                    for _ in 0..remaining {
-                        self.expectations.creation_observed(key);
-                    }
-                    break;
-                }
-                batch *= 2;
-            }
+            let (created, errors) = create_pods_slow_start(
+                &api,
+                owner,
+                &self.recorder,
+                &self.expectations,
+                key,
+                diff,
+                |_| pod.clone(),
+            )
+            .await;
+            let first_err = errors.into_iter().next();
             tracing::debug!(replicaset = %key, created, "created pods");
             if let Some(e) = first_err {
                 return Err(e.into());

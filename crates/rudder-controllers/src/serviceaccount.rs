@@ -80,10 +80,7 @@ impl Reconciler for ServiceAccountController {
                     Ok(_) => {}
                     // Already there (our cache lags) or the namespace is going away: nothing to do.
                     Err(e) if is_conflict(&e) => {}
-                    Err(kube::Error::Api(s))
-                        if s.code == 403
-                            && s.reason == "Forbidden"
-                            && s.message.contains("terminat") => {}
+                    Err(e) if crate::podutil::namespace_terminating(&e) => {}
                     Err(e) => return Err(e.into()),
                 }
             }

@@ -492,17 +492,28 @@ impl GenericStore {
         let key = ns_entry.key(None, ns)?;
         match self.cache.get(&ns_entry.prefix, &key) {
             None => Err(ApiError::not_found(&ns_entry.info.group_resource(), ns)),
-            Some(n) if {
-                let n = n.value();
-                n.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
-                    || object::meta(&n).is_some_and(|m| m.contains_key("deletionTimestamp"))
-            } =>
+            Some(n)
+                if {
+                    let n = n.value();
+                    n.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+                        || object::meta(&n).is_some_and(|m| m.contains_key("deletionTimestamp"))
+                } =>
             {
-                Err(ApiError::forbidden(
+                // Upstream's NamespaceLifecycle adds the cause that controllers test for
+                // (`HasStatusCause(err, NamespaceTerminatingCause)`).
+                let mut err = ApiError::forbidden(
                     &entry.info.group_resource(),
                     object::name(obj),
                     format!("unable to create new content in namespace {ns} because it is being terminated"),
-                ))
+                );
+                if let Some(d) = err.details.as_mut() {
+                    d.causes.push(rudder_api::status::Cause {
+                        reason: "NamespaceTerminating".into(),
+                        message: format!("namespace {ns} is being terminated"),
+                        field: "metadata.namespace".into(),
+                    });
+                }
+                Err(err)
             }
             Some(_) => Ok(()),
         }

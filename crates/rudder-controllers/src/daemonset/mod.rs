@@ -10,6 +10,8 @@
 
 pub mod util;
 
+use crate::controller::api_message;
+use crate::podutil::create_pods_slow_start;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -398,56 +400,23 @@ impl DaemonSetsController {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
         let template = create_pod_template(&ds.spec.template, template_generation(ds), hash);
         let base = pod_from_template(&template, ds);
-        let mut errors: Vec<kube::Error> = Vec::new();
-        let mut pos = 0;
-        let mut batch = create_n.min(1);
-        while pos < create_n {
-            let before = errors.len();
-            let pp = PostParams::default();
-            let creates = nodes[pos..pos + batch].iter().map(|node| {
+        let (_, mut errors) = create_pods_slow_start(
+            &api,
+            ds,
+            &self.recorder,
+            &self.expectations,
+            key,
+            create_n,
+            |i| {
                 let mut pod = base.clone();
                 if let Some(spec) = pod.spec.as_mut() {
-                    spec.affinity = Some(replace_node_name_affinity(spec.affinity.take(), node));
+                    spec.affinity =
+                        Some(replace_node_name_affinity(spec.affinity.take(), &nodes[i]));
                 }
-                let api = api.clone();
-                let pp = pp.clone();
-                async move { api.create(&pp, &pod).await }
-            });
-            for r in futures::future::join_all(creates).await {
-                match r {
-                    Ok(p) => self.recorder.event(
-                        ds,
-                        "Normal",
-                        "SuccessfulCreate",
-                        format!("Created pod: {}", p.name_any()),
-                    ),
-                    Err(e) => {
-                        self.expectations.creation_observed(key);
-                        // The namespace is going away: every later create fails the same way.
-                        if namespace_terminating(&e) {
-                            continue;
-                        }
-                        self.recorder.event(
-                            ds,
-                            "Warning",
-                            "FailedCreate",
-                            format!("Error creating: {}", api_message(&e)),
-                        );
-                        errors.push(e);
-                    }
-                }
-            }
-            pos += batch;
-            let skipped = create_n - pos;
-            if errors.len() > before && skipped > 0 {
-                // Slow start: the rest would most likely fail the same way; not expected now.
-                for _ in 0..skipped {
-                    self.expectations.creation_observed(key);
-                }
-                break;
-            }
-            batch = (2 * batch).min(create_n - pos);
-        }
+                pod
+            },
+        )
+        .await;
 
         let dp = DeleteParams::default();
         let deletes = to_delete[..delete_n].iter().map(|name| {
@@ -739,19 +708,6 @@ fn history_err(e: crate::history::HistoryError) -> ReconcileError {
         crate::history::HistoryError::Api(e) => ReconcileError::Api(e),
         e => ReconcileError::Other(e.to_string()),
     }
-}
-
-/// The API's message for an API error (what upstream's `%v` of the error prints).
-fn api_message(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
-        e => e.to_string(),
-    }
-}
-
-/// `apierrors.HasStatusCause(err, NamespaceTerminatingCause)`.
-fn namespace_terminating(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating")))
 }
 
 /// Upstream's `getPatch`: the revision data, a strategic merge patch that puts the template
