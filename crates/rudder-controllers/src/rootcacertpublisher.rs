@@ -3,6 +3,7 @@
 //! ConfigMap with the cluster CA in every namespace, recreated when deleted and restored when
 //! edited, so pods can verify the API server at its internal names.
 
+use crate::podutil::namespace_terminating;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -41,11 +42,10 @@ pub fn start(cx: &Context, tasks: &mut tokio::task::JoinSet<()>) {
     });
     let this = c.clone();
     c.config_maps.add_handler(move |ch| {
-        // Upstream reacts to deletes and updates of its ConfigMap (its own creates need nothing).
-        let cm = match ch {
-            Change::Deleted(cm) | Change::Updated { new: cm, .. } => cm,
-            Change::Added(_) => return,
-        };
+        // Upstream reacts to deletes and updates of its ConfigMap. Adds are looked at too: after
+        // a re-list an edit made while the watch was down arrives as an add, and a sync of a
+        // correct ConfigMap writes nothing.
+        let (Change::Added(cm) | Change::Deleted(cm) | Change::Updated { new: cm, .. }) = ch;
         if cm.metadata.name.as_deref() == Some(ROOT_CA_CONFIG_MAP_NAME) {
             this.queue
                 .add(cm.metadata.namespace.clone().unwrap_or_default());
@@ -107,12 +107,6 @@ pub fn new_config_map(root_ca: &str) -> ConfigMap {
         )])),
         ..Default::default()
     }
-}
-
-/// The API's refusal to create in a namespace that is going away (upstream's
-/// `NamespaceTerminatingCause`), which is no reason to retry.
-fn namespace_terminating(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 403 && s.message.contains("terminat"))
 }
 
 impl Reconciler for Publisher {
