@@ -4,6 +4,7 @@
 //! serves when it runs as its own process.
 
 pub mod duration;
+pub mod events;
 pub mod health;
 pub mod leader;
 

@@ -10,7 +10,8 @@ pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod endpointslicemirroring;
-pub mod events;
+// The event recorder is shared with the kubelet (rudder-component); the path stays for the controllers.
+pub use rudder_component::events;
 pub mod expectations;
 pub mod garbagecollector;
 pub mod history;

@@ -1,0 +1,294 @@
+//! Pods on this node: one worker per pod (upstream's pod workers) driven by the API's view of
+//! the pod and by the runtime's (a relist every second, upstream's PLEG), each syncing the
+//! runtime towards the spec and reporting status.
+
+pub mod backoff;
+pub mod env;
+pub mod runtime;
+pub mod status;
+mod sync;
+pub mod volumes;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::Api;
+use kube::runtime::{reflector, watcher, WatchStreamExt};
+use tokio::sync::{watch, Notify};
+
+use crate::config::KubeletConfig;
+use crate::cri::{labels, Cri};
+use rudder_component::events::Recorder;
+
+/// What a worker is told about its pod: the latest object, or that it is gone from the API.
+#[derive(Clone)]
+pub struct PodUpdate {
+    pub pod: Arc<Pod>,
+    pub removed: bool,
+}
+
+struct Worker {
+    tx: watch::Sender<PodUpdate>,
+    wake: Arc<Notify>,
+}
+
+/// Readiness/startup/liveness results a prober records per (pod uid, container).
+pub type ProbeStore = Mutex<HashMap<(String, String), (Option<bool>, Option<bool>)>>;
+
+pub struct PodManager {
+    pub client: kube::Client,
+    pub cfg: Arc<KubeletConfig>,
+    pub cri: Cri,
+    pub recorder: Recorder,
+    pub services: reflector::Store<Service>,
+    pub pods: reflector::Store<Pod>,
+    pub tokens: volumes::TokenCache,
+    pub backoff: backoff::Backoffs,
+    pub probes: ProbeStore,
+    /// The node's allocatable (for resourceFieldRef defaults) and memory capacity (OOM scores).
+    pub allocatable: Mutex<BTreeMap<String, String>>,
+    pub memory_capacity: i64,
+    workers: Mutex<HashMap<String, Worker>>,
+}
+
+impl PodManager {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: kube::Client,
+        cfg: Arc<KubeletConfig>,
+        cri: Cri,
+        recorder: Recorder,
+        services: reflector::Store<Service>,
+        pods: reflector::Store<Pod>,
+        allocatable: BTreeMap<String, String>,
+        memory_capacity: i64,
+    ) -> Arc<PodManager> {
+        Arc::new(PodManager {
+            client,
+            cfg,
+            cri,
+            recorder,
+            services,
+            pods,
+            tokens: Default::default(),
+            backoff: Default::default(),
+            probes: Default::default(),
+            allocatable: Mutex::new(allocatable),
+            memory_capacity,
+            workers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Hands the latest pod to its worker, starting one for a pod seen the first time.
+    pub fn dispatch(self: &Arc<Self>, update: PodUpdate) {
+        let uid = runtime::pod_uid(&update.pod);
+        if uid.is_empty() {
+            return;
+        }
+        let Ok(mut workers) = self.workers.lock() else {
+            return;
+        };
+        if let Some(w) = workers.get(&uid) {
+            let _ = w.tx.send(update);
+            return;
+        }
+        if update.removed {
+            // Never seen alive: the orphan sweep cleans whatever the runtime may hold.
+            return;
+        }
+        let (tx, rx) = watch::channel(update);
+        let wake = Arc::new(Notify::new());
+        workers.insert(
+            uid.clone(),
+            Worker {
+                tx,
+                wake: wake.clone(),
+            },
+        );
+        let this = self.clone();
+        tokio::spawn(async move {
+            this.clone().worker(uid.clone(), rx, wake).await;
+            if let Ok(mut w) = this.workers.lock() {
+                w.remove(&uid);
+            }
+        });
+    }
+
+    pub fn wake(&self, uid: &str) {
+        if let Ok(w) = self.workers.lock() {
+            if let Some(w) = w.get(uid) {
+                w.wake.notify_one();
+            }
+        }
+    }
+
+    fn has_worker(&self, uid: &str) -> bool {
+        self.workers
+            .lock()
+            .map(|w| w.contains_key(uid))
+            .unwrap_or(true)
+    }
+
+    async fn worker(
+        self: Arc<Self>,
+        uid: String,
+        mut rx: watch::Receiver<PodUpdate>,
+        wake: Arc<Notify>,
+    ) {
+        let mut state = sync::WorkerState::default();
+        loop {
+            let update = rx.borrow_and_update().clone();
+            let next = self.sync_pod(&update, &mut state).await;
+            let delay = match next {
+                sync::Next::Done => break,
+                sync::Next::After(d) => d,
+            };
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { break },
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+        tracing::debug!(pod_uid = %uid, "pod worker finished");
+    }
+
+    /// Watches the pods bound to this node and feeds the workers.
+    pub async fn run_pod_source(
+        self: Arc<Self>,
+        writer: reflector::store::Writer<Pod>,
+        synced: Arc<Notify>,
+    ) {
+        let api: Api<Pod> = Api::all(self.client.clone());
+        let cfg =
+            watcher::Config::default().fields(&format!("spec.nodeName={}", self.cfg.node_name));
+        let stream = watcher(api, cfg).default_backoff().reflect(writer);
+        futures::pin_mut!(stream);
+        let mut seen_initial = false;
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => {
+                    self.dispatch(PodUpdate {
+                        pod: Arc::new(p),
+                        removed: false,
+                    })
+                }
+                Ok(watcher::Event::Delete(p)) => self.dispatch(PodUpdate {
+                    pod: Arc::new(p),
+                    removed: true,
+                }),
+                Ok(watcher::Event::InitDone) => {
+                    // Pods that vanished while the watch was down: their workers learn it.
+                    let live: HashSet<String> = self
+                        .pods
+                        .state()
+                        .iter()
+                        .filter_map(|p| p.metadata.uid.clone())
+                        .collect();
+                    let gone: Vec<(String, PodUpdate)> = self
+                        .workers
+                        .lock()
+                        .map(|w| {
+                            w.iter()
+                                .filter(|(uid, _)| !live.contains(*uid))
+                                .map(|(uid, w)| (uid.clone(), w.tx.borrow().clone()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    for (_, mut u) in gone {
+                        u.removed = true;
+                        self.dispatch(u);
+                    }
+                    if !seen_initial {
+                        seen_initial = true;
+                        synced.notify_waiters();
+                        synced.notify_one();
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "pod watch error"),
+            }
+        }
+    }
+
+    /// The PLEG: relists the runtime every second and wakes the workers of pods whose
+    /// containers or sandboxes changed; cleans up what belongs to no known pod.
+    pub async fn run_pleg(self: Arc<Self>, synced: Arc<Notify>) {
+        synced.notified().await;
+        let mut previous: HashMap<String, Vec<(String, i32)>> = HashMap::new();
+        let mut orphan_seen: HashMap<String, u32> = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let snap = match runtime::Snapshot::take(&self.cri).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(error = %e, "relist failed");
+                    continue;
+                }
+            };
+            let mut current: HashMap<String, Vec<(String, i32)>> = HashMap::new();
+            for s in &snap.sandboxes {
+                if let Some(uid) = s.labels.get(labels::POD_UID) {
+                    current
+                        .entry(uid.clone())
+                        .or_default()
+                        .push((s.id.clone(), s.state));
+                }
+            }
+            for c in &snap.containers {
+                if let Some(uid) = c.labels.get(labels::POD_UID) {
+                    current
+                        .entry(uid.clone())
+                        .or_default()
+                        .push((c.id.clone(), c.state + 10));
+                }
+            }
+            for v in current.values_mut() {
+                v.sort();
+            }
+            for (uid, v) in &current {
+                if previous.get(uid) != Some(v) {
+                    self.wake(uid);
+                }
+            }
+            // Orphans: runtime objects of pods with no worker, seen on three relists in a row
+            // (a worker for a just-created pod may be starting).
+            let known: HashSet<String> = self
+                .pods
+                .state()
+                .iter()
+                .filter_map(|p| p.metadata.uid.clone())
+                .collect();
+            let orphans: Vec<String> = current
+                .keys()
+                .filter(|uid| !known.contains(*uid) && !self.has_worker(uid))
+                .cloned()
+                .collect();
+            orphan_seen.retain(|k, _| orphans.contains(k));
+            for uid in orphans {
+                let n = orphan_seen.entry(uid.clone()).or_default();
+                *n += 1;
+                if *n == 3 {
+                    let this = self.clone();
+                    tokio::spawn(async move { this.remove_orphan(&uid).await });
+                }
+            }
+            previous = current;
+        }
+    }
+
+    async fn remove_orphan(&self, uid: &str) {
+        tracing::info!(pod_uid = %uid, "removing containers of a pod that no longer exists");
+        if let Err(e) = sync::remove_all(&self.cri, uid, 0).await {
+            tracing::warn!(pod_uid = %uid, error = %e, "orphan clean-up failed");
+        }
+        let _ = volumes::teardown(&self.cfg.pods_dir().join(uid));
+        for qos in ["Guaranteed", "Burstable", "BestEffort"] {
+            runtime::remove_pod_cgroup(&runtime::cgroup_parent(&self.cfg.cgroup_root, qos, uid));
+        }
+    }
+}
