@@ -301,6 +301,156 @@ impl Admission for DefaultTolerationSeconds {
     }
 }
 
+/// Where the service-account credentials appear in every container (upstream's
+/// `DefaultAPITokenMountPath`).
+pub const SERVICE_ACCOUNT_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// The `ServiceAccount` admission plugin (upstream's `plugin/pkg/admission/serviceaccount`):
+/// a pod runs as `default` unless it names an account, and, unless the pod or its account
+/// opts out with `automountServiceAccountToken: false`, gets the projected
+/// `kube-api-access-<random>` volume (a bound token from TokenRequest that the kubelet
+/// refreshes, the cluster CA from `kube-root-ca.crt`, the namespace) mounted read-only at
+/// `/var/run/secrets/kubernetes.io/serviceaccount` in every container, so in-cluster clients
+/// work. Mirror pods of static pods are left alone, as upstream.
+pub struct ServiceAccountAdmission {
+    cache: Arc<WatchCache>,
+    /// The store prefix of ServiceAccounts.
+    prefix: String,
+}
+
+impl ServiceAccountAdmission {
+    pub fn new(cache: Arc<WatchCache>, service_account_prefix: String) -> ServiceAccountAdmission {
+        ServiceAccountAdmission {
+            cache,
+            prefix: service_account_prefix,
+        }
+    }
+
+    fn account_automounts(&self, namespace: &str, name: &str) -> bool {
+        let Ok(key) = rudder_api::resources::object_key(&self.prefix, Some(namespace), name) else {
+            return true;
+        };
+        self.cache
+            .get(&self.prefix, &key)
+            .map(|o| o.value())
+            .and_then(|sa| {
+                sa.get("automountServiceAccountToken")
+                    .and_then(Value::as_bool)
+            })
+            .unwrap_or(true)
+    }
+
+    fn admit(&self, pod: &mut Value) {
+        inject_service_account(pod, |ns, name| self.account_automounts(ns, name));
+    }
+}
+
+/// The plugin's mutation, given how to read an account's `automountServiceAccountToken`.
+pub fn inject_service_account(pod: &mut Value, account_automounts: impl Fn(&str, &str) -> bool) {
+    {
+        let mirror = pod
+            .pointer("/metadata/annotations/kubernetes.io~1config.mirror")
+            .is_some();
+        if mirror {
+            return;
+        }
+        let namespace =
+            str_at(pod.get("metadata").unwrap_or(&Value::Null), "namespace").to_string();
+        let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+            return;
+        };
+        let account = spec
+            .get("serviceAccountName")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or("default")
+            .to_string();
+        spec.insert("serviceAccountName".into(), json!(account));
+        let automount = match spec
+            .get("automountServiceAccountToken")
+            .and_then(Value::as_bool)
+        {
+            Some(v) => v,
+            None => account_automounts(&namespace, &account),
+        };
+        if !automount {
+            return;
+        }
+        let container_lists = ["initContainers", "containers"];
+        let already = container_lists.iter().any(|l| {
+            spec.get(*l).and_then(Value::as_array).is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c.get("volumeMounts")
+                        .and_then(Value::as_array)
+                        .is_some_and(|ms| {
+                            ms.iter()
+                                .any(|m| str_at(m, "mountPath") == SERVICE_ACCOUNT_MOUNT_PATH)
+                        })
+                })
+            })
+        });
+        if already {
+            return;
+        }
+        let name = format!("kube-api-access-{}", random_suffix());
+        let volume = json!({
+            "name": name,
+            "projected": {
+                "defaultMode": 420,
+                "sources": [
+                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                    {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+                ],
+            },
+        });
+        let volumes = spec.entry("volumes").or_insert_with(|| json!([]));
+        if let Some(v) = volumes.as_array_mut() {
+            v.push(volume);
+        }
+        let mount =
+            json!({"name": name, "readOnly": true, "mountPath": SERVICE_ACCOUNT_MOUNT_PATH});
+        for l in container_lists {
+            if let Some(cs) = spec.get_mut(l).and_then(Value::as_array_mut) {
+                for c in cs {
+                    if let Some(c) = c.as_object_mut() {
+                        let mounts = c.entry("volumeMounts").or_insert_with(|| json!([]));
+                        if let Some(m) = mounts.as_array_mut() {
+                            m.push(mount.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Upstream's `SimpleNameGenerator` suffix: 5 characters without vowels or confusable digits.
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    bytes[..5]
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+impl Admission for ServiceAccountAdmission {
+    fn handles(&self, entry: &Entry) -> bool {
+        is_pods(entry)
+    }
+
+    fn admit_create(
+        &self,
+        _entry: &Entry,
+        obj: &mut Value,
+        _dry_run: bool,
+    ) -> Result<(), ApiError> {
+        self.admit(obj);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,5 +570,45 @@ mod tests {
         assert_eq!(e.message, "priorityclasses.scheduling.k8s.io \"e\" is forbidden: PriorityClass d is already marked as default. Only one default can exist");
         validate_class(&classes, &pcs, &class("d", 3, true, "Never"), true).unwrap();
         validate_class(&classes, &pcs, &class("e", 2, false, "Never"), false).unwrap();
+    }
+
+    #[test]
+    fn service_account_volume_is_injected_unless_opted_out() {
+        let mut p = pod(json!({"initContainers": [{"name": "i", "image": "x"}]}));
+        inject_service_account(&mut p, |_, _| true);
+        let spec = &p["spec"];
+        assert_eq!(spec["serviceAccountName"], "default");
+        let vol = &spec["volumes"][0];
+        let name = vol["name"].as_str().unwrap();
+        assert!(
+            name.starts_with("kube-api-access-") && name.len() == 21,
+            "{name}"
+        );
+        assert_eq!(
+            vol["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"],
+            3607
+        );
+        assert_eq!(
+            vol["projected"]["sources"][1]["configMap"]["name"],
+            "kube-root-ca.crt"
+        );
+        for l in ["containers", "initContainers"] {
+            let m = &spec[l][0]["volumeMounts"][0];
+            assert_eq!(m["mountPath"], SERVICE_ACCOUNT_MOUNT_PATH);
+            assert_eq!(m["readOnly"], true);
+            assert_eq!(m["name"], name);
+        }
+        // The account opts out; the pod's own setting wins over the account's.
+        let mut p = pod(json!({"serviceAccountName": "bot"}));
+        inject_service_account(&mut p, |ns, sa| !(ns == "default" && sa == "bot"));
+        assert!(p["spec"].get("volumes").is_none());
+        let mut p = pod(json!({"automountServiceAccountToken": true}));
+        inject_service_account(&mut p, |_, _| false);
+        assert_eq!(p["spec"]["volumes"].as_array().unwrap().len(), 1);
+        // Mirror pods are left alone.
+        let mut p = pod(json!({}));
+        p["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "x"});
+        inject_service_account(&mut p, |_, _| true);
+        assert!(p["spec"].get("volumes").is_none());
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod env;
+pub mod prober;
 pub mod runtime;
 pub mod status;
 mod sync;
@@ -30,6 +31,17 @@ pub struct PodUpdate {
     pub removed: bool,
 }
 
+/// Whether two versions of a pod differ only in status and bookkeeping metadata.
+fn same_intent(a: &Pod, b: &Pod) -> bool {
+    let strip = |p: &Pod| {
+        let mut m = p.metadata.clone();
+        m.resource_version = None;
+        m.managed_fields = None;
+        (m, p.spec.clone())
+    };
+    strip(a) == strip(b)
+}
+
 struct Worker {
     tx: watch::Sender<PodUpdate>,
     wake: Arc<Notify>,
@@ -48,6 +60,7 @@ pub struct PodManager {
     pub tokens: volumes::TokenCache,
     pub backoff: backoff::Backoffs,
     pub probes: ProbeStore,
+    pub probe_workers: prober::Workers,
     /// The node's allocatable (for resourceFieldRef defaults) and memory capacity (OOM scores).
     pub allocatable: Mutex<BTreeMap<String, String>>,
     pub memory_capacity: i64,
@@ -76,6 +89,7 @@ impl PodManager {
             tokens: Default::default(),
             backoff: Default::default(),
             probes: Default::default(),
+            probe_workers: Default::default(),
             allocatable: Mutex::new(allocatable),
             memory_capacity,
             workers: Mutex::new(HashMap::new()),
@@ -92,7 +106,15 @@ impl PodManager {
             return;
         };
         if let Some(w) = workers.get(&uid) {
-            let _ = w.tx.send(update);
+            // The kubelet's own status writes come back through the watch: they are stored
+            // but do not trigger a sync (upstream's pod config only signals spec or metadata
+            // changes).
+            w.tx.send_if_modified(|cur| {
+                let significant =
+                    update.removed != cur.removed || !same_intent(&cur.pod, &update.pod);
+                *cur = update;
+                significant
+            });
             return;
         }
         if update.removed {

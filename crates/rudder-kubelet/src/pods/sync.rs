@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::api::core::v1::{
@@ -45,6 +46,15 @@ fn container_ref(pod: &Pod, c: &str, init: bool) -> ObjectReference {
     let kind = if init { "initContainers" } else { "containers" };
     r.field_path = Some(format!("spec.{kind}{{{c}}}"));
     r
+}
+
+/// The event reference of a container (init containers by their own path).
+pub fn container_ref_pub(pod: &Pod, c: &str) -> ObjectReference {
+    let init = pod
+        .spec
+        .as_ref()
+        .is_some_and(|s| s.init_containers.iter().flatten().any(|i| i.name == c));
+    container_ref(pod, c, init)
 }
 
 fn ns_of(pod: &Pod) -> String {
@@ -156,7 +166,7 @@ impl PodManager {
             .event_for(container_ref(pod, c, init), ns_of(pod), type_, reason, msg);
     }
 
-    pub(super) async fn sync_pod(&self, u: &PodUpdate, st: &mut WorkerState) -> Next {
+    pub(super) async fn sync_pod(self: &Arc<Self>, u: &PodUpdate, st: &mut WorkerState) -> Next {
         let pod = &u.pod;
         let uid = pod_uid(pod);
         if u.removed {
@@ -175,6 +185,7 @@ impl PodManager {
             Some("Succeeded" | "Failed")
         );
         if pod.metadata.deletion_timestamp.is_some() || terminal_api {
+            self.probe_workers.stop_pod(&uid);
             return self.terminate(pod, &uid, rt, st).await;
         }
         let wake = self.run_pod(pod, &uid, &rt, st).await;
@@ -183,6 +194,7 @@ impl PodManager {
             Err(_) => rt,
         };
         self.write_status(pod, &uid, &rt, st, false).await;
+        self.sync_probes(pod, &rt);
         Next::After(wake.unwrap_or(RESYNC).min(RESYNC))
     }
 
@@ -211,6 +223,7 @@ impl PodManager {
         ));
         let _ = std::fs::remove_dir_all(logs);
         self.tokens.forget_pod(uid);
+        self.probe_workers.stop_pod(uid);
         self.backoff.forget_prefix(&format!("{uid}/"));
         if let Ok(mut p) = self.probes.lock() {
             p.retain(|k, _| k.0 != uid);
@@ -377,17 +390,6 @@ impl PodManager {
             }
         }
         wake
-    }
-
-    fn started(&self, uid: &str, c: &Container) -> bool {
-        if c.startup_probe.is_none() {
-            return true;
-        }
-        self.probes
-            .lock()
-            .ok()
-            .and_then(|p| p.get(&(uid.to_string(), c.name.clone())).and_then(|r| r.1))
-            .unwrap_or(false)
     }
 
     async fn create_sandbox(
