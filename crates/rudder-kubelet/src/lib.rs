@@ -150,6 +150,13 @@ pub async fn start(
     );
     let synced = Arc::new(tokio::sync::Notify::new());
     tokio::spawn(pods.clone().run_pod_source(pod_writer, synced.clone()));
+    if let Err(e) = std::fs::create_dir_all(&cfg.pod_manifest_path) {
+        tracing::warn!(path = %cfg.pod_manifest_path.display(), error = %e, "cannot create the static pod directory");
+    }
+    tokio::spawn(pods.clone().run_static_pods(
+        cfg.pod_manifest_path.clone(),
+        registered.metadata.uid.clone().unwrap_or_default(),
+    ));
     tokio::spawn(pods.clone().run_pleg(synced));
     Ok(Kubelet { pods, node })
 }

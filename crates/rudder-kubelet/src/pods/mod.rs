@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod env;
 pub mod prober;
 pub mod runtime;
+pub mod static_pods;
 pub mod status;
 mod sync;
 pub mod volumes;
@@ -29,6 +30,14 @@ use rudder_component::events::Recorder;
 pub struct PodUpdate {
     pub pod: Arc<Pod>,
     pub removed: bool,
+}
+
+fn is_static(pod: &Pod) -> bool {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(static_pods::CONFIG_SOURCE))
+        .is_some_and(|s| s == "file")
 }
 
 /// Whether two versions of a pod differ only in status and bookkeeping metadata.
@@ -65,6 +74,8 @@ pub struct PodManager {
     pub allocatable: Mutex<BTreeMap<String, String>>,
     pub memory_capacity: i64,
     workers: Mutex<HashMap<String, Worker>>,
+    /// Pods whose status must be written again in full (a new mirror pod).
+    rewrite_status: Mutex<HashSet<String>>,
 }
 
 impl PodManager {
@@ -93,6 +104,7 @@ impl PodManager {
             allocatable: Mutex::new(allocatable),
             memory_capacity,
             workers: Mutex::new(HashMap::new()),
+            rewrite_status: Mutex::new(HashSet::new()),
         })
     }
 
@@ -137,6 +149,20 @@ impl PodManager {
                 w.remove(&uid);
             }
         });
+    }
+
+    pub fn forget_status(&self, uid: &str) {
+        if let Ok(mut r) = self.rewrite_status.lock() {
+            r.insert(uid.to_string());
+        }
+        self.wake(uid);
+    }
+
+    pub(crate) fn take_rewrite(&self, uid: &str) -> bool {
+        self.rewrite_status
+            .lock()
+            .map(|mut r| r.remove(uid))
+            .unwrap_or(false)
     }
 
     pub fn wake(&self, uid: &str) {
@@ -214,7 +240,9 @@ impl PodManager {
                         .lock()
                         .map(|w| {
                             w.iter()
-                                .filter(|(uid, _)| !live.contains(*uid))
+                                .filter(|(uid, w)| {
+                                    !live.contains(*uid) && !is_static(&w.tx.borrow().pod)
+                                })
                                 .map(|(uid, w)| (uid.clone(), w.tx.borrow().clone()))
                                 .collect()
                         })

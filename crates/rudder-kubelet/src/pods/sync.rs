@@ -169,6 +169,9 @@ impl PodManager {
     pub(super) async fn sync_pod(self: &Arc<Self>, u: &PodUpdate, st: &mut WorkerState) -> Next {
         let pod = &u.pod;
         let uid = pod_uid(pod);
+        if self.take_rewrite(&uid) {
+            st.last_status = None;
+        }
         if u.removed {
             self.cleanup(pod, &uid).await;
             return Next::Done;
