@@ -37,6 +37,9 @@ pub struct KubeletConfig {
     pub lease_duration_seconds: i32,
     /// `registries.yaml` (k3s-style mirrors) for the managed containerd.
     pub registries: Option<PathBuf>,
+    /// `--eviction-hard` thresholds.
+    pub eviction_hard: Vec<crate::eviction::Threshold>,
+    pub eviction_pressure_transition_period: Duration,
 }
 
 impl KubeletConfig {
@@ -62,6 +65,9 @@ impl KubeletConfig {
             node_status_report_frequency: Duration::from_secs(300),
             lease_duration_seconds: 40,
             registries: None,
+            eviction_hard: crate::eviction::parse_thresholds(crate::eviction::DEFAULT_HARD)
+                .unwrap_or_default(),
+            eviction_pressure_transition_period: Duration::from_secs(300),
         }
     }
 

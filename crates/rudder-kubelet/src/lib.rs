@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod cri;
+pub mod eviction;
 pub mod node;
 pub mod pods;
 pub mod probe;
@@ -67,6 +68,7 @@ pub async fn start(
         cri: cri.clone(),
         host: host.clone(),
         runtime_version,
+        pressure: Arc::new(eviction::Pressure::default()),
     });
     let registered = node.register().await?;
     let node_uid = registered.metadata.uid.clone().unwrap_or_default();
@@ -148,6 +150,16 @@ pub async fn start(
         allocatable,
         memory,
     );
+    tokio::spawn(eviction::run(
+        pods.clone(),
+        node.pressure.clone(),
+        cfg.eviction_hard.clone(),
+        host.memory_bytes as i64,
+        cfg.agent_dir.clone(),
+        cfg.agent_dir.join("containerd"),
+        cfg.eviction_pressure_transition_period,
+        ready_changed.clone(),
+    ));
     let synced = Arc::new(tokio::sync::Notify::new());
     tokio::spawn(pods.clone().run_pod_source(pod_writer, synced.clone()));
     if let Err(e) = std::fs::create_dir_all(&cfg.pod_manifest_path) {

@@ -116,20 +116,40 @@ pub async fn runtime_not_ready(cri: &Cri) -> Option<String> {
 /// (type, status, reason, message) of the four conditions, in the kubelet's order.
 fn condition_values(
     not_ready: Option<&str>,
+    memory_pressure: bool,
+    disk_pressure: bool,
 ) -> Vec<(&'static str, &'static str, &'static str, String)> {
     vec![
-        (
-            "MemoryPressure",
-            "False",
-            "KubeletHasSufficientMemory",
-            "kubelet has sufficient memory available".into(),
-        ),
-        (
-            "DiskPressure",
-            "False",
-            "KubeletHasNoDiskPressure",
-            "kubelet has no disk pressure".into(),
-        ),
+        if memory_pressure {
+            (
+                "MemoryPressure",
+                "True",
+                "KubeletHasInsufficientMemory",
+                "kubelet has insufficient memory available".into(),
+            )
+        } else {
+            (
+                "MemoryPressure",
+                "False",
+                "KubeletHasSufficientMemory",
+                "kubelet has sufficient memory available".into(),
+            )
+        },
+        if disk_pressure {
+            (
+                "DiskPressure",
+                "True",
+                "KubeletHasDiskPressure",
+                "kubelet has disk pressure".into(),
+            )
+        } else {
+            (
+                "DiskPressure",
+                "False",
+                "KubeletHasNoDiskPressure",
+                "kubelet has no disk pressure".into(),
+            )
+        },
         (
             "PIDPressure",
             "False",
@@ -154,6 +174,7 @@ pub struct NodeAgent {
     pub cri: Cri,
     pub host: HostInfo,
     pub runtime_version: String,
+    pub pressure: Arc<crate::eviction::Pressure>,
 }
 
 /// What the status loop last wrote, to write again only on change (or every report interval).
@@ -211,22 +232,26 @@ impl NodeAgent {
     async fn status(&self, reported: &mut Reported, heartbeat: &str) -> Value {
         let not_ready = runtime_not_ready(&self.cri).await;
         let (capacity, allocatable) = resources(&self.cfg, &self.host);
-        let conditions: Vec<Value> = condition_values(not_ready.as_deref())
-            .into_iter()
-            .map(|(t, s, reason, message)| {
-                let since = match reported.transitions.get(t) {
-                    Some((old, since)) if old == s => since.clone(),
-                    _ => heartbeat.to_string(),
-                };
-                reported
-                    .transitions
-                    .insert(t.to_string(), (s.to_string(), since.clone()));
-                json!({
-                    "type": t, "status": s, "reason": reason, "message": message,
-                    "lastHeartbeatTime": heartbeat, "lastTransitionTime": since,
-                })
+        let conditions: Vec<Value> = condition_values(
+            not_ready.as_deref(),
+            self.pressure.memory(),
+            self.pressure.disk(),
+        )
+        .into_iter()
+        .map(|(t, s, reason, message)| {
+            let since = match reported.transitions.get(t) {
+                Some((old, since)) if old == s => since.clone(),
+                _ => heartbeat.to_string(),
+            };
+            reported
+                .transitions
+                .insert(t.to_string(), (s.to_string(), since.clone()));
+            json!({
+                "type": t, "status": s, "reason": reason, "message": message,
+                "lastHeartbeatTime": heartbeat, "lastTransitionTime": since,
             })
-            .collect();
+        })
+        .collect();
         json!({
             "capacity": capacity,
             "allocatable": allocatable,
@@ -461,13 +486,17 @@ mod tests {
 
     #[test]
     fn not_ready_condition_carries_the_runtime_message() {
-        let c = condition_values(Some(
-            "container runtime network not ready: NetworkReady=false",
-        ));
+        let c = condition_values(
+            Some("container runtime network not ready: NetworkReady=false"),
+            false,
+            false,
+        );
         assert_eq!(c[3].0, "Ready");
         assert_eq!(c[3].1, "False");
         assert_eq!(c[3].2, "KubeletNotReady");
-        let c = condition_values(None);
+        let c = condition_values(None, true, false);
         assert_eq!((c[3].1, c[3].2), ("True", "KubeletReady"));
+        assert_eq!((c[0].1, c[0].2), ("True", "KubeletHasInsufficientMemory"));
+        assert_eq!(c[1].2, "KubeletHasNoDiskPressure");
     }
 }

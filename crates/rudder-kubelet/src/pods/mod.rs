@@ -76,6 +76,8 @@ pub struct PodManager {
     workers: Mutex<HashMap<String, Worker>>,
     /// Pods whose status must be written again in full (a new mirror pod).
     rewrite_status: Mutex<HashSet<String>>,
+    /// Pods the eviction manager evicted: uid → message.
+    pub(crate) evicted: Mutex<HashMap<String, String>>,
 }
 
 impl PodManager {
@@ -105,6 +107,7 @@ impl PodManager {
             memory_capacity,
             workers: Mutex::new(HashMap::new()),
             rewrite_status: Mutex::new(HashSet::new()),
+            evicted: Mutex::new(HashMap::new()),
         })
     }
 
@@ -163,6 +166,75 @@ impl PodManager {
             .lock()
             .map(|mut r| r.remove(uid))
             .unwrap_or(false)
+    }
+
+    /// Evicts the first pod in upstream's order for a crossed threshold.
+    pub async fn evict_one(&self, t: &crate::eviction::Threshold, available: i64) {
+        let pods: Vec<Arc<Pod>> = self
+            .workers
+            .lock()
+            .map(|w| w.values().map(|w| w.tx.borrow().pod.clone()).collect())
+            .unwrap_or_default();
+        let already = self.evicted.lock().map(|e| e.clone()).unwrap_or_default();
+        let mut candidates = Vec::new();
+        for p in &pods {
+            let uid = runtime::pod_uid(p);
+            let terminal = matches!(
+                p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                Some("Succeeded" | "Failed")
+            );
+            let priority = p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
+            // Static and critical pods are not evicted (upstream's IsCriticalPod).
+            if terminal || already.contains_key(&uid) || is_static(p) || priority >= 2_000_000_000 {
+                continue;
+            }
+            let qos = p
+                .spec
+                .as_ref()
+                .map(status::qos_class)
+                .unwrap_or("BestEffort");
+            let cg = std::path::Path::new("/sys/fs/cgroup/memory").join(
+                runtime::cgroup_parent(&self.cfg.cgroup_root, qos, &uid).trim_start_matches('/'),
+            );
+            let usage = crate::eviction::working_set(&cg).unwrap_or(0);
+            candidates.push(crate::eviction::Candidate {
+                uid,
+                priority,
+                usage,
+                request: crate::eviction::memory_request(p),
+            });
+        }
+        let Some(victim) = crate::eviction::rank(candidates).into_iter().next() else {
+            return;
+        };
+        let Some(pod) = pods.iter().find(|p| runtime::pod_uid(p) == victim.uid) else {
+            return;
+        };
+        let mut message = format!(
+            "The node was low on resource: {}. Threshold quantity: {}, available: {}. ",
+            t.signal.resource(),
+            t.text,
+            if t.signal == crate::eviction::Signal::NodefsInodesFree {
+                available.to_string()
+            } else {
+                crate::eviction::format_bytes(available)
+            },
+        );
+        if t.signal == crate::eviction::Signal::MemoryAvailable && victim.usage > 0 {
+            message.push_str(&format!(
+                "Pod {} was using {}, request is {}, has larger consumption of memory. ",
+                pod.metadata.name.as_deref().unwrap_or_default(),
+                crate::eviction::format_bytes(victim.usage),
+                crate::eviction::format_bytes(victim.request),
+            ));
+        }
+        tracing::warn!(pod = %runtime::pod_full_name(pod), %message, "evicting pod");
+        self.recorder
+            .event(pod.as_ref(), "Warning", "Evicted", message.clone());
+        if let Ok(mut e) = self.evicted.lock() {
+            e.insert(victim.uid.clone(), message);
+        }
+        self.wake(&victim.uid);
     }
 
     pub fn wake(&self, uid: &str) {

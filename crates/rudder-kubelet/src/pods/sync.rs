@@ -187,7 +187,12 @@ impl PodManager {
             pod.status.as_ref().and_then(|s| s.phase.as_deref()),
             Some("Succeeded" | "Failed")
         );
-        if pod.metadata.deletion_timestamp.is_some() || terminal_api {
+        let evicted = self
+            .evicted
+            .lock()
+            .map(|e| e.contains_key(&uid))
+            .unwrap_or(false);
+        if pod.metadata.deletion_timestamp.is_some() || terminal_api || evicted {
             self.probe_workers.stop_pod(&uid);
             return self.terminate(pod, &uid, rt, st).await;
         }
@@ -227,6 +232,9 @@ impl PodManager {
         let _ = std::fs::remove_dir_all(logs);
         self.tokens.forget_pod(uid);
         self.probe_workers.stop_pod(uid);
+        if let Ok(mut e) = self.evicted.lock() {
+            e.remove(uid);
+        }
         self.backoff.forget_prefix(&format!("{uid}/"));
         if let Ok(mut p) = self.probes.lock() {
             p.retain(|k, _| k.0 != uid);
@@ -1056,7 +1064,15 @@ impl PodManager {
     /// reports the final status and, for a deleted pod, deletes the object.
     async fn terminate(&self, pod: &Pod, uid: &str, rt: PodRuntime, st: &mut WorkerState) -> Next {
         let spec = pod.spec.clone().unwrap_or_default();
-        let grace = if pod.metadata.deletion_timestamp.is_some() {
+        // Hard eviction kills at once (upstream's grace period override of 0).
+        let evicted = self
+            .evicted
+            .lock()
+            .map(|e| e.contains_key(uid))
+            .unwrap_or(false);
+        let grace = if evicted {
+            0
+        } else if pod.metadata.deletion_timestamp.is_some() {
             pod.metadata
                 .deletion_grace_period_seconds
                 .or(spec.termination_grace_period_seconds)
@@ -1300,6 +1316,23 @@ impl PodManager {
         status.start_time = st.start_time.clone();
         status.qos_class = Some(status::qos_class(&spec).to_string());
         status.container_statuses = Some(app);
+        let eviction = self.evicted.lock().ok().and_then(|e| e.get(uid).cloned());
+        if let Some(message) = eviction {
+            status.phase = Some("Failed".into());
+            status.reason = Some("Evicted".into());
+            status.message = Some(message.clone());
+            let conds = status.conditions.get_or_insert_with(Vec::new);
+            if !conds.iter().any(|c| c.type_ == "DisruptionTarget") {
+                conds.push(k8s_openapi::api::core::v1::PodCondition {
+                    type_: "DisruptionTarget".into(),
+                    status: "True".into(),
+                    reason: Some("TerminationByKubelet".into()),
+                    message: Some(message),
+                    last_transition_time: Some(now.clone()),
+                    ..Default::default()
+                });
+            }
+        }
         status.init_container_statuses = has_init.then_some(init);
         let value = match serde_json::to_value(&status) {
             Ok(v) => v,
