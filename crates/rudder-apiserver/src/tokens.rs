@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use rudder_api::field::{BadValue, ErrorList, FieldError, Path};
 use rudder_api::status::{ApiError, GroupKind, GroupResource};
+use rudder_auth::bootstrap as sa_bootstrap;
 use rudder_auth::serviceaccount::{
     self as sa, BoundObject, ObjectInfo, PublicKey, Ref, TokenGenerator, TokenGetter,
 };
@@ -142,6 +143,39 @@ impl TokenGetter for CacheTokenGetter {
     }
     fn node(&self, name: &str) -> Result<ObjectInfo, String> {
         self.lookup("nodes", None, name)
+    }
+}
+
+/// Bootstrap token Secrets from the watch cache, as upstream's bootstrap authenticator reads
+/// its Secret lister.
+impl sa_bootstrap::BootstrapSecretGetter for CacheTokenGetter {
+    fn bootstrap_secret(&self, name: &str) -> Option<sa_bootstrap::BootstrapSecret> {
+        let entry = self.registry.get("", "v1", "secrets")?;
+        let key = entry.key(Some(sa_bootstrap::NAMESPACE), name).ok()?;
+        let v = self.cache.get(&entry.prefix, &key)?.value();
+        let data = v
+            .get("data")
+            .and_then(Value::as_object)
+            .map(|d| {
+                d.iter()
+                    .filter_map(|(k, b)| {
+                        let bytes = base64::engine::general_purpose::STANDARD
+                            .decode(b.as_str()?)
+                            .ok()?;
+                        Some((k.clone(), bytes))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(sa_bootstrap::BootstrapSecret {
+            type_: v
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            data,
+            deleting: v.pointer("/metadata/deletionTimestamp").is_some(),
+        })
     }
 }
 

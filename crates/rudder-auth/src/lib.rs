@@ -12,6 +12,7 @@
 
 mod authn;
 mod authz;
+pub mod bootstrap;
 mod csv;
 pub mod serviceaccount;
 mod tokenfile;

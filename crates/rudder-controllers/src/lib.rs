@@ -2,6 +2,7 @@
 //! reconciler over shared informers and a rate-limited work queue, talking to the cluster only
 //! through a `kube::Client`.
 
+pub mod certificates;
 pub mod controller;
 pub mod cronjob;
 pub mod daemonset;
@@ -33,6 +34,7 @@ pub mod rootcacertpublisher;
 pub mod serviceaccount;
 pub mod statefulset;
 pub mod tainteviction;
+pub mod tokencleaner;
 pub mod tokens;
 pub mod ttlafterfinished;
 pub mod volumeprotection;

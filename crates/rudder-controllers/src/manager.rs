@@ -38,6 +38,8 @@ pub struct Options {
     pub cluster_cidr: String,
     /// `--node-cidr-mask-size`.
     pub node_cidr_mask_size: u8,
+    /// `--cluster-signing-duration`: the lifetime of certificates csrsigning issues.
+    pub cluster_signing_duration: std::time::Duration,
 }
 
 impl Default for Options {
@@ -52,6 +54,7 @@ impl Default for Options {
             allocate_node_cidrs: true,
             cluster_cidr: "10.42.0.0/16".into(),
             node_cidr_mask_size: 24,
+            cluster_signing_duration: std::time::Duration::from_secs(365 * 24 * 3600),
         }
     }
 }
@@ -64,6 +67,9 @@ impl Default for Options {
 pub struct Credentials {
     pub root_ca: Option<String>,
     pub token_generator: Option<Arc<rudder_auth::serviceaccount::TokenGenerator>>,
+    /// The CA the csrsigning controller issues certificates with (`--cluster-signing-cert-file`
+    /// and `--cluster-signing-key-file`; the controller is off without it).
+    pub cluster_signer: Option<Arc<rudder_pki::CsrSigner>>,
 }
 
 pub type StartFn = fn(&Context, &mut tokio::task::JoinSet<()>);
@@ -218,6 +224,31 @@ pub fn descriptors() -> Vec<Descriptor> {
             aliases: &["resourcequota"],
             enabled_by_default: true,
             start: crate::resourcequota::start,
+        },
+        Descriptor {
+            name: "certificatesigningrequest-signing-controller",
+            aliases: &["csrsigning"],
+            enabled_by_default: true,
+            start: crate::certificates::signer::start,
+        },
+        Descriptor {
+            name: "certificatesigningrequest-approving-controller",
+            aliases: &["csrapproving"],
+            enabled_by_default: true,
+            start: crate::certificates::approver::start,
+        },
+        Descriptor {
+            name: "certificatesigningrequest-cleaner-controller",
+            aliases: &["csrcleaner"],
+            enabled_by_default: true,
+            start: crate::certificates::cleaner::start,
+        },
+        // Off by default upstream (kubeadm and k3s turn it on): deletes expired bootstrap tokens.
+        Descriptor {
+            name: "token-cleaner-controller",
+            aliases: &["tokencleaner"],
+            enabled_by_default: false,
+            start: crate::tokencleaner::start,
         },
         Descriptor {
             name: "node-ipam-controller",

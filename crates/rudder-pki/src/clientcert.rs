@@ -17,9 +17,9 @@ use crate::fsutil::random_bytes;
 // Object identifier contents (the bytes after the 0x06 tag and length).
 const OID_COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
 const OID_ORGANIZATION: &[u8] = &[0x55, 0x04, 0x0a];
-const OID_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
-const OID_BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
-const OID_EXT_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x25];
+pub(crate) const OID_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
+pub(crate) const OID_BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
+pub(crate) const OID_EXT_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x25];
 const OID_AUTHORITY_KEY_ID: &[u8] = &[0x55, 0x1d, 0x23];
 const OID_CLIENT_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
 const OID_ECDSA_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
@@ -58,13 +58,7 @@ pub(crate) fn issue(ca: &CaSigner<'_>, req: &ClientCertRequest<'_>) -> Result<(V
             req.groups
         )));
     }
-    let sig_alg = signature_algorithm(ca.key)?;
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-
-    // RFC 5280: a positive integer of at most 20 octets; 16 random ones make collisions moot.
-    let mut serial = random_bytes::<16>()?;
-    serial[0] &= 0x7f;
-    serial[0] |= 0x01; // never a leading zero octet, so the encoding is exactly 16 bytes
 
     let mut subject_rdns = Vec::new();
     // Go's pkix.Name order: O before CN.
@@ -83,6 +77,31 @@ pub(crate) fn issue(ca: &CaSigner<'_>, req: &ClientCertRequest<'_>) -> Result<(V
         false,
         &tlv(0x30, &tlv(0x06, OID_CLIENT_AUTH)),
     ));
+    let cert = sign_certificate(
+        ca,
+        &tlv(0x30, &subject_rdns),
+        &key.subject_public_key_info(),
+        (req.not_before, req.not_after),
+        extensions,
+    )?;
+    Ok((cert, key))
+}
+
+/// Signs a v3 certificate for `subject` (a DER `Name`) and `spki` (a DER
+/// SubjectPublicKeyInfo) with a fresh serial; the CA's authority key id is appended to
+/// `extensions` (each a DER `Extension`). Returns the certificate's DER.
+pub(crate) fn sign_certificate(
+    ca: &CaSigner<'_>,
+    subject: &[u8],
+    spki: &[u8],
+    (not_before, not_after): (OffsetDateTime, OffsetDateTime),
+    mut extensions: Vec<u8>,
+) -> Result<Vec<u8>> {
+    let sig_alg = signature_algorithm(ca.key)?;
+    // RFC 5280: a positive integer of at most 20 octets; 16 random ones make collisions moot.
+    let mut serial = random_bytes::<16>()?;
+    serial[0] &= 0x7f;
+    serial[0] |= 0x01; // never a leading zero octet, so the encoding is exactly 16 bytes
     if let Some(id) = ca.key_id {
         extensions.extend(extension(
             OID_AUTHORITY_KEY_ID,
@@ -90,7 +109,6 @@ pub(crate) fn issue(ca: &CaSigner<'_>, req: &ClientCertRequest<'_>) -> Result<(V
             &tlv(0x30, &tlv(0x80, id)),
         ));
     }
-
     let tbs = tlv(
         0x30,
         &[
@@ -98,12 +116,9 @@ pub(crate) fn issue(ca: &CaSigner<'_>, req: &ClientCertRequest<'_>) -> Result<(V
             tlv(0x02, &serial),
             sig_alg.clone(),
             ca.subject_der.to_vec(),
-            tlv(
-                0x30,
-                &[der_time(req.not_before), der_time(req.not_after)].concat(),
-            ),
-            tlv(0x30, &subject_rdns),
-            key.subject_public_key_info(),
+            tlv(0x30, &[der_time(not_before), der_time(not_after)].concat()),
+            subject.to_vec(),
+            spki.to_vec(),
             tlv(0xa3, &tlv(0x30, &extensions)),
         ]
         .concat(),
@@ -112,8 +127,7 @@ pub(crate) fn issue(ca: &CaSigner<'_>, req: &ClientCertRequest<'_>) -> Result<(V
     let mut bits = Vec::with_capacity(signature.len() + 1);
     bits.push(0); // no unused bits
     bits.extend_from_slice(&signature);
-    let cert = tlv(0x30, &[tbs, sig_alg, tlv(0x03, &bits)].concat());
-    Ok((cert, key))
+    Ok(tlv(0x30, &[tbs, sig_alg, tlv(0x03, &bits)].concat()))
 }
 
 /// The AlgorithmIdentifier for signatures made by `key`.
@@ -148,7 +162,7 @@ fn rdn(oid: &[u8], value: &str) -> Vec<u8> {
     )
 }
 
-fn extension(oid: &[u8], critical: bool, value: &[u8]) -> Vec<u8> {
+pub(crate) fn extension(oid: &[u8], critical: bool, value: &[u8]) -> Vec<u8> {
     let mut content = tlv(0x06, oid);
     if critical {
         content.extend_from_slice(&[0x01, 0x01, 0xff]);
@@ -178,7 +192,7 @@ fn der_time(t: OffsetDateTime) -> Vec<u8> {
 }
 
 /// A DER tag-length-value with the definite length form.
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let len = content.len();
     let mut out = Vec::with_capacity(len + 6);
     out.push(tag);

@@ -217,6 +217,11 @@ impl ClusterPki {
         Arc::clone(&self.server_config)
     }
 
+    /// The CA as the csrsigning controller's signer.
+    pub fn csr_signer(&self) -> Result<crate::CsrSigner> {
+        crate::CsrSigner::from_pem(&self.ca_pem, &self.ca_key.serialize_pem())
+    }
+
     /// Issues a client certificate signed by the cluster CA, with `CN=user` and one `O` per
     /// group (Kubernetes' convention), for components' kubeconfigs and for tests. Returns
     /// `(certificate PEM, private key PEM)`; nothing is written to disk.
@@ -455,7 +460,7 @@ fn random_serial() -> Result<SerialNumber> {
     Ok(SerialNumber::from_slice(&serial))
 }
 
-fn pem_encode(label: &str, der: &[u8]) -> String {
+pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = format!("-----BEGIN {label}-----\n");
     for chunk in b64.as_bytes().chunks(64) {

@@ -12,6 +12,7 @@
 
 mod clientcert;
 mod cluster;
+mod csrsign;
 mod error;
 mod fsutil;
 mod kubeconfig;
@@ -23,8 +24,10 @@ pub use cluster::{
     ClusterPki, PkiOptions, CA_CERT_FILE, CA_KEY_FILE, SERVING_CERT_FILE, SERVING_KEY_FILE,
     TOKEN_FILE_NAME,
 };
+pub use csrsign::{key_usages, CsrSigner};
 pub use error::{PkiError, Result};
 pub use kubeconfig::{kubeconfig_yaml, write_kubeconfig, KubeconfigSpec};
 pub use sans::{wanted_sans, San, DEFAULT_KUBERNETES_SERVICE_IP};
 pub use servicekey::SERVICE_KEY_FILE;
+pub use time::OffsetDateTime;
 pub use token::{ADMIN_GROUP, ADMIN_UID, ADMIN_USER};

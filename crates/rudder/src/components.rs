@@ -186,6 +186,9 @@ pub struct ControllerFlags {
     /// Prefix length of each node's podCIDR (`--node-cidr-mask-size`).
     #[arg(long, default_value_t = 24)]
     pub node_cidr_mask_size: u8,
+    /// Lifetime of the certificates csrsigning issues (`--cluster-signing-duration`).
+    #[arg(long, default_value = "8760h", value_parser = go_duration)]
+    pub cluster_signing_duration: std::time::Duration,
 }
 
 fn go_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -204,6 +207,7 @@ impl ControllerFlags {
             allocate_node_cidrs: self.allocate_node_cidrs,
             cluster_cidr: self.cluster_cidr.clone(),
             node_cidr_mask_size: self.node_cidr_mask_size,
+            cluster_signing_duration: self.cluster_signing_duration,
         })
     }
 }
@@ -308,5 +312,6 @@ pub fn controller_credentials(
     Ok(rudder_controllers::manager::Credentials {
         root_ca,
         token_generator,
+        cluster_signer: None,
     })
 }

@@ -36,6 +36,13 @@ pub struct ControllerManagerArgs {
     /// controller does not run (as upstream).
     #[arg(long)]
     pub service_account_private_key_file: Option<PathBuf>,
+    /// PEM CA certificate csrsigning issues certificates with (with
+    /// --cluster-signing-key-file; without both the controller does not run, as upstream).
+    #[arg(long, requires = "cluster_signing_key_file")]
+    pub cluster_signing_cert_file: Option<PathBuf>,
+    /// PEM private key of --cluster-signing-cert-file.
+    #[arg(long, requires = "cluster_signing_cert_file")]
+    pub cluster_signing_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub flags: crate::components::ControllerFlags,
 }
@@ -90,7 +97,19 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
         })?),
         None => None,
     };
-    let credentials = crate::components::controller_credentials(root_ca, key_pem.as_deref())?;
+    let mut credentials = crate::components::controller_credentials(root_ca, key_pem.as_deref())?;
+    if let (Some(cert), Some(key)) = (
+        &args.cluster_signing_cert_file,
+        &args.cluster_signing_key_file,
+    ) {
+        let read = |p: &PathBuf| {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+        };
+        credentials.cluster_signer = Some(Arc::new(
+            rudder_pki::CsrSigner::from_pem(&read(cert)?, &read(key)?)
+                .context("--cluster-signing-cert-file/--cluster-signing-key-file")?,
+        ));
+    }
     let metrics = Arc::new(rudder_controllers::QueueMetrics::default());
     let leader = rudder_component::LeaderMetrics::default();
     if args.health_port != 0 {

@@ -3,6 +3,7 @@
 mod bench;
 mod components;
 mod controllers_cmd;
+mod join;
 mod scheduler_cmd;
 mod server;
 mod sim_cmd;

@@ -52,8 +52,9 @@ pub struct ServerArgs {
     #[arg(long)]
     pub disable_controllers: bool,
     /// Controllers to run, as upstream's `--controllers`: `*` for every controller on by
-    /// default, `name` to enable one, `-name` to disable one.
-    #[arg(long, value_delimiter = ',', default_value = "*")]
+    /// default, `name` to enable one, `-name` to disable one. As k3s, the server also runs
+    /// `tokencleaner`, which upstream leaves off.
+    #[arg(long, value_delimiter = ',', default_value = "*,tokencleaner")]
     pub controllers: Vec<String>,
     /// Most endpoints in one EndpointSlice the endpointslice controller writes (upstream's
     /// `--max-endpoints-per-slice`).
@@ -159,6 +160,15 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
                 .with_context(|| format!("reading --token-auth-file {}", path.display()))?,
         );
     }
+    // Bootstrap tokens (`kube-system/bootstrap-token-<id>` Secrets), which joining agents
+    // present to ask for their node certificate; upstream's `--enable-bootstrap-token-auth`,
+    // always on as in k3s.
+    authn.push(rudder_auth::bootstrap::BootstrapTokenAuthenticator::new(
+        Arc::new(rudder_apiserver::tokens::CacheTokenGetter {
+            cache: cache.clone(),
+            registry: registry.clone(),
+        }),
+    ));
     let advertise = match args.bind_address {
         ip if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
         ip => ip,
@@ -348,7 +358,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("listening on {addr}"))?;
-    let router = server.router();
+    let router = crate::join::cacerts_route(server.router(), pki.ca_pem().to_string());
     let tls = pki.server_tls_config();
     // On SIGINT/SIGTERM the in-process components stop first (releasing their leases through
     // the still-serving API), then the API server.
@@ -366,6 +376,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     ));
 
     bootstrap(&server).await?;
+    let token_file = crate::join::ensure_join_token(&server, &data_dir, &pki.ca_hash()).await?;
     server.ready.store(true, Ordering::Release);
 
     rudder_controllers::manager::validate(&args.controllers)
@@ -376,14 +387,20 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let controller_options = args.controller_flags.options()?;
     let mut components = Vec::new();
     if !args.disable_controllers {
+        let mut credentials = crate::components::controller_credentials(
+            Some(pki.ca_pem().to_string()),
+            Some(&service_account_key_pem),
+        )?;
+        // csrsigning signs with the cluster CA, as k3s hands kube-controller-manager its
+        // --cluster-signing-* files.
+        credentials.cluster_signer = Some(Arc::new(
+            pki.csr_signer().context("loading the cluster signing CA")?,
+        ));
         components.push(crate::components::start_in_process_controllers(
             &server,
             router.clone(),
             args.controllers.clone(),
-            crate::components::controller_credentials(
-                Some(pki.ca_pem().to_string()),
-                Some(&service_account_key_pem),
-            )?,
+            credentials,
             controller_options,
             stopped(stop_rx.clone()),
         ));
@@ -419,6 +436,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         "Rudder is ready. Admin kubeconfig: {} (try: KUBECONFIG={} kubectl get ns)",
         kubeconfig.display(),
         kubeconfig.display()
+    );
+    tracing::info!(path = %token_file.display(), "node join token written");
+    eprintln!(
+        "Join token for agents: {} (rudder agent --server https://<this host>:{} --token \"$(cat {})\")",
+        token_file.display(),
+        args.https_listen_port,
+        token_file.display()
     );
     serving.await.context("API server task failed")?;
     tracing::info!("rudder server stopped");

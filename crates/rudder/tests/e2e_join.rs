@@ -1,0 +1,370 @@
+//! End to end: how a node joins, on both store backends — the join token the server writes
+//! (k3s's `K10<CA hash>::<bootstrap token>` in `<data-dir>/token`, mode 0600), `/cacerts`
+//! served without credentials, bootstrap-token authentication, a kubelet client CSR created
+//! with the bootstrap token auto-approved by csrapproving and issued by csrsigning, the issued
+//! certificate authenticating as `system:node:<name>`, `kubectl certificate approve|deny`, and
+//! token-cleaner deleting an expired token.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt as _;
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use support::{wait_for, Backend, Cluster};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+const UNAUTHORIZED: &str = "error: You must be logged in to the server (Unauthorized)";
+
+/// A PKCS#10 request for `cn` in `orgs`; returns (CSR PEM, key PEM).
+fn request(cn: &str, orgs: &[&str]) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    for o in orgs {
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, *o);
+    }
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
+    (pem, key.serialize_pem())
+}
+
+fn csr(name: &str, pem: &str, signer: &str, usages: &[&str]) -> String {
+    json!({
+        "apiVersion": "certificates.k8s.io/v1",
+        "kind": "CertificateSigningRequest",
+        "metadata": {"name": name},
+        "spec": {"request": B64.encode(pem), "signerName": signer, "usages": usages},
+    })
+    .to_string()
+}
+
+/// `kubectl get csr NAME` as a table: (REQUESTOR, CONDITION).
+fn csr_row(c: &Cluster, name: &str) -> (String, String) {
+    let out = c.ok(&["get", "csr", name, "--no-headers"]);
+    let cols: Vec<&str> = out.split_whitespace().collect();
+    // NAME AGE SIGNERNAME REQUESTOR REQUESTEDDURATION CONDITION
+    (cols[3].to_string(), cols[cols.len() - 1].to_string())
+}
+
+fn csr_json(c: &Cluster, name: &str) -> Value {
+    serde_json::from_str(&c.ok(&["get", "csr", name, "-o", "json"])).unwrap()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(data)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+fn join(b: Backend) {
+    let c = Cluster::start(b);
+    let data = c.dir.path().join("data");
+
+    // The join token: K10<sha256 of the CA bundle>::<id>.<secret>, private to the server.
+    let token_path = data.join("token");
+    let meta = std::fs::metadata(&token_path).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let join_token = std::fs::read_to_string(&token_path)
+        .unwrap()
+        .trim()
+        .to_string();
+    let (hash, bootstrap) = join_token
+        .strip_prefix("K10")
+        .and_then(|t| t.split_once("::"))
+        .expect("K10<hash>::<token>");
+    let (id, secret) = bootstrap.split_once('.').unwrap();
+    assert_eq!((id.len(), secret.len()), (6, 16), "{bootstrap}");
+    assert!(c.server_log().contains(&token_path.display().to_string()));
+
+    // /cacerts needs no credentials and is what the hash pins.
+    let ca = std::fs::read(data.join("server/tls/ca.crt")).unwrap();
+    let out = c.curl(&["-i", &format!("{}/cacerts", c.url())]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/2 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    assert!(
+        head.to_lowercase().contains("content-type: text/plain"),
+        "{head}"
+    );
+    assert_eq!(body.as_bytes(), &ca[..]);
+    assert_eq!(sha256_hex(&ca), hash);
+
+    // Its bootstrap token Secret, as kubeadm's.
+    let s: Value = serde_json::from_str(&c.ok(&[
+        "get",
+        "secret",
+        "-n",
+        "kube-system",
+        &format!("bootstrap-token-{id}"),
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(s["type"], "bootstrap.kubernetes.io/token");
+    let field =
+        |k: &str| String::from_utf8(B64.decode(s["data"][k].as_str().unwrap()).unwrap()).unwrap();
+    assert_eq!(field("token-id"), id);
+    assert_eq!(field("token-secret"), secret);
+    assert_eq!(field("usage-bootstrap-authentication"), "true");
+    assert_eq!(
+        field("auth-extra-groups"),
+        "system:bootstrappers:rudder:default-node-token"
+    );
+
+    // A wrong token is refused (401), as is a well-formed one with no Secret.
+    let tok = |t: &str| format!("--token={t}");
+    for bad in [
+        format!("{id}.0000000000000000"),
+        "zzzzzz.0123456789abcdef".into(),
+    ] {
+        let r = c.kubectl(&[&tok(&bad), "get", "csr"]);
+        assert_eq!(r.stderr.trim(), UNAUTHORIZED, "{bad}");
+    }
+
+    // The agent's request, made with the bootstrap token: approved and issued by the
+    // controllers, and readable as upstream's kubectl shows it.
+    let (pem, key_pem) = request("system:node:joiner", &["system:nodes"]);
+    let body = csr(
+        "node-csr-joiner",
+        &pem,
+        "kubernetes.io/kube-apiserver-client-kubelet",
+        &["digital signature", "client auth"],
+    );
+    let r = c.kubectl_stdin(&[&tok(bootstrap), "create", "-f", "-"], &body);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    wait_for("the node CSR to be approved and issued", || {
+        (csr_row(&c, "node-csr-joiner").1 == "Approved,Issued").then_some(())
+    });
+    assert_eq!(
+        csr_row(&c, "node-csr-joiner").0,
+        format!("system:bootstrap:{id}")
+    );
+    let got = csr_json(&c, "node-csr-joiner");
+    assert_eq!(
+        got["spec"]["groups"],
+        json!([
+            "system:bootstrappers",
+            "system:bootstrappers:rudder:default-node-token",
+            "system:authenticated"
+        ])
+    );
+    let cond = &got["status"]["conditions"][0];
+    assert_eq!(cond["type"], "Approved");
+    assert_eq!(cond["reason"], "AutoApproved");
+    assert_eq!(
+        cond["message"],
+        "Auto approving kubelet client certificate after SubjectAccessReview."
+    );
+    let cert = B64
+        .decode(got["status"]["certificate"].as_str().unwrap())
+        .unwrap();
+
+    // The issued certificate authenticates as the node: a CSR records its creator.
+    let dir = c.dir.path();
+    std::fs::write(dir.join("node.crt"), &cert).unwrap();
+    std::fs::write(dir.join("node.key"), &key_pem).unwrap();
+    let kubeconfig = dir.join("node.kubeconfig");
+    let node = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(support::kubectl_bin());
+        cmd.env("KUBECONFIG", &kubeconfig).args(args);
+        cmd
+    };
+    let ca_path = data.join("server/tls/ca.crt");
+    assert!(node(&[
+        "config",
+        "set-cluster",
+        "c",
+        "--server",
+        &c.url(),
+        "--certificate-authority",
+        ca_path.to_str().unwrap(),
+    ])
+    .status()
+    .unwrap()
+    .success());
+    let crt = dir.join("node.crt");
+    let key = dir.join("node.key");
+    assert!(node(&[
+        "config",
+        "set-credentials",
+        "n",
+        "--client-certificate",
+        crt.to_str().unwrap(),
+        "--client-key",
+        key.to_str().unwrap(),
+    ])
+    .status()
+    .unwrap()
+    .success());
+    assert!(node(&[
+        "config",
+        "set-context",
+        "n",
+        "--cluster",
+        "c",
+        "--user",
+        "n"
+    ])
+    .status()
+    .unwrap()
+    .success());
+    assert!(node(&["config", "use-context", "n"])
+        .status()
+        .unwrap()
+        .success());
+    let (renewal, _) = request("system:node:joiner", &["system:nodes"]);
+    let out = node(&["create", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(
+                csr(
+                    "node-csr-renewal",
+                    &renewal,
+                    "kubernetes.io/kube-apiserver-client-kubelet",
+                    &["digital signature", "client auth"],
+                )
+                .as_bytes(),
+            )?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let renewed = csr_json(&c, "node-csr-renewal");
+    assert_eq!(renewed["spec"]["username"], "system:node:joiner");
+    assert_eq!(
+        renewed["spec"]["groups"],
+        json!(["system:nodes", "system:authenticated"])
+    );
+    // …and its renewal is recognized as the node's own (selfnodeclient).
+    wait_for("the renewal to be approved", || {
+        let v = csr_json(&c, "node-csr-renewal");
+        v["status"]["conditions"][0]["message"].as_str().map(|m| {
+            assert_eq!(
+                m,
+                "Auto approving self kubelet client certificate after SubjectAccessReview."
+            )
+        })
+    });
+
+    // A request no controller approves: approved and denied by hand.
+    let (pem, _) = request("alice", &["devs"]);
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        &csr(
+            "alice",
+            &pem,
+            "kubernetes.io/kube-apiserver-client",
+            &["client auth"],
+        ),
+    );
+    let (pem, _) = request("mallory", &["devs"]);
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        &csr(
+            "mallory",
+            &pem,
+            "kubernetes.io/kube-apiserver-client",
+            &["client auth"],
+        ),
+    );
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(csr_row(&c, "alice").1, "Pending");
+    assert_eq!(
+        c.ok(&["certificate", "approve", "alice"]).trim(),
+        "certificatesigningrequest.certificates.k8s.io/alice approved"
+    );
+    wait_for("alice's certificate", || {
+        (csr_row(&c, "alice").1 == "Approved,Issued").then_some(())
+    });
+    assert_eq!(
+        c.ok(&["certificate", "deny", "mallory"]).trim(),
+        "certificatesigningrequest.certificates.k8s.io/mallory denied"
+    );
+    assert_eq!(csr_row(&c, "mallory").1, "Denied");
+    let m = csr_json(&c, "mallory");
+    assert_eq!(m["status"]["conditions"][0]["reason"], "KubectlDeny");
+    assert!(m["status"].get("certificate").is_none());
+
+    // A kubelet client request the signer rejects (a DNS name) fails with upstream's reason.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["n.example".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "system:nodes");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "system:node:bad");
+    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        &csr(
+            "bad",
+            &pem,
+            "kubernetes.io/kube-apiserver-client-kubelet",
+            &["digital signature", "client auth"],
+        ),
+    );
+    c.ok(&["certificate", "approve", "bad"]);
+    wait_for("the signer to fail the request", || {
+        let v = csr_json(&c, "bad");
+        let conds = v["status"]["conditions"].as_array()?.clone();
+        conds.iter().find(|c| c["type"] == "Failed").map(|f| {
+            assert_eq!(f["reason"], "SignerValidationFailure");
+            assert_eq!(f["message"], "DNS subjectAltNames are not allowed");
+        })
+    });
+    assert_eq!(csr_row(&c, "bad").1, "Approved,Failed");
+
+    // token-cleaner deletes an expired bootstrap token.
+    let expired = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "bootstrap-token-abcdef", "namespace": "kube-system"},
+        "type": "bootstrap.kubernetes.io/token",
+        "stringData": {"token-id": "abcdef", "token-secret": "0123456789abcdef",
+            "usage-bootstrap-authentication": "true", "expiration": "2020-01-01T00:00:00Z"},
+    });
+    c.ok_stdin(&["create", "-f", "-"], &expired.to_string());
+    let r = c.kubectl(&["--token=abcdef.0123456789abcdef", "get", "ns"]);
+    assert_eq!(
+        r.stderr.trim(),
+        UNAUTHORIZED,
+        "an expired token does not authenticate"
+    );
+    wait_for("token-cleaner to delete the expired token", || {
+        (c.kubectl(&[
+            "get",
+            "secret",
+            "-n",
+            "kube-system",
+            "bootstrap-token-abcdef",
+        ])
+        .code
+            != 0)
+            .then_some(())
+    });
+}
+
+on_both_backends!(join);
