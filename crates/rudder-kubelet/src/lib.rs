@@ -2,6 +2,7 @@
 //! it through CRI (containerd), reporting their status as upstream's kubelet does. An API client
 //! only: it reaches the cluster through a `kube::Client` under the identity `system:node:<name>`.
 
+pub mod bootstrap;
 pub mod config;
 pub mod cri;
 pub mod eviction;

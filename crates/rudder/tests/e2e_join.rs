@@ -367,4 +367,111 @@ fn join(b: Backend) {
     });
 }
 
-on_both_backends!(join);
+fn join_token(c: &Cluster) -> String {
+    std::fs::read_to_string(c.dir.path().join("data/token"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// `rudder_kubelet::bootstrap::bootstrap`, the agent's side, against a real server: it verifies
+/// the CA against the token, gets a certificate issued, writes a kubeconfig that authenticates
+/// as the node, reuses it next time, and reports a wrong token, a wrong CA hash and a denial
+/// as a person can act on them.
+fn agent_bootstrap(b: Backend) {
+    use rudder_kubelet::bootstrap::bootstrap;
+    let c = Cluster::start(b);
+    let token = join_token(&c);
+    let agent = c.dir.path().join("agent");
+    let kubeconfig = run(bootstrap(&c.url(), &token, "joiner", &agent)).unwrap();
+    assert_eq!(kubeconfig, agent.join("kubelet.kubeconfig"));
+    let mode = std::fs::metadata(&kubeconfig).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(
+        std::fs::read(agent.join("server-ca.crt")).unwrap(),
+        std::fs::read(c.dir.path().join("data/server/tls/ca.crt")).unwrap()
+    );
+    let csrs = || c.ok(&["get", "csr", "-o", "name"]).lines().count();
+    assert_eq!(csrs(), 1);
+    let name = c.ok(&["get", "csr", "-o", "jsonpath={.items[0].metadata.name}"]);
+    assert!(name.starts_with("node-csr-"), "{name}");
+    assert_eq!(csr_row(&c, &name).1, "Approved,Issued");
+
+    // The kubeconfig is the node's: a CSR made with it records system:node:joiner.
+    let (pem, _) = request("system:node:joiner", &["system:nodes"]);
+    let body = csr(
+        "as-node",
+        &pem,
+        "kubernetes.io/kube-apiserver-client-kubelet",
+        &["digital signature", "client auth"],
+    );
+    let kc = format!("--kubeconfig={}", kubeconfig.display());
+    let out = c.kubectl_stdin(&[&kc, "create", "-f", "-"], &body);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        csr_json(&c, "as-node")["spec"]["username"],
+        "system:node:joiner"
+    );
+
+    // A second start reuses the certificate: no new request.
+    let before = csrs();
+    run(bootstrap(&c.url(), &token, "joiner", &agent)).unwrap();
+    assert_eq!(csrs(), before);
+
+    let elsewhere = c.dir.path().join("agent2");
+    let (hash, bt) = token.strip_prefix("K10").unwrap().split_once("::").unwrap();
+    let wrong_hash = format!("K10{}::{bt}", "0".repeat(64));
+    let e = run(bootstrap(&c.url(), &wrong_hash, "n2", &elsewhere)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "the CA certificate served by {} has hash {hash}, but the join token expects {}: \
+             this is not the server the token belongs to",
+            c.url(),
+            "0".repeat(64)
+        )
+    );
+    let wrong_token = format!("K10{hash}::abcdef.0123456789abcdef");
+    let e = run(bootstrap(&c.url(), &wrong_token, "n2", &elsewhere)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("the join token was refused by {}", c.url())
+    );
+    assert!(!elsewhere.join("kubelet.kubeconfig").exists());
+}
+
+/// Without csrapproving, a request an admin denies ends the bootstrap with the denial.
+fn agent_bootstrap_denied(b: Backend) {
+    let c = Cluster::start_with(b, &["--controllers=*,-csrapproving"]);
+    let token = join_token(&c);
+    let agent = c.dir.path().join("agent");
+    let url = c.url();
+    let waiter = std::thread::spawn(move || {
+        run(rudder_kubelet::bootstrap::bootstrap(
+            &url, &token, "denied", &agent,
+        ))
+    });
+    let name = wait_for("the agent's CSR", || {
+        let n = c.ok(&["get", "csr", "-o", "jsonpath={.items[*].metadata.name}"]);
+        (!n.trim().is_empty()).then(|| n.trim().to_string())
+    });
+    c.ok(&["certificate", "deny", &name]);
+    let e = waiter.join().unwrap().unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "the node certificate request {name} was denied: \
+             This CSR was denied by kubectl certificate deny. (KubectlDeny)"
+        )
+    );
+}
+
+on_both_backends!(join, agent_bootstrap, agent_bootstrap_denied);

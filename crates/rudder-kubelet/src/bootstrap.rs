@@ -1,0 +1,510 @@
+//! Kubelet TLS bootstrap (upstream's `pkg/kubelet/certificate/bootstrap`, with k3s's join
+//! token): an agent holding only the server URL and the join token
+//! `K10<sha256 of the CA bundle>::<id>.<secret>` fetches the CA from `/cacerts` without
+//! trusting it, checks it against the token's hash, then asks for a node client certificate
+//! with a CertificateSigningRequest made as the bootstrap token, waits for the controllers to
+//! approve and issue it, and writes `kubelet.kubeconfig` for `system:node:<name>`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use k8s_openapi::api::certificates::v1::{
+    CertificateSigningRequest, CertificateSigningRequestSpec,
+};
+use k8s_openapi::ByteString;
+use kube::api::{Api, ObjectMeta, PostParams};
+use rudder_auth::bootstrap::JoinToken;
+
+/// The kubeconfig the agent's certificate is written to, under the agent directory.
+pub const KUBECONFIG_FILE: &str = "kubelet.kubeconfig";
+/// The server's CA, as fetched and verified.
+pub const SERVER_CA_FILE: &str = "server-ca.crt";
+/// `certificatesv1.KubeAPIServerClientKubeletSignerName`.
+const SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
+/// The kubelet's usages for a non-RSA key (an RSA key adds key encipherment).
+const USAGES: [&str; 2] = ["digital signature", "client auth"];
+/// A certificate with less than this share of its life left is replaced, as the kubelet's
+/// certificate manager rotates at 70–90 % of the validity.
+const RENEW_FRACTION: f64 = 0.2;
+/// How long to wait for approval and issuance.
+const ISSUE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("invalid join token: {0}")]
+    InvalidToken(String),
+    #[error("the join token was refused by {0}")]
+    TokenRefused(String),
+    #[error(
+        "the CA certificate served by {server} has hash {actual}, but the join token expects {expected}: \
+         this is not the server the token belongs to"
+    )]
+    CaHashMismatch {
+        server: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("fetching {url}: {message}")]
+    FetchCa { url: String, message: String },
+    #[error("the node certificate request {name} was denied: {message}")]
+    Denied { name: String, message: String },
+    #[error("the node certificate request {name} failed: {message}")]
+    Failed { name: String, message: String },
+    #[error("timed out after {0:?} waiting for the node certificate request {1} to be approved and issued")]
+    Timeout(Duration, String),
+    #[error("{0}")]
+    Certificate(String),
+    #[error("talking to {server}: {source}")]
+    Api {
+        server: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Returns the kubeconfig of `system:node:<node_name>` under `agent_dir`, obtaining a client
+/// certificate with the join token unless the one there still has more than a fifth of its
+/// life left.
+pub async fn bootstrap(
+    server: &str,
+    token: &str,
+    node_name: &str,
+    agent_dir: &Path,
+) -> Result<PathBuf, BootstrapError> {
+    let kubeconfig = agent_dir.join(KUBECONFIG_FILE);
+    if let Some(left) = reusable(&kubeconfig, jiff::Timestamp::now().as_second()) {
+        tracing::info!(path = %kubeconfig.display(), days_left = left / 86_400, "using the existing node client certificate");
+        return Ok(kubeconfig);
+    }
+    let join = JoinToken::parse(token).map_err(BootstrapError::InvalidToken)?;
+    let server = server.trim_end_matches('/');
+    let ca_pem = fetch_ca(server).await?;
+    let actual = sha256_hex(ca_pem.as_bytes());
+    match &join.ca_hash {
+        Some(expected) if *expected != actual => {
+            return Err(BootstrapError::CaHashMismatch {
+                server: server.to_string(),
+                expected: expected.clone(),
+                actual,
+            })
+        }
+        Some(_) => {}
+        None => tracing::warn!(
+            server,
+            ca_hash = %actual,
+            "the join token carries no CA hash: trusting the server's CA on first use"
+        ),
+    }
+
+    let client = client(
+        &rudder_pki::KubeconfigSpec::new(server, ca_pem.clone()).with_token(join.token.clone()),
+    )
+    .await?;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| BootstrapError::Certificate(format!("generating a key: {e}")))?;
+    let common_name = format!("system:node:{node_name}");
+    let request = certificate_request(&key, &common_name)?;
+    let name = digested_name(&key, &common_name, &["system:nodes"], &USAGES);
+    let api: Api<CertificateSigningRequest> = Api::all(client);
+    let csr = CertificateSigningRequest {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            ..Default::default()
+        },
+        spec: CertificateSigningRequestSpec {
+            request: ByteString(request.into_bytes()),
+            signer_name: SIGNER.into(),
+            usages: Some(USAGES.iter().map(|u| u.to_string()).collect()),
+            ..Default::default()
+        },
+        status: None,
+    };
+    let api_error = |source: kube::Error| match &source {
+        kube::Error::Api(s) if s.code == 401 => BootstrapError::TokenRefused(server.to_string()),
+        _ => BootstrapError::Api {
+            server: server.to_string(),
+            source,
+        },
+    };
+    match api.create(&PostParams::default(), &csr).await {
+        Ok(_) => {}
+        // The same key, subject and usages: a request made before a restart.
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => return Err(api_error(e)),
+    }
+    tracing::info!(csr = %name, node = node_name, "requested a node client certificate; waiting for approval");
+    let done = |c: Option<&CertificateSigningRequest>| {
+        c.is_some_and(|c| {
+            certificate(c).is_some()
+                || verdict(c, "Denied").is_some()
+                || verdict(c, "Failed").is_some()
+        })
+    };
+    let issued = tokio::time::timeout(
+        ISSUE_TIMEOUT,
+        kube::runtime::wait::await_condition(api, &name, done),
+    )
+    .await
+    .map_err(|_| BootstrapError::Timeout(ISSUE_TIMEOUT, name.clone()))?
+    .map_err(|e| BootstrapError::Certificate(format!("watching {name}: {e}")))?
+    .ok_or_else(|| BootstrapError::Certificate(format!("{name} was deleted")))?;
+    if let Some(message) = verdict(&issued, "Denied") {
+        return Err(BootstrapError::Denied { name, message });
+    }
+    if let Some(message) = verdict(&issued, "Failed") {
+        return Err(BootstrapError::Failed { name, message });
+    }
+    let cert_pem = certificate(&issued)
+        .ok_or_else(|| BootstrapError::Certificate(format!("{name} has no certificate")))?;
+
+    let ca_path = agent_dir.join(SERVER_CA_FILE);
+    write_file(&ca_path, ca_pem.as_bytes(), 0o644)?;
+    let mut spec = rudder_pki::KubeconfigSpec::new(server, ca_pem)
+        .with_client_cert(cert_pem, key.serialize_pem());
+    spec.user = common_name;
+    let yaml = rudder_pki::kubeconfig_yaml(&spec)
+        .map_err(|e| BootstrapError::Certificate(e.to_string()))?;
+    write_file(&kubeconfig, yaml.as_bytes(), 0o600)?;
+    tracing::info!(path = %kubeconfig.display(), csr = %name, "node client certificate issued");
+    Ok(kubeconfig)
+}
+
+/// A kube client for `spec`.
+async fn client(spec: &rudder_pki::KubeconfigSpec) -> Result<kube::Client, BootstrapError> {
+    let bad =
+        |e: String| BootstrapError::Certificate(format!("building the bootstrap client: {e}"));
+    let yaml = rudder_pki::kubeconfig_yaml(spec).map_err(|e| bad(e.to_string()))?;
+    let kc = kube::config::Kubeconfig::from_yaml(&yaml).map_err(|e| bad(e.to_string()))?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .map_err(|e| bad(e.to_string()))?;
+    kube::Client::try_from(config).map_err(|e| bad(e.to_string()))
+}
+
+/// The issued certificate, PEM.
+fn certificate(csr: &CertificateSigningRequest) -> Option<String> {
+    csr.status
+        .as_ref()
+        .and_then(|s| s.certificate.as_ref())
+        .filter(|c| !c.0.is_empty())
+        .map(|c| String::from_utf8_lossy(&c.0).into_owned())
+}
+
+/// The message of a True condition of `type_`.
+fn verdict(csr: &CertificateSigningRequest, type_: &str) -> Option<String> {
+    csr.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == "True")
+        .map(|c| {
+            let reason = c.reason.clone().unwrap_or_default();
+            match c.message.as_deref().filter(|m| !m.is_empty()) {
+                Some(m) if reason.is_empty() => m.to_string(),
+                Some(m) => format!("{m} ({reason})"),
+                None => reason,
+            }
+        })
+}
+
+/// A PKCS#10 request for `CN=<common_name>, O=system:nodes`, PEM.
+fn certificate_request(key: &rcgen::KeyPair, common_name: &str) -> Result<String, BootstrapError> {
+    let bad = |e: rcgen::Error| BootstrapError::Certificate(format!("building the request: {e}"));
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(bad)?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "system:nodes");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    params
+        .serialize_request(key)
+        .and_then(|r| r.pem())
+        .map_err(bad)
+}
+
+/// The kubelet's `digestedName`: `node-csr-` and the SHA-512/256 of the public key, subject and
+/// usages, so a restarted agent with the same key finds its earlier request.
+fn digested_name(key: &rcgen::KeyPair, cn: &str, orgs: &[&str], usages: &[&str]) -> String {
+    use rcgen::PublicKeyData as _;
+    let encode = |d: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d);
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA512_256);
+    let mut write = |d: &[u8]| {
+        ctx.update(encode(d).as_bytes());
+        ctx.update(b"|");
+    };
+    write(&key.subject_public_key_info());
+    write(cn.as_bytes());
+    for o in orgs {
+        write(o.as_bytes());
+    }
+    for u in usages {
+        write(u.as_bytes());
+    }
+    format!("node-csr-{}", encode(ctx.finish().as_ref()))
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Seconds of validity left on the kubeconfig's client certificate, if more than
+/// [`RENEW_FRACTION`] of its life is left.
+fn reusable(kubeconfig: &Path, now: i64) -> Option<i64> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).ok()?;
+    let data = kc
+        .auth_infos
+        .first()?
+        .auth_info
+        .as_ref()?
+        .client_certificate_data
+        .clone()?;
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .ok()?;
+    let der = pem_body(std::str::from_utf8(&pem).ok()?)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
+    let (from, to) = (
+        cert.validity().not_before.timestamp(),
+        cert.validity().not_after.timestamp(),
+    );
+    let left = to - now;
+    ((left as f64) > (to - from) as f64 * RENEW_FRACTION).then_some(left)
+}
+
+/// The DER of the first PEM block.
+fn pem_body(text: &str) -> Option<Vec<u8>> {
+    let start = text.find("-----BEGIN CERTIFICATE-----")? + "-----BEGIN CERTIFICATE-----".len();
+    let end = start + text[start..].find("-----END CERTIFICATE-----")?;
+    let b64: String = text[start..end]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(b64).ok()
+}
+
+fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), BootstrapError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let io = |source| BootstrapError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io)?;
+    f.write_all(data).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// `GET <server>/cacerts` over TLS without verifying the server: what it returns is checked
+/// against the token's hash instead (k3s's agent does the same with an insecure client).
+async fn fetch_ca(server: &str) -> Result<String, BootstrapError> {
+    let url = format!("{server}/cacerts");
+    let fail = |message: String| BootstrapError::FetchCa {
+        url: url.clone(),
+        message,
+    };
+    let uri: http::Uri = url.parse().map_err(|e| fail(format!("{e}")))?;
+    if uri.scheme_str() != Some("https") {
+        return Err(fail("the server URL must be https://".into()));
+    }
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_string();
+    let port = uri.port_u16().unwrap_or(443);
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| fail(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let name =
+        rustls_pki_types::ServerName::try_from(host.clone()).map_err(|e| fail(e.to_string()))?;
+    let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+    tokio::spawn(conn);
+    let req = http::Request::get(uri.path())
+        .header(
+            http::header::HOST,
+            uri.authority().map(|a| a.as_str()).unwrap_or_default(),
+        )
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| fail(e.to_string()))?;
+    let resp = tokio::time::timeout(Duration::from_secs(30), sender.send_request(req))
+        .await
+        .map_err(|_| fail("timed out".into()))?
+        .map_err(|e| fail(e.to_string()))?;
+    let status = resp.status();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(fail(format!("{status}")));
+    }
+    String::from_utf8(body.to_vec()).map_err(|_| fail("the CA bundle is not text".into()))
+}
+
+/// Accepts any server certificate, still checking that the handshake is signed by the key the
+/// server presented.
+#[derive(Debug)]
+struct AnyServer(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _: &rustls_pki_types::CertificateDer<'_>,
+        _: &[rustls_pki_types::CertificateDer<'_>],
+        _: &rustls_pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_names_are_stable_per_key() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let a = digested_name(&key, "system:node:a", &["system:nodes"], &USAGES);
+        assert_eq!(
+            a,
+            digested_name(&key, "system:node:a", &["system:nodes"], &USAGES)
+        );
+        assert_ne!(
+            a,
+            digested_name(&key, "system:node:b", &["system:nodes"], &USAGES)
+        );
+        // node-csr- + 43 characters of unpadded base64url (32 bytes).
+        assert_eq!(a.len(), "node-csr-".len() + 43);
+    }
+
+    #[test]
+    fn reuses_a_certificate_with_life_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki =
+            rudder_pki::ClusterPki::load_or_create(&dir.path().join("tls"), Default::default())
+                .unwrap();
+        let now = jiff::Timestamp::now().as_second();
+        let path = dir.path().join(KUBECONFIG_FILE);
+        let write = |validity: u64| {
+            let (cert, key) = pki
+                .issue_client_cert(
+                    "system:node:a",
+                    &["system:nodes"],
+                    Duration::from_secs(validity),
+                )
+                .unwrap();
+            let spec = rudder_pki::KubeconfigSpec::new("https://127.0.0.1:6443", pki.ca_pem())
+                .with_client_cert(cert, key);
+            write_file(
+                &path,
+                rudder_pki::kubeconfig_yaml(&spec).unwrap().as_bytes(),
+                0o600,
+            )
+            .unwrap();
+        };
+        assert_eq!(reusable(&path, now), None, "no kubeconfig");
+        write(86_400);
+        // Issued 5 minutes back-dated for a day: most of it is left.
+        assert!(reusable(&path, now).is_some());
+        // …but not when 90 % of it has gone.
+        assert_eq!(reusable(&path, now + 80_000), None);
+    }
+
+    #[test]
+    fn condition_messages() {
+        let mut csr = CertificateSigningRequest::default();
+        assert_eq!(verdict(&csr, "Denied"), None);
+        csr.status = Some(
+            k8s_openapi::api::certificates::v1::CertificateSigningRequestStatus {
+                conditions: Some(vec![
+                    k8s_openapi::api::certificates::v1::CertificateSigningRequestCondition {
+                        type_: "Denied".into(),
+                        status: "True".into(),
+                        reason: Some("KubectlDeny".into()),
+                        message: Some("This CSR was denied by kubectl certificate deny.".into()),
+                        ..Default::default()
+                    },
+                ]),
+                certificate: None,
+            },
+        );
+        assert_eq!(
+            verdict(&csr, "Denied").unwrap(),
+            "This CSR was denied by kubectl certificate deny. (KubectlDeny)"
+        );
+    }
+}
