@@ -58,6 +58,58 @@ const EXT_KEY_USAGES: &[(&[&str], &[u8])] = &[
     ),
 ];
 
+/// The subject attributes Go's `pkix.Name` keeps, in the order `ToRDNSequence` writes them
+/// (DER OID contents); whether only the last value counts (CN and serialNumber are single
+/// strings in `pkix.Name`).
+const SUBJECT_ORDER: &[(&str, &[u8], bool)] = &[
+    ("2.5.4.6", &[0x55, 0x04, 0x06], false),
+    ("2.5.4.8", &[0x55, 0x04, 0x08], false),
+    ("2.5.4.7", &[0x55, 0x04, 0x07], false),
+    ("2.5.4.9", &[0x55, 0x04, 0x09], false),
+    ("2.5.4.17", &[0x55, 0x04, 0x11], false),
+    ("2.5.4.10", &[0x55, 0x04, 0x0a], false),
+    ("2.5.4.11", &[0x55, 0x04, 0x0b], false),
+    ("2.5.4.3", &[0x55, 0x04, 0x03], true),
+    ("2.5.4.5", &[0x55, 0x04, 0x05], true),
+];
+
+/// Go's string encoding in `encoding/asn1`: PrintableString when every byte is in its set
+/// (without `*` and `&`), else UTF8String.
+fn go_string(value: &str) -> Vec<u8> {
+    let printable = value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b));
+    tlv(if printable { 0x13 } else { 0x0c }, value.as_bytes())
+}
+
+/// The request's subject as upstream's CA writes it: Go parses it into a `pkix.Name` and
+/// marshals that again, so attributes come out in `pkix.Name`'s order, one RDN per attribute
+/// type holding all its values, and attributes it does not model are dropped.
+fn go_subject(name: &x509_parser::x509::X509Name<'_>) -> Vec<u8> {
+    let mut rdns = Vec::new();
+    for (dotted, oid, single) in SUBJECT_ORDER {
+        let Ok(want) = dotted.parse::<x509_parser::der_parser::oid::Oid<'static>>() else {
+            continue;
+        };
+        let mut values: Vec<&str> = name
+            .iter_by_oid(&want)
+            .filter_map(|a| a.as_str().ok())
+            .collect();
+        if *single {
+            values = values.pop().filter(|v| !v.is_empty()).into_iter().collect();
+        }
+        if values.is_empty() {
+            continue;
+        }
+        let set: Vec<u8> = values
+            .iter()
+            .flat_map(|v| tlv(0x30, &[tlv(0x06, oid), go_string(v)].concat()))
+            .collect();
+        rdns.extend(tlv(0x31, &set));
+    }
+    tlv(0x30, &rdns)
+}
+
 /// Backdating applies to certificates living at least this long (upstream's `Short`).
 const SHORT: time::Duration = time::Duration::hours(8);
 const BACKDATE: time::Duration = time::Duration::minutes(5);
@@ -217,7 +269,7 @@ impl CsrSigner {
                 subject_der: &self.subject_der,
                 key_id: self.key_id.as_deref(),
             },
-            info.subject.as_raw(),
+            &go_subject(&info.subject),
             info.subject_pki.raw,
             (not_before, not_after),
             extensions,
@@ -344,6 +396,29 @@ mod tests {
             now.unix_timestamp() - 300
         );
         assert!(cert.key_usage().unwrap().is_none());
+    }
+
+    #[test]
+    fn subjects_are_reencoded_as_go() {
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::CommonName, "alice@example");
+        dn.push(rcgen::DnType::OrganizationName, "devs");
+        dn.push(rcgen::DnType::CountryName, "NL");
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = dn;
+        let csr = params.serialize_request(&key).unwrap();
+        let (_, req) =
+            x509_parser::certification_request::X509CertificationRequest::from_der(csr.der())
+                .unwrap();
+        let der = go_subject(&req.certification_request_info.subject);
+        let (_, name) = x509_parser::x509::X509Name::from_der(&der).unwrap();
+        assert_eq!(name.to_string(), "C=NL, O=devs, CN=alice@example");
+        // `@` is not printable: UTF8String; `devs` is: PrintableString.
+        assert!(der
+            .windows(6)
+            .any(|w| w == [0x13, 0x04, b'd', b'e', b'v', b's']));
+        assert!(der.windows(3).any(|w| w == [0x0c, 0x0d, b'a']));
     }
 
     #[test]

@@ -270,16 +270,17 @@ fn join(b: Backend) {
     });
 
     // A request no controller approves: approved and denied by hand.
+    // Alice asks for 15 minutes (spec.expirationSeconds), shorter than the signer's year.
     let (pem, _) = request("alice", &["devs"]);
-    c.ok_stdin(
-        &["create", "-f", "-"],
-        &csr(
-            "alice",
-            &pem,
-            "kubernetes.io/kube-apiserver-client",
-            &["client auth"],
-        ),
-    );
+    let mut alice: Value = serde_json::from_str(&csr(
+        "alice",
+        &pem,
+        "kubernetes.io/kube-apiserver-client",
+        &["client auth"],
+    ))
+    .unwrap();
+    alice["spec"]["expirationSeconds"] = json!(900);
+    c.ok_stdin(&["create", "-f", "-"], &alice.to_string());
     let (pem, _) = request("mallory", &["devs"]);
     c.ok_stdin(
         &["create", "-f", "-"],
@@ -299,6 +300,45 @@ fn join(b: Backend) {
     wait_for("alice's certificate", || {
         (csr_row(&c, "alice").1 == "Approved,Issued").then_some(())
     });
+    // Issued for exactly the requested 15 minutes (short certificates are not backdated).
+    let alice = csr_json(&c, "alice");
+    let cert_path = c.dir.path().join("alice.crt");
+    std::fs::write(
+        &cert_path,
+        B64.decode(alice["status"]["certificate"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let checkend = |secs: &str| {
+        std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-checkend", secs, "-in"])
+            .arg(&cert_path)
+            .output()
+            .expect("openssl runs (scripts/install-deps installs it)")
+            .status
+            .success()
+    };
+    assert!(checkend("780"), "valid for more than 13 minutes");
+    assert!(!checkend("901"), "expires within 15 minutes");
+    let dates = std::process::Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-subject",
+            "-ext",
+            "extendedKeyUsage,keyUsage",
+            "-in",
+        ])
+        .arg(&cert_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&dates.stdout);
+    assert!(text.contains("subject=O = devs, CN = alice"), "{text}");
+    assert!(text.contains("TLS Web Client Authentication"), "{text}");
+    assert!(
+        !text.contains("Key Usage: critical"),
+        "no key usage requested: {text}"
+    );
     assert_eq!(
         c.ok(&["certificate", "deny", "mallory"]).trim(),
         "certificatesigningrequest.certificates.k8s.io/mallory denied"
