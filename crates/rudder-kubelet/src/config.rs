@@ -40,6 +40,8 @@ pub struct KubeletConfig {
     /// `--eviction-hard` thresholds.
     pub eviction_hard: Vec<crate::eviction::Threshold>,
     pub eviction_pressure_transition_period: Duration,
+    /// The sandbox image (never garbage-collected).
+    pub pause_image: String,
 }
 
 impl KubeletConfig {
@@ -68,6 +70,7 @@ impl KubeletConfig {
             eviction_hard: crate::eviction::parse_thresholds(crate::eviction::DEFAULT_HARD)
                 .unwrap_or_default(),
             eviction_pressure_transition_period: Duration::from_secs(300),
+            pause_image: "rudder.dev/pause:3.10".into(),
         }
     }
 

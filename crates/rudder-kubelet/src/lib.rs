@@ -3,9 +3,13 @@
 //! only: it reaches the cluster through a `kube::Client` under the identity `system:node:<name>`.
 
 pub mod bootstrap;
+pub mod cni;
 pub mod config;
+pub mod containerd;
 pub mod cri;
 pub mod eviction;
+pub mod gc;
+pub mod images;
 pub mod node;
 pub mod pods;
 pub mod probe;
@@ -144,13 +148,18 @@ pub async fn start(
     let pods = pods::PodManager::new(
         client,
         cfg.clone(),
-        cri,
+        cri.clone(),
         recorder,
         services,
         pod_store,
         allocatable,
         memory,
     );
+    tokio::spawn(gc::run(
+        cri.clone(),
+        cfg.agent_dir.join("containerd"),
+        cfg.pause_image.clone(),
+    ));
     tokio::spawn(eviction::run(
         pods.clone(),
         node.pressure.clone(),

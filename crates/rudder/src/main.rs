@@ -1,5 +1,6 @@
 //! The `rudder` binary: one executable for every role of a cluster.
 
+mod agent;
 mod bench;
 mod components;
 mod controllers_cmd;
@@ -24,7 +25,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane: the Kubernetes API server on the embedded store (or etcd).
-    Server(server::ServerArgs),
+    Server(Box<server::ServerArgs>),
+    /// Run a node: the kubelet (and its containerd), joining a server with its token.
+    Agent(agent::AgentArgs),
     /// Run the scheduler standalone against a cluster (Rudder's or upstream's).
     Scheduler(scheduler_cmd::SchedulerArgs),
     /// Run the controller manager standalone against a cluster (Rudder's or upstream's).
@@ -52,7 +55,8 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Bench { what } => runtime.block_on(bench::run(what)),
-        Command::Server(args) => runtime.block_on(server::run(args)),
+        Command::Server(args) => runtime.block_on(server::run(*args)),
+        Command::Agent(args) => runtime.block_on(agent::run(args)),
         Command::Scheduler(args) => runtime.block_on(scheduler_cmd::run(args)),
         Command::ControllerManager(args) => runtime.block_on(controllers_cmd::run(args)),
         Command::Sim(args) => runtime.block_on(sim_cmd::run(args)),

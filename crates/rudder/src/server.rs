@@ -51,6 +51,11 @@ pub struct ServerArgs {
     /// Do not run the controller manager in this process.
     #[arg(long)]
     pub disable_controllers: bool,
+    /// Run no node agent for this machine (a control-plane-only server).
+    #[arg(long)]
+    pub disable_agent: bool,
+    #[command(flatten)]
+    pub agent: crate::agent::AgentFlags,
     /// Controllers to run, as upstream's `--controllers`: `*` for every controller on by
     /// default, `name` to enable one, `-name` to disable one. As k3s, the server also runs
     /// `tokencleaner`, which upstream leaves off.
@@ -224,6 +229,10 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
                     ),
                 ),
                 Arc::new(rudder_resources::storage_admission::StorageProtection),
+                Arc::new(rudder_resources::admission::ServiceAccountAdmission::new(
+                    cache.clone(),
+                    core_prefix(&registry, "serviceaccounts")?,
+                )),
                 Arc::new(rudder_resources::admission::DefaultTolerationSeconds {
                     not_ready_seconds: args.default_not_ready_toleration_seconds,
                     unreachable_seconds: args.default_unreachable_toleration_seconds,
@@ -412,6 +421,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             stopped(stop_rx.clone()),
         ));
     }
+    // The server's own node (k3s-style), as system:node:<name> through the in-process client.
+    let agent = if args.disable_agent {
+        None
+    } else {
+        let cfg = crate::agent::kubelet_config(&args.agent, &data_dir)?;
+        let user = format!("system:node:{}", cfg.node_name);
+        let client = crate::components::in_process_client(router.clone(), &user, &["system:nodes"]);
+        Some(crate::agent::start_agent(client, cfg).await.context(
+            "starting this server's node agent (pass --disable-agent for a control-plane-only server)",
+        )?)
+    };
     tokio::spawn(async move {
         for c in components {
             let _ = c.await;
@@ -445,6 +465,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         token_file.display()
     );
     serving.await.context("API server task failed")?;
+    if let Some(agent) = agent {
+        if let Some(c) = agent.containerd {
+            c.stop().await;
+        }
+    }
     tracing::info!("rudder server stopped");
     Ok(())
 }

@@ -79,7 +79,8 @@ pub(super) fn server_command(
     let port = free_port()?;
     let data = dir.join("data");
     let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args(["server", "--bind-address", "127.0.0.1"])
+    // Benchmarks measure the control plane on simulated nodes: no node agent.
+    cmd.args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
         .arg("--https-listen-port")
         .arg(port.to_string())
         .arg("--data-dir")

@@ -20,6 +20,8 @@ pub struct Cluster {
     child: Option<Child>,
     etcd_endpoint: Option<String>,
     extra_args: Vec<String>,
+    /// Run the server's node agent (real containers: node tests only, inside a test host).
+    pub agent: bool,
     _etcd: Option<rudder_store_etcd::testing::EtcdProcess>,
 }
 
@@ -106,6 +108,7 @@ impl Cluster {
             kubeconfig,
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            agent: false,
             _etcd: etcd,
         };
         // Free ports are picked by binding port 0 and letting go, so a concurrent test (or its
@@ -127,6 +130,9 @@ impl Cluster {
             .arg(self.port.to_string())
             .arg("--data-dir")
             .arg(self.dir.path().join("data"));
+        if !self.agent {
+            cmd.arg("--disable-agent");
+        }
         if let Some(e) = &self.etcd_endpoint {
             cmd.arg("--datastore-endpoint").arg(e);
         }

@@ -1,0 +1,181 @@
+//! Container, sandbox and image garbage collection (upstream's `kubeGenericRuntimeManager`
+//! GC and image manager): dead sandboxes of live pods that a newer sandbox replaced go, and
+//! when the image filesystem passes 85 % use, unused images are removed (least recently
+//! created first) until it is under 80 %. Dead containers beyond one per container name are
+//! pruned by the pod workers when they start a new instance.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cri::{api as cri, labels, Cri};
+
+pub const IMAGE_GC_HIGH_PERCENT: u64 = 85;
+pub const IMAGE_GC_LOW_PERCENT: u64 = 80;
+
+/// Sandboxes that are not ready, hold no container and are not their pod's newest: removable.
+pub fn dead_sandboxes(sandboxes: &[cri::PodSandbox], containers: &[cri::Container]) -> Vec<String> {
+    let used: HashSet<&str> = containers
+        .iter()
+        .map(|c| c.pod_sandbox_id.as_str())
+        .collect();
+    let mut out = Vec::new();
+    for s in sandboxes {
+        if s.state == cri::PodSandboxState::SandboxReady as i32 || used.contains(s.id.as_str()) {
+            continue;
+        }
+        let uid = s.labels.get(labels::POD_UID);
+        let newer = sandboxes.iter().any(|o| {
+            o.id != s.id && o.labels.get(labels::POD_UID) == uid && o.created_at > s.created_at
+        });
+        if newer {
+            out.push(s.id.clone());
+        }
+    }
+    out
+}
+
+/// Images to delete (oldest first is not known to CRI; smallest-first is not upstream:
+/// this takes them in list order) to free `need` bytes, never one in use or the pause image.
+pub fn images_to_free(
+    images: &[cri::Image],
+    in_use: &HashSet<String>,
+    pinned: &str,
+    need: u64,
+) -> Vec<String> {
+    let mut freed = 0u64;
+    let mut out = Vec::new();
+    for img in images {
+        if freed >= need {
+            break;
+        }
+        let used = in_use.contains(&img.id)
+            || img
+                .repo_tags
+                .iter()
+                .any(|t| in_use.contains(t) || t == pinned)
+            || img.pinned;
+        if used {
+            continue;
+        }
+        freed += img.size;
+        out.push(img.id.clone());
+    }
+    out
+}
+
+pub async fn run(cri: Cri, imagefs: PathBuf, pause_image: String) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (Ok(sandboxes), Ok(containers)) =
+            (cri.list_sandboxes().await, cri.list_containers().await)
+        else {
+            continue;
+        };
+        for id in dead_sandboxes(&sandboxes, &containers) {
+            let _ = cri
+                .runtime()
+                .remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: id })
+                .await;
+        }
+        let Some((total, avail)) = crate::config::statvfs(&imagefs) else {
+            continue;
+        };
+        if total == 0 {
+            continue;
+        }
+        let used = total - avail;
+        if used * 100 / total < IMAGE_GC_HIGH_PERCENT {
+            continue;
+        }
+        let need = used - total * IMAGE_GC_LOW_PERCENT / 100;
+        let in_use: HashSet<String> = containers
+            .iter()
+            .flat_map(|c| {
+                [
+                    c.image_ref.clone(),
+                    c.image
+                        .as_ref()
+                        .map(|i| i.image.clone())
+                        .unwrap_or_default(),
+                ]
+            })
+            .collect();
+        let Ok(images) = cri
+            .images()
+            .list_images(cri::ListImagesRequest { filter: None })
+            .await
+        else {
+            continue;
+        };
+        for id in images_to_free(&images.into_inner().images, &in_use, &pause_image, need) {
+            tracing::info!(image = %id, "removing unused image (image filesystem above {IMAGE_GC_HIGH_PERCENT}%)");
+            let _ = cri
+                .images()
+                .remove_image(cri::RemoveImageRequest {
+                    image: Some(cri::ImageSpec {
+                        image: id,
+                        ..Default::default()
+                    }),
+                })
+                .await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sandbox(id: &str, uid: &str, ready: bool, created: i64) -> cri::PodSandbox {
+        cri::PodSandbox {
+            id: id.into(),
+            state: if ready {
+                cri::PodSandboxState::SandboxReady
+            } else {
+                cri::PodSandboxState::SandboxNotready
+            } as i32,
+            created_at: created,
+            labels: [(labels::POD_UID.to_string(), uid.to_string())]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_replaced_empty_sandboxes_go() {
+        let s = vec![
+            sandbox("old", "a", false, 1),
+            sandbox("new", "a", true, 2),
+            sandbox("last-of-b", "b", false, 1),
+            sandbox("old-with-container", "c", false, 1),
+            sandbox("new-c", "c", true, 2),
+        ];
+        let c = vec![cri::Container {
+            pod_sandbox_id: "old-with-container".into(),
+            ..Default::default()
+        }];
+        assert_eq!(dead_sandboxes(&s, &c), ["old"]);
+    }
+
+    #[test]
+    fn images_in_use_or_pinned_stay() {
+        let img = |id: &str, tag: &str, size| cri::Image {
+            id: id.into(),
+            repo_tags: vec![tag.into()],
+            size,
+            ..Default::default()
+        };
+        let images = vec![
+            img("1", "pause:1", 10),
+            img("2", "busy:1", 10),
+            img("3", "web:1", 10),
+            img("4", "x:1", 10),
+        ];
+        let in_use: HashSet<String> = ["web:1".to_string()].into_iter().collect();
+        assert_eq!(images_to_free(&images, &in_use, "pause:1", 15), ["2", "4"]);
+    }
+}

@@ -1,0 +1,215 @@
+//! The node agent's composition: `rudder agent --server URL --token TOKEN` joins a cluster, and
+//! `rudder server` runs one for its own node (k3s-style; `--disable-agent` for a
+//! control-plane-only server). Flags are k3s's where k3s has them.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+/// The agent's own flags, also accepted by `rudder server` for its node.
+#[derive(clap::Args, Clone, Debug)]
+pub struct AgentFlags {
+    /// Node name (default: the host name).
+    #[arg(long, env = "RUDDER_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// The node's InternalIP (default: the address of the default route's interface, else the
+    /// first non-loopback address).
+    #[arg(long)]
+    pub node_ip: Option<IpAddr>,
+    /// Labels to register the node with (`key=value`, repeatable).
+    #[arg(long = "node-label")]
+    pub node_labels: Vec<String>,
+    /// Taints to register the node with (`key=value:Effect`, repeatable).
+    #[arg(long = "node-taint")]
+    pub node_taints: Vec<String>,
+    /// Static pod manifests (default: <data-dir>/agent/pod-manifests).
+    #[arg(long)]
+    pub pod_manifest_path: Option<PathBuf>,
+    /// Use this CRI socket instead of starting containerd (`unix:///run/containerd/containerd.sock`).
+    #[arg(long)]
+    pub container_runtime_endpoint: Option<String>,
+    /// Where the CNI plugins are (Debian's containernetworking-plugins).
+    #[arg(long, default_value = "/usr/lib/cni")]
+    pub cni_bin_dir: PathBuf,
+    /// Resources kept for the system (`cpu=500m,memory=1Gi`).
+    #[arg(long, value_delimiter = ',')]
+    pub system_reserved: Vec<String>,
+    /// Resources kept for Kubernetes daemons (`cpu=500m,memory=1Gi`).
+    #[arg(long, value_delimiter = ',')]
+    pub kube_reserved: Vec<String>,
+    /// The cluster DNS service address pods resolve names with.
+    #[arg(long, default_value = "10.43.0.10")]
+    pub cluster_dns: IpAddr,
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// The kubelet's HTTPS port (logs, exec, port-forward).
+    #[arg(long, default_value_t = 10250)]
+    pub kubelet_port: u16,
+    /// Registry mirrors and credentials, k3s's registries.yaml format (default:
+    /// <data-dir>/agent/registries.yaml when it exists).
+    #[arg(long)]
+    pub registries: Option<PathBuf>,
+    /// Hard eviction thresholds (`memory.available<100Mi,nodefs.available<10%,…`).
+    #[arg(long, default_value = rudder_kubelet::eviction::DEFAULT_HARD)]
+    pub eviction_hard: String,
+    /// How long a pressure condition stays after its threshold is no longer crossed.
+    #[arg(long, default_value = "5m", value_parser = go_duration)]
+    pub eviction_pressure_transition_period: std::time::Duration,
+}
+
+pub fn kubelet_config(
+    flags: &AgentFlags,
+    data_dir: &Path,
+) -> anyhow::Result<rudder_kubelet::KubeletConfig> {
+    let name = flags
+        .node_name
+        .clone()
+        .unwrap_or_else(crate::components::hostname)
+        .to_lowercase();
+    let ip = flags
+        .node_ip
+        .unwrap_or_else(rudder_kubelet::config::default_node_ip);
+    let agent_dir = data_dir.join("agent");
+    let mut cfg = rudder_kubelet::KubeletConfig::new(name, ip, agent_dir.clone());
+    cfg.node_labels = rudder_kubelet::config::parse_map(&flags.node_labels)
+        .map_err(|e| anyhow::anyhow!("--node-label: {e}"))?;
+    cfg.node_taints = flags
+        .node_taints
+        .iter()
+        .map(|t| rudder_kubelet::config::parse_taint(t))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("--node-taint: {e}"))?;
+    if let Some(p) = &flags.pod_manifest_path {
+        cfg.pod_manifest_path = p.clone();
+    }
+    cfg.runtime_endpoint = flags.container_runtime_endpoint.clone();
+    cfg.cni_bin_dir = flags.cni_bin_dir.clone();
+    cfg.system_reserved = rudder_kubelet::config::parse_map(&flags.system_reserved)
+        .map_err(|e| anyhow::anyhow!("--system-reserved: {e}"))?;
+    cfg.kube_reserved = rudder_kubelet::config::parse_map(&flags.kube_reserved)
+        .map_err(|e| anyhow::anyhow!("--kube-reserved: {e}"))?;
+    cfg.cluster_dns = vec![flags.cluster_dns];
+    cfg.cluster_domain = flags.cluster_domain.clone();
+    cfg.port = flags.kubelet_port;
+    cfg.registries = flags.registries.clone().or_else(|| {
+        let p = agent_dir.join("registries.yaml");
+        p.exists().then_some(p)
+    });
+    cfg.eviction_hard = rudder_kubelet::eviction::parse_thresholds(&flags.eviction_hard)
+        .map_err(|e| anyhow::anyhow!("--eviction-hard: {e}"))?;
+    cfg.eviction_pressure_transition_period = flags.eviction_pressure_transition_period;
+    cfg.kubelet_version = format!(
+        "v{}.{}.0+rudder.{}",
+        rudder_apiserver::KUBE_MAJOR,
+        rudder_apiserver::KUBE_MINOR,
+        env!("CARGO_PKG_VERSION")
+    );
+    Ok(cfg)
+}
+
+/// A started node agent; dropping it leaves the containers running (as k3s does), stopping
+/// containerd only when the agent started it.
+pub struct RunningAgent {
+    pub containerd: Option<rudder_kubelet::containerd::Containerd>,
+}
+
+/// Starts the runtime (our own containerd unless an endpoint is given) and the kubelet.
+pub async fn start_agent(
+    client: kube::Client,
+    cfg: rudder_kubelet::KubeletConfig,
+) -> anyhow::Result<RunningAgent> {
+    let (socket, containerd) = match &cfg.runtime_endpoint {
+        Some(ep) => (rudder_kubelet::cri::socket_path(ep)?, None),
+        None => {
+            let c = rudder_kubelet::containerd::Containerd::start(
+                &rudder_kubelet::containerd::ContainerdConfig {
+                    agent_dir: cfg.agent_dir.clone(),
+                    sandbox_image: rudder_kubelet::images::PAUSE_IMAGE.to_string(),
+                    cni_bin_dir: cfg.cni_bin_dir.clone(),
+                    registries: cfg.registries.clone(),
+                },
+            )
+            .await
+            .context("starting containerd")?;
+            (c.socket().to_path_buf(), Some(c))
+        }
+    };
+    rudder_kubelet::images::ensure_pause_image(&socket)
+        .await
+        .context("importing the pause image")?;
+    rudder_kubelet::images::spawn_import_dir(socket.clone(), cfg.agent_dir.join("images"));
+    let cri = rudder_kubelet::cri::Cri::connect(&socket)?;
+    let conf_dir = cfg.agent_dir.join("etc").join("cni").join("net.d");
+    let ipam_dir = cfg.agent_dir.join("cni").join("ipam");
+    let hook: rudder_kubelet::PodCidrHook =
+        Box::new(move |cidr: &str| rudder_kubelet::cni::write_conflist(&conf_dir, &ipam_dir, cidr));
+    let kubelet = rudder_kubelet::start(client, cfg, cri, hook)
+        .await
+        .context("starting the kubelet")?;
+    tracing::info!(node = %kubelet.node.cfg.node_name, "node agent is running");
+    Ok(RunningAgent { containerd })
+}
+
+/// `rudder agent`: a node that joins a cluster.
+#[derive(clap::Args, Debug)]
+pub struct AgentArgs {
+    /// The server to join (`https://<server>:6443`).
+    #[arg(long, env = "RUDDER_URL")]
+    pub server: Option<String>,
+    /// The join token the server printed (`<data-dir>/token` on the server).
+    #[arg(long, env = "RUDDER_TOKEN")]
+    pub token: Option<String>,
+    /// A file holding the join token.
+    #[arg(long, env = "RUDDER_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Use this kubeconfig's credentials instead of joining with a token (the identity must be
+    /// `system:node:<node-name>`).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    #[arg(
+        long,
+        short = 'd',
+        env = "RUDDER_DATA_DIR",
+        default_value = "/var/lib/rudder"
+    )]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub flags: AgentFlags,
+}
+
+pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cfg = kubelet_config(&args.flags, &args.data_dir)?;
+    std::fs::create_dir_all(&cfg.agent_dir)
+        .with_context(|| format!("creating {}", cfg.agent_dir.display()))?;
+    let kubeconfig = match (&args.kubeconfig, &args.server) {
+        (Some(k), _) => k.clone(),
+        (None, Some(server)) => {
+            let token = match (&args.token, &args.token_file) {
+                (Some(t), _) => t.trim().to_string(),
+                (None, Some(f)) => std::fs::read_to_string(f)
+                    .with_context(|| format!("reading --token-file {}", f.display()))?
+                    .trim()
+                    .to_string(),
+                (None, None) => anyhow::bail!("--server needs --token or --token-file"),
+            };
+            let _ = token;
+            anyhow::bail!("joining {server} with a token is not available yet: pass --kubeconfig with a system:node:<name> identity")
+        }
+        (None, None) => anyhow::bail!("rudder agent needs --server and --token (or --kubeconfig)"),
+    };
+    let client = crate::components::kubeconfig_client(&kubeconfig).await?;
+    let agent = start_agent(client, cfg).await?;
+    eprintln!("Rudder agent is running.");
+    crate::server::shutdown_signal().await;
+    if let Some(c) = agent.containerd {
+        c.stop().await;
+    }
+    Ok(())
+}
+
+fn go_duration(s: &str) -> Result<std::time::Duration, String> {
+    rudder_component::duration::parse_go_duration(s)
+        .ok_or_else(|| format!("invalid duration {s:?} (e.g. 5m, 30s)"))
+}
