@@ -194,8 +194,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
                     .to_string(),
                 (None, None) => anyhow::bail!("--server needs --token or --token-file"),
             };
-            let _ = token;
-            anyhow::bail!("joining {server} with a token is not available yet: pass --kubeconfig with a system:node:<name> identity")
+            rudder_kubelet::bootstrap::bootstrap(server, &token, &cfg.node_name, &cfg.agent_dir)
+                .await
+                .with_context(|| format!("joining {server}"))?
         }
         (None, None) => anyhow::bail!("rudder agent needs --server and --token (or --kubeconfig)"),
     };
