@@ -70,9 +70,9 @@ pub enum BootstrapError {
     },
 }
 
-/// Returns the kubeconfig of `system:node:<node_name>` under `agent_dir`, obtaining a client
-/// certificate with the join token unless the one there still has more than a fifth of its
-/// life left.
+/// Returns the kubeconfig of `system:node:<node_name>` under `agent_dir`: the one there while
+/// its certificate has more than a fifth of its life left; else a new certificate, requested
+/// with the current one while it is valid (a renewal) or with the join token.
 pub async fn bootstrap(
     server: &str,
     token: &str,
@@ -80,34 +80,85 @@ pub async fn bootstrap(
     agent_dir: &Path,
 ) -> Result<PathBuf, BootstrapError> {
     let kubeconfig = agent_dir.join(KUBECONFIG_FILE);
-    if let Some(left) = reusable(&kubeconfig, jiff::Timestamp::now().as_second()) {
+    let server = server.trim_end_matches('/');
+    let current = existing(&kubeconfig, jiff::Timestamp::now().as_second());
+    if let Existing::Fresh(left) = current {
         tracing::info!(path = %kubeconfig.display(), days_left = left / 86_400, "using the existing node client certificate");
         return Ok(kubeconfig);
     }
     let join = JoinToken::parse(token).map_err(BootstrapError::InvalidToken)?;
-    let server = server.trim_end_matches('/');
+    // A certificate near its end renews itself, as the kubelet's certificate manager does
+    // (csrapproving's selfnodeclient); the join token is the fallback.
+    let issued = match current {
+        Existing::Renewable {
+            ca_pem,
+            cert_pem,
+            key_pem,
+        } => {
+            let spec = rudder_pki::KubeconfigSpec::new(server, ca_pem.clone())
+                .with_client_cert(cert_pem, key_pem);
+            match request_certificate(client(&spec).await?, server, node_name).await {
+                Ok(issued) => Some((ca_pem, issued)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "renewing with the current certificate failed; using the join token");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let (ca_pem, (name, cert_pem, key_pem)) = match issued {
+        Some(done) => done,
+        None => {
+            let ca_pem = trusted_ca(server, &join).await?;
+            let spec = rudder_pki::KubeconfigSpec::new(server, ca_pem.clone())
+                .with_token(join.token.clone());
+            let issued = request_certificate(client(&spec).await?, server, node_name).await?;
+            (ca_pem, issued)
+        }
+    };
+
+    let ca_path = agent_dir.join(SERVER_CA_FILE);
+    write_file(&ca_path, ca_pem.as_bytes(), 0o644)?;
+    let mut spec =
+        rudder_pki::KubeconfigSpec::new(server, ca_pem).with_client_cert(cert_pem, key_pem);
+    spec.user = format!("system:node:{node_name}");
+    let yaml = rudder_pki::kubeconfig_yaml(&spec)
+        .map_err(|e| BootstrapError::Certificate(e.to_string()))?;
+    write_file(&kubeconfig, yaml.as_bytes(), 0o600)?;
+    tracing::info!(path = %kubeconfig.display(), csr = %name, "node client certificate issued");
+    Ok(kubeconfig)
+}
+
+/// The server's CA from `/cacerts`, checked against the token's hash.
+async fn trusted_ca(server: &str, join: &JoinToken) -> Result<String, BootstrapError> {
     let ca_pem = fetch_ca(server).await?;
     let actual = sha256_hex(ca_pem.as_bytes());
     match &join.ca_hash {
-        Some(expected) if *expected != actual => {
-            return Err(BootstrapError::CaHashMismatch {
-                server: server.to_string(),
-                expected: expected.clone(),
-                actual,
-            })
+        Some(expected) if *expected != actual => Err(BootstrapError::CaHashMismatch {
+            server: server.to_string(),
+            expected: expected.clone(),
+            actual,
+        }),
+        Some(_) => Ok(ca_pem),
+        None => {
+            tracing::warn!(
+                server,
+                ca_hash = %actual,
+                "the join token carries no CA hash: trusting the server's CA on first use"
+            );
+            Ok(ca_pem)
         }
-        Some(_) => {}
-        None => tracing::warn!(
-            server,
-            ca_hash = %actual,
-            "the join token carries no CA hash: trusting the server's CA on first use"
-        ),
     }
+}
 
-    let client = client(
-        &rudder_pki::KubeconfigSpec::new(server, ca_pem.clone()).with_token(join.token.clone()),
-    )
-    .await?;
+/// Creates the node's CSR with `client` and waits until it is issued; returns (CSR name,
+/// certificate PEM, key PEM).
+async fn request_certificate(
+    client: kube::Client,
+    server: &str,
+    node_name: &str,
+) -> Result<(String, String, String), BootstrapError> {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
         .map_err(|e| BootstrapError::Certificate(format!("generating a key: {e}")))?;
     let common_name = format!("system:node:{node_name}");
@@ -165,16 +216,7 @@ pub async fn bootstrap(
     let cert_pem = certificate(&issued)
         .ok_or_else(|| BootstrapError::Certificate(format!("{name} has no certificate")))?;
 
-    let ca_path = agent_dir.join(SERVER_CA_FILE);
-    write_file(&ca_path, ca_pem.as_bytes(), 0o644)?;
-    let mut spec = rudder_pki::KubeconfigSpec::new(server, ca_pem)
-        .with_client_cert(cert_pem, key.serialize_pem());
-    spec.user = common_name;
-    let yaml = rudder_pki::kubeconfig_yaml(&spec)
-        .map_err(|e| BootstrapError::Certificate(e.to_string()))?;
-    write_file(&kubeconfig, yaml.as_bytes(), 0o600)?;
-    tracing::info!(path = %kubeconfig.display(), csr = %name, "node client certificate issued");
-    Ok(kubeconfig)
+    Ok((name, cert_pem, key.serialize_pem()))
 }
 
 /// A kube client for `spec`.
@@ -262,28 +304,63 @@ fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
-/// Seconds of validity left on the kubeconfig's client certificate, if more than
-/// [`RENEW_FRACTION`] of its life is left.
-fn reusable(kubeconfig: &Path, now: i64) -> Option<i64> {
-    let kc = kube::config::Kubeconfig::read_from(kubeconfig).ok()?;
-    let data = kc
-        .auth_infos
-        .first()?
-        .auth_info
-        .as_ref()?
-        .client_certificate_data
-        .clone()?;
-    let pem = base64::engine::general_purpose::STANDARD
-        .decode(data)
-        .ok()?;
-    let der = pem_body(std::str::from_utf8(&pem).ok()?)?;
-    let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
+/// What an agent directory's kubeconfig holds.
+#[derive(Debug, PartialEq, Eq)]
+enum Existing {
+    /// No usable certificate.
+    None,
+    /// Seconds left on a certificate with more than [`RENEW_FRACTION`] of its life left.
+    Fresh(i64),
+    /// A still valid certificate near its end, which can ask for its successor.
+    Renewable {
+        ca_pem: String,
+        cert_pem: String,
+        key_pem: String,
+    },
+}
+
+fn existing(kubeconfig: &Path, now: i64) -> Existing {
+    // Read as plain YAML: kube's typed kubeconfig hides the key behind `secrecy`.
+    let Some(kc) = std::fs::read_to_string(kubeconfig)
+        .ok()
+        .and_then(|t| serde_saphyr::from_str::<serde_json::Value>(&t).ok())
+    else {
+        return Existing::None;
+    };
+    let decode = |pointer: &str| {
+        let b64 = kc.pointer(pointer)?.as_str()?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+        String::from_utf8(bytes).ok()
+    };
+    let (Some(cert_pem), Some(key_pem)) = (
+        decode("/users/0/user/client-certificate-data"),
+        decode("/users/0/user/client-key-data"),
+    ) else {
+        return Existing::None;
+    };
+    let ca_pem = decode("/clusters/0/cluster/certificate-authority-data");
+    let Some(der) = pem_body(&cert_pem) else {
+        return Existing::None;
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) else {
+        return Existing::None;
+    };
     let (from, to) = (
         cert.validity().not_before.timestamp(),
         cert.validity().not_after.timestamp(),
     );
     let left = to - now;
-    ((left as f64) > (to - from) as f64 * RENEW_FRACTION).then_some(left)
+    if (left as f64) > (to - from) as f64 * RENEW_FRACTION {
+        return Existing::Fresh(left);
+    }
+    match ca_pem {
+        Some(ca_pem) if left > 0 => Existing::Renewable {
+            ca_pem,
+            cert_pem,
+            key_pem,
+        },
+        _ => Existing::None,
+    }
 }
 
 /// The DER of the first PEM block.
@@ -476,12 +553,16 @@ mod tests {
             )
             .unwrap();
         };
-        assert_eq!(reusable(&path, now), None, "no kubeconfig");
+        assert_eq!(existing(&path, now), Existing::None, "no kubeconfig");
         write(86_400);
         // Issued 5 minutes back-dated for a day: most of it is left.
-        assert!(reusable(&path, now).is_some());
-        // …but not when 90 % of it has gone.
-        assert_eq!(reusable(&path, now + 80_000), None);
+        assert!(matches!(existing(&path, now), Existing::Fresh(_)));
+        // When 90 % of it has gone it asks for its successor, and once expired it is useless.
+        assert!(matches!(
+            existing(&path, now + 80_000),
+            Existing::Renewable { .. }
+        ));
+        assert_eq!(existing(&path, now + 90_000), Existing::None);
     }
 
     #[test]

@@ -16,10 +16,15 @@ use support::{wait_for, Backend, Cluster};
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const UNAUTHORIZED: &str = "error: You must be logged in to the server (Unauthorized)";
 
-/// A PKCS#10 request for `cn` in `orgs`; returns (CSR PEM, key PEM).
-fn request(cn: &str, orgs: &[&str]) -> (String, String) {
+/// A PKCS#10 request for `cn` in `orgs` with DNS names `dns`, and its key.
+fn request_with(
+    cn: &str,
+    orgs: &[&str],
+    dns: &[&str],
+) -> (rcgen::CertificateSigningRequest, rcgen::KeyPair) {
     let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    let names = dns.iter().map(|d| d.to_string()).collect::<Vec<_>>();
+    let mut params = rcgen::CertificateParams::new(names).unwrap();
     for o in orgs {
         params
             .distinguished_name
@@ -28,8 +33,13 @@ fn request(cn: &str, orgs: &[&str]) -> (String, String) {
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, cn);
-    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
-    (pem, key.serialize_pem())
+    (params.serialize_request(&key).unwrap(), key)
+}
+
+/// A PKCS#10 request for `cn` in `orgs`; returns (CSR PEM, key PEM).
+fn request(cn: &str, orgs: &[&str]) -> (String, String) {
+    let (csr, key) = request_with(cn, orgs, &[]);
+    (csr.pem().unwrap(), key.serialize_pem())
 }
 
 fn csr(name: &str, pem: &str, signer: &str, usages: &[&str]) -> String {
@@ -349,15 +359,8 @@ fn join(b: Backend) {
     assert!(m["status"].get("certificate").is_none());
 
     // A kubelet client request the signer rejects (a DNS name) fails with upstream's reason.
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(vec!["n.example".to_string()]).unwrap();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::OrganizationName, "system:nodes");
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "system:node:bad");
-    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
+    let (bad, _) = request_with("system:node:bad", &["system:nodes"], &["n.example"]);
+    let pem = bad.pem().unwrap();
     c.ok_stdin(
         &["create", "-f", "-"],
         &csr(
@@ -466,8 +469,53 @@ fn agent_bootstrap(b: Backend) {
     run(bootstrap(&c.url(), &token, "joiner", &agent)).unwrap();
     assert_eq!(csrs(), before);
 
-    let elsewhere = c.dir.path().join("agent2");
+    // A certificate with a tenth of its life left asks for its successor itself, even when the
+    // join token no longer works (csrapproving's selfnodeclient path).
+    let tls = c.dir.path().join("data/server/tls");
+    let signer = rudder_pki::CsrSigner::from_pem(
+        &std::fs::read_to_string(tls.join("ca.crt")).unwrap(),
+        &std::fs::read_to_string(tls.join("ca.key")).unwrap(),
+    )
+    .unwrap();
+    let (req, key) = request_with("system:node:renewer", &["system:nodes"], &[]);
+    let (der, key_pem) = (req.der().to_vec(), key.serialize_pem());
+    let ten_minutes = std::time::Duration::from_secs(600);
+    let old_cert = signer
+        .sign(
+            &der,
+            &["digital signature", "client auth"],
+            ten_minutes,
+            rudder_pki::OffsetDateTime::now_utc() - ten_minutes * 9 / 10,
+        )
+        .unwrap();
+    let renewer = c.dir.path().join("renewer");
+    std::fs::create_dir_all(&renewer).unwrap();
+    let spec = rudder_pki::KubeconfigSpec::new(c.url(), signer.ca_pem())
+        .with_client_cert(old_cert.clone(), key_pem);
+    rudder_pki::write_kubeconfig(&renewer.join("kubelet.kubeconfig"), &spec).unwrap();
     let (hash, bt) = token.strip_prefix("K10").unwrap().split_once("::").unwrap();
+    let refused = format!("K10{hash}::abcdef.0123456789abcdef");
+    run(bootstrap(&c.url(), &refused, "renewer", &renewer)).unwrap();
+    let renewal = wait_for("the renewal CSR", || {
+        let list: Value = serde_json::from_str(&c.ok(&["get", "csr", "-o", "json"])).unwrap();
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["spec"]["username"] == "system:node:renewer")
+            .cloned()
+    });
+    assert_eq!(
+        renewal["status"]["conditions"][0]["message"],
+        "Auto approving self kubelet client certificate after SubjectAccessReview."
+    );
+    let written = std::fs::read_to_string(renewer.join("kubelet.kubeconfig")).unwrap();
+    assert!(
+        !written.contains(&B64.encode(&old_cert)),
+        "a new certificate"
+    );
+
+    let elsewhere = c.dir.path().join("agent2");
     let wrong_hash = format!("K10{}::{bt}", "0".repeat(64));
     let e = run(bootstrap(&c.url(), &wrong_hash, "n2", &elsewhere)).unwrap_err();
     assert_eq!(
@@ -479,8 +527,7 @@ fn agent_bootstrap(b: Backend) {
             "0".repeat(64)
         )
     );
-    let wrong_token = format!("K10{hash}::abcdef.0123456789abcdef");
-    let e = run(bootstrap(&c.url(), &wrong_token, "n2", &elsewhere)).unwrap_err();
+    let e = run(bootstrap(&c.url(), &refused, "n2", &elsewhere)).unwrap_err();
     assert_eq!(
         e.to_string(),
         format!("the join token was refused by {}", c.url())
