@@ -3,6 +3,7 @@
 mod api;
 mod client;
 mod controllers;
+mod pods;
 mod scheduler;
 mod sim;
 mod store;
@@ -25,6 +26,8 @@ pub enum BenchCommand {
     Controllers(controllers::ControllersBenchArgs),
     /// Simulated nodes: idle CPU and memory of N nodes in one process.
     Sim(sim::SimBenchArgs),
+    /// Pod start-up latency on one real node (containerd), and the agent's idle cost.
+    Pods(pods::PodsBenchArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -35,6 +38,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Sim(args) => sim::run(args).await,
         BenchCommand::Client(args) => client::run(args).await,
         BenchCommand::Controllers(args) => controllers::run(args).await,
+        BenchCommand::Pods(args) => pods::run(args).await,
     }
 }
 
