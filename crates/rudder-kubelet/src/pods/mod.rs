@@ -410,7 +410,9 @@ impl PodManager {
         }
         let _ = volumes::teardown(&self.cfg.pods_dir().join(uid));
         for qos in ["Guaranteed", "Burstable", "BestEffort"] {
-            runtime::remove_pod_cgroup(&runtime::cgroup_parent(&self.cfg.cgroup_root, qos, uid));
+            tokio::spawn(runtime::remove_pod_cgroup_eventually(
+                runtime::cgroup_parent(&self.cfg.cgroup_root, qos, uid),
+            ));
         }
     }
 }

@@ -331,14 +331,33 @@ pub fn cgroup_parent(root: &str, qos: &str, uid: &str) -> String {
 }
 
 /// Removes a pod's cgroup directories, which runc creates and nobody else removes (spike).
-pub fn remove_pod_cgroup(parent: &str) {
+/// Returns whether they are all gone (a container's cgroup may still be going away).
+pub fn remove_pod_cgroup(parent: &str) -> bool {
     let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") else {
-        return;
+        return true;
     };
+    let mut gone = true;
     for c in controllers.flatten() {
         let dir = c.path().join(parent.trim_start_matches('/'));
         remove_cgroup_tree(&dir);
+        gone &= !dir.exists();
     }
+    gone
+}
+
+/// `remove_pod_cgroup`, retried for a few seconds off the async threads.
+pub async fn remove_pod_cgroup_eventually(parent: String) {
+    for _ in 0..20 {
+        let p = parent.clone();
+        if tokio::task::spawn_blocking(move || remove_pod_cgroup(&p))
+            .await
+            .unwrap_or(true)
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    tracing::debug!(cgroup = %parent, "pod cgroup still busy; left in place");
 }
 
 fn remove_cgroup_tree(dir: &Path) {

@@ -222,7 +222,11 @@ impl PodManager {
                     .unwrap_or("BestEffort")
                     .to_string()
             });
-        rtm::remove_pod_cgroup(&rtm::cgroup_parent(&self.cfg.cgroup_root, &qos, uid));
+        tokio::spawn(rtm::remove_pod_cgroup_eventually(rtm::cgroup_parent(
+            &self.cfg.cgroup_root,
+            &qos,
+            uid,
+        )));
         let logs = self.cfg.logs_dir().join(format!(
             "{}_{}_{}",
             ns_of(pod),
