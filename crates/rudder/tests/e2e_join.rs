@@ -561,4 +561,160 @@ fn agent_bootstrap_denied(b: Backend) {
     );
 }
 
+/// A network namespace made for one test, with the processes started in it; dropping it stops
+/// them (SIGTERM, so the agent stops its containerd) and deletes the namespace.
+struct TestHost {
+    name: String,
+    children: Vec<std::process::Child>,
+}
+
+impl TestHost {
+    fn new(tag: &str) -> TestHost {
+        let name = format!("rudder-join-{}-{tag}", std::process::id());
+        let ip = |args: &[&str]| {
+            let ok = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .unwrap();
+            assert!(ok.success(), "ip {args:?}");
+        };
+        ip(&["netns", "add", &name]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        TestHost {
+            name,
+            children: Vec::new(),
+        }
+    }
+
+    fn command(&self, program: &std::path::Path) -> std::process::Command {
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]).arg(program);
+        cmd
+    }
+
+    fn spawn(&mut self, mut cmd: std::process::Command, log: &std::path::Path) {
+        let log = std::fs::File::create(log).unwrap();
+        let child = cmd
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        // Last started first: the agent before the server it reports to.
+        for child in self.children.iter_mut().rev() {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// `rudder agent --server URL --token-file FILE` on a fresh node: it joins with the server's
+/// join token (the bootstrap-token CSR approved and issued), starts its own containerd and
+/// registers its Node and Lease as `system:node:<name>`. Server and agent run in a network
+/// namespace the test creates (the network rule), so the store is the embedded one: the test's
+/// etcd would listen in the root namespace.
+#[test]
+fn agent_joins_with_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server_data, agent_data) = (dir.path().join("server"), dir.path().join("node"));
+    let mut host = TestHost::new("agent");
+    let rudder = std::path::Path::new(env!("CARGO_BIN_EXE_rudder"));
+    let mut server = host.command(rudder);
+    server
+        .args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
+        .args(["--https-listen-port", "6443", "--data-dir"])
+        .arg(&server_data);
+    host.spawn(server, &dir.path().join("server.log"));
+    let kubeconfig = server_data.join("kubeconfig.yaml");
+    let ns = host.name.clone();
+    let kubectl = |args: &[&str]| {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns])
+            .arg(support::kubectl_bin())
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    wait_for("the server", || {
+        (server_data.join("token").exists() && kubectl(&["get", "ns", "default"]).0).then_some(())
+    });
+
+    let mut agent = host.command(rudder);
+    agent
+        .args([
+            "agent",
+            "--server",
+            "https://127.0.0.1:6443",
+            "--token-file",
+        ])
+        .arg(server_data.join("token"))
+        .args([
+            "--node-name",
+            "joiner",
+            "--node-ip",
+            "127.0.0.1",
+            "--data-dir",
+        ])
+        .arg(&agent_data);
+    let agent_log = dir.path().join("agent.log");
+    host.spawn(agent, &agent_log);
+    let node: Value = support::wait_for_within(
+        "the agent's Node",
+        std::time::Duration::from_secs(120),
+        || {
+            let (ok, out) = kubectl(&["get", "node", "joiner", "-o", "json"]);
+            ok.then(|| serde_json::from_str(&out).unwrap())
+        },
+    );
+    let info = &node["status"]["nodeInfo"];
+    assert!(
+        info["containerRuntimeVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("containerd://"),
+        "{info}\n{}",
+        std::fs::read_to_string(&agent_log).unwrap_or_default()
+    );
+    // It joined with the token: its bootstrap request was approved and issued…
+    let (_, csrs) = kubectl(&["get", "csr", "--no-headers"]);
+    let row: Vec<&str> = csrs
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert!(row[0].starts_with("node-csr-"), "{csrs}");
+    assert!(row[3].starts_with("system:bootstrap:"), "{csrs}");
+    assert_eq!(row[row.len() - 1], "Approved,Issued", "{csrs}");
+    // …and it reports as the node: the Node's fields are managed by its kubelet, whose Lease
+    // it renews.
+    assert!(agent_data.join("agent/kubelet.kubeconfig").exists());
+    let (ok, _) = kubectl(&["get", "lease", "-n", "kube-node-lease", "joiner"]);
+    assert!(ok, "the node's Lease");
+}
+
 on_both_backends!(join, agent_bootstrap, agent_bootstrap_denied);
