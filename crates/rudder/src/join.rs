@@ -18,26 +18,35 @@ pub const AGENT_GROUP: &str = "system:bootstrappers:rudder:default-node-token";
 pub const TOKEN_FILE: &str = "token";
 
 /// Makes sure the join token's Secret exists and `<data-dir>/token` holds the token with the
-/// current CA hash; returns the file's path. An existing token is kept across restarts (agents
-/// configured with it keep joining); its Secret is recreated if someone deleted it.
+/// current CA hash; returns the file's path. The token is `wanted` (`--token`) when given, else
+/// the one in the file, else a new one, so agents configured with it keep joining across
+/// restarts; its Secret is recreated if someone deleted it.
 pub async fn ensure_join_token(
     server: &ApiServer,
     data_dir: &Path,
     ca_hash: &str,
+    wanted: Option<&str>,
 ) -> anyhow::Result<PathBuf> {
     let path = data_dir.join(TOKEN_FILE);
-    let existing = match std::fs::read_to_string(&path) {
-        Ok(text) => Some(
-            JoinToken::parse(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-                .token,
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let token = match existing {
-        Some(t) => t,
-        None => bt::generate_token()?,
+    let token = match wanted {
+        Some(text) => {
+            let t = JoinToken::parse(text).map_err(|e| anyhow::anyhow!("--token: {e}"))?;
+            if let Some(hash) = t.ca_hash.as_deref().filter(|h| *h != ca_hash) {
+                anyhow::bail!(
+                    "--token: its CA hash {hash} is not this cluster's CA hash {ca_hash}"
+                );
+            }
+            t.token
+        }
+        None => match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                JoinToken::parse(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+                    .token
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bt::generate_token()?,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        },
     };
     let Some((id, secret)) = bt::parse_token(&token) else {
         anyhow::bail!("{}: not a bootstrap token", path.display());

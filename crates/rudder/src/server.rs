@@ -45,6 +45,11 @@ pub struct ServerArgs {
     /// Extra names or addresses for the serving certificate.
     #[arg(long = "tls-san")]
     pub tls_san: Vec<String>,
+    /// The join token agents present (`<id>.<secret>`, 6 and 16 of `[a-z0-9]`, or the full
+    /// `K10<hash>::<id>.<secret>` form); generated on first start when not given, as k3s's
+    /// `--token`.
+    #[arg(long, env = "RUDDER_TOKEN")]
+    pub token: Option<String>,
     /// Do not run the scheduler in this process.
     #[arg(long)]
     pub disable_scheduler: bool,
@@ -385,7 +390,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     ));
 
     bootstrap(&server).await?;
-    let token_file = crate::join::ensure_join_token(&server, &data_dir, &pki.ca_hash()).await?;
+    let token_file =
+        crate::join::ensure_join_token(&server, &data_dir, &pki.ca_hash(), args.token.as_deref())
+            .await?;
     server.ready.store(true, Ordering::Release);
 
     rudder_controllers::manager::validate(&args.controllers)

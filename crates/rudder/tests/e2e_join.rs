@@ -717,4 +717,49 @@ fn agent_joins_with_the_token() {
     assert!(ok, "the node's Lease");
 }
 
-on_both_backends!(join, agent_bootstrap, agent_bootstrap_denied);
+/// `rudder server --token` sets the join token (k3s's `--token`); a token for another CA is
+/// refused at start.
+fn chosen_token(b: Backend) {
+    let c = Cluster::start_with(b, &["--token", "abcdef.0123456789abcdef"]);
+    let written = join_token(&c);
+    let (hash, token) = written
+        .strip_prefix("K10")
+        .and_then(|t| t.split_once("::"))
+        .unwrap();
+    assert_eq!(token, "abcdef.0123456789abcdef");
+    let ca = std::fs::read(c.dir.path().join("data/server/tls/ca.crt")).unwrap();
+    assert_eq!(hash, sha256_hex(&ca));
+    let r = c.kubectl_stdin(
+        &["--token=abcdef.0123456789abcdef", "create", "-f", "-"],
+        &csr(
+            "chosen",
+            &request("system:node:chosen", &["system:nodes"]).0,
+            "kubernetes.io/kube-apiserver-client-kubelet",
+            &["digital signature", "client auth"],
+        ),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(csr_row(&c, "chosen").0, "system:bootstrap:abcdef");
+
+    // Another cluster (its own CA) refuses a token pinned to this one's.
+    let other = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rudder"))
+        .args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
+        .args(["--https-listen-port", "0", "--data-dir"])
+        .arg(other.path())
+        .args(["--token", &format!("K10{hash}::abcdef.0123456789abcdef")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let other_ca = std::fs::read(other.path().join("server/tls/ca.crt")).unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "--token: its CA hash {hash} is not this cluster's CA hash {}",
+            sha256_hex(&other_ca)
+        )),
+        "{stderr}"
+    );
+}
+
+on_both_backends!(join, agent_bootstrap, agent_bootstrap_denied, chosen_token);
