@@ -66,22 +66,41 @@ pub async fn ensure_join_token(
             bt::KEY_EXTRA_GROUPS: b64(AGENT_GROUP),
         },
     });
-    let secrets = server
-        .gs
-        .registry
-        .get("", "v1", "secrets")
-        .context("secrets are not registered")?
-        .clone();
-    match server
-        .gs
-        .create(&secrets, Some(bt::NAMESPACE), body, &WriteOpts::default())
-        .await
-    {
-        Ok(_) => {
-            tracing::info!(secret = %format!("{}/{}{id}", bt::NAMESPACE, bt::SECRET_PREFIX), "created the join token's bootstrap token")
-        }
-        Err(e) if e.is_already_exists() => {}
-        Err(e) => anyhow::bail!("creating the join token's Secret: {}", e.message),
+    create_if_missing(server, "", "secrets", Some(bt::NAMESPACE), body).await?;
+    // What lets the token's holders join once RBAC is enforced, as kubeadm binds its token
+    // group: ask for certificates, have them auto-approved, and renew them as nodes.
+    for (name, role, group) in [
+        (
+            "rudder:kubelet-bootstrap",
+            "system:node-bootstrapper",
+            AGENT_GROUP,
+        ),
+        (
+            "rudder:node-autoapprove-bootstrap",
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            AGENT_GROUP,
+        ),
+        (
+            "rudder:node-autoapprove-certificate-rotation",
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            "system:nodes",
+        ),
+    ] {
+        let body = json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
+        });
+        create_if_missing(
+            server,
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            None,
+            body,
+        )
+        .await?;
     }
     let full = JoinToken {
         ca_hash: Some(ca_hash.to_string()),
@@ -91,6 +110,38 @@ pub async fn ensure_join_token(
     write_private(&path, &format!("{full}\n"))
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
+}
+
+/// Creates `body` unless an object of its name exists.
+async fn create_if_missing(
+    server: &ApiServer,
+    group: &str,
+    resource: &str,
+    namespace: Option<&str>,
+    body: serde_json::Value,
+) -> anyhow::Result<()> {
+    let entry = server
+        .gs
+        .registry
+        .get(group, "v1", resource)
+        .with_context(|| format!("{resource} are not registered"))?
+        .clone();
+    let name = body["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    match server
+        .gs
+        .create(&entry, namespace, body, &WriteOpts::default())
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(resource, name, "created for node joins");
+            Ok(())
+        }
+        Err(e) if e.is_already_exists() => Ok(()),
+        Err(e) => anyhow::bail!("creating {resource} {name}: {}", e.message),
+    }
 }
 
 /// Writes `text` to `path` with mode 0600 (replacing it atomically).

@@ -136,6 +136,30 @@ fn join(b: Backend) {
         "system:bootstrappers:rudder:default-node-token"
     );
 
+    // The bindings that keep joins working once RBAC is enforced (kubeadm's, for our group).
+    let crb: Value = serde_json::from_str(&c.ok(&[
+        "get",
+        "clusterrolebinding",
+        "rudder:node-autoapprove-bootstrap",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        crb["roleRef"]["name"],
+        "system:certificates.k8s.io:certificatesigningrequests:nodeclient"
+    );
+    assert_eq!(
+        crb["subjects"][0]["name"],
+        "system:bootstrappers:rudder:default-node-token"
+    );
+    c.ok(&["get", "clusterrolebinding", "rudder:kubelet-bootstrap"]);
+    c.ok(&[
+        "get",
+        "clusterrolebinding",
+        "rudder:node-autoapprove-certificate-rotation",
+    ]);
+
     // A wrong token is refused (401), as is a well-formed one with no Secret.
     let tok = |t: &str| format!("--token={t}");
     for bad in [
