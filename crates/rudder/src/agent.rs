@@ -50,6 +50,9 @@ pub struct AgentFlags {
     /// <data-dir>/agent/registries.yaml when it exists).
     #[arg(long)]
     pub registries: Option<PathBuf>,
+    /// The cgroup (cgroupfs path) pods' cgroups go under.
+    #[arg(long, default_value = "/kubepods")]
+    pub cgroup_root: String,
     /// Hard eviction thresholds (`memory.available<100Mi,nodefs.available<10%,…`).
     #[arg(long, default_value = rudder_kubelet::eviction::DEFAULT_HARD)]
     pub eviction_hard: String,
@@ -96,6 +99,7 @@ pub fn kubelet_config(
         let p = agent_dir.join("registries.yaml");
         p.exists().then_some(p)
     });
+    cfg.cgroup_root = format!("/{}", flags.cgroup_root.trim_matches('/'));
     cfg.eviction_hard = rudder_kubelet::eviction::parse_thresholds(&flags.eviction_hard)
         .map_err(|e| anyhow::anyhow!("--eviction-hard: {e}"))?;
     cfg.eviction_pressure_transition_period = flags.eviction_pressure_transition_period;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod node;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -83,6 +85,26 @@ impl Cluster {
 
     /// Start with extra `rudder server` flags.
     pub fn start_with(backend: Backend, extra_args: &[&str]) -> Cluster {
+        Self::start_inner(backend, extra_args, false, |_| {})
+    }
+
+    /// Start with the server's node agent (real containers), after `prepare` has seen the
+    /// data directory (node tests write the agent's registries.yaml there). Only inside a
+    /// test host (`support::node::TestHost`).
+    pub fn start_node(
+        backend: Backend,
+        extra_args: &[&str],
+        prepare: impl FnOnce(&std::path::Path),
+    ) -> Cluster {
+        Self::start_inner(backend, extra_args, true, prepare)
+    }
+
+    fn start_inner(
+        backend: Backend,
+        extra_args: &[&str],
+        agent: bool,
+        prepare: impl FnOnce(&std::path::Path),
+    ) -> Cluster {
         let version = Command::new(kubectl_bin())
             .args(["version", "--client"])
             .output()
@@ -108,9 +130,12 @@ impl Cluster {
             kubeconfig,
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
-            agent: false,
+            agent,
             _etcd: etcd,
         };
+        let data = c.dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        prepare(&data);
         // Free ports are picked by binding port 0 and letting go, so a concurrent test (or its
         // etcd) can take the same one first: then the server cannot listen, and we retry.
         for _ in 0..5 {

@@ -1,0 +1,686 @@
+//! The node agent with real containers (containerd, runc, CNI), each test on its own test
+//! host (a network namespace the test enters): `rudder server` runs its node's agent, kubectl
+//! drives it, pods get IPs reachable from the host.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use support::node::TestHost;
+use support::{jp, wait_for_within, Cluster};
+
+const IMAGE: &str = "127.0.0.1:5000/test/busybox:1";
+
+fn host_with_registry() -> TestHost {
+    let mut h = TestHost::new();
+    h.enter();
+    h.start_registry();
+    h
+}
+
+fn apply(c: &Cluster, yaml: &str) {
+    c.ok_stdin(&["apply", "-f", "-"], yaml);
+}
+
+fn http_get(addr: &str) -> String {
+    let mut s =
+        std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// What a container wrote, from the CRI log files (`<agent>/logs/pods/<ns>_<pod>_<uid>/<c>/`).
+fn container_log(host: &TestHost, pod: &str, container: &str) -> String {
+    let logs = host.agent_dir().join("logs").join("pods");
+    let mut out = String::new();
+    let Ok(rd) = std::fs::read_dir(&logs) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(&format!("default_{pod}_")) {
+            continue;
+        }
+        let dir = e.path().join(container);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|r| r.flatten().map(|f| f.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        for f in files {
+            for line in std::fs::read_to_string(&f).unwrap_or_default().lines() {
+                let mut parts = line.splitn(4, ' ');
+                let (_, _, tag, text) = (parts.next(), parts.next(), parts.next(), parts.next());
+                out.push_str(text.unwrap_or(""));
+                if tag != Some("P") {
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
+
+fn phase(c: &Cluster, pod: &str) -> String {
+    jp(c, &format!("pod/{pod}"), "{.status.phase}")
+}
+
+fn wait_phase(c: &Cluster, pod: &str, want: &str) {
+    wait_for_within(
+        &format!("pod {pod} {want}"),
+        Duration::from_secs(90),
+        || (phase(c, pod) == want).then_some(()),
+    );
+}
+
+fn restarts(c: &Cluster, pod: &str) -> i64 {
+    jp(
+        c,
+        &format!("pod/{pod}"),
+        "{.status.containerStatuses[0].restartCount}",
+    )
+    .parse()
+    .unwrap_or(0)
+}
+
+#[test]
+fn deployment_of_three_pods_runs_and_serves_on_pod_ips() {
+    let mut host = host_with_registry();
+    let c = host.cluster(&[]);
+    c.ok(&[
+        "create",
+        "deployment",
+        "web",
+        &format!("--image={IMAGE}"),
+        "--replicas=3",
+        "--",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]);
+    c.ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+    let ips = jp(&c, "pods", "{.items[*].status.podIP}");
+    let ips: Vec<&str> = ips.split_whitespace().collect();
+    assert_eq!(ips.len(), 3, "{ips:?}");
+    for ip in &ips {
+        assert!(
+            ip.starts_with("10.42."),
+            "pod IP from the node's podCIDR: {ip}"
+        );
+        let body = http_get(&format!("{ip}:80"));
+        assert!(body.contains("hello-from-busybox"), "{ip}: {body}");
+    }
+    let wide = c.ok(&["get", "pods", "-o", "wide"]);
+    assert!(wide.contains("test-node"), "{wide}");
+    // The image came from the registry through CRI, with upstream's pull events.
+    let events = c.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=Pulled",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(
+        events.contains(&format!("Successfully pulled image \"{IMAGE}\"")),
+        "{events}"
+    );
+    // The node as upstream's kubelet reports it.
+    let node = c.ok(&["get", "node", "test-node", "-o", "wide"]);
+    assert!(
+        node.contains("Ready") && node.contains("containerd://"),
+        "{node}"
+    );
+    assert_eq!(
+        jp(&c, "node/test-node", "{.status.addresses[0].address}"),
+        host.addr
+    );
+    assert_eq!(
+        jp(
+            &c,
+            "node/test-node",
+            "{.status.daemonEndpoints.kubeletEndpoint.Port}"
+        ),
+        "10250"
+    );
+}
+
+#[test]
+fn init_containers_env_and_config_volumes() {
+    let mut host = host_with_registry();
+    let c = host.cluster(&[]);
+    apply(
+        &c,
+        &format!(
+            r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: cfg}}
+data: {{greeting: hello, file.txt: "v1"}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: sec}}
+stringData: {{password: s3cret}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: full, labels: {{app: full}}}}
+spec:
+  initContainers:
+  - name: init
+    image: {IMAGE}
+    command: [sh, -c, 'sleep 1; echo init-ran > /work/init.txt']
+    volumeMounts: [{{name: work, mountPath: /work}}]
+  containers:
+  - name: main
+    image: {IMAGE}
+    command: [sh, -c, 'echo "env: $GREETING $PASSWORD $POD_IP $MY_NODE $(cat /work/init.txt) $(EXPANDED)"; while true; do echo "file: $(cat /cfg/file.txt)"; sleep 1; done']
+    env:
+    - {{name: GREETING, valueFrom: {{configMapKeyRef: {{name: cfg, key: greeting}}}}}}
+    - {{name: PASSWORD, valueFrom: {{secretKeyRef: {{name: sec, key: password}}}}}}
+    - {{name: POD_IP, valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}}}
+    - {{name: MY_NODE, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}
+    - {{name: EXPANDED, value: "from-$(GREETING)"}}
+    volumeMounts:
+    - {{name: work, mountPath: /work}}
+    - {{name: cfg, mountPath: /cfg}}
+  volumes:
+  - {{name: work, emptyDir: {{}}}}
+  - {{name: cfg, configMap: {{name: cfg}}}}
+"#
+        ),
+    );
+    wait_phase(&c, "full", "Running");
+    let ip = jp(&c, "pod/full", "{.status.podIP}");
+    let log = wait_for_within("the env line", Duration::from_secs(30), || {
+        let l = container_log(&host, "full", "main");
+        l.contains("env:").then_some(l)
+    });
+    assert!(
+        log.contains(&format!(
+            "env: hello s3cret {ip} test-node init-ran from-hello"
+        )),
+        "{log}"
+    );
+    // The init container ran first and completed.
+    assert_eq!(
+        jp(
+            &c,
+            "pod/full",
+            "{.status.initContainerStatuses[0].state.terminated.reason}"
+        ),
+        "Completed"
+    );
+    assert_eq!(
+        jp(
+            &c,
+            "pod/full",
+            "{.status.conditions[?(@.type==\"Initialized\")].status}"
+        ),
+        "True"
+    );
+    // A configMap update reaches the running container through the ..data swap.
+    c.ok(&[
+        "patch",
+        "configmap",
+        "cfg",
+        "-p",
+        r#"{"data":{"file.txt":"v2"}}"#,
+    ]);
+    wait_for_within(
+        "the updated configMap in the container",
+        Duration::from_secs(60),
+        || {
+            container_log(&host, "full", "main")
+                .contains("file: v2")
+                .then_some(())
+        },
+    );
+}
+
+#[test]
+fn crash_loop_back_off_and_the_restart_policy_table() {
+    let mut host = host_with_registry();
+    let c = host.cluster(&[]);
+    // (pod, restartPolicy, exit code) → the phase it settles in and whether it restarts.
+    let rows = [
+        ("always-fail", "Always", 3),
+        ("always-ok", "Always", 0),
+        ("onfailure-fail", "OnFailure", 1),
+        ("onfailure-ok", "OnFailure", 0),
+        ("never-fail", "Never", 4),
+        ("never-ok", "Never", 0),
+    ];
+    for (name, policy, code) in rows {
+        apply(
+            &c,
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: {policy}\n  containers:\n  - name: c\n    image: {IMAGE}\n    command: [sh, -c, 'echo bye-{code} > /dev/termination-log; exit {code}']\n"
+            ),
+        );
+    }
+    wait_phase(&c, "never-fail", "Failed");
+    wait_phase(&c, "never-ok", "Succeeded");
+    wait_phase(&c, "onfailure-ok", "Succeeded");
+    let t = "{.status.containerStatuses[0].state.terminated}";
+    let failed = jp(&c, "pod/never-fail", t);
+    assert!(
+        failed.contains("\"exitCode\":4") && failed.contains("\"reason\":\"Error\""),
+        "{failed}"
+    );
+    assert!(
+        failed.contains("\"message\":\"bye-4\\n\""),
+        "termination message: {failed}"
+    );
+    assert!(jp(&c, "pod/never-ok", t).contains("\"reason\":\"Completed\""));
+    assert_eq!(restarts(&c, "never-fail"), 0);
+    assert_eq!(restarts(&c, "onfailure-ok"), 0);
+    // Restarting rows: restarts grow, the pod stays Running, and back-off shows.
+    for name in ["always-fail", "always-ok", "onfailure-fail"] {
+        wait_for_within(
+            &format!("{name} restarting"),
+            Duration::from_secs(90),
+            || (restarts(&c, name) >= 2).then_some(()),
+        );
+        assert_eq!(phase(&c, name), "Running", "{name}");
+    }
+    wait_for_within("CrashLoopBackOff", Duration::from_secs(60), || {
+        let reason = jp(
+            &c,
+            "pod/always-fail",
+            "{.status.containerStatuses[0].state.waiting.reason}",
+        );
+        (reason == "CrashLoopBackOff").then_some(())
+    });
+    let msg = jp(
+        &c,
+        "pod/always-fail",
+        "{.status.containerStatuses[0].state.waiting.message}",
+    );
+    assert!(
+        msg.starts_with("back-off ")
+            && msg.contains("restarting failed container=c pod=always-fail_default("),
+        "{msg}"
+    );
+    assert_eq!(
+        jp(
+            &c,
+            "pod/always-fail",
+            "{.status.containerStatuses[0].lastState.terminated.exitCode}"
+        ),
+        "3"
+    );
+    let get = c.ok(&["get", "pod", "always-fail"]);
+    assert!(
+        get.contains("CrashLoopBackOff") || get.contains("Error"),
+        "{get}"
+    );
+    let events = c.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=always-fail,reason=BackOff",
+        "-o",
+        "name",
+    ]);
+    assert!(!events.trim().is_empty(), "a BackOff event");
+}
+
+#[test]
+fn liveness_restarts_and_readiness_gates_ready() {
+    let mut host = host_with_registry();
+    let c = host.cluster(&[]);
+    apply(
+        &c,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: live}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: {IMAGE}
+    command: [sh, -c, 'touch /tmp/alive; sleep 4; rm /tmp/alive; sleep 3600']
+    livenessProbe: {{exec: {{command: [test, -f, /tmp/alive]}}, periodSeconds: 1, failureThreshold: 2}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: ready}}
+spec:
+  containers:
+  - name: c
+    image: {IMAGE}
+    command: [sh, -c, 'sleep 3; touch /tmp/ready; sleep 8; rm /tmp/ready; sleep 3600']
+    readinessProbe: {{exec: {{command: [test, -f, /tmp/ready]}}, periodSeconds: 1}}
+"#
+        ),
+    );
+    wait_for_within("a liveness restart", Duration::from_secs(60), || {
+        (restarts(&c, "live") >= 1).then_some(())
+    });
+    let events = c.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=live",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(events.contains("Liveness probe failed"), "{events}");
+    assert!(
+        events.contains("Container c failed liveness probe, will be restarted"),
+        "{events}"
+    );
+    let ready = |c: &Cluster| {
+        jp(
+            c,
+            "pod/ready",
+            "{.status.conditions[?(@.type==\"Ready\")].status}",
+        )
+    };
+    wait_phase(&c, "ready", "Running");
+    wait_for_within(
+        "Ready once the probe passes",
+        Duration::from_secs(30),
+        || (ready(&c) == "True").then_some(()),
+    );
+    wait_for_within("not Ready once it fails", Duration::from_secs(30), || {
+        (ready(&c) == "False").then_some(())
+    });
+    assert_eq!(
+        jp(
+            &c,
+            "pod/ready",
+            "{.status.conditions[?(@.type==\"ContainersReady\")].message}"
+        ),
+        "containers with unready status: [c]"
+    );
+    assert_eq!(restarts(&c, "ready"), 0, "readiness never restarts");
+}
+
+#[test]
+fn pre_stop_runs_before_sigterm_and_delete_stops_within_the_grace_period() {
+    let mut host = host_with_registry();
+    let c = host.cluster(&[]);
+    let out = host.dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    apply(
+        &c,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: graceful}}
+spec:
+  terminationGracePeriodSeconds: 30
+  containers:
+  - name: c
+    image: {IMAGE}
+    command: [sh, -c, 'trap "echo TERM >> /out/log; exit 0" TERM; echo started >> /out/log; while true; do sleep 1; done']
+    lifecycle:
+      preStop: {{exec: {{command: [sh, -c, 'echo prestop >> /out/log']}}}}
+    volumeMounts: [{{name: out, mountPath: /out}}]
+  volumes:
+  - {{name: out, hostPath: {{path: {out}, type: Directory}}}}
+"#,
+            out = out.display()
+        ),
+    );
+    wait_phase(&c, "graceful", "Running");
+    wait_for_within("the container started", Duration::from_secs(30), || {
+        std::fs::read_to_string(out.join("log"))
+            .ok()
+            .filter(|l| l.contains("started"))
+    });
+    let t0 = std::time::Instant::now();
+    c.ok(&["delete", "pod", "graceful", "--timeout=60s"]);
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(20),
+        "the pod went in {took:?}, not after the 30 s grace period"
+    );
+    let log = std::fs::read_to_string(out.join("log")).unwrap();
+    assert_eq!(log, "started\nprestop\nTERM\n");
+    let events = c.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=graceful,reason=Killing",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(events.contains("Stopping container c"), "{events}");
+}
+
+#[test]
+fn memory_limit_oom_kill_is_reported() {
+    let mut host = host_with_registry();
+    let c = host.cluster(&[]);
+    apply(
+        &c,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: oom}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: c\n    image: {IMAGE}\n    command: [sh, -c, 'dd if=/dev/zero of=/dev/null bs=100M count=1']\n    resources: {{limits: {{memory: 20Mi}}}}\n"
+        ),
+    );
+    wait_phase(&c, "oom", "Failed");
+    assert_eq!(
+        jp(
+            &c,
+            "pod/oom",
+            "{.status.containerStatuses[0].state.terminated.reason}"
+        ),
+        "OOMKilled"
+    );
+    assert_eq!(
+        jp(
+            &c,
+            "pod/oom",
+            "{.status.containerStatuses[0].state.terminated.exitCode}"
+        ),
+        "137"
+    );
+    assert_eq!(jp(&c, "pod/oom", "{.status.qosClass}"), "Burstable");
+}
+
+#[test]
+fn static_pods_get_mirror_pods() {
+    let mut host = host_with_registry();
+    let c = host.cluster(&[]);
+    let manifests = host.agent_dir().join("pod-manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(
+        manifests.join("web.yaml"),
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: web, namespace: kube-system}}\nspec:\n  containers:\n  - name: c\n    image: {IMAGE}\n    command: [httpd, -f, -p, '8080', -h, /www]\n"),
+    )
+    .unwrap();
+    let mirror = "pod/web-test-node";
+    wait_for_within("the mirror pod Running", Duration::from_secs(60), || {
+        (c.kubectl(&[
+            "get",
+            "-n",
+            "kube-system",
+            mirror,
+            "-o",
+            "jsonpath={.status.phase}",
+        ])
+        .stdout
+            == "Running")
+            .then_some(())
+    });
+    let ann = c.ok(&[
+        "get",
+        "-n",
+        "kube-system",
+        mirror,
+        "-o",
+        "jsonpath={.metadata.annotations}",
+    ]);
+    assert!(
+        ann.contains("kubernetes.io/config.mirror")
+            && ann.contains("\"kubernetes.io/config.source\":\"file\""),
+        "{ann}"
+    );
+    let owner = c.ok(&[
+        "get",
+        "-n",
+        "kube-system",
+        mirror,
+        "-o",
+        "jsonpath={.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}",
+    ]);
+    assert_eq!(owner, "Node/test-node");
+    let ip = c.ok(&[
+        "get",
+        "-n",
+        "kube-system",
+        mirror,
+        "-o",
+        "jsonpath={.status.podIP}",
+    ]);
+    assert!(http_get(&format!("{ip}:8080")).contains("hello-from-busybox"));
+    // Deleting the mirror does not stop the static pod: the mirror comes back.
+    let uid = c.ok(&[
+        "get",
+        "-n",
+        "kube-system",
+        mirror,
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    c.ok(&["delete", "-n", "kube-system", mirror, "--wait=false"]);
+    wait_for_within("a new mirror pod", Duration::from_secs(60), || {
+        let now = c
+            .kubectl(&[
+                "get",
+                "-n",
+                "kube-system",
+                mirror,
+                "-o",
+                "jsonpath={.metadata.uid}",
+            ])
+            .stdout;
+        (!now.is_empty() && now != uid).then_some(())
+    });
+    assert!(
+        http_get(&format!("{ip}:8080")).contains("hello-from-busybox"),
+        "the container kept running"
+    );
+    // Removing the manifest removes the pod and its mirror.
+    std::fs::remove_file(manifests.join("web.yaml")).unwrap();
+    wait_for_within("the mirror pod gone", Duration::from_secs(60), || {
+        (c.kubectl(&["get", "-n", "kube-system", mirror]).code != 0).then_some(())
+    });
+}
+
+#[test]
+fn service_account_token_in_the_pod_authenticates() {
+    let mut host = host_with_registry();
+    let c = host.cluster(&[]);
+    c.wait_root_ca_published();
+    apply(
+        &c,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: sa}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: c\n    image: {IMAGE}\n    command: [sh, -c, 'cat /var/run/secrets/kubernetes.io/serviceaccount/token; echo; cat /var/run/secrets/kubernetes.io/serviceaccount/namespace; echo; head -1 /var/run/secrets/kubernetes.io/serviceaccount/ca.crt']\n"
+        ),
+    );
+    wait_phase(&c, "sa", "Succeeded");
+    let log = container_log(&host, "sa", "c");
+    let mut lines = log.lines();
+    let token = lines.next().unwrap_or_default().to_string();
+    assert_eq!(lines.next(), Some("default"), "{log}");
+    assert_eq!(lines.next(), Some("-----BEGIN CERTIFICATE-----"), "{log}");
+    // The projected token is a bound service-account token the API server accepts.
+    let ok = c.curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        &format!("{}/api/v1/namespaces/default/pods", c.url()),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&ok.stdout), "200");
+    let bad = c.curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        "Authorization: Bearer not-a-token",
+        &format!("{}/api", c.url()),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&bad.stdout), "401");
+}
+
+#[test]
+fn node_pressure_evicts_pods() {
+    let mut host = host_with_registry();
+    // A threshold the node always crosses.
+    let c = host.cluster(&["--eviction-hard", "memory.available<100%"]);
+    apply(
+        &c,
+        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: victim}}\nspec:\n  tolerations: [{{key: node.kubernetes.io/memory-pressure, operator: Exists}}]\n  containers:\n  - name: c\n    image: {IMAGE}\n    command: [sleep, '3600']\n"),
+    );
+    wait_phase(&c, "victim", "Failed");
+    assert_eq!(jp(&c, "pod/victim", "{.status.reason}"), "Evicted");
+    let msg = jp(&c, "pod/victim", "{.status.message}");
+    assert!(
+        msg.starts_with("The node was low on resource: memory."),
+        "{msg}"
+    );
+    assert_eq!(
+        jp(
+            &c,
+            "pod/victim",
+            "{.status.conditions[?(@.type==\"DisruptionTarget\")].reason}"
+        ),
+        "TerminationByKubelet"
+    );
+    assert_eq!(
+        jp(
+            &c,
+            "node/test-node",
+            "{.status.conditions[?(@.type==\"MemoryPressure\")].status}"
+        ),
+        "True"
+    );
+}
+
+#[test]
+fn image_archives_in_the_images_dir_are_imported() {
+    let mut host = TestHost::new();
+    host.enter();
+    let images = support::node::test_images();
+    let c = host.cluster_with(&[], |data: &Path| {
+        let dir = data.join("agent").join("images");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(images.join("busybox.tar"), dir.join("busybox.tar")).unwrap();
+    });
+    apply(
+        &c,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: offline}\nspec:\n  containers:\n  - name: c\n    image: rudder.test/busybox:1\n    imagePullPolicy: Never\n    command: [sleep, '3600']\n",
+    );
+    wait_phase(&c, "offline", "Running");
+    let events = c.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=offline,reason=Pulled",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(
+        events.contains("Container image \"rudder.test/busybox:1\" already present on machine"),
+        "{events}"
+    );
+}
