@@ -28,6 +28,8 @@ const USAGES: [&str; 2] = ["digital signature", "client auth"];
 /// A certificate with less than this share of its life left is replaced, as the kubelet's
 /// certificate manager rotates at 70–90 % of the validity.
 const RENEW_FRACTION: f64 = 0.2;
+/// The longest pause between attempts to reach the server.
+const RETRY_MAX: Duration = Duration::from_secs(30);
 /// How long to wait for approval and issuance.
 const ISSUE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -88,7 +90,8 @@ pub async fn bootstrap(
     }
     let join = JoinToken::parse(token).map_err(BootstrapError::InvalidToken)?;
     // A certificate near its end renews itself, as the kubelet's certificate manager does
-    // (csrapproving's selfnodeclient); the join token is the fallback.
+    // (csrapproving's selfnodeclient); while the server cannot be reached it stays in use, and
+    // the join token is the fallback when the server refuses it.
     let issued = match current {
         Existing::Renewable {
             ca_pem,
@@ -99,9 +102,15 @@ pub async fn bootstrap(
                 .with_client_cert(cert_pem, key_pem);
             match request_certificate(client(&spec).await?, server, node_name).await {
                 Ok(issued) => Some((ca_pem, issued)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "renewing with the current certificate failed; using the join token");
+                Err(BootstrapError::TokenRefused(_)) => {
+                    tracing::warn!(
+                        "the server refused the current node certificate; joining with the token"
+                    );
                     None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not renew the node client certificate; using the current one until it expires");
+                    return Ok(kubeconfig);
                 }
             }
         }
@@ -109,13 +118,7 @@ pub async fn bootstrap(
     };
     let (ca_pem, (name, cert_pem, key_pem)) = match issued {
         Some(done) => done,
-        None => {
-            let ca_pem = trusted_ca(server, &join).await?;
-            let spec = rudder_pki::KubeconfigSpec::new(server, ca_pem.clone())
-                .with_token(join.token.clone());
-            let issued = request_certificate(client(&spec).await?, server, node_name).await?;
-            (ca_pem, issued)
-        }
+        None => join_with_token(server, &join, node_name).await?,
     };
 
     let ca_path = agent_dir.join(SERVER_CA_FILE);
@@ -128,6 +131,34 @@ pub async fn bootstrap(
     write_file(&kubeconfig, yaml.as_bytes(), 0o600)?;
     tracing::info!(path = %kubeconfig.display(), csr = %name, "node client certificate issued");
     Ok(kubeconfig)
+}
+
+/// The token's way in: the CA checked against its hash, then a CSR as the bootstrap token.
+/// While the server cannot be reached (or answers with an error other than refusing the
+/// token), it tries again with back-off, as k3s's agent waits for its server.
+async fn join_with_token(
+    server: &str,
+    join: &JoinToken,
+    node_name: &str,
+) -> Result<(String, (String, String, String)), BootstrapError> {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        let attempt = async {
+            let ca_pem = trusted_ca(server, join).await?;
+            let spec = rudder_pki::KubeconfigSpec::new(server, ca_pem.clone())
+                .with_token(join.token.clone());
+            let issued = request_certificate(client(&spec).await?, server, node_name).await?;
+            Ok((ca_pem, issued))
+        };
+        match attempt.await {
+            Err(e @ (BootstrapError::FetchCa { .. } | BootstrapError::Api { .. })) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "waiting for the server");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(RETRY_MAX);
+            }
+            done => return done,
+        }
+    }
 }
 
 /// The server's CA from `/cacerts`, checked against the token's hash.

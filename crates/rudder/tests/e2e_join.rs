@@ -650,21 +650,58 @@ impl Drop for TestHost {
     }
 }
 
-/// `rudder agent --server URL --token-file FILE` on a fresh node: it joins with the server's
-/// join token (the bootstrap-token CSR approved and issued), starts its own containerd and
-/// registers its Node and Lease as `system:node:<name>`. Server and agent run in a network
-/// namespace the test creates (the network rule), so the store is the embedded one: the test's
-/// etcd would listen in the root namespace.
+/// `rudder agent --server URL --token-file FILE` on a fresh node, started before its server: it
+/// waits for the server, joins with the token (the bootstrap-token CSR approved and issued),
+/// starts its own containerd and registers its Node and Lease as `system:node:<name>`. Server
+/// and agent run in a network namespace the test creates (the network rule), so the store is the
+/// embedded one: the test's etcd would listen in the root namespace.
 #[test]
 fn agent_joins_with_the_token() {
     let dir = tempfile::tempdir().unwrap();
     let (server_data, agent_data) = (dir.path().join("server"), dir.path().join("node"));
     let mut host = TestHost::new("agent");
     let rudder = std::path::Path::new(env!("CARGO_BIN_EXE_rudder"));
+    // The agent starts first and waits for its server; its token is a bare bootstrap token
+    // (no CA hash: the CA is trusted on first use), which the server is then started with.
+    const TOKEN: &str = "joinme.0123456789abcdef";
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let mut agent = host.command(rudder);
+    agent
+        .args([
+            "agent",
+            "--server",
+            "https://127.0.0.1:6443",
+            "--token-file",
+        ])
+        .arg(&token_file)
+        .args([
+            "--node-name",
+            "joiner",
+            "--node-ip",
+            "127.0.0.1",
+            "--data-dir",
+        ])
+        .arg(&agent_data);
+    let agent_log = dir.path().join("agent.log");
+    host.spawn(agent, &agent_log);
+    wait_for("the agent to wait for its server", || {
+        std::fs::read_to_string(&agent_log)
+            .unwrap_or_default()
+            .contains("waiting for the server")
+            .then_some(())
+    });
+
     let mut server = host.command(rudder);
     server
         .args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
-        .args(["--https-listen-port", "6443", "--data-dir"])
+        .args([
+            "--https-listen-port",
+            "6443",
+            "--token",
+            TOKEN,
+            "--data-dir",
+        ])
         .arg(&server_data);
     host.spawn(server, &dir.path().join("server.log"));
     let kubeconfig = server_data.join("kubeconfig.yaml");
@@ -683,29 +720,6 @@ fn agent_joins_with_the_token() {
             String::from_utf8_lossy(&out.stdout).into_owned(),
         )
     };
-    wait_for("the server", || {
-        (server_data.join("token").exists() && kubectl(&["get", "ns", "default"]).0).then_some(())
-    });
-
-    let mut agent = host.command(rudder);
-    agent
-        .args([
-            "agent",
-            "--server",
-            "https://127.0.0.1:6443",
-            "--token-file",
-        ])
-        .arg(server_data.join("token"))
-        .args([
-            "--node-name",
-            "joiner",
-            "--node-ip",
-            "127.0.0.1",
-            "--data-dir",
-        ])
-        .arg(&agent_data);
-    let agent_log = dir.path().join("agent.log");
-    host.spawn(agent, &agent_log);
     let node: Value = support::wait_for_within(
         "the agent's Node",
         std::time::Duration::from_secs(120),
