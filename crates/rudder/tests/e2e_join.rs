@@ -64,6 +64,28 @@ fn csr_json(c: &Cluster, name: &str) -> Value {
     serde_json::from_str(&c.ok(&["get", "csr", name, "-o", "json"])).unwrap()
 }
 
+/// Writes CSR `name`'s issued certificate to `<test dir>/<name>.crt`; returns the path and
+/// whether it is still valid `secs` from now (`openssl x509 -checkend`).
+fn issued_certificate(c: &Cluster, name: &str) -> (std::path::PathBuf, impl Fn(u32) -> bool) {
+    let issued = csr_json(c, name);
+    let path = c.dir.path().join(format!("{name}.crt"));
+    let der = B64
+        .decode(issued["status"]["certificate"].as_str().unwrap())
+        .unwrap();
+    std::fs::write(&path, der).unwrap();
+    let p = path.clone();
+    let valid_in = move |secs: u32| {
+        std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-checkend", &secs.to_string(), "-in"])
+            .arg(&p)
+            .output()
+            .expect("openssl runs (scripts/install-deps installs it)")
+            .status
+            .success()
+    };
+    (path, valid_in)
+}
+
 fn sha256_hex(data: &[u8]) -> String {
     let out = std::process::Command::new("sha256sum")
         .stdin(std::process::Stdio::piped())
@@ -335,25 +357,9 @@ fn join(b: Backend) {
         (csr_row(&c, "alice").1 == "Approved,Issued").then_some(())
     });
     // Issued for exactly the requested 15 minutes (short certificates are not backdated).
-    let alice = csr_json(&c, "alice");
-    let cert_path = c.dir.path().join("alice.crt");
-    std::fs::write(
-        &cert_path,
-        B64.decode(alice["status"]["certificate"].as_str().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    let checkend = |secs: &str| {
-        std::process::Command::new("openssl")
-            .args(["x509", "-noout", "-checkend", secs, "-in"])
-            .arg(&cert_path)
-            .output()
-            .expect("openssl runs (scripts/install-deps installs it)")
-            .status
-            .success()
-    };
-    assert!(checkend("780"), "valid for more than 13 minutes");
-    assert!(!checkend("901"), "expires within 15 minutes");
+    let (cert_path, valid_in) = issued_certificate(&c, "alice");
+    assert!(valid_in(780), "valid for more than 13 minutes");
+    assert!(!valid_in(901), "expires within 15 minutes");
     let dates = std::process::Command::new("openssl")
         .args([
             "x509",
@@ -800,4 +806,68 @@ fn chosen_token(b: Backend) {
     );
 }
 
-on_both_backends!(join, agent_bootstrap, agent_bootstrap_denied, chosen_token);
+/// `rudder controller-manager` on its own signs with the CA files it is given
+/// (`--cluster-signing-cert-file`/`--cluster-signing-key-file`) for `--cluster-signing-duration`.
+fn standalone_signer(b: Backend) {
+    let c = Cluster::start_with(b, &["--disable-controllers"]);
+    let token = join_token(&c);
+    let (_, bootstrap) = token.split_once("::").unwrap();
+    let (pem, _) = request("system:node:solo", &["system:nodes"]);
+    let body = csr(
+        "solo",
+        &pem,
+        "kubernetes.io/kube-apiserver-client-kubelet",
+        &["digital signature", "client auth"],
+    );
+    let r = c.kubectl_stdin(
+        &[&format!("--token={bootstrap}"), "create", "-f", "-"],
+        &body,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(
+        csr_row(&c, "solo").1,
+        "Pending",
+        "no controllers in the server"
+    );
+
+    let tls = c.dir.path().join("data/server/tls");
+    let mut kcm = std::process::Command::new(env!("CARGO_BIN_EXE_rudder"))
+        .args([
+            "controller-manager",
+            "--health-port",
+            "0",
+            "--leader-elect=false",
+        ])
+        .args(["--controllers", "csrapproving,csrsigning"])
+        .args([
+            "--cluster-signing-duration",
+            "2h",
+            "--cluster-signing-cert-file",
+        ])
+        .arg(tls.join("ca.crt"))
+        .arg("--cluster-signing-key-file")
+        .arg(tls.join("ca.key"))
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(c.dir.path().join("kcm.log")).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for(
+        "the standalone controllers to issue the certificate",
+        || (csr_row(&c, "solo").1 == "Approved,Issued").then_some(()),
+    );
+    let _ = kcm.kill();
+    let _ = kcm.wait();
+    let (_, valid_in) = issued_certificate(&c, "solo");
+    assert!(valid_in(7000) && !valid_in(7201), "valid for two hours");
+}
+
+on_both_backends!(
+    join,
+    agent_bootstrap,
+    agent_bootstrap_denied,
+    chosen_token,
+    standalone_signer
+);
