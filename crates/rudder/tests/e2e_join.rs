@@ -639,9 +639,8 @@ impl Drop for TestHost {
         // Last started first: the agent before the server it reports to.
         for child in self.children.iter_mut().rev() {
             if let Ok(pid) = i32::try_from(child.id()) {
-                let _ = std::process::Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status();
+                // SAFETY: signals a child this test spawned and has not reaped.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
             }
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
             while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
