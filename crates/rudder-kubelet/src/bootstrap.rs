@@ -406,26 +406,14 @@ fn pem_body(text: &str) -> Option<Vec<u8>> {
 }
 
 fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), BootstrapError> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let io = |source| BootstrapError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
+        std::fs::create_dir_all(dir).map_err(|source| BootstrapError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io)?;
-    f.write_all(data).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    rudder_pki::write_atomic(path, data, mode)
+        .map_err(|e| BootstrapError::Certificate(e.to_string()))
 }
 
 /// `GET <server>/cacerts` over TLS without verifying the server: what it returns is checked

@@ -30,7 +30,7 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
 /// even across a crash: write a temporary file in the same directory with the final mode
 /// already set (a secret is never readable by others, not even briefly), fsync it, rename it
 /// over the target, then fsync the directory so the rename itself is durable.
-pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
 
     let dir = match path.parent() {

@@ -26,6 +26,7 @@ pub use cluster::{
 };
 pub use csrsign::{key_usages, CsrSigner};
 pub use error::{PkiError, Result};
+pub use fsutil::write_atomic;
 pub use kubeconfig::{kubeconfig_yaml, write_kubeconfig, KubeconfigSpec};
 pub use sans::{wanted_sans, San, DEFAULT_KUBERNETES_SERVICE_IP};
 pub use servicekey::SERVICE_KEY_FILE;

@@ -107,8 +107,7 @@ pub async fn ensure_join_token(
         token,
     }
     .to_string();
-    write_private(&path, &format!("{full}\n"))
-        .with_context(|| format!("writing {}", path.display()))?;
+    rudder_pki::write_atomic(&path, format!("{full}\n").as_bytes(), 0o600)?;
     Ok(path)
 }
 
@@ -142,22 +141,6 @@ async fn create_if_missing(
         Err(e) if e.is_already_exists() => Ok(()),
         Err(e) => anyhow::bail!("creating {resource} {name}: {}", e.message),
     }
-}
-
-/// Writes `text` to `path` with mode 0600 (replacing it atomically).
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 /// `GET /cacerts`, unauthenticated as k3s serves it: the CA bundle, whose SHA-256 the join
