@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod dupes;
 pub mod encode;
 pub mod gojson;
+pub mod podproxy;
 pub mod pretty;
 pub mod request;
 pub mod rest;
@@ -74,6 +75,8 @@ pub struct ApiServer {
     pub component_metrics: std::sync::RwLock<Vec<MetricsSource>>,
     /// The service-account token issuer (TokenRequest, OIDC discovery); `None` serves neither.
     pub service_accounts: Option<Arc<tokens::ServiceAccountTokens>>,
+    /// How `pods/log`, `exec`, `attach` and `portforward` reach kubelets; `None` refuses them.
+    pub kubelet_client: Option<podproxy::KubeletClient>,
 }
 
 /// Renders a component's metrics in the Prometheus text format.
@@ -201,6 +204,20 @@ async fn handle(State(s): State<Arc<ApiServer>>, req: Request) -> Response {
     if let Decision::Deny(_) | Decision::NoOpinion = s.authz.authorize(&user, &attrs) {
         let err = forbidden(&user, &info);
         return encode::error_response(&err);
+    }
+    if info.resource_request && podproxy::is_proxied(&info.group, &info.resource, &info.subresource)
+    {
+        let req = Request::from_parts(parts, body);
+        return podproxy::handle(
+            &s,
+            &info.namespace,
+            &info.name,
+            &info.subresource,
+            &query,
+            req,
+        )
+        .await
+        .unwrap_or_else(|e| encode::error_response(&e));
     }
     let body = match collect_body(&parts.headers, body).await {
         Ok(b) => b,

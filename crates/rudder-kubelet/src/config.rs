@@ -42,6 +42,9 @@ pub struct KubeletConfig {
     pub eviction_pressure_transition_period: Duration,
     /// The sandbox image (never garbage-collected).
     pub pause_image: String,
+    /// The CA whose client certificates the kubelet's HTTPS server accepts (the cluster CA);
+    /// without it the server is not started.
+    pub client_ca_pem: Option<String>,
 }
 
 impl KubeletConfig {
@@ -71,6 +74,7 @@ impl KubeletConfig {
                 .unwrap_or_default(),
             eviction_pressure_transition_period: Duration::from_secs(300),
             pause_image: "rudder.dev/pause:3.10".into(),
+            client_ca_pem: None,
         }
     }
 

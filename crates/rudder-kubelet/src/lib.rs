@@ -13,6 +13,7 @@ pub mod images;
 pub mod node;
 pub mod pods;
 pub mod probe;
+pub mod server;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -170,6 +171,22 @@ pub async fn start(
         cfg.eviction_pressure_transition_period,
         ready_changed.clone(),
     ));
+    match (&cfg.client_ca_pem, cfg.port) {
+        (Some(ca), port) if port != 0 => {
+            let sc = server::ServerConfig {
+                addr: std::net::SocketAddr::new(std::net::IpAddr::from([0, 0, 0, 0]), port),
+                client_ca_pem: ca.clone(),
+                sans: vec![cfg.node_name.clone(), cfg.node_ip.to_string(), "localhost".into()],
+            };
+            let (p, c) = (pods.clone(), cri.clone());
+            tokio::spawn(async move {
+                if let Err(e) = server::serve(sc, p, c).await {
+                    tracing::error!(error = %e, "the kubelet server stopped");
+                }
+            });
+        }
+        _ => tracing::warn!("no kubelet server (no client CA or port 0): logs, exec and port-forward are unavailable"),
+    }
     let synced = Arc::new(tokio::sync::Notify::new());
     tokio::spawn(pods.clone().run_pod_source(pod_writer, synced.clone()));
     if let Err(e) = std::fs::create_dir_all(&cfg.pod_manifest_path) {

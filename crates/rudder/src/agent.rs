@@ -205,6 +205,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("rudder agent needs --server and --token (or --kubeconfig)"),
     };
     let client = crate::components::kubeconfig_client(&kubeconfig).await?;
+    let mut cfg = cfg;
+    cfg.client_ca_pem = client_ca(&cfg.agent_dir, &kubeconfig);
     let agent = start_agent(client, cfg).await?;
     eprintln!("Rudder agent is running.");
     crate::server::shutdown_signal().await;
@@ -217,4 +219,27 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
 fn go_duration(s: &str) -> Result<std::time::Duration, String> {
     rudder_component::duration::parse_go_duration(s)
         .ok_or_else(|| format!("invalid duration {s:?} (e.g. 5m, 30s)"))
+}
+
+/// The cluster CA the kubelet's server trusts for client certificates: the one the TLS
+/// bootstrap verified, else the kubeconfig's.
+fn client_ca(agent_dir: &Path, kubeconfig: &Path) -> Option<String> {
+    if let Ok(pem) =
+        std::fs::read_to_string(agent_dir.join(rudder_kubelet::bootstrap::SERVER_CA_FILE))
+    {
+        return Some(pem);
+    }
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).ok()?;
+    let cluster = kc.clusters.first()?.cluster.as_ref()?;
+    if let Some(data) = &cluster.certificate_authority_data {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .ok()?;
+        return String::from_utf8(bytes).ok();
+    }
+    cluster
+        .certificate_authority
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(f).ok())
 }

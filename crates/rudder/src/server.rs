@@ -202,6 +202,18 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
         .context("storageclasses are not registered")?
         .prefix
         .clone();
+    // The API server's credentials towards kubelets (upstream's --kubelet-client-certificate;
+    // kubeadm's user name), renewed with each start.
+    let (kubelet_cert, kubelet_key) = pki
+        .issue_client_cert(
+            "kube-apiserver-kubelet-client",
+            &["kubeadm:cluster-admins"],
+            std::time::Duration::from_secs(365 * 24 * 3600),
+        )
+        .context("issuing the kubelet client certificate")?;
+    let kubelet_client =
+        rudder_apiserver::podproxy::KubeletClient::new(&kubelet_cert, &kubelet_key)
+            .map_err(|e| anyhow::anyhow!("kubelet client credentials: {e}"))?;
     let server = Arc::new(ApiServer {
         gs: GenericStore {
             store: store.clone(),
@@ -262,6 +274,7 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
         advertise_address,
         component_metrics: Default::default(),
         service_accounts: Some(service_accounts),
+        kubelet_client: Some(kubelet_client),
     });
     Ok(Built {
         server,
@@ -432,7 +445,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let agent = if args.disable_agent {
         None
     } else {
-        let cfg = crate::agent::kubelet_config(&args.agent, &data_dir)?;
+        let mut cfg = crate::agent::kubelet_config(&args.agent, &data_dir)?;
+        cfg.client_ca_pem = Some(pki.ca_pem().to_string());
         let user = format!("system:node:{}", cfg.node_name);
         let client = crate::components::in_process_client(router.clone(), &user, &["system:nodes"]);
         Some(crate::agent::start_agent(client, cfg).await.context(

@@ -237,6 +237,18 @@ impl PodManager {
         self.wake(&victim.uid);
     }
 
+    /// A pod this node runs, by namespace and name (API pods and static pods).
+    pub fn find_pod(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
+        let workers = self.workers.lock().ok()?;
+        workers
+            .values()
+            .map(|w| w.tx.borrow().pod.clone())
+            .find(|p| {
+                p.metadata.namespace.as_deref() == Some(namespace)
+                    && p.metadata.name.as_deref() == Some(name)
+            })
+    }
+
     pub fn wake(&self, uid: &str) {
         if let Ok(w) = self.workers.lock() {
             if let Some(w) = w.get(uid) {
