@@ -2,6 +2,7 @@
 //! and health, for the API server, which presents a client certificate of the cluster CA.
 
 pub mod logs;
+mod stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -159,6 +160,18 @@ pub(crate) fn router(ctx: Ctx) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/containerLogs/{ns}/{pod}/{container}", get(container_logs))
+        .route(
+            "/exec/{ns}/{pod}/{container}",
+            get(stream::exec).post(stream::exec),
+        )
+        .route(
+            "/attach/{ns}/{pod}/{container}",
+            get(stream::attach).post(stream::attach),
+        )
+        .route(
+            "/portForward/{ns}/{pod}",
+            get(stream::port_forward).post(stream::port_forward),
+        )
         .with_state(ctx)
 }
 
