@@ -684,3 +684,174 @@ fn image_archives_in_the_images_dir_are_imported() {
         "{events}"
     );
 }
+
+#[test]
+fn logs_exec_cp_attach_and_port_forward_through_the_api_server() {
+    let mut host = host_with_registry();
+    let c = host.cluster(&[]);
+    apply(
+        &c,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: talk}}
+spec:
+  containers:
+  - name: web
+    image: {IMAGE}
+    command: [httpd, -f, -p, '8080', -h, /www]
+  - name: ticker
+    image: {IMAGE}
+    command: [sh, -c, 'i=0; while true; do echo line $i; i=$((i+1)); sleep 1; done']
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: restarts}}
+spec:
+  containers:
+  - name: c
+    image: {IMAGE}
+    command: [sh, -c, 'echo run-$(date +%s%N); sleep 2; exit 1']
+"#
+        ),
+    );
+    wait_phase(&c, "talk", "Running");
+    // logs: the container must be named in a two-container pod, as upstream says.
+    // (kubectl picks the first container itself; the API answers as upstream.)
+    let raw = c.curl(&[
+        "-H",
+        &format!("Authorization: Bearer {}", c.admin_token()),
+        &format!("{}/api/v1/namespaces/default/pods/talk/log", c.url()),
+    ]);
+    let raw = String::from_utf8_lossy(&raw.stdout);
+    assert!(
+        raw.contains(
+            "a container name must be specified for pod talk, choose one of: [web ticker]"
+        ) && raw.contains("\"reason\": \"BadRequest\""),
+        "{raw}"
+    );
+    wait_for_within("three log lines", Duration::from_secs(30), || {
+        c.ok(&["logs", "talk", "-c", "ticker"])
+            .contains("line 2")
+            .then_some(())
+    });
+    let tail = c.ok(&["logs", "talk", "-c", "ticker", "--tail=1"]);
+    assert_eq!(tail.lines().count(), 1, "{tail}");
+    assert!(tail.starts_with("line "), "{tail}");
+    let ts = c.ok(&["logs", "talk", "-c", "ticker", "--tail=1", "--timestamps"]);
+    assert!(
+        ts.split_whitespace()
+            .next()
+            .is_some_and(|t| t.ends_with('Z') && t.contains('T')),
+        "{ts}"
+    );
+    let limited = c.ok(&["logs", "talk", "-c", "ticker", "--limit-bytes=4"]);
+    assert_eq!(limited, "line");
+    let all = c.ok(&["logs", "talk", "--all-containers", "--tail=1"]);
+    assert!(all.contains("line "), "{all}");
+    let follow = c
+        .command(&["logs", "-f", "talk", "-c", "ticker", "--tail=1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let mut follow = follow;
+    let _ = follow.kill();
+    let out = follow.wait_with_output().unwrap();
+    let followed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        followed.lines().count() >= 2,
+        "follow streams new lines: {followed}"
+    );
+    // --previous: the container that ran before the current one.
+    wait_for_within("a restart", Duration::from_secs(60), || {
+        (restarts(&c, "restarts") >= 1).then_some(())
+    });
+    let prev = c.ok(&["logs", "restarts", "--previous"]);
+    assert!(prev.starts_with("run-"), "{prev}");
+    // exec: output, stderr and the exit code.
+    let r = c.kubectl(&[
+        "exec",
+        "talk",
+        "-c",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(r.code, 3, "{r:?}", r = (&r.stdout, &r.stderr));
+    assert_eq!(r.stdout, "out\n");
+    assert!(
+        r.stderr.contains("err") && r.stderr.contains("command terminated with exit code 3"),
+        "{}",
+        r.stderr
+    );
+    // exec -i: stdin, and its end.
+    assert_eq!(
+        c.ok_stdin(
+            &["exec", "-i", "talk", "-c", "web", "--", "cat"],
+            "from-stdin\n"
+        ),
+        "from-stdin\n"
+    );
+    // cp both ways (exec + tar).
+    let up = host.dir.path().join("up.txt");
+    std::fs::write(&up, "uploaded\n").unwrap();
+    c.ok(&[
+        "cp",
+        &up.display().to_string(),
+        "talk:/tmp/up.txt",
+        "-c",
+        "web",
+    ]);
+    assert_eq!(
+        c.ok(&["exec", "talk", "-c", "web", "--", "cat", "/tmp/up.txt"]),
+        "uploaded\n"
+    );
+    let down = host.dir.path().join("index.html");
+    c.ok(&[
+        "cp",
+        "talk:/www/index.html",
+        &down.display().to_string(),
+        "-c",
+        "web",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(&down).unwrap(),
+        "hello-from-busybox\n"
+    );
+    // attach: the running process's output.
+    let attach = c
+        .command(&["attach", "talk", "-c", "ticker"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let mut attach = attach;
+    let _ = attach.kill();
+    let out = attach.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("line "),
+        "attach shows the output"
+    );
+    // port-forward, then an HTTP request through it.
+    let mut pf = c
+        .command(&["port-forward", "pod/talk", "18080:8080"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let body = wait_for_within("port-forward", Duration::from_secs(20), || {
+        let b = std::net::TcpStream::connect("127.0.0.1:18080")
+            .ok()
+            .map(|_| http_get("127.0.0.1:18080"));
+        b.filter(|b| b.contains("hello-from-busybox"))
+    });
+    let _ = pf.kill();
+    let _ = pf.wait();
+    assert!(
+        body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"),
+        "{body}"
+    );
+}
