@@ -4,6 +4,7 @@ mod agent;
 mod bench;
 mod components;
 mod controllers_cmd;
+mod image_cmd;
 mod join;
 mod scheduler_cmd;
 mod server;
@@ -34,6 +35,8 @@ enum Command {
     ControllerManager(controllers_cmd::ControllerManagerArgs),
     /// Run simulated nodes (hollow kubelets, no containers) against a cluster.
     Sim(sim_cmd::SimArgs),
+    /// Import image archives into the node's containerd, or list its images.
+    Image(image_cmd::ImageArgs),
     /// Measure Rudder's components; results are printed as a Markdown table.
     Bench {
         #[command(subcommand)]
@@ -60,5 +63,6 @@ fn main() -> anyhow::Result<()> {
         Command::Scheduler(args) => runtime.block_on(scheduler_cmd::run(args)),
         Command::ControllerManager(args) => runtime.block_on(controllers_cmd::run(args)),
         Command::Sim(args) => runtime.block_on(sim_cmd::run(args)),
+        Command::Image(args) => runtime.block_on(image_cmd::run(args)),
     }
 }
