@@ -1,11 +1,11 @@
 //! exec, attach and port-forward: the kubelet asks CRI for a stream URL on containerd's
 //! streaming server and splices the caller's upgraded connection to it, as upstream's kubelet
 //! proxies to the CRI streaming server. containerd 1.6 speaks SPDY/3.1 (remotecommand v1–v4,
-//! portforward) and WebSocket up to v4. WebSocket requests it cannot serve — kubectl's v5
-//! remotecommand and its SPDY-over-WebSocket port-forward tunnel — are refused before the
-//! upgrade, which makes kubectl fall back to SPDY (client-go's fallback executor and dialer do
-//! exactly this on an upgrade failure), so stdin close, exit codes and resizes keep their
-//! SPDY semantics end to end.
+//! portforward) and WebSocket up to v4. kubectl's port-forward tunnel (SPDY/3.1 inside
+//! WebSocket, its default since 1.31) is unwrapped here onto a SPDY connection to containerd.
+//! kubectl's v5 remotecommand over WebSocket is refused before the upgrade, which makes
+//! kubectl fall back to SPDY (client-go's fallback executor does exactly this on an upgrade
+//! failure), so stdin close, exit codes and resizes keep their SPDY semantics end to end.
 
 use std::collections::HashMap;
 
@@ -80,8 +80,8 @@ fn websocket_protocols(h: &HeaderMap) -> Option<Vec<String>> {
 fn refuse_websocket(h: &HeaderMap, port_forward: bool) -> Option<Response> {
     let protocols = websocket_protocols(h)?;
     let unsupported = if port_forward {
-        // The SPDY-over-WebSocket tunnel (and anything else): SPDY directly instead.
-        true
+        // Only the SPDY tunnel: port-forward has no WebSocket protocol of its own here.
+        !protocols.iter().any(|p| p == PORT_FORWARD_TUNNEL_PROTOCOL)
     } else {
         protocols.iter().any(|p| p == "v5.channel.k8s.io")
     };
@@ -93,13 +93,18 @@ fn refuse_websocket(h: &HeaderMap, port_forward: bool) -> Option<Response> {
     })
 }
 
-/// Forwards the upgrade request to a CRI stream URL and splices the two connections.
-async fn splice_to(url: &str, mut req: Request<Body>) -> Response {
+/// Opens an upgraded connection to a CRI stream URL with `headers` (the upgrade offer), or
+/// the runtime's refusal as this server's response.
+async fn upgrade_runtime(
+    url: &str,
+    method: http::Method,
+    headers: &HeaderMap,
+) -> Result<(Response, hyper::upgrade::OnUpgrade), Response> {
     let Ok(uri) = url.parse::<http::Uri>() else {
-        return status(
+        return Err(status(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("bad stream URL {url}"),
-        );
+        ));
     };
     let host = uri.host().unwrap_or("127.0.0.1").to_string();
     let port = uri.port_u16().unwrap_or(80);
@@ -107,27 +112,24 @@ async fn splice_to(url: &str, mut req: Request<Body>) -> Response {
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
-    let tcp = match tokio::net::TcpStream::connect((host.as_str(), port)).await {
-        Ok(t) => t,
-        Err(e) => {
-            return status(
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| {
+            status(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("dial {host}:{port}: {e}"),
             )
-        }
-    };
+        })?;
     let (mut sender, conn) =
-        match hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await {
-            Ok(x) => x,
-            Err(e) => return status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        };
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .map_err(|e| status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     tokio::spawn(async move {
         let _ = conn.with_upgrades().await;
     });
-    let client_upgrade = hyper::upgrade::on(&mut req);
-    let mut out = Request::builder().method(req.method().clone()).uri(path);
+    let mut out = Request::builder().method(method).uri(path);
     if let Some(h) = out.headers_mut() {
-        for (k, v) in req.headers() {
+        for (k, v) in headers {
             if matches!(
                 k.as_str(),
                 "host" | "authorization" | "content-length" | "transfer-encoding"
@@ -140,20 +142,20 @@ async fn splice_to(url: &str, mut req: Request<Body>) -> Response {
             h.insert(http::header::HOST, v);
         }
     }
-    let Ok(out) = out.body(Body::empty()) else {
-        return status(StatusCode::INTERNAL_SERVER_ERROR, "request");
-    };
-    let mut resp = match sender.send_request(out).await {
-        Ok(r) => r,
-        Err(e) => return status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
+    let out = out
+        .body(Body::empty())
+        .map_err(|_| status(StatusCode::INTERNAL_SERVER_ERROR, "request"))?;
+    let mut resp = sender
+        .send_request(out)
+        .await
+        .map_err(|e| status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         let code = resp.status();
         let body = http_body_util::BodyExt::collect(resp.into_body())
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
-        return (code, body).into_response();
+        return Err((code, body).into_response());
     }
     let runtime_upgrade = hyper::upgrade::on(&mut resp);
     let mut builder = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
@@ -165,6 +167,20 @@ async fn splice_to(url: &str, mut req: Request<Body>) -> Response {
             h.append(k.clone(), v.clone());
         }
     }
+    let response = builder
+        .body(Body::empty())
+        .map_err(|_| status(StatusCode::INTERNAL_SERVER_ERROR, "response"))?;
+    Ok((response, runtime_upgrade))
+}
+
+/// Forwards the upgrade request to a CRI stream URL and splices the two connections.
+async fn splice_to(url: &str, mut req: Request<Body>) -> Response {
+    let client_upgrade = hyper::upgrade::on(&mut req);
+    let (response, runtime_upgrade) =
+        match upgrade_runtime(url, req.method().clone(), req.headers()).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
     tokio::spawn(async move {
         let (Ok(a), Ok(b)) = (client_upgrade.await, runtime_upgrade.await) else {
             return;
@@ -173,9 +189,116 @@ async fn splice_to(url: &str, mut req: Request<Body>) -> Response {
         let mut b = hyper_util::rt::TokioIo::new(b);
         let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
     });
-    builder
-        .body(Body::empty())
-        .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR, "response"))
+    response
+}
+
+/// kubectl's port-forward tunnel (`SPDY/3.1+portforward.k8s.io`, upstream's
+/// PortForwardWebsockets): SPDY/3.1 frames carried as the payload of binary WebSocket
+/// messages. containerd serves port-forward over SPDY only, so the kubelet opens a SPDY
+/// upgrade to it and carries the bytes between the two framings, as the API server's
+/// StreamTunnelingProxy does upstream; SPDY itself passes through untouched.
+async fn tunnel_spdy_over_websocket(url: &str, mut req: Request<Body>) -> Response {
+    let Some(key) = req.headers().get(http::header::SEC_WEBSOCKET_KEY).cloned() else {
+        return status(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
+    };
+    let client_upgrade = hyper::upgrade::on(&mut req);
+    let mut offer = HeaderMap::new();
+    offer.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("Upgrade"),
+    );
+    offer.insert(
+        http::header::UPGRADE,
+        http::HeaderValue::from_static("SPDY/3.1"),
+    );
+    offer.insert(
+        "x-stream-protocol-version",
+        http::HeaderValue::from_static(PORT_FORWARD_PROTOCOL),
+    );
+    let (_, runtime_upgrade) = match upgrade_runtime(url, http::Method::POST, &offer).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let response = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(http::header::CONNECTION, "Upgrade")
+        .header(http::header::UPGRADE, "websocket")
+        .header(http::header::SEC_WEBSOCKET_ACCEPT, accept)
+        .header(
+            http::header::SEC_WEBSOCKET_PROTOCOL,
+            PORT_FORWARD_TUNNEL_PROTOCOL,
+        )
+        .body(Body::empty());
+    let Ok(response) = response else {
+        return status(StatusCode::INTERNAL_SERVER_ERROR, "response");
+    };
+    tokio::spawn(async move {
+        let (Ok(client), Ok(runtime)) = (client_upgrade.await, runtime_upgrade.await) else {
+            return;
+        };
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            hyper_util::rt::TokioIo::new(client),
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await;
+        carry_websocket_payloads(ws, hyper_util::rt::TokioIo::new(runtime)).await;
+    });
+    response
+}
+
+const PORT_FORWARD_PROTOCOL: &str = "portforward.k8s.io";
+const PORT_FORWARD_TUNNEL_PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
+
+/// Binary message payloads from `ws` become bytes on `raw` and bytes from `raw` become binary
+/// messages (upstream's TunnelingConnection), until either side ends.
+async fn carry_websocket_payloads<W, R>(ws: tokio_tungstenite::WebSocketStream<W>, raw: R)
+where
+    W: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    R: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures::{SinkExt, StreamExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let (mut ws_tx, mut ws_rx) = ws.split();
+    let (mut raw_rx, mut raw_tx) = tokio::io::split(raw);
+    let inbound = async {
+        while let Some(Ok(msg)) = ws_rx.next().await {
+            match msg {
+                Message::Binary(b) if raw_tx.write_all(&b).await.is_err() => break,
+                Message::Close(_) => break,
+                // Pings are answered by tungstenite; text is not part of the tunnel.
+                _ => {}
+            }
+        }
+        let _ = raw_tx.shutdown().await;
+    };
+    let outbound = async {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match raw_rx.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if ws_tx
+                        .send(Message::Binary(buf[..n].to_vec().into()))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = ws_tx.close().await;
+    };
+    // Either direction ending ends the tunnel: SPDY has its own stream-level half-close, so
+    // a closed transport in one direction means the session is over.
+    tokio::select! {
+        _ = inbound => {}
+        _ = outbound => {}
+    }
 }
 
 async fn running_container(
@@ -318,6 +441,9 @@ pub(super) async fn port_forward(
         })
         .await
     {
+        Ok(r) if websocket_protocols(req.headers()).is_some() => {
+            tunnel_spdy_over_websocket(&r.into_inner().url, req).await
+        }
         Ok(r) => splice_to(&r.into_inner().url, req).await,
         Err(e) => status(StatusCode::INTERNAL_SERVER_ERROR, e.message().to_string()),
     }
@@ -350,6 +476,14 @@ mod tests {
         h.insert(
             http::header::SEC_WEBSOCKET_PROTOCOL,
             "SPDY/3.1+portforward.k8s.io".parse().unwrap(),
+        );
+        assert!(
+            refuse_websocket(&h, true).is_none(),
+            "the port-forward tunnel is served"
+        );
+        h.insert(
+            http::header::SEC_WEBSOCKET_PROTOCOL,
+            "v4.channel.k8s.io".parse().unwrap(),
         );
         assert!(refuse_websocket(&h, true).is_some());
         let mut spdy = HeaderMap::new();
