@@ -5,6 +5,11 @@ mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use rudder_kubelet::containerd::{Containerd, ContainerdConfig};
+use rudder_kubelet::cri::{api as cri, Cri};
+use rudder_kubelet::images;
 
 use support::node::TestHost;
 
@@ -138,4 +143,172 @@ fn image_import_and_ls_against_the_agents_containerd_then_teardown_leaves_nothin
         containerd_left.is_empty(),
         "processes left: {containerd_left:?}"
     );
+}
+
+fn network_ready(status: &cri::RuntimeStatus) -> Option<(bool, String)> {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.r#type == "NetworkReady")
+        .map(|c| (c.status, c.reason.clone()))
+}
+
+/// The runtime pieces without a cluster: containerd from the config the agent writes answers
+/// CRI, the built-in pause image is imported without a registry, a conflist created after the
+/// start (as the agent does once its podCIDR is known) makes the network ready, and a sandbox
+/// gets an address in the podCIDR on which a busybox httpd answers the test host.
+#[test]
+fn containerd_answers_cri_and_a_conflist_written_after_start_networks_pods() {
+    let host = TestHost::new();
+    host.enter();
+    let images = support::node::test_images();
+    let agent = host.dir.path().join("agent");
+    // The runtime on this thread: processes it spawns (containerd) inherit the namespace.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ctd = Containerd::start(&ContainerdConfig {
+            agent_dir: agent.clone(),
+            sandbox_image: images::PAUSE_IMAGE.into(),
+            cni_bin_dir: "/usr/lib/cni".into(),
+            registries: None,
+        })
+        .await
+        .unwrap();
+        let client = Cri::connect(ctd.socket()).unwrap();
+        assert_eq!(client.version().await.unwrap().runtime_name, "containerd");
+        let (ready, reason) = network_ready(&client.status().await.unwrap()).unwrap();
+        assert!(!ready);
+        assert_eq!(reason, "NetworkPluginNotReady");
+
+        images::ensure_pause_image(ctd.socket()).await.unwrap();
+        let imported = images::import_archive(ctd.socket(), &images.join("busybox.tar"))
+            .await
+            .unwrap();
+        assert_eq!(imported, ["rudder.test/busybox:1"]);
+
+        let paths = rudder_kubelet::containerd::Paths::new(&agent);
+        rudder_kubelet::cni::write_conflist(
+            &paths.cni_conf_dir,
+            &agent.join("cni").join("ipam"),
+            "10.88.7.0/24",
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while network_ready(&client.status().await.unwrap()).map(|r| r.0) != Some(true) {
+            assert!(Instant::now() < deadline, "NetworkReady stayed false");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        let sandbox = cri::PodSandboxConfig {
+            metadata: Some(cri::PodSandboxMetadata {
+                name: "web".into(),
+                uid: "rt-web".into(),
+                namespace: "default".into(),
+                attempt: 0,
+            }),
+            hostname: "web".into(),
+            log_directory: agent.join("logs").display().to_string(),
+            dns_config: Some(cri::DnsConfig::default()),
+            linux: Some(cri::LinuxPodSandboxConfig {
+                cgroup_parent: format!("{}/podrt-web", host.cgroup_root),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let id = client
+            .runtime()
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(sandbox.clone()),
+                runtime_handler: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .pod_sandbox_id;
+        let ip = client
+            .sandbox_status(&id)
+            .await
+            .unwrap()
+            .network
+            .unwrap_or_default()
+            .ip;
+        assert!(ip.starts_with("10.88.7."), "{ip}");
+
+        let container = client
+            .runtime()
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: id.clone(),
+                config: Some(cri::ContainerConfig {
+                    metadata: Some(cri::ContainerMetadata {
+                        name: "httpd".into(),
+                        attempt: 0,
+                    }),
+                    image: Some(cri::ImageSpec {
+                        image: "rudder.test/busybox:1".into(),
+                        ..Default::default()
+                    }),
+                    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+                        .map(String::from)
+                        .into(),
+                    log_path: "httpd.log".into(),
+                    ..Default::default()
+                }),
+                sandbox_config: Some(sandbox),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .container_id;
+        client
+            .runtime()
+            .start_container(cri::StartContainerRequest {
+                container_id: container,
+            })
+            .await
+            .unwrap();
+        let addr = format!("{ip}:8080");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let page = loop {
+            let got = tokio::task::spawn_blocking({
+                let addr = addr.clone();
+                move || http_get(&addr)
+            })
+            .await
+            .unwrap();
+            match got {
+                Ok(page) => break page,
+                Err(e) => assert!(Instant::now() < deadline, "{addr}: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+
+        client
+            .runtime()
+            .stop_pod_sandbox(cri::StopPodSandboxRequest {
+                pod_sandbox_id: id.clone(),
+            })
+            .await
+            .unwrap();
+        client
+            .runtime()
+            .remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: id })
+            .await
+            .unwrap();
+        assert!(client.list_sandboxes().await.unwrap().is_empty());
+        ctd.stop().await;
+    });
+}
+
+fn http_get(addr: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
 }
