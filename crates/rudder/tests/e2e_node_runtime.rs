@@ -110,6 +110,18 @@ fn image_import_and_ls_against_the_agents_containerd_then_teardown_leaves_nothin
     let ns = host.ns.clone();
     let cgroup = host.cgroup_root.clone();
     let dir = host.dir.path().to_path_buf();
+    // The running pod's shim socket and CNI cache entries, which live outside the data dir.
+    let outside = support::node::runtime_leftovers(&[
+        dir.display().to_string(),
+        data.parent().unwrap().display().to_string(),
+    ]);
+    assert!(
+        outside.iter().any(|p| p.starts_with("/run/containerd/s"))
+            && outside
+                .iter()
+                .any(|p| p.starts_with("/var/lib/cni/results")),
+        "{outside:?}"
+    );
     drop(c);
     drop(host);
     let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
@@ -128,6 +140,8 @@ fn image_import_and_ls_against_the_agents_containerd_then_teardown_leaves_nothin
         .filter(|t| t.starts_with(&data) || t.starts_with(&dir))
         .collect();
     assert!(left.is_empty(), "mounts left: {left:?}");
+    let outside: Vec<_> = outside.into_iter().filter(|p| p.exists()).collect();
+    assert!(outside.is_empty(), "left: {outside:?}");
     for controller in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
         let p = controller.path().join(cgroup.trim_start_matches('/'));
         assert!(!p.exists(), "cgroup {} left", p.display());

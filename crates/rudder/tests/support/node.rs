@@ -208,6 +208,45 @@ impl TestHost {
     }
 }
 
+/// What containerd 1.6 keeps outside its root and state for pods it never stopped (their
+/// processes were killed): the shims' sockets in `/run/containerd/s` (named in each task
+/// bundle's `address` file) and libcni's cached results in `/var/lib/cni/results` (which name
+/// the pod's netns file under the data dir).
+pub fn runtime_leftovers(prefixes: &[String]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in prefixes {
+        for agent in [Path::new(p).join("data/agent"), Path::new(p).join("agent")] {
+            let tasks = agent.join("containerd/state/io.containerd.runtime.v2.task/k8s.io");
+            for bundle in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
+                if let Ok(addr) = std::fs::read_to_string(bundle.path().join("address")) {
+                    let sock = addr.trim().trim_start_matches("unix://");
+                    if sock.starts_with("/run/containerd/s/") && Path::new(sock).exists() {
+                        out.push(PathBuf::from(sock));
+                    }
+                }
+            }
+        }
+    }
+    for e in std::fs::read_dir("/var/lib/cni/results")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if std::fs::read_to_string(e.path())
+            .is_ok_and(|t| prefixes.iter().any(|p| t.contains(&format!("\"{p}/"))))
+        {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+fn remove_runtime_leftovers(prefixes: &[String]) {
+    for f in runtime_leftovers(prefixes) {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
 fn kill_cgroup_tree(dir: &Path) {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
@@ -269,6 +308,7 @@ impl Drop for TestHost {
             .chain(self.cluster_dirs.iter().cloned())
             .map(|p| p.display().to_string())
             .collect();
+        remove_runtime_leftovers(&prefixes);
         if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
             let mut targets: Vec<&str> = mi
                 .lines()
