@@ -173,10 +173,17 @@ fn network_ready(status: &cri::RuntimeStatus) -> Option<(bool, String)> {
 /// gets an address in the podCIDR on which a busybox httpd answers the test host.
 #[test]
 fn containerd_answers_cri_and_a_conflist_written_after_start_networks_pods() {
-    let host = TestHost::new();
+    let mut host = TestHost::new();
     host.enter();
+    host.start_registry();
     let images = support::node::test_images();
     let agent = host.dir.path().join("agent");
+    let registries = host.dir.path().join("registries.yaml");
+    std::fs::write(
+        &registries,
+        "mirrors:\n  \"127.0.0.1:5000\":\n    endpoint: [\"http://127.0.0.1:5000\"]\n",
+    )
+    .unwrap();
     // The runtime on this thread: processes it spawns (containerd) inherit the namespace.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -187,7 +194,7 @@ fn containerd_answers_cri_and_a_conflist_written_after_start_networks_pods() {
             agent_dir: agent.clone(),
             sandbox_image: images::PAUSE_IMAGE.into(),
             cni_bin_dir: "/usr/lib/cni".into(),
-            registries: None,
+            registries: Some(registries),
         })
         .await
         .unwrap();
@@ -202,6 +209,24 @@ fn containerd_answers_cri_and_a_conflist_written_after_start_networks_pods() {
             .await
             .unwrap();
         assert_eq!(imported, ["rudder.test/busybox:1"]);
+
+        // Pulled through CRI from the registry over plain HTTP (its mirror entry); a missing
+        // image is NOT_FOUND, the code the kubelet turns into ErrImagePull.
+        let pull = |image: &str| {
+            let mut images = client.images();
+            let request = cri::PullImageRequest {
+                image: Some(cri::ImageSpec {
+                    image: image.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            async move { images.pull_image(request).await }
+        };
+        let pulled = pull("127.0.0.1:5000/test/busybox:1").await.unwrap();
+        assert!(pulled.into_inner().image_ref.starts_with("sha256:"));
+        let missing = pull("127.0.0.1:5000/test/nothing:1").await.unwrap_err();
+        assert_eq!(format!("{:?}", missing.code()), "NotFound", "{missing}");
 
         let paths = rudder_kubelet::containerd::Paths::new(&agent);
         rudder_kubelet::cni::write_conflist(
