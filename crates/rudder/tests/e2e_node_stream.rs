@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use support::node::TestHost;
-use support::{jp, wait_for_within};
+use support::{jp, wait_for_within, Cluster};
 
 const IMAGE: &str = "127.0.0.1:5000/test/busybox:1";
 
@@ -20,34 +20,131 @@ fn http_get(addr: &str) -> Option<String> {
     Some(out)
 }
 
-/// kubectl port-forward offers `SPDY/3.1+portforward.k8s.io` over WebSocket first (upstream's
-/// PortForwardWebsockets) and falls back to plain SPDY only when that upgrade is refused;
-/// client-go logs the tunnel's upgrade and the fallback at -v=4, which shows which one carried
-/// the traffic.
-#[test]
-fn port_forward_over_the_websocket_tunnel() {
+fn test_host() -> (TestHost, Cluster) {
     let mut host = TestHost::new();
     host.enter();
     host.start_registry();
     let c = host.cluster(&[]);
+    (host, c)
+}
+
+fn started_pod(c: &Cluster, name: &str, command: &str) {
     c.ok_stdin(
         &["apply", "-f", "-"],
         &format!(
             r#"
 apiVersion: v1
 kind: Pod
-metadata: {{name: web}}
+metadata: {{name: {name}}}
 spec:
   containers:
-  - name: web
+  - name: c
     image: {IMAGE}
-    command: [httpd, -f, -p, '8080', -h, /www]
+    command: {command}
 "#
         ),
     );
-    wait_for_within("pod web Running", Duration::from_secs(90), || {
-        (jp(&c, "pod/web", "{.status.phase}") == "Running").then_some(())
-    });
+    wait_for_within(
+        &format!("pod {name} Running"),
+        Duration::from_secs(90),
+        || (jp(c, &format!("pod/{name}"), "{.status.phase}") == "Running").then_some(()),
+    );
+}
+
+/// kubectl at -v=4 with `stdin`: its exit code, stdout and stderr. client-go's fallback
+/// executor logs `RemoteCommand fallback` at -v=4 when the WebSocket v5 upgrade is refused.
+fn kubectl_v5(c: &Cluster, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = c
+        .command(&[&["-v=4"], args].concat())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !stderr.contains("RemoteCommand fallback"),
+        "kubectl {args:?} fell back to SPDY:\n{stderr}"
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    )
+}
+
+/// exec, cp and attach over kubectl 1.37's default WebSocket v5, which the kubelet translates
+/// to SPDY v4 for containerd: output on both channels, the exit code from the error channel,
+/// stdin and its close signal (channel 255), cp's tar both ways.
+#[test]
+fn exec_cp_and_attach_over_websocket_v5() {
+    let (host, c) = test_host();
+    started_pod(
+        &c,
+        "sh",
+        "[sh, -c, 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done']",
+    );
+    let (code, out, err) = kubectl_v5(
+        &c,
+        &[
+            "exec",
+            "sh",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+        "",
+    );
+    assert_eq!((code, out.as_str()), (3, "out\n"), "{err}");
+    assert!(
+        err.contains("err\n") && err.contains("command terminated with exit code 3"),
+        "{err}"
+    );
+    let (code, out, err) = kubectl_v5(&c, &["exec", "-i", "sh", "--", "cat"], "from-stdin\n");
+    assert_eq!((code, out.as_str()), (0, "from-stdin\n"), "{err}");
+    // kubectl cp into the pod ends only when tar sees stdin's end.
+    let up = host.dir.path().join("up.txt");
+    std::fs::write(&up, "uploaded\n").unwrap();
+    let (code, _, err) = kubectl_v5(&c, &["cp", &up.display().to_string(), "sh:/tmp/up.txt"], "");
+    assert_eq!(code, 0, "{err}");
+    let down = host.dir.path().join("down.txt");
+    let (code, _, err) = kubectl_v5(
+        &c,
+        &["cp", "sh:/tmp/up.txt", &down.display().to_string()],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_to_string(&down).unwrap(), "uploaded\n");
+    // attach: the running process's output, until kubectl is stopped.
+    let mut attach = c.command(&["-v=4", "attach", "sh"]);
+    let attach = attach
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut running = attach.spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = running.kill();
+    let out = running.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("tick ")
+            && !stderr.contains("RemoteCommand fallback"),
+        "{stderr}"
+    );
+}
+
+/// kubectl port-forward offers `SPDY/3.1+portforward.k8s.io` over WebSocket first (upstream's
+/// PortForwardWebsockets) and falls back to plain SPDY only when that upgrade is refused;
+/// client-go logs the tunnel's upgrade and the fallback at -v=4, which shows which one carried
+/// the traffic.
+#[test]
+fn port_forward_over_the_websocket_tunnel() {
+    let (_host, c) = test_host();
+    started_pod(&c, "web", "[httpd, -f, -p, '8080', -h, /www]");
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut pf = c
         .command(&["port-forward", "pod/web", "18081:8080", "-v=4"])

@@ -3,6 +3,7 @@
 
 pub mod logs;
 mod stream;
+mod v5;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -3,9 +3,8 @@
 //! proxies to the CRI streaming server. containerd 1.6 speaks SPDY/3.1 (remotecommand v1–v4,
 //! portforward) and WebSocket up to v4. kubectl's port-forward tunnel (SPDY/3.1 inside
 //! WebSocket, its default since 1.31) is unwrapped here onto a SPDY connection to containerd.
-//! kubectl's v5 remotecommand over WebSocket is refused before the upgrade, which makes
-//! kubectl fall back to SPDY (client-go's fallback executor does exactly this on an upgrade
-//! failure), so stdin close, exit codes and resizes keep their SPDY semantics end to end.
+//! kubectl's v5 remotecommand over WebSocket (its default for exec, attach and cp) is
+//! translated onto SPDY v4 to containerd (`v5.rs`).
 
 use std::collections::HashMap;
 
@@ -14,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Request, StatusCode};
 
-use super::Ctx;
+use super::{v5, Ctx};
 use crate::cri::api as cri;
 
 fn status(code: StatusCode, msg: impl Into<String>) -> Response {
@@ -76,19 +75,16 @@ fn websocket_protocols(h: &HeaderMap) -> Option<Vec<String>> {
     })
 }
 
-/// Refuses what containerd cannot serve, so that the client falls back to SPDY.
-fn refuse_websocket(h: &HeaderMap, port_forward: bool) -> Option<Response> {
+/// Port-forward over WebSocket is only the SPDY tunnel; anything else is refused so that the
+/// client falls back to SPDY.
+fn refuse_websocket(h: &HeaderMap) -> Option<Response> {
     let protocols = websocket_protocols(h)?;
-    let unsupported = if port_forward {
-        // Only the SPDY tunnel: port-forward has no WebSocket protocol of its own here.
-        !protocols.iter().any(|p| p == PORT_FORWARD_TUNNEL_PROTOCOL)
-    } else {
-        protocols.iter().any(|p| p == "v5.channel.k8s.io")
-    };
-    unsupported.then(|| {
+    (!protocols.iter().any(|p| p == PORT_FORWARD_TUNNEL_PROTOCOL)).then(|| {
         status(
             StatusCode::BAD_REQUEST,
-            "this node serves these streams over SPDY/3.1 (and WebSocket up to v4.channel.k8s.io)",
+            format!(
+                "port-forward over WebSocket needs the {PORT_FORWARD_TUNNEL_PROTOCOL} subprotocol"
+            ),
         )
     })
 }
@@ -197,7 +193,35 @@ async fn splice_to(url: &str, mut req: Request<Body>) -> Response {
 /// messages. containerd serves port-forward over SPDY only, so the kubelet opens a SPDY
 /// upgrade to it and carries the bytes between the two framings, as the API server's
 /// StreamTunnelingProxy does upstream; SPDY itself passes through untouched.
-async fn tunnel_spdy_over_websocket(url: &str, mut req: Request<Body>) -> Response {
+async fn tunnel_spdy_over_websocket(url: &str, req: Request<Body>) -> Response {
+    websocket_to_spdy(
+        url,
+        req,
+        PORT_FORWARD_TUNNEL_PROTOCOL,
+        PORT_FORWARD_PROTOCOL,
+        carry_websocket_payloads,
+    )
+    .await
+}
+
+/// Answers a WebSocket upgrade with `ws_protocol` once containerd accepted a SPDY/3.1 upgrade
+/// to `url` with `spdy_protocol`, then runs `session` over the two connections.
+async fn websocket_to_spdy<F, Fut>(
+    url: &str,
+    mut req: Request<Body>,
+    ws_protocol: &'static str,
+    spdy_protocol: &'static str,
+    session: F,
+) -> Response
+where
+    F: FnOnce(
+            tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>,
+            hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>,
+        ) -> Fut
+        + Send
+        + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let Some(key) = req.headers().get(http::header::SEC_WEBSOCKET_KEY).cloned() else {
         return status(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
     };
@@ -213,7 +237,7 @@ async fn tunnel_spdy_over_websocket(url: &str, mut req: Request<Body>) -> Respon
     );
     offer.insert(
         "x-stream-protocol-version",
-        http::HeaderValue::from_static(PORT_FORWARD_PROTOCOL),
+        http::HeaderValue::from_static(spdy_protocol),
     );
     let (_, runtime_upgrade) = match upgrade_runtime(url, http::Method::POST, &offer).await {
         Ok(x) => x,
@@ -225,10 +249,7 @@ async fn tunnel_spdy_over_websocket(url: &str, mut req: Request<Body>) -> Respon
         .header(http::header::CONNECTION, "Upgrade")
         .header(http::header::UPGRADE, "websocket")
         .header(http::header::SEC_WEBSOCKET_ACCEPT, accept)
-        .header(
-            http::header::SEC_WEBSOCKET_PROTOCOL,
-            PORT_FORWARD_TUNNEL_PROTOCOL,
-        )
+        .header(http::header::SEC_WEBSOCKET_PROTOCOL, ws_protocol)
         .body(Body::empty());
     let Ok(response) = response else {
         return status(StatusCode::INTERNAL_SERVER_ERROR, "response");
@@ -243,9 +264,31 @@ async fn tunnel_spdy_over_websocket(url: &str, mut req: Request<Body>) -> Respon
             None,
         )
         .await;
-        carry_websocket_payloads(ws, hyper_util::rt::TokioIo::new(runtime)).await;
+        session(ws, hyper_util::rt::TokioIo::new(runtime)).await;
     });
     response
+}
+
+/// exec/attach: kubectl's WebSocket v5 is translated onto SPDY v4 to containerd; every other
+/// offer (SPDY, WebSocket up to v4) goes to containerd as it came.
+async fn remotecommand(url: &str, req: Request<Body>, streams: v5::Streams) -> Response {
+    let v5 = websocket_protocols(req.headers()).is_some_and(|p| p.iter().any(|p| p == v5::V5));
+    if !v5 {
+        return splice_to(url, req).await;
+    }
+    websocket_to_spdy(url, req, v5::V5, v5::V4, move |ws, raw| {
+        v5::translate(ws, raw, streams)
+    })
+    .await
+}
+
+fn requested_streams(q: &[(String, String)]) -> v5::Streams {
+    v5::Streams {
+        stdin: flag(q, "stdin") || flag(q, "input"),
+        stdout: flag(q, "stdout") || flag(q, "output"),
+        stderr: flag(q, "stderr") || flag(q, "error"),
+        tty: flag(q, "tty"),
+    }
 }
 
 const PORT_FORWARD_PROTOCOL: &str = "portforward.k8s.io";
@@ -291,7 +334,7 @@ where
                 }
             }
         }
-        let _ = ws_tx.close().await;
+        let _ = ws_tx.send(v5::normal_closure()).await;
     };
     // Either direction ending ends the tunnel: SPDY has its own stream-level half-close, so
     // a closed transport in one direction means the session is over.
@@ -332,9 +375,6 @@ pub(super) async fn exec(
     Path((ns, pod, container)): Path<(String, String, String)>,
     req: Request<Body>,
 ) -> Response {
-    if let Some(r) = refuse_websocket(req.headers(), false) {
-        return r;
-    }
     let id = match running_container(&ctx, &ns, &pod, &container).await {
         Ok(id) => id,
         Err(r) => return r,
@@ -351,20 +391,21 @@ pub(super) async fn exec(
             "you must specify at least 1 command",
         );
     }
+    let streams = requested_streams(&q);
     let r = ctx
         .cri
         .runtime()
         .exec(cri::ExecRequest {
             container_id: id,
             cmd,
-            tty: flag(&q, "tty"),
-            stdin: flag(&q, "stdin") || flag(&q, "input"),
-            stdout: flag(&q, "stdout") || flag(&q, "output"),
-            stderr: flag(&q, "stderr") || flag(&q, "error"),
+            tty: streams.tty,
+            stdin: streams.stdin,
+            stdout: streams.stdout,
+            stderr: streams.stderr,
         })
         .await;
     match r {
-        Ok(r) => splice_to(&r.into_inner().url, req).await,
+        Ok(r) => remotecommand(&r.into_inner().url, req, streams).await,
         Err(e) => status(StatusCode::INTERNAL_SERVER_ERROR, e.message().to_string()),
     }
 }
@@ -374,27 +415,25 @@ pub(super) async fn attach(
     Path((ns, pod, container)): Path<(String, String, String)>,
     req: Request<Body>,
 ) -> Response {
-    if let Some(r) = refuse_websocket(req.headers(), false) {
-        return r;
-    }
     let id = match running_container(&ctx, &ns, &pod, &container).await {
         Ok(id) => id,
         Err(r) => return r,
     };
     let q = query_pairs(&req);
+    let streams = requested_streams(&q);
     let r = ctx
         .cri
         .runtime()
         .attach(cri::AttachRequest {
             container_id: id,
-            stdin: flag(&q, "stdin") || flag(&q, "input"),
-            tty: flag(&q, "tty"),
-            stdout: flag(&q, "stdout") || flag(&q, "output"),
-            stderr: flag(&q, "stderr") || flag(&q, "error"),
+            stdin: streams.stdin,
+            tty: streams.tty,
+            stdout: streams.stdout,
+            stderr: streams.stderr,
         })
         .await;
     match r {
-        Ok(r) => splice_to(&r.into_inner().url, req).await,
+        Ok(r) => remotecommand(&r.into_inner().url, req, streams).await,
         Err(e) => status(StatusCode::INTERNAL_SERVER_ERROR, e.message().to_string()),
     }
 }
@@ -404,7 +443,7 @@ pub(super) async fn port_forward(
     Path((ns, pod)): Path<(String, String)>,
     req: Request<Body>,
 ) -> Response {
-    if let Some(r) = refuse_websocket(req.headers(), true) {
+    if let Some(r) = refuse_websocket(req.headers()) {
         return r;
     }
     let Some(p) = ctx.pod(&ns, &pod) else {
@@ -454,42 +493,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kubectl_websocket_offers_fall_back_to_spdy() {
+    fn port_forward_websocket_is_the_spdy_tunnel_only() {
         let mut h = HeaderMap::new();
         h.insert(http::header::UPGRADE, "websocket".parse().unwrap());
         h.insert(
             http::header::SEC_WEBSOCKET_PROTOCOL,
-            "v5.channel.k8s.io, v4.channel.k8s.io".parse().unwrap(),
-        );
-        assert_eq!(
-            refuse_websocket(&h, false).unwrap().status(),
-            StatusCode::BAD_REQUEST
-        );
-        h.insert(
-            http::header::SEC_WEBSOCKET_PROTOCOL,
-            "v4.channel.k8s.io".parse().unwrap(),
-        );
-        assert!(
-            refuse_websocket(&h, false).is_none(),
-            "v4 clients go to containerd directly"
-        );
-        h.insert(
-            http::header::SEC_WEBSOCKET_PROTOCOL,
             "SPDY/3.1+portforward.k8s.io".parse().unwrap(),
         );
-        assert!(
-            refuse_websocket(&h, true).is_none(),
-            "the port-forward tunnel is served"
-        );
+        assert!(refuse_websocket(&h).is_none());
         h.insert(
             http::header::SEC_WEBSOCKET_PROTOCOL,
             "v4.channel.k8s.io".parse().unwrap(),
         );
-        assert!(refuse_websocket(&h, true).is_some());
+        assert_eq!(
+            refuse_websocket(&h).unwrap().status(),
+            StatusCode::BAD_REQUEST
+        );
         let mut spdy = HeaderMap::new();
         spdy.insert(http::header::UPGRADE, "SPDY/3.1".parse().unwrap());
-        assert!(refuse_websocket(&spdy, false).is_none());
-        assert!(refuse_websocket(&spdy, true).is_none());
+        assert!(refuse_websocket(&spdy).is_none());
     }
 
     #[test]
