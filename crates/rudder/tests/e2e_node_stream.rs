@@ -51,6 +51,9 @@ spec:
     );
 }
 
+/// What client-go's WebSocket executor logs at -v=4 once the upgrade succeeded.
+const V5_NEGOTIATED: &str = r#""Subprotocol negotiated" protocol="v5.channel.k8s.io""#;
+
 /// kubectl at -v=4 with `stdin`: its exit code, stdout and stderr. client-go's fallback
 /// executor logs `RemoteCommand fallback` at -v=4 when the WebSocket v5 upgrade is refused.
 fn kubectl_v5(c: &Cluster, args: &[&str], stdin: &str) -> (i32, String, String) {
@@ -67,8 +70,8 @@ fn kubectl_v5(c: &Cluster, args: &[&str], stdin: &str) -> (i32, String, String) 
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
-        !stderr.contains("RemoteCommand fallback"),
-        "kubectl {args:?} fell back to SPDY:\n{stderr}"
+        stderr.contains(V5_NEGOTIATED) && !stderr.contains("RemoteCommand fallback"),
+        "kubectl {args:?} did not use WebSocket v5:\n{stderr}"
     );
     (
         out.status.code().unwrap_or(-1),
@@ -120,6 +123,37 @@ fn exec_cp_and_attach_over_websocket_v5() {
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(std::fs::read_to_string(&down).unwrap(), "uploaded\n");
+    // -it under a pseudo-terminal (script(1)): a TTY in the container, whose size kubectl
+    // sends on the resize channel (4).
+    let kubectl = c.command(&[
+        "-v=4",
+        "exec",
+        "-it",
+        "sh",
+        "--",
+        "sh",
+        "-c",
+        "tty; echo tty-ok",
+    ]);
+    let line: Vec<String> = std::iter::once(kubectl.get_program())
+        .chain(kubectl.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect();
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", &line.join(" "), "/dev/null"]);
+    for (k, v) in kubectl.get_envs() {
+        if let Some(v) = v {
+            script.env(k, v);
+        }
+    }
+    let out = script.stdin(std::process::Stdio::null()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("/dev/pts/")
+            && text.contains("tty-ok")
+            && !text.contains("RemoteCommand fallback"),
+        "{text}"
+    );
     // attach: the running process's output, until kubectl is stopped.
     let mut attach = c.command(&["-v=4", "attach", "sh"]);
     let attach = attach
@@ -131,8 +165,7 @@ fn exec_cp_and_attach_over_websocket_v5() {
     let out = running.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("tick ")
-            && !stderr.contains("RemoteCommand fallback"),
+        String::from_utf8_lossy(&out.stdout).contains("tick ") && stderr.contains(V5_NEGOTIATED),
         "{stderr}"
     );
 }
