@@ -174,11 +174,7 @@ fn container(pod: &Value, requested: Option<&str>) -> Result<String, ApiError> {
             {
                 Ok(c.to_string())
             } else {
-                let mut msg = format!("container {c} is not valid for pod {name}");
-                if !app.is_empty() {
-                    msg = format!("{msg}, choose one of: [{}]", app.join(" "));
-                }
-                Err(bad(msg))
+                Err(bad(format!("container {c} is not valid for pod {name}")))
             }
         }
         None if app.len() == 1 => Ok(app[0].clone()),
@@ -298,14 +294,25 @@ pub async fn handle(
         .as_str()
         .unwrap_or_default()
         .to_string();
+    let container = match subresource {
+        "portforward" => String::new(),
+        _ => container(&pod, query.get("container"))?,
+    };
     if node.is_empty() {
+        // Upstream's LogLocation gives no location for an unscheduled pod: an empty log.
+        if subresource == "log" {
+            return http::Response::builder()
+                .header(http::header::CONTENT_TYPE, "text/plain")
+                .body(Body::empty())
+                .map_err(ApiError::internal_error);
+        }
         return Err(bad(format!("pod {pod_name} does not have a host assigned")));
     }
     let (host, port) = kubelet_of(s, &node).await?;
     let raw_query = req.uri().query().map(str::to_string);
+    let c = container;
     let path = match subresource {
         "log" => {
-            let c = container(&pod, query.get("container"))?;
             let previous = query
                 .get("previous")
                 .is_some_and(|v| v == "true" || v == "1");
@@ -313,7 +320,6 @@ pub async fn handle(
             format!("/containerLogs/{namespace}/{pod_name}/{c}")
         }
         "exec" | "attach" => {
-            let c = container(&pod, query.get("container"))?;
             if pod["status"]["phase"] == "Succeeded" || pod["status"]["phase"] == "Failed" {
                 return Err(bad(format!(
                     "cannot {subresource} into a container in a completed pod; current phase is {}",
@@ -439,7 +445,7 @@ mod tests {
         assert_eq!(container(&pod, Some("i")).unwrap(), "i");
         assert_eq!(
             container(&pod, Some("x")).unwrap_err().message,
-            "container x is not valid for pod p, choose one of: [a b]"
+            "container x is not valid for pod p"
         );
         let one = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]}});
         assert_eq!(container(&one, None).unwrap(), "a");

@@ -154,6 +154,42 @@ fn exec_cp_and_attach_over_websocket_v5() {
             && !text.contains("RemoteCommand fallback"),
         "{text}"
     );
+    // The API server's answers before any kubelet (upstream's LogLocation/streamLocation):
+    // an unknown container is a 400 naming it; an unscheduled pod has an empty log but
+    // cannot be exec'd into.
+    // (kubectl checks the container itself, so this asks the API directly.)
+    let raw = c.curl(&[
+        "-H",
+        &format!("Authorization: Bearer {}", c.admin_token()),
+        &format!(
+            "{}/api/v1/namespaces/default/pods/sh/log?container=nope",
+            c.url()
+        ),
+    ]);
+    let status: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap_or_default();
+    assert_eq!(
+        (&status["code"], &status["message"]),
+        (
+            &serde_json::json!(400),
+            &serde_json::json!("container nope is not valid for pod sh")
+        ),
+        "{status}"
+    );
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            "{{apiVersion: v1, kind: Pod, metadata: {{name: unscheduled}}, spec: {{schedulerName: nobody, containers: [{{name: c, image: {IMAGE}}}]}}}}"
+        ),
+    );
+    assert_eq!(c.ok(&["logs", "unscheduled"]), "");
+    let r = c.kubectl(&["exec", "unscheduled", "--", "true"]);
+    assert!(
+        r.code != 0
+            && r.stderr
+                .contains("pod unscheduled does not have a host assigned"),
+        "{}",
+        r.stderr
+    );
     // attach: the running process's output, until kubectl is stopped.
     let mut attach = c.command(&["-v=4", "attach", "sh"]);
     let attach = attach
