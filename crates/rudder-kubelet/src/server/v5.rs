@@ -331,6 +331,72 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_v5_session_maps_onto_spdy_streams() {
+        use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, Role};
+        use tokio_tungstenite::WebSocketStream;
+
+        let (client_io, server_io) = tokio::io::duplex(1 << 16);
+        let (spdy_ours, mut runtime) = tokio::io::duplex(1 << 16);
+        let streams = Streams {
+            stdin: true,
+            stdout: true,
+            stderr: false,
+            tty: false,
+        };
+        let session = tokio::spawn(async move {
+            let ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+            translate(ws, spdy_ours, streams).await;
+        });
+        let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        // error, stdin, stdout: three SYN_STREAMs before anything else.
+        for _ in 0..3 {
+            assert_eq!(read_frame(&mut runtime).await.unwrap(), Frame::Other);
+        }
+        client
+            .send(Message::Binary(vec![STDIN, b'h', b'i'].into()))
+            .await
+            .unwrap();
+        assert_eq!(
+            read_frame(&mut runtime).await.unwrap(),
+            Frame::Data {
+                stream: 3,
+                fin: false,
+                payload: b"hi".to_vec()
+            }
+        );
+        // v5's close signal for stdin is the SPDY half-close v4 lacks over WebSocket.
+        client
+            .send(Message::Binary(vec![CLOSE, STDIN].into()))
+            .await
+            .unwrap();
+        assert_eq!(
+            read_frame(&mut runtime).await.unwrap(),
+            Frame::Data {
+                stream: 3,
+                fin: true,
+                payload: vec![]
+            }
+        );
+        let status = br#"{"metadata":{},"status":"Success"}"#;
+        runtime.write_all(&data(5, false, b"out")).await.unwrap();
+        runtime.write_all(&data(1, true, status)).await.unwrap();
+        let next = |m: Option<Result<Message, _>>| m.and_then(Result::ok);
+        assert_eq!(
+            next(client.next().await),
+            Some(Message::Binary(b"\x01out".to_vec().into()))
+        );
+        assert_eq!(
+            next(client.next().await),
+            Some(Message::Binary([&[ERROR][..], status].concat().into()))
+        );
+        match next(client.next().await) {
+            Some(Message::Close(Some(f))) => assert_eq!(f.code, CloseCode::Normal),
+            other => panic!("expected a normal close, got {other:?}"),
+        }
+        session.await.unwrap();
+    }
+
+    #[tokio::test]
     async fn frames_round_trip() {
         let bytes = [data(5, true, b"hi"), control(PING, 0, &[0, 0, 0, 2])].concat();
         let mut r = &bytes[..];
