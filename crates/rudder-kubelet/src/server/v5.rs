@@ -352,31 +352,22 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(read_frame(&mut runtime).await.unwrap(), Frame::Other);
         }
-        client
-            .send(Message::Binary(vec![STDIN, b'h', b'i'].into()))
-            .await
-            .unwrap();
-        assert_eq!(
-            read_frame(&mut runtime).await.unwrap(),
-            Frame::Data {
-                stream: 3,
-                fin: false,
-                payload: b"hi".to_vec()
-            }
-        );
-        // v5's close signal for stdin is the SPDY half-close v4 lacks over WebSocket.
-        client
-            .send(Message::Binary(vec![CLOSE, STDIN].into()))
-            .await
-            .unwrap();
-        assert_eq!(
-            read_frame(&mut runtime).await.unwrap(),
-            Frame::Data {
-                stream: 3,
-                fin: true,
-                payload: vec![]
-            }
-        );
+        // Stdin data, then v5's close signal for stdin: the SPDY half-close v4 lacks over
+        // WebSocket.
+        for (msg, fin, payload) in [
+            (vec![STDIN, b'h', b'i'], false, b"hi".to_vec()),
+            (vec![CLOSE, STDIN], true, vec![]),
+        ] {
+            client.send(Message::Binary(msg.into())).await.unwrap();
+            assert_eq!(
+                read_frame(&mut runtime).await.unwrap(),
+                Frame::Data {
+                    stream: 3,
+                    fin,
+                    payload
+                }
+            );
+        }
         let status = br#"{"metadata":{},"status":"Success"}"#;
         runtime.write_all(&data(5, false, b"out")).await.unwrap();
         runtime.write_all(&data(1, true, status)).await.unwrap();
