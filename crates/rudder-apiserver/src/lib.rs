@@ -208,16 +208,20 @@ async fn handle(State(s): State<Arc<ApiServer>>, req: Request) -> Response {
     if info.resource_request && podproxy::is_proxied(&info.group, &info.resource, &info.subresource)
     {
         let req = Request::from_parts(parts, body);
-        return podproxy::handle(
-            &s,
-            &info.namespace,
-            &info.name,
-            &info.subresource,
-            &query,
-            req,
-        )
-        .await
-        .unwrap_or_else(|e| encode::error_response(&e));
+        let r = if info.resource == "nodes" {
+            podproxy::handle_node_proxy(&s, &info.name, req).await
+        } else {
+            podproxy::handle(
+                &s,
+                &info.namespace,
+                &info.name,
+                &info.subresource,
+                &query,
+                req,
+            )
+            .await
+        };
+        return r.unwrap_or_else(|e| encode::error_response(&e));
     }
     let body = match collect_body(&parts.headers, body).await {
         Ok(b) => b,

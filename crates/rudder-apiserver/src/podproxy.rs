@@ -137,8 +137,63 @@ impl KubeletClient {
 
 pub fn is_proxied(group: &str, resource: &str, subresource: &str) -> bool {
     group.is_empty()
-        && resource == "pods"
-        && matches!(subresource, "log" | "exec" | "attach" | "portforward")
+        && ((resource == "pods"
+            && matches!(subresource, "log" | "exec" | "attach" | "portforward"))
+            || (resource == "nodes" && subresource == "proxy"))
+}
+
+/// `nodes/<name>/proxy/<path>`: the kubelet's own endpoints (`/stats/summary`,
+/// `/metrics/resource`, `/healthz`, …), as upstream's node proxy.
+pub async fn handle_node_proxy(
+    s: &Arc<ApiServer>,
+    node: &str,
+    req: http::Request<Body>,
+) -> Result<Response, ApiError> {
+    let Some(client) = s.kubelet_client.as_ref() else {
+        return Err(ApiError::service_unavailable(
+            "this API server has no kubelet client credentials",
+        ));
+    };
+    let (host, port) = kubelet_of(s, node).await?;
+    let path = req.uri().path().to_string();
+    let marker = format!("/nodes/{node}/proxy");
+    let rest = path.split_once(&marker).map(|(_, r)| r).unwrap_or("");
+    let rest = if rest.is_empty() { "/" } else { rest };
+    let uri = match req.uri().query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_string(),
+    };
+    let (parts, body) = req.into_parts();
+    let mut out = http::Request::builder()
+        .method(parts.method.clone())
+        .uri(uri);
+    if let Some(h) = out.headers_mut() {
+        copy_headers(&parts.headers, h, false);
+        if let Ok(v) = http::HeaderValue::from_str(&host) {
+            h.insert(http::header::HOST, v);
+        }
+    }
+    let out = out.body(body).map_err(ApiError::internal_error)?;
+    let resp = client.send(&host, port, out).await.map_err(|e| {
+        ApiError::new_generic(
+            503,
+            StatusReason::ServiceUnavailable,
+            format!("error trying to reach service: {e}"),
+        )
+    })?;
+    let mut builder = http::Response::builder().status(resp.status());
+    if let Some(h) = builder.headers_mut() {
+        if let Some(v) = resp.headers().get(http::header::CONTENT_TYPE) {
+            h.insert(http::header::CONTENT_TYPE, v.clone());
+        }
+    }
+    let stream = resp.into_body().into_data_stream();
+    builder
+        .body(Body::from_stream(futures::StreamExt::map(
+            stream,
+            |r: Result<Bytes, hyper::Error>| r,
+        )))
+        .map_err(ApiError::internal_error)
 }
 
 fn bad(msg: String) -> ApiError {

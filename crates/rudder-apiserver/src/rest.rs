@@ -171,9 +171,13 @@ impl Call<'_> {
     }
 
     /// A subresource whose writes the strategy shapes itself (upstream registers a separate
-    /// strategy for it): `certificatesigningrequests/approval`.
+    /// strategy for it): `certificatesigningrequests/approval`, `pods/ephemeralcontainers`.
     fn strategy_subresource(&self) -> Option<&'static str> {
-        (self.info.subresource == "approval").then_some("approval")
+        match self.info.subresource.as_str() {
+            "approval" => Some("approval"),
+            "ephemeralcontainers" => Some("ephemeralcontainers"),
+            _ => None,
+        }
     }
 
     pub(crate) fn gs(&self) -> &rudder_registry::GenericStore {
@@ -211,10 +215,13 @@ pub async fn dispatch(call: Call<'_>) -> Result<Response, ApiError> {
         ("update", "scale") => update_scale(&call).await,
         ("update", "finalize") => finalize(&call).await,
         ("update", "approval") => update(&call, false).await,
+        ("update", "ephemeralcontainers") => update(&call, false).await,
+        ("get", "ephemeralcontainers") => get(&call).await,
         ("patch", "") => patch(&call, false).await,
         ("patch", "status") => patch(&call, true).await,
         ("patch", "scale") => patch_scale(&call).await,
         ("patch", "approval") => patch(&call, false).await,
+        ("patch", "ephemeralcontainers") => patch(&call, false).await,
         ("delete", "") => delete(&call).await,
         ("deletecollection", "") => delete_collection(&call).await,
         _ => Err(ApiError::method_not_supported(

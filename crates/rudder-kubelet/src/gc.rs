@@ -64,8 +64,70 @@ pub fn images_to_free(
     out
 }
 
+/// Upstream's container log manager defaults: rotate at 10 MiB, keep 5 files per container.
+pub const LOG_MAX_BYTES: u64 = 10 << 20;
+pub const LOG_MAX_FILES: usize = 5;
+
+/// Rotates running containers' CRI logs: the file is renamed with a timestamp suffix, the
+/// runtime reopens it (ReopenContainerLog), and the oldest rotated files beyond the limit go.
+pub async fn rotate_logs(cri: &Cri, containers: &[cri::Container]) {
+    for c in containers
+        .iter()
+        .filter(|c| c.state == cri::ContainerState::ContainerRunning as i32)
+    {
+        let Ok(st) = cri.container_status(&c.id).await else {
+            continue;
+        };
+        let path = PathBuf::from(&st.log_path);
+        if st.log_path.is_empty()
+            || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) < LOG_MAX_BYTES
+        {
+            continue;
+        }
+        let stamp = jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S").to_string();
+        let rotated = PathBuf::from(format!("{}.{stamp}", st.log_path));
+        if std::fs::rename(&path, &rotated).is_err() {
+            continue;
+        }
+        if let Err(e) = cri
+            .runtime()
+            .reopen_container_log(cri::ReopenContainerLogRequest {
+                container_id: c.id.clone(),
+            })
+            .await
+        {
+            // The runtime could not reopen: put the file back so logging goes on.
+            let _ = std::fs::rename(&rotated, &path);
+            tracing::warn!(container = %c.id, error = %e.message(), "log rotation failed");
+            continue;
+        }
+        if let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
+        {
+            let mut old: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| {
+                            p.file_name()
+                                .and_then(|n| n.to_str())
+                                .is_some_and(|n| n.starts_with(&format!("{name}.")))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            old.sort();
+            let excess = old.len().saturating_sub(LOG_MAX_FILES - 1);
+            for p in old.into_iter().take(excess) {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
 pub async fn run(cri: Cri, imagefs: PathBuf, pause_image: String) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    // Log rotation is checked every 10 s (upstream's monitor period); the rest every minute.
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    let mut round = 0u32;
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
@@ -74,6 +136,11 @@ pub async fn run(cri: Cri, imagefs: PathBuf, pause_image: String) {
         else {
             continue;
         };
+        rotate_logs(&cri, &containers).await;
+        round = round.wrapping_add(1);
+        if round % 6 != 1 {
+            continue;
+        }
         for id in dead_sandboxes(&sandboxes, &containers) {
             let _ = cri
                 .runtime()

@@ -333,6 +333,7 @@ impl GenericStore {
         plugins: &[&Arc<dyn Admission>],
     ) -> Result<Value, (Value, CreateFailure)> {
         let name = object::name(&obj).to_string();
+        self.catch_up_on_missing_namespace(entry, &obj).await;
         let checked = (|| -> Result<String, ApiError> {
             // One list, metadata first, as upstream's `Validate` functions start with
             // `ValidateObjectMeta` and go on with the spec.
@@ -478,6 +479,29 @@ impl GenericStore {
         let mut obj = entry.strategy.to_internal(obj);
         entry.strategy.default(&mut obj);
         Ok(obj)
+    }
+
+    /// A namespace created a moment ago may not be in the watch cache yet: upstream's
+    /// NamespaceLifecycle looks a namespace missing from its informer up live before refusing;
+    /// here the cache is first brought to the store's current revision.
+    async fn catch_up_on_missing_namespace(&self, entry: &Entry, obj: &Value) {
+        if !entry.info.namespaced {
+            return;
+        }
+        let Some(ns_entry) = self.registry.get("", "v1", "namespaces") else {
+            return;
+        };
+        let Ok(key) = ns_entry.key(None, object::namespace(obj)) else {
+            return;
+        };
+        if self.cache.get(&ns_entry.prefix, &key).is_some() {
+            return;
+        }
+        if let Ok(rev) = self.store.current_revision().await {
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(2), self.cache.wait_for(rev))
+                    .await;
+        }
     }
 
     /// Namespace lifecycle admission: namespaced objects need an existing, active namespace.

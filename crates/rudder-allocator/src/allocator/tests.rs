@@ -255,17 +255,23 @@ fn load_balancers_and_health_check_node_ports() {
     assert!(a.port_in_use(hc as u16));
     assert_ne!(node_ports(&lb)[0], 0);
     assert_eq!(a.used(), (1, 2));
+    // A requested port the random allocations above did not take.
+    let wanted = (31081..32767).find(|p| !a.port_in_use(*p)).unwrap();
     let quiet = create(
         &a,
         &e,
         svc(
             "quiet",
             json!({"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false,
-                            "ports": [{"port": 80}, {"port": 81, "nodePort": 31081}]}),
+                            "ports": [{"port": 80}, {"port": 81, "nodePort": wanted}]}),
         ),
     )
     .unwrap();
-    assert_eq!(node_ports(&quiet), [0, 31081], "only requests are honoured");
+    assert_eq!(
+        node_ports(&quiet),
+        [0, i64::from(wanted)],
+        "only requests are honoured"
+    );
     let err = create(
         &a,
         &e,

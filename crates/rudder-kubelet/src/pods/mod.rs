@@ -237,6 +237,14 @@ impl PodManager {
         self.wake(&victim.uid);
     }
 
+    /// Every pod this node runs (API and static pods).
+    pub fn all_pods(&self) -> Vec<Arc<Pod>> {
+        self.workers
+            .lock()
+            .map(|w| w.values().map(|w| w.tx.borrow().pod.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// A pod this node runs, by namespace and name (API pods and static pods).
     pub fn find_pod(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
         let workers = self.workers.lock().ok()?;

@@ -114,6 +114,13 @@ pub async fn pod_runtime(
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         let mut reason = st.reason.clone();
+        // containerd records an OOM kill from a separate event that can arrive after the exit:
+        // a recent 137 without a reason may still turn into OOMKilled.
+        let finished_ago = jiff::Timestamp::now().as_nanosecond() - i128::from(st.finished_at);
+        let reason_pending = state == RunState::Exited
+            && reason.is_empty()
+            && st.exit_code == 137
+            && finished_ago < 10_000_000_000;
         if state == RunState::Exited && reason.is_empty() {
             reason = if st.exit_code == 0 {
                 "Completed"
@@ -148,6 +155,7 @@ pub async fn pod_runtime(
                 .unwrap_or_default(),
             image_ref: st.image_ref.clone(),
             log_path: st.log_path.clone(),
+            reason_pending,
         });
     }
     rt.containers
@@ -328,6 +336,59 @@ pub fn cgroup_parent(root: &str, qos: &str, uid: &str) -> String {
         "Burstable" => format!("{root}/burstable/pod{uid}"),
         _ => format!("{root}/besteffort/pod{uid}"),
     }
+}
+
+/// Creates the pod-level cgroup with the pod's limits before its sandbox starts (upstream's
+/// pod container manager): cpu.shares from the sum of CPU requests, and when every container
+/// has a limit, the CFS quota and the memory limit from their sums. runc puts the containers
+/// inside it.
+pub fn setup_pod_cgroup(parent: &str, spec: &PodSpec) -> std::io::Result<()> {
+    let rel = parent.trim_start_matches('/');
+    let sum = |kind: &str, res: &str, milli: bool| -> Option<i64> {
+        let mut total = 0;
+        for c in &spec.containers {
+            let m = c.resources.as_ref().and_then(|r| {
+                if kind == "limits" {
+                    r.limits.as_ref()
+                } else {
+                    r.requests.as_ref()
+                }
+            });
+            let q = m
+                .and_then(|m| m.get(res))
+                .and_then(|q| rudder_api::quantity::parse(&q.0).ok())?;
+            total += if milli { q.milli_value() } else { q.value() };
+        }
+        Some(total)
+    };
+    let cpu_dir = Path::new("/sys/fs/cgroup/cpu").join(rel);
+    let mem_dir = Path::new("/sys/fs/cgroup/memory").join(rel);
+    std::fs::create_dir_all(&cpu_dir)?;
+    std::fs::create_dir_all(&mem_dir)?;
+    let shares = spec
+        .containers
+        .iter()
+        .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get("cpu").cloned())
+        .filter_map(|q| rudder_api::quantity::parse(&q.0).ok())
+        .map(|q| q.milli_value())
+        .sum::<i64>();
+    let shares = if shares > 0 {
+        (shares * 1024 / 1000).max(2)
+    } else {
+        2
+    };
+    std::fs::write(cpu_dir.join("cpu.shares"), shares.to_string())?;
+    if let Some(cpu) = sum("limits", "cpu", true).filter(|c| *c > 0) {
+        std::fs::write(cpu_dir.join("cpu.cfs_period_us"), "100000")?;
+        std::fs::write(
+            cpu_dir.join("cpu.cfs_quota_us"),
+            (cpu * 100).max(1000).to_string(),
+        )?;
+    }
+    if let Some(mem) = sum("limits", "memory", false).filter(|m| *m > 0) {
+        std::fs::write(mem_dir.join("memory.limit_in_bytes"), mem.to_string())?;
+    }
+    Ok(())
 }
 
 /// Removes a pod's cgroup directories, which runc creates and nobody else removes (spike).

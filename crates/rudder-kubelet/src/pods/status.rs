@@ -38,6 +38,8 @@ pub struct RuntimeContainer {
     pub image: String,
     pub image_ref: String,
     pub log_path: String,
+    /// The runtime may still report a reason for this exit (an OOM kill seen late).
+    pub reason_pending: bool,
 }
 
 impl RuntimeContainer {
@@ -713,6 +715,7 @@ mod tests {
             image: "busybox".into(),
             image_ref: "sha256:x".into(),
             log_path: String::new(),
+            reason_pending: false,
         }
     }
 

@@ -48,6 +48,23 @@ fn container_ref(pod: &Pod, c: &str, init: bool) -> ObjectReference {
     r
 }
 
+/// A pod's ephemeral containers as containers (the same fields, without their target).
+pub(crate) fn ephemeral_as_containers(
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+) -> Vec<Container> {
+    spec.ephemeral_containers
+        .iter()
+        .flatten()
+        .filter_map(|e| serde_json::to_value(e).ok())
+        .filter_map(|mut v| {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("targetContainerName");
+            }
+            serde_json::from_value(v).ok()
+        })
+        .collect()
+}
+
 /// The event reference of a container (init containers by their own path).
 pub fn container_ref_pub(pod: &Pod, c: &str) -> ObjectReference {
     let init = pod
@@ -203,6 +220,9 @@ impl PodManager {
         };
         self.write_status(pod, &uid, &rt, st, false).await;
         self.sync_probes(pod, &rt);
+        if rt.containers.iter().any(|c| c.reason_pending) {
+            return Next::After(Duration::from_secs(1));
+        }
         Next::After(wake.unwrap_or(RESYNC).min(RESYNC))
     }
 
@@ -404,6 +424,12 @@ impl PodManager {
                 merge_wake(self.start_container(&ctx, c, false, rt, st).await);
             }
         }
+        // Ephemeral containers (`kubectl debug`) run once, never restarted.
+        for c in ephemeral_as_containers(&spec) {
+            if rt.latest(&c.name).is_none() && !st.waiting.contains_key(&c.name) {
+                merge_wake(self.start_container(&ctx, &c, false, rt, st).await);
+            }
+        }
         wake
     }
 
@@ -433,6 +459,11 @@ impl PodManager {
             cluster_dns: &self.cfg.cluster_dns,
             domain: &self.cfg.cluster_domain,
         };
+        if let Some(spec) = pod.spec.as_ref() {
+            if let Err(e) = rtm::setup_pod_cgroup(&input.cgroup_parent, spec) {
+                tracing::warn!(pod = %pod_full_name(pod), error = %e, "setting the pod cgroup's limits failed");
+            }
+        }
         let config = rtm::sandbox_config(&input);
         let r = self
             .cri
@@ -956,6 +987,27 @@ impl PodManager {
             .as_ref()
             .map(status::qos_class)
             .unwrap_or("BestEffort");
+        let mut security = rtm::security_context(pod, c);
+        // `kubectl debug --target`: the ephemeral container joins the target's PID namespace.
+        let target = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.ephemeral_containers.as_ref())
+            .and_then(|e| e.iter().find(|e| e.name == c.name))
+            .and_then(|e| e.target_container_name.clone());
+        if let Some(target) = target {
+            if let Ok(rt) = rtm::pod_runtime(&self.cri, uid, None).await {
+                if let Some(t) = rt
+                    .latest(&target)
+                    .filter(|t| t.state == status::RunState::Running)
+                {
+                    if let Some(ns) = security.namespace_options.as_mut() {
+                        ns.pid = cri::NamespaceMode::Target as i32;
+                        ns.target_id = t.id.clone();
+                    }
+                }
+            }
+        }
         Ok(cri::ContainerConfig {
             metadata: Some(cri::ContainerMetadata {
                 name: c.name.clone(),
@@ -982,7 +1034,7 @@ impl PodManager {
             tty: c.tty.unwrap_or(false),
             linux: Some(cri::LinuxContainerConfig {
                 resources: Some(rtm::linux_resources(c, qos, self.memory_capacity)),
-                security_context: Some(rtm::security_context(pod, c)),
+                security_context: Some(security),
             }),
             ..Default::default()
         })
@@ -1155,7 +1207,8 @@ impl PodManager {
         let rt = rtm::pod_runtime(&self.cri, uid, None).await.unwrap_or(rt);
         self.write_status(pod, uid, &rt, st, true).await;
         if pod.metadata.deletion_timestamp.is_none() {
-            return Next::After(Duration::from_secs(60));
+            let pending = rt.containers.iter().any(|c| c.reason_pending);
+            return Next::After(Duration::from_secs(if pending { 1 } else { 60 }));
         }
         if st
             .delete_sent
@@ -1338,6 +1391,23 @@ impl PodManager {
             }
         }
         status.init_container_statuses = has_init.then_some(init);
+        let eph = ephemeral_as_containers(&spec);
+        if !eph.is_empty() {
+            let mut es = status::container_statuses(
+                pod,
+                rt,
+                old.ephemeral_container_statuses
+                    .as_deref()
+                    .unwrap_or_default(),
+                &eph,
+                false,
+                false,
+                &st.waiting,
+                &probes,
+            );
+            self.fill_termination_messages(pod, uid, rt, &mut es, &eph);
+            status.ephemeral_container_statuses = Some(es);
+        }
         let value = match serde_json::to_value(&status) {
             Ok(v) => v,
             Err(_) => return,

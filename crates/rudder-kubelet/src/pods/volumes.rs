@@ -517,6 +517,12 @@ pub fn teardown(pod_dir: &Path) -> std::io::Result<()> {
 /// Sets up (or refreshes) every volume of the pod; returns their host paths.
 pub async fn setup(ctx: &Ctx<'_>, pod: &Pod) -> Result<Mounted, VolumeError> {
     let mut out = Mounted::default();
+    let fs_group = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.security_context.as_ref())
+        .and_then(|sc| sc.fs_group)
+        .and_then(|g| u32::try_from(g).ok());
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     for v in pod
         .spec
@@ -622,9 +628,49 @@ pub async fn setup(ctx: &Ctx<'_>, pod: &Pod) -> Result<Mounted, VolumeError> {
         } else {
             return Err(VolumeError::Unsupported(v.name.clone()));
         };
+        if let Some(gid) = fs_group {
+            let managed = v.empty_dir.is_some()
+                || v.config_map.is_some()
+                || v.secret.is_some()
+                || v.downward_api.is_some()
+                || v.projected.is_some()
+                || v.persistent_volume_claim.is_some();
+            if managed {
+                set_ownership(
+                    &path,
+                    gid,
+                    v.empty_dir.is_some() || v.persistent_volume_claim.is_some(),
+                )?;
+            }
+        }
         out.paths.insert(v.name.clone(), path);
     }
     Ok(out)
+}
+
+/// Upstream's `SetVolumeOwnership` for `securityContext.fsGroup`: everything in the volume
+/// belongs to the group; writable volumes get group rw and set-gid directories so new files
+/// keep the group.
+fn set_ownership(root: &Path, gid: u32, writable: bool) -> std::io::Result<()> {
+    fn walk(p: &Path, gid: u32, writable: bool) -> std::io::Result<()> {
+        let meta = std::fs::symlink_metadata(p)?;
+        std::os::unix::fs::lchown(p, None, Some(gid))?;
+        if meta.file_type().is_symlink() {
+            return Ok(());
+        }
+        if writable {
+            let mode = meta.permissions().mode();
+            let extra = if meta.is_dir() { 0o2070 } else { 0o060 };
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode | extra))?;
+        }
+        if meta.is_dir() {
+            for e in std::fs::read_dir(p)?.flatten() {
+                walk(&e.path(), gid, writable)?;
+            }
+        }
+        Ok(())
+    }
+    walk(root, gid, writable)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! and health, for the API server, which presents a client certificate of the cluster CA.
 
 pub mod logs;
+mod stats;
 mod stream;
 mod v5;
 
@@ -44,6 +45,7 @@ pub struct ServerConfig {
 pub(crate) struct Ctx {
     pub pods: Arc<PodManager>,
     pub cri: Cri,
+    pub rates: Arc<stats::CpuRates>,
 }
 
 fn status(code: StatusCode, msg: impl Into<String>) -> Response {
@@ -173,6 +175,8 @@ pub(crate) fn router(ctx: Ctx) -> Router {
             "/portForward/{ns}/{pod}",
             get(stream::port_forward).post(stream::port_forward),
         )
+        .route("/stats/summary", get(stats::summary))
+        .route("/metrics/resource", get(stats::resource_metrics))
         .with_state(ctx)
 }
 
@@ -218,7 +222,11 @@ pub async fn serve(cfg: ServerConfig, pods: Arc<PodManager>, cri: Cri) -> Result
             source,
         })?;
     tracing::info!(addr = %listener.local_addr().unwrap_or(cfg.addr), "kubelet server listening");
-    let app = router(Ctx { pods, cri });
+    let app = router(Ctx {
+        pods,
+        cri,
+        rates: Arc::default(),
+    });
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             continue;

@@ -88,6 +88,107 @@ impl Strategy for PodStrategy {
         errs
     }
 
+    fn prepare_for_subresource_update(
+        &self,
+        subresource: &str,
+        _cx: &OpCx,
+        new: &mut Value,
+        old: &Value,
+    ) {
+        if subresource == "ephemeralcontainers" {
+            // Upstream's EphemeralContainersStrategy: only spec.ephemeralContainers changes.
+            let eph = new
+                .get("spec")
+                .and_then(|s| s.get("ephemeralContainers"))
+                .cloned();
+            let meta = new.get("metadata").cloned();
+            *new = old.clone();
+            if let Some(m) = meta {
+                new["metadata"] = m;
+            }
+            let spec = child_obj(new, "spec");
+            match eph {
+                Some(e) => spec["ephemeralContainers"] = e,
+                None => {
+                    if let Some(o) = spec.as_object_mut() {
+                        o.remove("ephemeralContainers");
+                    }
+                }
+            }
+        }
+    }
+
+    fn validate_subresource_update(
+        &self,
+        subresource: &str,
+        cx: &OpCx,
+        new: &Value,
+        old: &Value,
+    ) -> ErrorList {
+        if subresource != "ephemeralcontainers" {
+            return self.validate_update(cx, new, old);
+        }
+        let mut errs = validate_pod(new);
+        let path = Path::new("spec").child("ephemeralContainers");
+        let spec = new.get("spec").unwrap_or(&Value::Null);
+        let old_eph = old
+            .get("spec")
+            .map(|s| list_at(s, "ephemeralContainers"))
+            .unwrap_or_default();
+        let new_eph = list_at(spec, "ephemeralContainers");
+        for o in old_eph {
+            let name = str_at(o, "name");
+            match new_eph.iter().find(|n| str_at(n, "name") == name) {
+                None => errs.push(FieldError::forbidden(
+                    &path,
+                    &format!("existing ephemeral containers \"{name}\" may not be removed"),
+                )),
+                Some(n) if n != o => errs.push(FieldError::forbidden(
+                    &path,
+                    &format!("existing ephemeral containers \"{name}\" may not be changed"),
+                )),
+                _ => {}
+            }
+        }
+        let mut names: Vec<String> = ["containers", "initContainers"]
+            .iter()
+            .flat_map(|k| list_at(spec, k))
+            .map(|c| str_at(&c, "name").to_string())
+            .collect();
+        for (i, e) in new_eph.iter().enumerate() {
+            let p = path.index(i);
+            let name = str_at(e, "name");
+            if name.is_empty() {
+                errs.push(FieldError::required(&p.child("name"), ""));
+            } else if names.iter().any(|n| n == name) {
+                errs.push(FieldError::duplicate(&p.child("name"), json!(name)));
+            }
+            names.push(name.to_string());
+            if str_at(e, "image").is_empty() {
+                errs.push(FieldError::required(&p.child("image"), ""));
+            }
+            for forbidden in [
+                "ports",
+                "livenessProbe",
+                "readinessProbe",
+                "startupProbe",
+                "lifecycle",
+                "resources",
+            ] {
+                let set = e
+                    .get(forbidden)
+                    .is_some_and(|v| !v.is_null() && v != &json!({}) && v != &json!([]));
+                if set {
+                    errs.push(FieldError::forbidden(
+                        &p.child(forbidden),
+                        "cannot be set for an Ephemeral Container",
+                    ));
+                }
+            }
+        }
+        errs
+    }
+
     fn tracks_generation(&self) -> bool {
         true
     }
