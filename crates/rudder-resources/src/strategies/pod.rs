@@ -141,11 +141,11 @@ impl Strategy for PodStrategy {
             match new_eph.iter().find(|n| str_at(n, "name") == name) {
                 None => errs.push(FieldError::forbidden(
                     &path,
-                    &format!("existing ephemeral containers \"{name}\" may not be removed"),
+                    format!("existing ephemeral containers \"{name}\" may not be removed"),
                 )),
                 Some(n) if n != o => errs.push(FieldError::forbidden(
                     &path,
-                    &format!("existing ephemeral containers \"{name}\" may not be changed"),
+                    format!("existing ephemeral containers \"{name}\" may not be changed"),
                 )),
                 _ => {}
             }
@@ -153,7 +153,7 @@ impl Strategy for PodStrategy {
         let mut names: Vec<String> = ["containers", "initContainers"]
             .iter()
             .flat_map(|k| list_at(spec, k))
-            .map(|c| str_at(&c, "name").to_string())
+            .map(|c| str_at(c, "name").to_string())
             .collect();
         for (i, e) in new_eph.iter().enumerate() {
             let p = path.index(i);
