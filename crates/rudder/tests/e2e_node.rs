@@ -1084,3 +1084,95 @@ spec:
         },
     );
 }
+
+#[test]
+fn security_context_sub_paths_and_persistent_volumes() {
+    let mut host = host_with_registry();
+    let c = host.cluster(&[]);
+    let pv_dir = host.dir.path().join("pv");
+    std::fs::create_dir_all(&pv_dir).unwrap();
+    std::fs::write(pv_dir.join("seed.txt"), "from-the-volume\n").unwrap();
+    apply(
+        &c,
+        &format!(
+            r#"
+apiVersion: v1
+kind: PersistentVolume
+metadata: {{name: host-pv}}
+spec:
+  capacity: {{storage: 1Gi}}
+  accessModes: [ReadWriteOnce]
+  storageClassName: ""
+  hostPath: {{path: {pv}}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: claim}}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: ""
+  volumeName: host-pv
+  resources: {{requests: {{storage: 1Gi}}}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: files}}
+data: {{app.conf: "setting=1\n"}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: secure}}
+spec:
+  restartPolicy: Never
+  securityContext: {{runAsUser: 65534, runAsGroup: 65534}}
+  containers:
+  - name: c
+    image: {IMAGE}
+    command: [sh, -c, 'id -u; id -g; touch /rootfs-file 2>/dev/null && echo rootfs-writable || echo rootfs-read-only; cat /etc/app.conf; cat /data/seed.txt; echo written > /scratch/out 2>/dev/null || echo scratch-not-writable']
+    securityContext: {{readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}
+    volumeMounts:
+    - {{name: files, mountPath: /etc/app.conf, subPath: app.conf}}
+    - {{name: data, mountPath: /data, readOnly: true}}
+    - {{name: scratch, mountPath: /scratch}}
+  volumes:
+  - {{name: files, configMap: {{name: files}}}}
+  - {{name: data, persistentVolumeClaim: {{claimName: claim}}}}
+  - {{name: scratch, emptyDir: {{}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: last-words}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: {IMAGE}
+    terminationMessagePolicy: FallbackToLogsOnError
+    command: [sh, -c, 'echo first; echo last words; exit 1']
+    lifecycle:
+      postStart: {{sleep: {{seconds: 1}}}}
+"#,
+            pv = pv_dir.display()
+        ),
+    );
+    wait_for_within("the claim bound", Duration::from_secs(60), || {
+        (jp(&c, "pvc/claim", "{.status.phase}") == "Bound").then_some(())
+    });
+    wait_phase(&c, "secure", "Succeeded");
+    let log = container_log(&host, "secure", "c");
+    assert_eq!(
+        log,
+        "65534\n65534\nrootfs-read-only\nsetting=1\nfrom-the-volume\n",
+        "runAsUser/Group, readOnlyRootFilesystem, a configMap key by subPath, a hostPath PV through its claim, an emptyDir the user can write"
+    );
+    // FallbackToLogsOnError: a failed container without a message file reports its log tail.
+    wait_phase(&c, "last-words", "Failed");
+    assert_eq!(
+        jp(
+            &c,
+            "pod/last-words",
+            "{.status.containerStatuses[0].state.terminated.message}"
+        ),
+        "first\nlast words\n"
+    );
+}
