@@ -15,6 +15,7 @@ mod cluster;
 mod csrsign;
 mod error;
 mod fsutil;
+pub mod insecure;
 mod kubeconfig;
 mod sans;
 mod servicekey;
