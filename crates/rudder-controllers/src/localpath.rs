@@ -104,6 +104,8 @@ struct LocalPath {
     classes: Arc<Informer<StorageClass>>,
     queue: Arc<WorkQueue>,
     recorder: Recorder,
+    /// The directory volumes are made under on the node.
+    dir: String,
 }
 
 /// Claim keys are `namespace/name`; released volumes are queued as `pv:<name>`.
@@ -121,6 +123,7 @@ pub fn start(cx: &Context, tasks: &mut tokio::task::JoinSet<()>) {
             &format!("{PROVISIONER}_{}", cx.host),
             &cx.host,
         ),
+        dir: cx.options.local_storage_path.clone(),
     });
     let this = c.clone();
     c.claims.add_handler(move |ch| {
@@ -235,7 +238,7 @@ impl LocalPath {
         );
         let reclaim = class.reclaim_policy.as_deref().unwrap_or("Delete");
         let volume: PersistentVolume =
-            serde_json::from_value(volume_for(&claim, &node, reclaim, DEFAULT_DIR))
+            serde_json::from_value(volume_for(&claim, &node, reclaim, &self.dir))
                 .map_err(|e| crate::controller::ReconcileError::Other(e.to_string()))?;
         let api: Api<PersistentVolume> = Api::all(self.client.clone());
         match api.create(&PostParams::default(), &volume).await {

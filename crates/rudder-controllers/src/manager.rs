@@ -40,6 +40,9 @@ pub struct Options {
     pub node_cidr_mask_size: u8,
     /// `--cluster-signing-duration`: the lifetime of certificates csrsigning issues.
     pub cluster_signing_duration: std::time::Duration,
+    /// Where the local-path provisioner puts volumes on the node (k3s's
+    /// `--default-local-storage-path`).
+    pub local_storage_path: String,
 }
 
 impl Default for Options {
@@ -55,6 +58,7 @@ impl Default for Options {
             cluster_cidr: "10.42.0.0/16".into(),
             node_cidr_mask_size: 24,
             cluster_signing_duration: std::time::Duration::from_secs(365 * 24 * 3600),
+            local_storage_path: crate::localpath::DEFAULT_DIR.into(),
         }
     }
 }

@@ -189,6 +189,10 @@ pub struct ControllerFlags {
     /// Lifetime of the certificates csrsigning issues (`--cluster-signing-duration`).
     #[arg(long, default_value = "8760h", value_parser = go_duration)]
     pub cluster_signing_duration: std::time::Duration,
+    /// Where the built-in local-path provisioner creates volumes on nodes (k3s's flag; `rudder
+    /// server` defaults it to `<data-dir>/storage`).
+    #[arg(long)]
+    pub default_local_storage_path: Option<String>,
 }
 
 fn go_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -208,6 +212,10 @@ impl ControllerFlags {
             cluster_cidr: self.cluster_cidr.clone(),
             node_cidr_mask_size: self.node_cidr_mask_size,
             cluster_signing_duration: self.cluster_signing_duration,
+            local_storage_path: self
+                .default_local_storage_path
+                .clone()
+                .unwrap_or_else(|| rudder_controllers::localpath::DEFAULT_DIR.into()),
         })
     }
 }

@@ -413,7 +413,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     rudder_controllers::endpointslice::set_max_endpoints_per_slice(
         args.max_endpoints_per_slice.into(),
     );
-    let controller_options = args.controller_flags.options()?;
+    let mut controller_options = args.controller_flags.options()?;
+    if args.controller_flags.default_local_storage_path.is_none() {
+        controller_options.local_storage_path = data_dir.join("storage").display().to_string();
+    }
     let mut components = Vec::new();
     if !args.disable_controllers {
         let mut credentials = crate::components::controller_credentials(

@@ -100,7 +100,8 @@ fn local_path_provisions_on_the_pods_node(b: Backend) {
     );
     assert_eq!(
         jp(&c, &["pv", &pv], "{.spec.hostPath.path}"),
-        format!("/var/lib/rudder/storage/{pv}_default_data")
+        // k3s's layout: <data-dir>/storage unless --default-local-storage-path says otherwise.
+        format!("{}/data/storage/{pv}_default_data", c.dir.path().display())
     );
     assert_eq!(
         jp(
