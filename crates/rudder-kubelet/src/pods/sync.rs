@@ -653,6 +653,29 @@ impl PodManager {
         }
     }
 
+    /// A container that could not be created or started: upstream's `Failed` event
+    /// (`Error: …`) and the waiting reason the status shows until the next attempt.
+    fn start_failed(
+        &self,
+        pod: &Pod,
+        c: &Container,
+        init: bool,
+        st: &mut WorkerState,
+        reason: &str,
+        msg: String,
+    ) -> Duration {
+        self.container_event(
+            pod,
+            &c.name,
+            init,
+            "Warning",
+            "Failed",
+            format!("Error: {msg}"),
+        );
+        st.waiting.insert(c.name.clone(), (reason.to_string(), msg));
+        Duration::from_secs(5)
+    }
+
     /// Starts (or restarts, honouring the crash-loop back-off) one container. Returns when to
     /// look again if it is backing off.
     async fn start_container(
@@ -731,17 +754,14 @@ impl PodManager {
         {
             Ok(cfg) => cfg,
             Err(msg) => {
-                self.container_event(
+                return Some(self.start_failed(
                     pod,
-                    &c.name,
+                    c,
                     init,
-                    "Warning",
-                    "Failed",
-                    format!("Error: {msg}"),
-                );
-                st.waiting
-                    .insert(c.name.clone(), ("CreateContainerConfigError".into(), msg));
-                return Some(Duration::from_secs(5));
+                    st,
+                    "CreateContainerConfigError",
+                    msg,
+                ));
             }
         };
         let created = self
@@ -757,17 +777,7 @@ impl PodManager {
             Ok(r) => r.into_inner().container_id,
             Err(e) => {
                 let msg = e.message().to_string();
-                self.container_event(
-                    pod,
-                    &c.name,
-                    init,
-                    "Warning",
-                    "Failed",
-                    format!("Error: {msg}"),
-                );
-                st.waiting
-                    .insert(c.name.clone(), ("CreateContainerError".into(), msg));
-                return Some(Duration::from_secs(5));
+                return Some(self.start_failed(pod, c, init, st, "CreateContainerError", msg));
             }
         };
         self.container_event(
@@ -787,17 +797,7 @@ impl PodManager {
             .await
         {
             let msg = e.message().to_string();
-            self.container_event(
-                pod,
-                &c.name,
-                init,
-                "Warning",
-                "Failed",
-                format!("Error: {msg}"),
-            );
-            st.waiting
-                .insert(c.name.clone(), ("RunContainerError".into(), msg));
-            return Some(Duration::from_secs(5));
+            return Some(self.start_failed(pod, c, init, st, "RunContainerError", msg));
         }
         self.container_event(
             pod,

@@ -35,8 +35,8 @@ pub struct PodsBenchArgs {
     idle_seconds: u64,
 }
 
-/// User + system CPU time of a process.
-fn cpu_of(pid: u32) -> Duration {
+/// User + system CPU time of a process (USER_HZ is 100 on Linux).
+pub(super) fn cpu_of(pid: u32) -> Duration {
     let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {

@@ -26,17 +26,7 @@ pub struct SimBenchArgs {
 
 /// This process's user + system CPU time.
 fn cpu_time() -> Duration {
-    let ticks = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            // Fields after the command name (which may hold spaces) start at ") ".
-            let rest = s.rsplit_once(") ")?.1.to_string();
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0);
-    // USER_HZ is 100 on Linux.
-    Duration::from_millis(ticks * 10)
+    super::pods::cpu_of(std::process::id())
 }
 
 pub async fn run(args: SimBenchArgs) -> anyhow::Result<()> {
