@@ -15,6 +15,7 @@ pub mod pretty;
 pub mod request;
 pub mod rest;
 pub mod review;
+pub mod svcproxy;
 pub mod tokens;
 pub mod watch;
 
@@ -210,6 +211,8 @@ async fn handle(State(s): State<Arc<ApiServer>>, req: Request) -> Response {
         let req = Request::from_parts(parts, body);
         let r = if info.resource == "nodes" {
             podproxy::handle_node_proxy(&s, &info.name, req).await
+        } else if info.subresource == "proxy" {
+            svcproxy::handle(&s, &info.namespace, &info.resource, &info.name, req).await
         } else {
             podproxy::handle(
                 &s,

@@ -50,6 +50,18 @@ impl KubeletClient {
         port: u16,
         req: http::Request<Body>,
     ) -> Result<http::Response<hyper::body::Incoming>, String> {
+        self.send_to(true, host, port, req).await
+    }
+
+    /// One request over a new connection, TLS (this server's client certificate, no server
+    /// verification) or plain; upgrades stay possible on the returned response.
+    pub(crate) async fn send_to(
+        &self,
+        tls: bool,
+        host: &str,
+        port: u16,
+        req: http::Request<Body>,
+    ) -> Result<http::Response<hyper::body::Incoming>, String> {
         let addr = if host.contains(':') {
             format!("[{host}]:{port}")
         } else {
@@ -62,6 +74,9 @@ impl KubeletClient {
         .await
         .map_err(|_| format!("dial tcp {addr}: i/o timeout"))?
         .map_err(|e| format!("dial tcp {addr}: {e}"))?;
+        if !tls {
+            return handshake(tcp, req).await;
+        }
         let name = rustls_pki_types::ServerName::try_from(host.to_string())
             .map_err(|e| e.to_string())?
             .to_owned();
@@ -70,22 +85,32 @@ impl KubeletClient {
             .connect(name, tcp)
             .await
             .map_err(|e| format!("tls: {e}"))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-                .await
-                .map_err(|e| e.to_string())?;
-        tokio::spawn(async move {
-            let _ = conn.with_upgrades().await;
-        });
-        sender.send_request(req).await.map_err(|e| e.to_string())
+        handshake(tls, req).await
     }
+}
+
+async fn handshake<T>(
+    io: T,
+    req: http::Request<Body>,
+) -> Result<http::Response<hyper::body::Incoming>, String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    sender.send_request(req).await.map_err(|e| e.to_string())
 }
 
 pub fn is_proxied(group: &str, resource: &str, subresource: &str) -> bool {
     group.is_empty()
         && ((resource == "pods"
             && matches!(subresource, "log" | "exec" | "attach" | "portforward"))
-            || (resource == "nodes" && subresource == "proxy"))
+            || (matches!(resource, "nodes" | "pods" | "services") && subresource == "proxy"))
 }
 
 /// `nodes/<name>/proxy/<path>`: the kubelet's own endpoints (`/stats/summary`,
@@ -109,37 +134,18 @@ pub async fn handle_node_proxy(
         Some(q) => format!("{rest}?{q}"),
         None => rest.to_string(),
     };
-    let (parts, body) = req.into_parts();
-    let mut out = http::Request::builder()
-        .method(parts.method.clone())
-        .uri(uri);
-    if let Some(h) = out.headers_mut() {
-        copy_headers(&parts.headers, h, false);
-        if let Ok(v) = http::HeaderValue::from_str(&host) {
-            h.insert(http::header::HOST, v);
-        }
-    }
-    let out = out.body(body).map_err(ApiError::internal_error)?;
-    let resp = client.send(&host, port, out).await.map_err(|e| {
-        ApiError::new_generic(
-            503,
-            StatusReason::ServiceUnavailable,
-            format!("error trying to reach service: {e}"),
-        )
-    })?;
-    let mut builder = http::Response::builder().status(resp.status());
-    if let Some(h) = builder.headers_mut() {
-        if let Some(v) = resp.headers().get(http::header::CONTENT_TYPE) {
-            h.insert(http::header::CONTENT_TYPE, v.clone());
-        }
-    }
-    let stream = resp.into_body().into_data_stream();
-    builder
-        .body(Body::from_stream(futures::StreamExt::map(
-            stream,
-            |r: Result<Bytes, hyper::Error>| r,
-        )))
-        .map_err(ApiError::internal_error)
+    let (out, upgrade, on_client_upgrade) = outgoing(req, uri, &host)?;
+    let resp = client.send(&host, port, out).await.map_err(unreachable)?;
+    relay(resp, upgrade, on_client_upgrade, true)
+}
+
+/// A proxied destination that did not answer: 503, as upstream's proxy handlers.
+pub(crate) fn unreachable(e: String) -> ApiError {
+    ApiError::new_generic(
+        503,
+        StatusReason::ServiceUnavailable,
+        format!("error trying to reach service: {e}"),
+    )
 }
 
 fn bad(msg: String) -> ApiError {
@@ -337,32 +343,53 @@ pub async fn handle(
     } else {
         format!("{path}?{q}")
     };
-    let upgrade = req.headers().contains_key(http::header::UPGRADE);
-    let on_client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let (parts, body) = req.into_parts();
-    let mut out = http::Request::builder()
-        .method(if subresource == "log" {
-            Method::GET
-        } else {
-            parts.method.clone()
-        })
-        .uri(uri);
-    if let Some(h) = out.headers_mut() {
-        copy_headers(&parts.headers, h, upgrade);
-        if let Ok(v) = http::HeaderValue::from_str(&host) {
-            h.insert(http::header::HOST, v);
-        }
+    if subresource == "log" {
+        *req.method_mut() = Method::GET;
     }
-    let out = out
-        .body(if upgrade { Body::empty() } else { body })
-        .map_err(ApiError::internal_error)?;
-    let mut resp = client.send(&host, port, out).await.map_err(|e| {
+    let (out, upgrade, on_client_upgrade) = outgoing(req, uri, &host)?;
+    let resp = client.send(&host, port, out).await.map_err(|e| {
         ApiError::new_generic(
             500,
             StatusReason::InternalError,
             format!("Get \"https://{host}:{port}/\": {e}"),
         )
     })?;
+    relay(resp, upgrade, on_client_upgrade, false)
+}
+
+/// The request to send on: the client's method, end-to-end headers (not its credentials) and
+/// body at `uri` on `host`; for an upgrade, also the client's side of the upgraded connection.
+pub(crate) type Outgoing = (http::Request<Body>, bool, Option<hyper::upgrade::OnUpgrade>);
+
+pub(crate) fn outgoing(
+    mut req: http::Request<Body>,
+    uri: String,
+    host: &str,
+) -> Result<Outgoing, ApiError> {
+    let upgrade = req.headers().contains_key(http::header::UPGRADE);
+    let on_client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (parts, body) = req.into_parts();
+    let mut out = http::Request::builder().method(parts.method).uri(uri);
+    if let Some(h) = out.headers_mut() {
+        copy_headers(&parts.headers, h, upgrade);
+        if let Ok(v) = http::HeaderValue::from_str(host) {
+            h.insert(http::header::HOST, v);
+        }
+    }
+    let out = out
+        .body(if upgrade { Body::empty() } else { body })
+        .map_err(ApiError::internal_error)?;
+    Ok((out, upgrade, on_client_upgrade))
+}
+
+/// The upstream's answer back to the client: an upgraded connection spliced through, or the
+/// status, content headers and a streamed body.
+pub(crate) fn relay(
+    mut resp: http::Response<hyper::body::Incoming>,
+    upgrade: bool,
+    on_client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    all_headers: bool,
+) -> Result<Response, ApiError> {
     if upgrade && resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let kubelet_upgrade = hyper::upgrade::on(&mut resp);
         let mut builder = http::Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
@@ -387,9 +414,13 @@ pub async fn handle(
     let status = resp.status();
     let mut builder = http::Response::builder().status(status);
     if let Some(h) = builder.headers_mut() {
-        for k in [http::header::CONTENT_TYPE, http::header::TRANSFER_ENCODING] {
-            if let Some(v) = resp.headers().get(&k) {
-                h.insert(k, v.clone());
+        if all_headers {
+            copy_headers(resp.headers(), h, false);
+        } else {
+            for k in [http::header::CONTENT_TYPE, http::header::TRANSFER_ENCODING] {
+                if let Some(v) = resp.headers().get(&k) {
+                    h.insert(k, v.clone());
+                }
             }
         }
     }
@@ -403,7 +434,7 @@ pub async fn handle(
 }
 
 /// End-to-end headers (not the caller's credentials, not hop-by-hop ones unless upgrading).
-fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, upgrade: bool) {
+pub(crate) fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, upgrade: bool) {
     for (k, v) in from {
         let name = k.as_str();
         let hop = matches!(

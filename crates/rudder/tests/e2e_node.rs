@@ -117,6 +117,41 @@ fn deployment_of_three_pods_runs_and_serves_on_pod_ips() {
         let body = http_get(&format!("{ip}:80"));
         assert!(body.contains("hello-from-busybox"), "{ip}: {body}");
     }
+    // The API server's pods/proxy and services/proxy reach the pods (as `kubectl proxy` users
+    // and dashboards do), with upstream's id forms and errors.
+    let pod = jp(&c, "pods", "{.items[0].metadata.name}");
+    c.ok(&["expose", "deployment", "web", "--port=80"]);
+    c.ok(&["create", "service", "clusterip", "none", "--tcp=80"]);
+    let ns = "/api/v1/namespaces/default";
+    for path in [
+        format!("{ns}/pods/{pod}/proxy/"),
+        format!("{ns}/pods/http:{pod}:80/proxy/index.html"),
+    ] {
+        let body = c.ok(&["get", "--raw", &path]);
+        assert!(body.contains("hello-from-busybox"), "{path}: {body}");
+    }
+    wait_for_within(
+        "the web service's endpoints",
+        Duration::from_secs(30),
+        || {
+            let out = c.kubectl(&["get", "--raw", &format!("{ns}/services/web:80/proxy/")]);
+            out.stdout.contains("hello-from-busybox").then_some(())
+        },
+    );
+    let out = c.kubectl(&["get", "--raw", &format!("{ns}/services/none/proxy/")]);
+    assert!(
+        out.stderr
+            .contains("no endpoints available for service \"none\""),
+        "{}",
+        out.stderr
+    );
+    let out = c.kubectl(&["get", "--raw", &format!("{ns}/services/web:81/proxy/")]);
+    assert!(
+        out.stderr
+            .contains("no service port 81 found for service \"web\""),
+        "{}",
+        out.stderr
+    );
     let wide = c.ok(&["get", "pods", "-o", "wide"]);
     assert!(wide.contains("test-node"), "{wide}");
     // The image came from the registry through CRI, with upstream's pull events.
