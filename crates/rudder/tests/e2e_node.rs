@@ -756,6 +756,29 @@ fn image_archives_in_the_images_dir_are_imported() {
     );
 }
 
+/// `kubectl port-forward <target> <local>:<remote>`, then one HTTP GET through it.
+fn port_forward_get(c: &Cluster, target: &str, local: u16, remote: u16) -> String {
+    let mut pf = c
+        .command(&["port-forward", target, &format!("{local}:{remote}")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{local}");
+    let body = wait_for_within(
+        &format!("port-forward {target}"),
+        Duration::from_secs(20),
+        || {
+            let b = std::net::TcpStream::connect(&addr)
+                .ok()
+                .map(|_| http_get(&addr));
+            b.filter(|b| b.contains("hello-from-busybox"))
+        },
+    );
+    let _ = pf.kill();
+    let _ = pf.wait();
+    body
+}
+
 #[test]
 fn logs_exec_cp_attach_and_port_forward_through_the_api_server() {
     let mut host = host_with_registry();
@@ -766,7 +789,7 @@ fn logs_exec_cp_attach_and_port_forward_through_the_api_server() {
             r#"
 apiVersion: v1
 kind: Pod
-metadata: {{name: talk}}
+metadata: {{name: talk, labels: {{app: talk}}}}
 spec:
   containers:
   - name: web
@@ -943,23 +966,15 @@ spec:
     ]);
     assert!(metrics.contains("container_memory_working_set_bytes{container=\"web\",namespace=\"default\",pod=\"talk\"}"), "{metrics}");
     // port-forward, then an HTTP request through it.
-    let mut pf = c
-        .command(&["port-forward", "pod/talk", "18080:8080"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let body = wait_for_within("port-forward", Duration::from_secs(20), || {
-        let b = std::net::TcpStream::connect("127.0.0.1:18080")
-            .ok()
-            .map(|_| http_get("127.0.0.1:18080"));
-        b.filter(|b| b.contains("hello-from-busybox"))
-    });
-    let _ = pf.kill();
-    let _ = pf.wait();
+    let body = port_forward_get(&c, "pod/talk", 18080, 8080);
     assert!(
         body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"),
         "{body}"
     );
+    // To a service: kubectl picks a pod behind it and maps the service port to its target.
+    c.ok(&["expose", "pod", "talk", "--port=80", "--target-port=8080"]);
+    let body = port_forward_get(&c, "svc/talk", 18081, 80);
+    assert!(body.contains(" 200 "), "{body}");
 }
 
 #[test]
