@@ -13,16 +13,13 @@
 //!   what [`ResourceInfo::singular`] holds.
 //! - Table column descriptions: the captured data has none, so `description` is empty unless
 //!   the data file provides one.
-//! - Resources newer releases serve in the groups Rudder must serve, absent from the 1.26 data:
-//!   `admissionregistration.k8s.io/v1` validatingadmissionpolicies and
-//!   validatingadmissionpolicybindings (GA in 1.30) and mutatingadmissionpolicies /
-//!   mutatingadmissionpolicybindings; `networking.k8s.io/v1` ipaddresses and servicecidrs (GA in
-//!   1.33); `storage.k8s.io/v1` volumeattributesclasses (GA in 1.34); the `pods/resize`
-//!   subresource (1.33); and, outside that list, `authentication.k8s.io/v1` selfsubjectreviews
-//!   (GA in 1.28, used by `kubectl auth whoami`), `flowcontrol.apiserver.k8s.io/v1` and
-//!   `resource.k8s.io/v1`. Conversely `flowcontrol.apiserver.k8s.io/v1beta2`/`v1beta3` and
-//!   `storage.k8s.io/v1beta1` are in the data but no longer served upstream; callers decide what
-//!   to serve (see [`REQUIRED_GROUP_VERSIONS`]).
+//! - Upstream 1.37 serves what 1.26 did not: `data/discovery-v1.37-delta.json`, generated from
+//!   k8s-openapi's 1.37 types by `data/gen-discovery-1.37.py`, removes the beta group/versions
+//!   no longer served (`flowcontrol.apiserver.k8s.io/v1beta2`/`v1beta3`, `storage.k8s.io/v1beta1`)
+//!   and adds the GA resources since (validating/mutating admission policies and bindings,
+//!   selfsubjectreviews, clustertrustbundles, podcertificaterequests, flowcontrol v1,
+//!   ipaddresses and servicecidrs, resource.k8s.io v1, volumeattributesclasses,
+//!   storageversionmigrations, `pods/resize`), with upstream's short names and categories.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
@@ -35,6 +32,10 @@ use crate::validation::is_valid_path_segment_name;
 
 const DISCOVERY_JSON: &str = include_str!("../data/discovery-v1.26.json");
 const TABLE_COLUMNS_JSON: &str = include_str!("../data/table-columns-v1.26.json");
+/// What upstream 1.37 serves differently from the 1.26 capture (generated from k8s-openapi's
+/// 1.37 types by `data/gen-discovery-1.37.py`): group/versions no longer served, and GA
+/// resources added since.
+const DELTA_JSON: &str = include_str!("../data/discovery-v1.37-delta.json");
 
 /// The group/versions the Rudder API server must serve (`""` is the core group).
 pub const REQUIRED_GROUP_VERSIONS: &[(&str, &str)] = &[
@@ -232,8 +233,31 @@ pub struct ResourceTable {
     by_gvr: HashMap<(String, String, String), usize>,
 }
 
-static BUILTIN: LazyLock<Result<ResourceTable, ResourceDataError>> =
-    LazyLock::new(|| ResourceTable::from_json(DISCOVERY_JSON, TABLE_COLUMNS_JSON));
+static BUILTIN: LazyLock<Result<ResourceTable, ResourceDataError>> = LazyLock::new(|| {
+    let discovery = apply_delta(DISCOVERY_JSON, DELTA_JSON)?;
+    ResourceTable::from_json(&discovery, TABLE_COLUMNS_JSON)
+});
+
+#[derive(Deserialize)]
+struct Delta {
+    remove: Vec<String>,
+    add: BTreeMap<String, Vec<serde_json::Value>>,
+}
+
+/// The discovery data with a delta applied (see [`DELTA_JSON`]).
+fn apply_delta(discovery: &str, delta: &str) -> Result<String, ResourceDataError> {
+    let err = |e: serde_json::Error| ResourceDataError(e.to_string());
+    let mut d: BTreeMap<String, Vec<serde_json::Value>> =
+        serde_json::from_str(discovery).map_err(err)?;
+    let delta: Delta = serde_json::from_str(delta).map_err(err)?;
+    for gv in &delta.remove {
+        d.remove(gv);
+    }
+    for (gv, entries) in delta.add {
+        d.entry(gv).or_default().extend(entries);
+    }
+    serde_json::to_string(&d).map_err(err)
+}
 
 impl ResourceTable {
     /// The table built from the embedded upstream data, parsed once per process.
@@ -248,6 +272,11 @@ impl ResourceTable {
             serde_json::from_str(discovery).map_err(|e| ResourceDataError(e.to_string()))?;
         let mut columns: HashMap<String, Vec<TableColumn>> =
             serde_json::from_str(columns).map_err(|e| ResourceDataError(e.to_string()))?;
+        // Columns of group/versions no longer served go with them.
+        columns.retain(|k, _| {
+            let gv = k.rsplit_once('/').map(|(gv, _)| gv).unwrap_or_default();
+            discovery.contains_key(gv)
+        });
 
         let mut resources = Vec::new();
         for (gv, entries) in &discovery {
@@ -687,6 +716,7 @@ mod tests {
                 "log",
                 "portforward",
                 "proxy",
+                "resize",
                 "status"
             ]
         );
@@ -739,7 +769,7 @@ mod tests {
         assert_eq!(t.preferred_version("autoscaling"), Some("v2"));
         assert_eq!(
             t.preferred_version("flowcontrol.apiserver.k8s.io"),
-            Some("v1beta3")
+            Some("v1")
         );
         assert_eq!(t.preferred_version("storage.k8s.io"), Some("v1"));
         assert_eq!(t.preferred_version(""), Some("v1"));

@@ -1,6 +1,6 @@
 //! The review resources: requests answered by the API server's own authenticator and
 //! authorizer and never stored (upstream's `authorization.k8s.io` and `authentication.k8s.io`
-//! virtual resources). `kubectl auth can-i` and `auth can-i --list` use them.
+//! virtual resources). `kubectl auth can-i`, `auth can-i --list` and `auth whoami` use them.
 
 use axum::response::Response;
 use http::StatusCode;
@@ -21,8 +21,52 @@ pub fn is_review(group: &str, resource: &str) -> bool {
                 | "subjectaccessreviews"
                 | "localsubjectaccessreviews"
                 | "selfsubjectrulesreviews"
+        ) | (
+            "authentication.k8s.io",
+            "selfsubjectreviews" | "tokenreviews"
         )
     )
+}
+
+/// `authentication.k8s.io/v1` UserInfo, empty fields omitted as upstream's `omitempty`.
+fn user_info_json(u: &UserInfo) -> Value {
+    let mut v = json!({"username": u.name});
+    if !u.uid.is_empty() {
+        v["uid"] = json!(u.uid);
+    }
+    if !u.groups.is_empty() {
+        v["groups"] = json!(u.groups);
+    }
+    if !u.extra.is_empty() {
+        v["extra"] = json!(u.extra);
+    }
+    v
+}
+
+/// A TokenReview: the token through this server's own authenticators, as a webhook token
+/// authenticator elsewhere would ask.
+fn token_review(call: &Call<'_>, spec: &Value) -> Value {
+    let token = spec["token"].as_str().unwrap_or_default();
+    let mut headers = http::HeaderMap::new();
+    let authenticated = http::HeaderValue::from_str(&format!("Bearer {token}"))
+        .ok()
+        .map(|v| {
+            headers.insert(http::header::AUTHORIZATION, v);
+            call.server
+                .authn
+                .authenticate(&rudder_auth::AuthRequest::new(&headers))
+        });
+    let mut status = match authenticated {
+        Some(Ok(Some(user))) => json!({"authenticated": true, "user": user_info_json(&user)}),
+        Some(Err(e)) => json!({"user": {}, "error": e.to_string()}),
+        _ => json!({"user": {}}),
+    };
+    if let Some(a) = spec.get("audiences").filter(|a| a.is_array()) {
+        if status["authenticated"] == true {
+            status["audiences"] = a.clone();
+        }
+    }
+    status
 }
 
 fn user_of(spec: &Value) -> UserInfo {
@@ -85,6 +129,8 @@ pub fn create(call: &Call<'_>, caller: &UserInfo) -> Result<Response, ApiError> 
     let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
     let authz = &call.server.authz;
     let status = match call.info.resource.as_str() {
+        "selfsubjectreviews" => json!({"userInfo": user_info_json(caller)}),
+        "tokenreviews" => token_review(call, &spec),
         "selfsubjectrulesreviews" => {
             // What the caller may do in the namespace. With an authorizer that allows
             // everything this is everything; RBAC will enumerate its rules here.

@@ -41,12 +41,54 @@ fn basics(b: Backend) {
         "v1",
         "autoscaling/v2",
         "rbac.authorization.k8s.io/v1",
+        "flowcontrol.apiserver.k8s.io/v1",
+        "resource.k8s.io/v1",
     ] {
         assert!(
             versions.lines().any(|l| l == gv),
             "{gv} missing:\n{versions}"
         );
     }
+    // Upstream 1.37 no longer serves the betas the 1.26 capture had.
+    for gv in [
+        "flowcontrol.apiserver.k8s.io/v1beta3",
+        "storage.k8s.io/v1beta1",
+    ] {
+        assert!(
+            !versions.lines().any(|l| l == gv),
+            "{gv} served:\n{versions}"
+        );
+    }
+    assert!(
+        ar.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == [
+                "ipaddresses",
+                "ip",
+                "networking.k8s.io/v1",
+                "false",
+                "IPAddress"
+            ]),
+        "{ar}"
+    );
+    // `kubectl auth whoami` (SelfSubjectReview) as the admin the kubeconfig holds.
+    let who = c.ok(&[
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+    ]);
+    assert!(!who.is_empty(), "{who}");
+    let table = c.ok(&["auth", "whoami"]);
+    assert!(
+        table.contains("Username") && table.contains(&who),
+        "{table}"
+    );
+    // A TokenReview of a bogus token: not authenticated, nothing stored.
+    let review = c.ok_stdin(
+        &["create", "-o", "json", "-f", "-"],
+        r#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"nope"}}"#,
+    );
+    assert!(!review.contains("\"authenticated\": true"), "{review}");
     assert_eq!(c.ok(&["get", "--raw", "/livez"]), "ok");
     assert_eq!(c.ok(&["get", "--raw", "/healthz"]), "ok");
     let verbose = c.ok(&["get", "--raw", "/readyz?verbose"]);

@@ -161,7 +161,8 @@ fn every_resource_has_as_many_cells_as_columns() {
             info.plural
         );
     }
-    assert!(checked > 50, "only {checked} resources with column data");
+    // 53 in the v1.26 capture, less the five of the betas 1.37 no longer serves.
+    assert!(checked >= 48, "only {checked} resources with column data");
 }
 
 /// Printers for kinds beyond the v1.26 data, and odd objects: never a panic, always as many
