@@ -6,6 +6,7 @@
 //! which decodes the body and calls the generic store (admission and the per-type strategy run
 //! there) → the state store; reads and watches come from the watch cache.
 
+pub mod audit;
 pub mod discovery;
 pub mod dupes;
 pub mod encode;
@@ -42,7 +43,7 @@ use tower_http::compression::predicate::Predicate;
 use crate::request::Query;
 
 /// Upstream's limit on request bodies (3 MiB, `MaxRequestBodyBytes`).
-const MAX_BODY: usize = 3 * 1024 * 1024;
+pub(crate) const MAX_BODY: usize = 3 * 1024 * 1024;
 /// The Kubernetes version whose API this server serves.
 pub const KUBE_MAJOR: &str = "1";
 pub const KUBE_MINOR: &str = "37";
@@ -78,6 +79,9 @@ pub struct ApiServer {
     pub service_accounts: Option<Arc<tokens::ServiceAccountTokens>>,
     /// How `pods/log`, `exec`, `attach` and `portforward` reach kubelets; `None` refuses them.
     pub kubelet_client: Option<podproxy::KubeletClient>,
+    /// The audit policy and log (`--audit-policy-file`, `--audit-log-path`); `None` audits
+    /// nothing.
+    pub auditor: Option<audit::Auditor>,
 }
 
 /// Renders a component's metrics in the Prometheus text format.
@@ -104,6 +108,10 @@ impl ApiServer {
         let api = Router::new()
             .merge(rudder_openapi::router(Arc::new(openapi)))
             .fallback(handle)
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                audit::middleware,
+            ))
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 authenticate,
@@ -181,9 +189,10 @@ async fn authenticate(State(s): State<Arc<ApiServer>>, mut req: Request, next: N
     }
 }
 
-/// Everything under `/api`, `/apis` and the other authenticated paths.
-async fn handle(State(s): State<Arc<ApiServer>>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
+/// What a request asks (query, upstream's RequestInfo) and who asks (set by authentication).
+pub(crate) fn request_context(
+    parts: &http::request::Parts,
+) -> (Query, request::RequestInfo, UserInfo) {
     let query = Query::parse(parts.uri.query());
     let info = request::parse(&parts.method, parts.uri.path(), &query);
     let user = parts
@@ -191,6 +200,13 @@ async fn handle(State(s): State<Arc<ApiServer>>, req: Request) -> Response {
         .get::<UserInfo>()
         .cloned()
         .unwrap_or_else(|| UserInfo::new("system:anonymous"));
+    (query, info, user)
+}
+
+/// Everything under `/api`, `/apis` and the other authenticated paths.
+async fn handle(State(s): State<Arc<ApiServer>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let (query, info, user) = request_context(&parts);
     let attrs = rudder_auth::Attributes {
         verb: info.verb.clone(),
         api_group: info.group.clone(),
@@ -562,6 +578,7 @@ pub async fn serve_tls(
                     if let Some(c) = &certs {
                         req.extensions_mut().insert(c.clone());
                     }
+                    req.extensions_mut().insert(audit::PeerAddr(peer));
                     req
                 },
             );

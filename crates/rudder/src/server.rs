@@ -73,6 +73,8 @@ pub struct ServerArgs {
     #[command(flatten)]
     pub service_accounts: ServiceAccountArgs,
     #[command(flatten)]
+    pub audit: AuditArgs,
+    #[command(flatten)]
     pub controller_flags: crate::components::ControllerFlags,
     /// tolerationSeconds of the `not-ready:NoExecute` toleration added to pods without one
     /// (the DefaultTolerationSeconds admission plugin).
@@ -105,6 +107,45 @@ pub struct ServiceAccountArgs {
     /// Issue the kubelet's default projected tokens (3607 s, pod-bound) for a year, warning after the hour.
     #[arg(long = "service-account-extend-token-expiration", default_value_t = true, action = clap::ArgAction::Set)]
     pub extend_token_expiration: bool,
+}
+
+/// Auditing flags, as kube-apiserver names them.
+#[derive(clap::Args, Clone, Debug)]
+pub struct AuditArgs {
+    /// The audit policy (audit.k8s.io/v1 Policy); without it nothing is audited.
+    #[arg(long = "audit-policy-file")]
+    pub policy_file: Option<PathBuf>,
+    /// Where audit events go, one JSON object per line (`-` for standard output).
+    #[arg(long = "audit-log-path")]
+    pub log_path: Option<PathBuf>,
+    /// Days to keep rotated audit logs (0: no limit).
+    #[arg(long = "audit-log-maxage", default_value_t = 0)]
+    pub max_age: u64,
+    /// Rotated audit logs to keep (0: no limit).
+    #[arg(long = "audit-log-maxbackup", default_value_t = 0)]
+    pub max_backup: usize,
+    /// Megabytes an audit log grows to before it is rotated (0: never).
+    #[arg(long = "audit-log-maxsize", default_value_t = 0)]
+    pub max_size: u64,
+    /// The log format; `json` (one Event per line) is the one Rudder writes.
+    #[arg(long = "audit-log-format", default_value = "json", value_parser = ["json"])]
+    pub format: String,
+}
+
+impl AuditArgs {
+    fn auditor(&self) -> anyhow::Result<Option<rudder_apiserver::audit::Auditor>> {
+        // As upstream, a policy without a log path (or a path without a policy) audits nothing.
+        let (Some(policy), Some(path)) = (&self.policy_file, &self.log_path) else {
+            return Ok(None);
+        };
+        let log = rudder_apiserver::audit::LogOptions {
+            path: path.clone(),
+            max_age_days: self.max_age,
+            max_backups: self.max_backup,
+            max_size_mb: self.max_size,
+        };
+        Ok(Some(rudder_apiserver::audit::Auditor::start(policy, log)?))
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -275,6 +316,7 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
         component_metrics: Default::default(),
         service_accounts: Some(service_accounts),
         kubelet_client: Some(kubelet_client),
+        auditor: args.audit.auditor()?,
     });
     Ok(Built {
         server,
