@@ -1177,3 +1177,65 @@ impl Writer {
         Ok(prev)
     }
 }
+
+/// The conformance-suite harness on this backend, optionally seen through a store wrapper.
+#[cfg(feature = "testkit")]
+pub mod testing {
+    use std::sync::Arc;
+
+    use rudder_store::testkit::Harness;
+    use rudder_store::Store;
+
+    use crate::{RedbOptions, RedbStore};
+
+    /// A fresh store in a temporary directory; `restart` closes it and opens the same files.
+    pub struct RedbHarness {
+        dir: tempfile::TempDir,
+        store: Option<RedbStore>,
+        wrap: fn(Arc<dyn Store>) -> Arc<dyn Store>,
+    }
+
+    impl RedbHarness {
+        /// The store as it is.
+        pub fn new() -> RedbHarness {
+            RedbHarness::wrapped(|s| s)
+        }
+
+        /// The store as `wrap` presents it (encryption, …), over the same files.
+        pub fn wrapped(wrap: fn(Arc<dyn Store>) -> Arc<dyn Store>) -> RedbHarness {
+            RedbHarness {
+                dir: tempfile::tempdir().expect("temp dir"),
+                store: None,
+                wrap,
+            }
+        }
+
+        async fn open(&mut self) -> Arc<dyn Store> {
+            let store = RedbStore::open(self.dir.path().join("state.redb"), RedbOptions::default())
+                .await
+                .expect("open redb store");
+            self.store = Some(store.clone());
+            (self.wrap)(Arc::new(store))
+        }
+    }
+
+    impl Default for RedbHarness {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Harness for RedbHarness {
+        async fn store(&mut self) -> Arc<dyn Store> {
+            self.open().await
+        }
+
+        async fn restart(&mut self) -> Arc<dyn Store> {
+            if let Some(old) = self.store.take() {
+                old.close().await;
+            }
+            self.open().await
+        }
+    }
+}

@@ -7,6 +7,7 @@ mod controllers_cmd;
 mod image_cmd;
 mod join;
 mod scheduler_cmd;
+mod secrets_encrypt;
 mod server;
 mod sim_cmd;
 
@@ -37,6 +38,8 @@ enum Command {
     Sim(sim_cmd::SimArgs),
     /// Import image archives into the node's containerd, or list its images.
     Image(image_cmd::ImageArgs),
+    /// Encryption of Secrets at rest: status, key rotation, re-encryption (as k3s's).
+    SecretsEncrypt(secrets_encrypt::Args),
     /// Measure Rudder's components; results are printed as a Markdown table.
     Bench {
         #[command(subcommand)]
@@ -64,5 +67,6 @@ fn main() -> anyhow::Result<()> {
         Command::ControllerManager(args) => runtime.block_on(controllers_cmd::run(args)),
         Command::Sim(args) => runtime.block_on(sim_cmd::run(args)),
         Command::Image(args) => runtime.block_on(image_cmd::run(args)),
+        Command::SecretsEncrypt(args) => runtime.block_on(secrets_encrypt::run(args)),
     }
 }

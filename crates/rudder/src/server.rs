@@ -74,6 +74,13 @@ pub struct ServerArgs {
     pub service_accounts: ServiceAccountArgs,
     #[command(flatten)]
     pub audit: AuditArgs,
+    /// Encrypt Secrets at rest with a key Rudder generates
+    /// (`<data-dir>/server/cred/encryption-config.json`), as k3s's `--secrets-encryption`.
+    #[arg(long)]
+    pub secrets_encryption: bool,
+    /// Encrypt resources at rest as this `EncryptionConfiguration` says (kube-apiserver's flag).
+    #[arg(long)]
+    pub encryption_provider_config: Option<PathBuf>,
     #[command(flatten)]
     pub controller_flags: crate::components::ControllerFlags,
     /// tolerationSeconds of the `not-ready:NoExecute` toleration added to pods without one
@@ -181,6 +188,14 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
         .with_context(|| format!("creating {}", server_dir.display()))?;
 
     let store = open_store(args, &server_dir).await?;
+    let store = match crate::secrets_encrypt::config_path(
+        &server_dir,
+        args.secrets_encryption,
+        args.encryption_provider_config.as_deref(),
+    )? {
+        Some(path) => crate::secrets_encrypt::wrap(store, &path)?,
+        None => store,
+    };
     let pki = rudder_pki::ClusterPki::load_or_create(
         &server_dir.join("tls"),
         rudder_pki::PkiOptions {
