@@ -59,6 +59,10 @@ pub struct AgentFlags {
     /// How long a pressure condition stays after its threshold is no longer crossed.
     #[arg(long, default_value = "5m", value_parser = go_duration)]
     pub eviction_pressure_transition_period: std::time::Duration,
+    /// Do not enforce NetworkPolicies on this node (k3s's flag); a table left by an earlier
+    /// run is removed.
+    #[arg(long)]
+    pub disable_network_policy: bool,
 }
 
 pub fn kubelet_config(
@@ -122,6 +126,7 @@ pub struct RunningAgent {
 pub async fn start_agent(
     client: kube::Client,
     cfg: rudder_kubelet::KubeletConfig,
+    flags: &AgentFlags,
 ) -> anyhow::Result<RunningAgent> {
     let (socket, containerd) = match &cfg.runtime_endpoint {
         Some(ep) => (rudder_kubelet::cri::socket_path(ep)?, None),
@@ -148,6 +153,18 @@ pub async fn start_agent(
     let ipam_dir = cfg.agent_dir.join("cni").join("ipam");
     let hook: rudder_kubelet::PodCidrHook =
         Box::new(move |cidr: &str| rudder_kubelet::cni::write_conflist(&conf_dir, &ipam_dir, cidr));
+    // NetworkPolicy enforcement for this node's pods, with the node's credentials (as k3s
+    // runs kube-router's policy controller).
+    if flags.disable_network_policy {
+        if let Err(e) = rudder_netpol::nft::remove().await {
+            tracing::debug!(error = %e, "no network policy table to remove");
+        }
+    } else {
+        rudder_netpol::start(
+            client.clone(),
+            rudder_netpol::Config::new(cfg.node_name.clone()),
+        );
+    }
     let kubelet = rudder_kubelet::start(client, cfg, cri, hook)
         .await
         .context("starting the kubelet")?;
@@ -207,7 +224,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let client = crate::components::kubeconfig_client(&kubeconfig).await?;
     let mut cfg = cfg;
     cfg.client_ca_pem = client_ca(&cfg.agent_dir, &kubeconfig);
-    let agent = start_agent(client, cfg).await?;
+    let agent = start_agent(client, cfg, &args.flags).await?;
     eprintln!("Rudder agent is running.");
     crate::server::shutdown_signal().await;
     if let Some(c) = agent.containerd {

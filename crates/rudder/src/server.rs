@@ -509,7 +509,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         cfg.client_ca_pem = Some(pki.ca_pem().to_string());
         let user = format!("system:node:{}", cfg.node_name);
         let client = crate::components::in_process_client(router.clone(), &user, &["system:nodes"]);
-        Some(crate::agent::start_agent(client, cfg).await.context(
+        Some(crate::agent::start_agent(client, cfg, &args.agent).await.context(
             "starting this server's node agent (pass --disable-agent for a control-plane-only server)",
         )?)
     };
