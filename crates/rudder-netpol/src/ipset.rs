@@ -5,7 +5,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A union of IPv4 and IPv6 intervals (inclusive bounds).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Intervals are kept as added and merged when the elements are read.
+#[derive(Clone, Debug, Default)]
 pub struct IpSet {
     v4: Vec<(u32, u32)>,
     v6: Vec<(u128, u128)>,
@@ -115,7 +116,7 @@ impl IpSet {
             IpAddr::V4(a) => self.v4.push((a.into(), a.into())),
             IpAddr::V6(a) => self.v6.push((a.into(), a.into())),
         }
-        self.normalize();
+        // Normalized when read: sorting on every insert made large peer sets quadratic.
     }
 
     /// Adds `cidr` minus every block in `except` (an ipBlock).
@@ -140,12 +141,6 @@ impl IpSet {
                 self.v6.extend(r);
             }
         }
-        self.normalize();
-    }
-
-    fn normalize(&mut self) {
-        normalize(&mut self.v4);
-        normalize(&mut self.v6);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -163,8 +158,9 @@ impl IpSet {
     /// The IPv4 elements in nft syntax: an address, a prefix when the interval is one, else a
     /// range.
     pub fn v4_elements(&self) -> Vec<String> {
-        self.v4
-            .iter()
+        let mut v4 = self.v4.clone();
+        normalize(&mut v4);
+        v4.iter()
             .map(|&(a, b)| {
                 element(a.into(), b.into(), 32, |x| {
                     Ipv4Addr::from(x as u32).to_string()
@@ -174,8 +170,9 @@ impl IpSet {
     }
 
     pub fn v6_elements(&self) -> Vec<String> {
-        self.v6
-            .iter()
+        let mut v6 = self.v6.clone();
+        normalize(&mut v6);
+        v6.iter()
             .map(|&(a, b)| element(a, b, 128, |x| Ipv6Addr::from(x).to_string()))
             .collect()
     }

@@ -267,6 +267,11 @@ fn family(ip: &IpAddr) -> &'static str {
 struct Table {
     /// Named interval sets: name, IPv6?, elements.
     sets: Vec<(String, bool, Vec<String>)>,
+    /// Set names by content: rules whose peers are the same addresses (the same selector in
+    /// many policies) share one set, named after its first rule.
+    by_content: HashMap<(bool, Vec<String>), String>,
+    /// A rule's address matches by its peers (as written) and namespace.
+    rule_sets: HashMap<String, Vec<(&'static str, String)>>,
     chains: Vec<(String, Vec<String>)>,
 }
 
@@ -276,22 +281,36 @@ impl Table {
     fn add_set(&mut self, name: &str, set: &IpSet, addr: &str) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         if set.has_v4() {
-            let n = bounded(name.to_string());
+            let n = self.named(bounded(name.to_string()), false, set.v4_elements());
             out.push(("ip", format!("ip {addr} @{n} ")));
-            self.sets.push((n, false, set.v4_elements()));
         }
         if set.has_v6() {
-            let n = bounded(format!("{name}/v6"));
+            let n = self.named(bounded(format!("{name}/v6")), true, set.v6_elements());
             out.push(("ip6", format!("ip6 {addr} @{n} ")));
-            self.sets.push((n, true, set.v6_elements()));
         }
         out
+    }
+
+    /// The name of the set holding `elements`: an existing one with the same content, else
+    /// `name`, added.
+    fn named(&mut self, name: String, v6: bool, elements: Vec<String>) -> String {
+        let key = (v6, elements);
+        if let Some(n) = self.by_content.get(&key) {
+            return n.clone();
+        }
+        self.sets.push((name.clone(), v6, key.1.clone()));
+        self.by_content.insert(key, name.clone());
+        name
     }
 }
 
 struct Inputs<'a> {
     pods: Vec<PodView<'a>>,
+    /// Indexes into `pods` per namespace.
+    by_ns: BTreeMap<&'a str, Vec<usize>>,
     ns_labels: HashMap<&'a str, &'a BTreeMap<String, String>>,
+    /// Peer selectors already resolved: the same selector recurs across many policies.
+    peers: std::cell::RefCell<HashMap<String, std::rc::Rc<Vec<usize>>>>,
 }
 
 impl<'a> Inputs<'a> {
@@ -320,28 +339,53 @@ impl<'a> Inputs<'a> {
             }
             return;
         }
+        if peer.pod_selector.is_none() && peer.namespace_selector.is_none() {
+            return;
+        }
+        let key = format!(
+            "{ns}\0{:?}\0{:?}",
+            peer.pod_selector, peer.namespace_selector
+        );
+        let cached = self.peers.borrow().get(&key).cloned();
+        let selected = match cached {
+            Some(v) => v,
+            None => {
+                let v = std::rc::Rc::new(self.select_peers(ns, peer));
+                self.peers.borrow_mut().insert(key, v.clone());
+                v
+            }
+        };
+        pods.extend(selected.iter().copied());
+    }
+
+    fn select_peers(&self, ns: &str, peer: &NetworkPolicyPeer) -> Vec<usize> {
         let pod_sel = match &peer.pod_selector {
             Some(s) => selector(Some(s)),
             None => Some(Selector::everything()),
         };
-        let Some(pod_sel) = pod_sel else { return };
-        let ns_sel = match &peer.namespace_selector {
-            Some(s) => match selector(Some(s)) {
-                Some(sel) => Some(sel),
-                None => return,
-            },
-            None if peer.pod_selector.is_none() => return,
-            None => None,
+        let Some(pod_sel) = pod_sel else {
+            return Vec::new();
         };
-        for (i, p) in self.pods.iter().enumerate() {
-            let ns_ok = match &ns_sel {
-                Some(sel) => sel.matches(self.ns_labels(p.namespace)),
-                None => p.namespace == ns,
-            };
-            if ns_ok && pod_sel.matches(p.labels) {
-                pods.insert(i);
+        // Without a namespaceSelector, the policy's own namespace.
+        let namespaces: Vec<&Vec<usize>> = match &peer.namespace_selector {
+            Some(s) => {
+                let Some(ns_sel) = selector(Some(s)) else {
+                    return Vec::new();
+                };
+                self.by_ns
+                    .iter()
+                    .filter(|(n, _)| ns_sel.matches(self.ns_labels(n)))
+                    .map(|(_, pods)| pods)
+                    .collect()
             }
-        }
+            None => self.by_ns.get(ns).into_iter().collect(),
+        };
+        namespaces
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&i| pod_sel.matches(self.pods[i].labels))
+            .collect()
     }
 }
 
@@ -355,8 +399,14 @@ pub fn render<'a>(
 ) -> String {
     let mut pods: Vec<PodView<'a>> = pods.into_iter().filter_map(|p| pod_view(p, node)).collect();
     pods.sort_by(|a, b| (a.namespace, a.name).cmp(&(b.namespace, b.name)));
+    let mut by_ns: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, p) in pods.iter().enumerate() {
+        by_ns.entry(p.namespace).or_default().push(i);
+    }
     let inputs = Inputs {
         pods,
+        by_ns,
+        peers: Default::default(),
         ns_labels: namespaces
             .into_iter()
             .filter_map(|n| {
@@ -393,11 +443,12 @@ pub fn render<'a>(
             continue;
         };
         let targets: Vec<usize> = inputs
-            .pods
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.local && p.namespace == ns && sel.matches(p.labels))
-            .map(|(i, _)| i)
+            .by_ns
+            .get(ns)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&i| inputs.pods[i].local && sel.matches(inputs.pods[i].labels))
             .collect();
         if targets.is_empty() {
             continue;
@@ -537,25 +588,30 @@ fn policy_chain(
         let peers = peers.filter(|p| !p.is_empty());
         let mut peer_pods = BTreeSet::new();
         let mut peer_set = IpSet::default();
-        if let Some(peers) = peers {
-            for p in peers {
-                inputs.peer(ns, p, &mut peer_pods, &mut peer_set);
-            }
-            for &i in &peer_pods {
-                for ip in &inputs.pods[i].ips {
-                    peer_set.add_ip(*ip);
+        let addr_matches: Vec<(Option<&str>, String)> = match peers {
+            None => vec![(None, String::new())],
+            Some(peers) => {
+                for p in peers {
+                    inputs.peer(ns, p, &mut peer_pods, &mut peer_set);
                 }
+                // The same peers (a selector many policies repeat) give the same set: its
+                // addresses are formatted once.
+                let key = format!("{}\0{ns}\0{peers:?}", dir.peer());
+                let matches = match table.rule_sets.get(&key) {
+                    Some(m) => m.clone(),
+                    None => {
+                        for &i in &peer_pods {
+                            for ip in &inputs.pods[i].ips {
+                                peer_set.add_ip(*ip);
+                            }
+                        }
+                        let m = table.add_set(&format!("{chain}/{idx}"), &peer_set, dir.peer());
+                        table.rule_sets.insert(key, m.clone());
+                        m
+                    }
+                };
+                matches.into_iter().map(|(f, m)| (Some(f), m)).collect()
             }
-        }
-        let addr_matches: Vec<(Option<&str>, String)> = if peers.is_none() {
-            vec![(None, String::new())]
-        } else {
-            let name = format!("{chain}/{idx}");
-            table
-                .add_set(&name, &peer_set, dir.peer())
-                .into_iter()
-                .map(|(f, m)| (Some(f), m))
-                .collect()
         };
         let Some(spec) = port_spec(ports) else {
             for (_, m) in &addr_matches {

@@ -235,20 +235,19 @@ fn named_ports_resolve_on_the_destination_and_end_port_is_a_range() {
                     "ports": [{"port": "dns", "protocol": "UDP"}, {"port": "http", "protocol": "UDP"}]}],
     }));
     // Ingress: `http` is 8080/TCP on the selected pod; `nope` names nothing (matches
-    // nothing); 9050 lies inside 9000-9100. Egress: `dns` is 53/UDP on the peer db; `http`
-    // over UDP names no port there.
+    // nothing); 9050 lies inside 9000-9100. Egress: `dns` is 53/UDP on the peer db (the
+    // pods with it are the rule's peers: one set serves both); `http` over UDP names no port.
     assert_eq!(
         text,
         [
             HEAD,
             &set("policy-out-default/p/0", false, "10.42.0.6"),
-            &set("policy-out-default/p/0/udp-53", false, "10.42.0.6"),
             "\tchain policy-in-default/p {
 \t\ttcp dport 9000-9100 accept
 \t\tip daddr 10.42.0.5 tcp dport 8080 accept
 \t}
 \tchain policy-out-default/p {
-\t\tip daddr @policy-out-default/p/0/udp-53 udp dport 53 accept
+\t\tip daddr @policy-out-default/p/0 udp dport 53 accept
 \t}
 ",
             &pod_chain("in", "web", "10.42.0.5", &["policy-in-default/p"]),

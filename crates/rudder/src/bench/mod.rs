@@ -3,6 +3,7 @@
 mod api;
 mod client;
 mod controllers;
+mod netpol;
 mod pods;
 mod scheduler;
 mod sim;
@@ -28,6 +29,8 @@ pub enum BenchCommand {
     Sim(sim::SimBenchArgs),
     /// Pod start-up latency on one real node (containerd), and the agent's idle cost.
     Pods(pods::PodsBenchArgs),
+    /// One NetworkPolicy sync at scale: rendering the node's table and replacing it with nft.
+    Netpol(netpol::NetpolBenchArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -39,6 +42,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Client(args) => client::run(args).await,
         BenchCommand::Controllers(args) => controllers::run(args).await,
         BenchCommand::Pods(args) => pods::run(args).await,
+        BenchCommand::Netpol(args) => netpol::run(args).await,
     }
 }
 
