@@ -269,3 +269,27 @@ fn long_names_are_bounded_and_stable() {
     assert_eq!(a, bounded(format!("policy-in-{}/{long}", "n".repeat(63))));
     assert_ne!(a, bounded(format!("policy-in-{}/{long}y", "n".repeat(63))));
 }
+
+#[test]
+fn dual_stack_pods_get_both_families() {
+    let mut p = pod("default", "web", "n1", "10.42.0.5", json!({"app": "web"}));
+    p.status.as_mut().unwrap().pod_ips = Some(vec![
+        serde_json::from_value(json!({"ip": "10.42.0.5"})).unwrap(),
+        serde_json::from_value(json!({"ip": "fd42::5"})).unwrap(),
+    ]);
+    let np = policy(
+        "default",
+        "p",
+        json!({"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]}),
+    );
+    let text = render("n1", [&np], [&p], namespaces().iter());
+    nft_check(&text);
+    for want in [
+        "\t\tip saddr 10.42.0.5 accept\n",
+        "\t\tip6 saddr fd42::5 accept\n",
+        "\t\tip6 saddr @policy-in-default/p/0/v6 accept\n",
+        "\t\tip6 daddr vmap { fd42::5 : jump pod-in-default/web }\n",
+    ] {
+        assert!(text.contains(want), "{want:?} in\n{text}");
+    }
+}
