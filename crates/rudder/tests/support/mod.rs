@@ -150,8 +150,12 @@ impl Cluster {
 
     fn spawn_server(&mut self) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rudder"));
-        cmd.args(["server", "--bind-address", "127.0.0.1"])
-            .arg("--https-listen-port")
+        cmd.arg("server");
+        // Loopback unless the test serves pods too (they reach the API server on the node IP).
+        if !self.extra_args.iter().any(|a| a == "--bind-address") {
+            cmd.args(["--bind-address", "127.0.0.1"]);
+        }
+        cmd.arg("--https-listen-port")
             .arg(self.port.to_string())
             .arg("--data-dir")
             .arg(self.dir.path().join("data"));
