@@ -311,7 +311,8 @@ pub const SERVICE_ACCOUNT_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/ser
 /// `kube-api-access-<random>` volume (a bound token from TokenRequest that the kubelet
 /// refreshes, the cluster CA from `kube-root-ca.crt`, the namespace) mounted read-only at
 /// `/var/run/secrets/kubernetes.io/serviceaccount` in every container, so in-cluster clients
-/// work. Mirror pods of static pods are left alone, as upstream.
+/// work; a pod without `imagePullSecrets` gets its account's. Mirror pods of static pods are
+/// left alone, as upstream.
 pub struct ServiceAccountAdmission {
     cache: Arc<WatchCache>,
     /// The store prefix of ServiceAccounts.
@@ -326,27 +327,20 @@ impl ServiceAccountAdmission {
         }
     }
 
-    fn account_automounts(&self, namespace: &str, name: &str) -> bool {
-        let Ok(key) = rudder_api::resources::object_key(&self.prefix, Some(namespace), name) else {
-            return true;
-        };
+    fn account(&self, namespace: &str, name: &str) -> Option<Value> {
+        let key = rudder_api::resources::object_key(&self.prefix, Some(namespace), name).ok()?;
         self.cache
             .get(&self.prefix, &key)
-            .map(|o| o.value())
-            .and_then(|sa| {
-                sa.get("automountServiceAccountToken")
-                    .and_then(Value::as_bool)
-            })
-            .unwrap_or(true)
+            .map(|o| o.value().clone())
     }
 
     fn admit(&self, pod: &mut Value) {
-        inject_service_account(pod, |ns, name| self.account_automounts(ns, name));
+        inject_service_account(pod, |ns, name| self.account(ns, name));
     }
 }
 
-/// The plugin's mutation, given how to read an account's `automountServiceAccountToken`.
-pub fn inject_service_account(pod: &mut Value, account_automounts: impl Fn(&str, &str) -> bool) {
+/// The plugin's mutation, given how to read an account (`None` when it does not exist).
+pub fn inject_service_account(pod: &mut Value, account_of: impl Fn(&str, &str) -> Option<Value>) {
     {
         let mirror = pod
             .pointer("/metadata/annotations/kubernetes.io~1config.mirror")
@@ -366,12 +360,34 @@ pub fn inject_service_account(pod: &mut Value, account_automounts: impl Fn(&str,
             .unwrap_or("default")
             .to_string();
         spec.insert("serviceAccountName".into(), json!(account));
+        let sa = account_of(&namespace, &account);
+        let pull_secrets = spec
+            .get("imagePullSecrets")
+            .and_then(Value::as_array)
+            .is_some_and(|l| !l.is_empty());
+        if !pull_secrets {
+            let names: Vec<Value> = sa
+                .as_ref()
+                .and_then(|sa| sa.get("imagePullSecrets"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|r| json!({"name": str_at(r, "name")}))
+                .collect();
+            if !names.is_empty() {
+                spec.insert("imagePullSecrets".into(), Value::Array(names));
+            }
+        }
         let automount = match spec
             .get("automountServiceAccountToken")
             .and_then(Value::as_bool)
         {
             Some(v) => v,
-            None => account_automounts(&namespace, &account),
+            None => sa
+                .as_ref()
+                .and_then(|sa| sa.get("automountServiceAccountToken"))
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
         };
         if !automount {
             return;
@@ -575,7 +591,7 @@ mod tests {
     #[test]
     fn service_account_volume_is_injected_unless_opted_out() {
         let mut p = pod(json!({"initContainers": [{"name": "i", "image": "x"}]}));
-        inject_service_account(&mut p, |_, _| true);
+        inject_service_account(&mut p, |_, _| None);
         let spec = &p["spec"];
         assert_eq!(spec["serviceAccountName"], "default");
         let vol = &spec["volumes"][0];
@@ -600,15 +616,42 @@ mod tests {
         }
         // The account opts out; the pod's own setting wins over the account's.
         let mut p = pod(json!({"serviceAccountName": "bot"}));
-        inject_service_account(&mut p, |ns, sa| !(ns == "default" && sa == "bot"));
+        inject_service_account(&mut p, |ns, sa| {
+            (ns == "default" && sa == "bot").then(|| json!({"automountServiceAccountToken": false}))
+        });
         assert!(p["spec"].get("volumes").is_none());
         let mut p = pod(json!({"automountServiceAccountToken": true}));
-        inject_service_account(&mut p, |_, _| false);
+        inject_service_account(&mut p, |_, _| {
+            Some(json!({"automountServiceAccountToken": false}))
+        });
         assert_eq!(p["spec"]["volumes"].as_array().unwrap().len(), 1);
         // Mirror pods are left alone.
         let mut p = pod(json!({}));
         p["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "x"});
-        inject_service_account(&mut p, |_, _| true);
+        inject_service_account(&mut p, |_, _| None);
         assert!(p["spec"].get("volumes").is_none());
+    }
+
+    #[test]
+    fn the_accounts_image_pull_secrets_unless_the_pod_names_its_own() {
+        let account = |_: &str, _: &str| {
+            Some(json!({"imagePullSecrets": [{"name": "regcred"}, {"name": "other"}]}))
+        };
+        let mut p = pod(json!({}));
+        inject_service_account(&mut p, account);
+        assert_eq!(
+            p["spec"]["imagePullSecrets"],
+            json!([{"name": "regcred"}, {"name": "other"}])
+        );
+        let mut p = pod(json!({"imagePullSecrets": [{"name": "mine"}]}));
+        inject_service_account(&mut p, account);
+        assert_eq!(p["spec"]["imagePullSecrets"], json!([{"name": "mine"}]));
+        // An empty list is no list (upstream checks the length).
+        let mut p = pod(json!({"imagePullSecrets": []}));
+        inject_service_account(&mut p, account);
+        assert_eq!(p["spec"]["imagePullSecrets"].as_array().unwrap().len(), 2);
+        let mut p = pod(json!({}));
+        inject_service_account(&mut p, |_, _| None);
+        assert!(p["spec"].get("imagePullSecrets").is_none());
     }
 }
