@@ -15,6 +15,22 @@ fn addr_of(host: &str, port: u16) -> String {
     }
 }
 
+/// Who sends a GET: upstream's `kube-<fragment>/<major>.<minor>` user agents.
+#[derive(Debug, Clone, Copy)]
+pub enum Agent {
+    Probe,
+    Lifecycle,
+}
+
+impl Agent {
+    fn user_agent(self) -> &'static str {
+        match self {
+            Agent::Probe => "kube-probe/1.37",
+            Agent::Lifecycle => "kube-lifecycle/1.37",
+        }
+    }
+}
+
 /// Sends `GET path` and returns the status code.
 pub async fn http_get(
     host: &str,
@@ -22,6 +38,7 @@ pub async fn http_get(
     path: &str,
     headers: &[HTTPHeader],
     https: bool,
+    agent: Agent,
 ) -> Result<u16, String> {
     let scheme = if https { "https" } else { "http" };
     let addr = addr_of(host, port);
@@ -30,7 +47,7 @@ pub async fn http_get(
         .await
         .map_err(|e| fail(&e))?;
     if !https {
-        return request(tcp, &addr, path, headers).await;
+        return request(tcp, &addr, path, headers, agent).await;
     }
     let name = rustls_pki_types::ServerName::try_from(host.to_string())
         .map_err(|e| fail(&e))?
@@ -39,7 +56,7 @@ pub async fn http_get(
         .connect(name, tcp)
         .await
         .map_err(|e| fail(&e))?;
-    request(tls, &addr, path, headers).await
+    request(tls, &addr, path, headers, agent).await
 }
 
 async fn request<S: AsyncRead + AsyncWrite + Unpin>(
@@ -47,11 +64,10 @@ async fn request<S: AsyncRead + AsyncWrite + Unpin>(
     addr: &str,
     path: &str,
     headers: &[HTTPHeader],
+    agent: Agent,
 ) -> Result<u16, String> {
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: kube-probe/1.37\r\nAccept: */*\r\nConnection: close\r\n");
-    for h in headers {
-        req.push_str(&format!("{}: {}\r\n", h.name, h.value));
-    }
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    req.push_str(&request_headers(headers, agent));
     req.push_str("\r\n");
     stream
         .write_all(req.as_bytes())
@@ -76,6 +92,22 @@ async fn request<S: AsyncRead + AsyncWrite + Unpin>(
         .ok_or_else(|| format!("malformed HTTP response from {addr}"))
 }
 
+/// The user's headers, with upstream's User-Agent and Accept unless the user set them.
+fn request_headers(headers: &[HTTPHeader], agent: Agent) -> String {
+    let has = |name: &str| headers.iter().any(|h| h.name.eq_ignore_ascii_case(name));
+    let mut out = String::new();
+    if !has("User-Agent") {
+        out.push_str(&format!("User-Agent: {}\r\n", agent.user_agent()));
+    }
+    if !has("Accept") {
+        out.push_str("Accept: */*\r\n");
+    }
+    for h in headers {
+        out.push_str(&format!("{}: {}\r\n", h.name, h.value));
+    }
+    out
+}
+
 fn insecure_tls() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
     rudder_pki::insecure::any_server_client_config(None).map(Arc::new)
 }
@@ -86,5 +118,26 @@ pub async fn tcp_connect(host: &str, port: u16, timeout: Duration) -> Result<(),
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(format!("dial tcp {addr}: {e}")),
         Err(_) => Err(format!("dial tcp {addr}: i/o timeout")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_agent_and_accept_unless_the_user_sets_them() {
+        assert_eq!(
+            request_headers(&[], Agent::Lifecycle),
+            "User-Agent: kube-lifecycle/1.37\r\nAccept: */*\r\n"
+        );
+        let mine = [HTTPHeader {
+            name: "user-agent".into(),
+            value: "mine".into(),
+        }];
+        assert_eq!(
+            request_headers(&mine, Agent::Probe),
+            "Accept: */*\r\nuser-agent: mine\r\n"
+        );
     }
 }

@@ -174,6 +174,7 @@ impl PodManager {
                 &path,
                 h.http_headers.as_deref().unwrap_or_default(),
                 https,
+                crate::probe::Agent::Probe,
             );
             return match tokio::time::timeout(timeout, fut).await {
                 Ok(Ok(code)) if (200..400).contains(&code) => Ok(()),
@@ -208,7 +209,7 @@ impl PodManager {
     pub(super) fn sync_probes(self: &Arc<Self>, pod: &Pod, rt: &PodRuntime) {
         let uid = pod_uid(pod);
         let spec = pod.spec.clone().unwrap_or_default();
-        let pod_ip = rt.ready_sandbox().and_then(|s| s.ip.clone());
+        let pod_ip = self.pod_ip(pod, rt.ready_sandbox().and_then(|s| s.ip.as_deref()));
         let containers: Vec<Container> = spec
             .containers
             .iter()

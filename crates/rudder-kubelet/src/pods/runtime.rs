@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Secret};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Secret, SecurityContext};
 use kube::api::Api;
 
 use crate::cri::{api as cri, labels, Cri, CriError};
@@ -514,6 +514,9 @@ pub fn sandbox_config(i: &SandboxInput<'_>) -> cri::PodSandboxConfig {
         linux: Some(cri::LinuxPodSandboxConfig {
             cgroup_parent: i.cgroup_parent.clone(),
             security_context: Some(cri::LinuxSandboxSecurityContext {
+                // containerd refuses a privileged container in an unprivileged sandbox
+                // (upstream's `HasPrivilegedContainer`).
+                privileged: has_privileged_container(&spec),
                 namespace_options: Some(namespace_options(&spec)),
                 run_as_user: sc.run_as_user.map(|v| cri::Int64Value { value: v }),
                 run_as_group: sc.run_as_group.map(|v| cri::Int64Value { value: v }),
@@ -531,6 +534,20 @@ pub fn sandbox_config(i: &SandboxInput<'_>) -> cri::PodSandboxConfig {
         }),
         windows: None,
     }
+}
+
+fn has_privileged_container(spec: &PodSpec) -> bool {
+    let privileged =
+        |sc: Option<&SecurityContext>| sc.and_then(|sc| sc.privileged).unwrap_or(false);
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .any(|c| privileged(c.security_context.as_ref()))
+        || spec
+            .ephemeral_containers
+            .iter()
+            .flatten()
+            .any(|c| privileged(c.security_context.as_ref()))
 }
 
 fn quantity_milli(
@@ -661,46 +678,52 @@ pub async fn pull_auth(client: &kube::Client, pod: &Pod, image: &str) -> Option<
         let Ok(Some(s)) = api.get_opt(&r.name).await else {
             continue;
         };
-        let data = s.data.unwrap_or_default();
-        let cfg: serde_json::Value = if let Some(d) = data.get(".dockerconfigjson") {
-            serde_json::from_slice::<serde_json::Value>(&d.0)
-                .ok()?
-                .get("auths")
-                .cloned()?
-        } else if let Some(d) = data.get(".dockercfg") {
-            serde_json::from_slice(&d.0).ok()?
-        } else {
-            continue;
-        };
-        let Some(entries) = cfg.as_object() else {
-            continue;
-        };
-        for (server, auth) in entries {
-            let host = server
-                .trim_start_matches("https://")
-                .trim_start_matches("http://")
-                .split('/')
-                .next()
-                .unwrap_or_default();
-            let matches =
-                host == registry || (registry == "docker.io" && host.contains("docker.io"));
-            if !matches {
-                continue;
-            }
-            let field = |k: &str| {
-                auth.get(k)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            return Some(cri::AuthConfig {
-                username: field("username"),
-                password: field("password"),
-                auth: field("auth"),
-                server_address: host.to_string(),
-                ..Default::default()
-            });
+        if let Some(auth) = docker_config_auth(&s.data.unwrap_or_default(), &registry) {
+            return Some(auth);
         }
+    }
+    None
+}
+
+/// What a `kubernetes.io/dockerconfigjson` (or legacy `dockercfg`) secret holds for
+/// `registry`, matched on the registry host as upstream's keyring does. The server address
+/// stays empty, as upstream's kubelet sends it: containerd parses a non-empty one as a URL
+/// and drops (or fails on) credentials whose host it cannot match.
+pub fn docker_config_auth(
+    data: &std::collections::BTreeMap<String, k8s_openapi::ByteString>,
+    registry: &str,
+) -> Option<cri::AuthConfig> {
+    let cfg: serde_json::Value = if let Some(d) = data.get(".dockerconfigjson") {
+        serde_json::from_slice::<serde_json::Value>(&d.0)
+            .ok()?
+            .get("auths")
+            .cloned()?
+    } else {
+        serde_json::from_slice(&data.get(".dockercfg")?.0).ok()?
+    };
+    for (server, auth) in cfg.as_object()? {
+        let host = server
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        let matches = host == registry || (registry == "docker.io" && host.contains("docker.io"));
+        if !matches {
+            continue;
+        }
+        let field = |k: &str| {
+            auth.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        return Some(cri::AuthConfig {
+            username: field("username"),
+            password: field("password"),
+            auth: field("auth"),
+            ..Default::default()
+        });
     }
     None
 }
@@ -781,6 +804,27 @@ mod tests {
     }
 
     #[test]
+    fn a_privileged_container_makes_a_privileged_sandbox() {
+        let p = |containers: serde_json::Value, init: serde_json::Value| {
+            pod(serde_json::json!({"spec": {"containers": containers, "initContainers": init}}))
+                .spec
+                .unwrap()
+        };
+        let plain = serde_json::json!([{"name": "a"}]);
+        let privileged =
+            serde_json::json!([{"name": "b", "securityContext": {"privileged": true}}]);
+        assert!(!has_privileged_container(&p(
+            plain.clone(),
+            serde_json::json!([])
+        )));
+        assert!(has_privileged_container(&p(
+            privileged.clone(),
+            serde_json::json!([])
+        )));
+        assert!(has_privileged_container(&p(plain, privileged)));
+    }
+
+    #[test]
     fn registries_of_images() {
         assert_eq!(image_registry("busybox"), "docker.io");
         assert_eq!(image_registry("library/busybox:1"), "docker.io");
@@ -793,5 +837,37 @@ mod tests {
             image_registry("registry.k8s.io/pause:3.10"),
             "registry.k8s.io"
         );
+    }
+
+    #[test]
+    fn docker_config_secrets_give_credentials_for_their_registry() {
+        let secret = |key: &str, json: &str| {
+            std::collections::BTreeMap::from([(
+                key.to_string(),
+                k8s_openapi::ByteString(json.as_bytes().to_vec()),
+            )])
+        };
+        // What `kubectl create secret docker-registry` writes.
+        let data = secret(
+            ".dockerconfigjson",
+            r#"{"auths":{"127.0.0.1:5001":{"username":"user","password":"secret","auth":"dXNlcjpzZWNyZXQ="}}}"#,
+        );
+        let a = docker_config_auth(&data, "127.0.0.1:5001").unwrap();
+        assert_eq!(
+            (a.username.as_str(), a.password.as_str()),
+            ("user", "secret")
+        );
+        assert_eq!(a.auth, "dXNlcjpzZWNyZXQ=");
+        assert_eq!(a.server_address, "", "as upstream's kubelet sends it");
+        assert!(docker_config_auth(&data, "127.0.0.1:5000").is_none());
+        let legacy = secret(
+            ".dockercfg",
+            r#"{"https://index.docker.io/v1/":{"auth":"dTpw"}}"#,
+        );
+        assert_eq!(
+            docker_config_auth(&legacy, "docker.io").unwrap().auth,
+            "dTpw"
+        );
+        assert!(docker_config_auth(&secret(".dockerconfigjson", "not json"), "x").is_none());
     }
 }

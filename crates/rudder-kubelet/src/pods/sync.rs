@@ -155,6 +155,17 @@ fn log_tail(path: &str) -> String {
 }
 
 impl PodManager {
+    /// The pod's IP as its status reports it, which probes and hooks address: the node's for
+    /// host-network pods, whose sandbox has none (upstream probes `status.podIP`).
+    pub(super) fn pod_ip(&self, pod: &Pod, sandbox_ip: Option<&str>) -> Option<String> {
+        let host_network = pod.spec.as_ref().and_then(|s| s.host_network) == Some(true);
+        if host_network {
+            Some(self.cfg.node_ip.to_string())
+        } else {
+            sandbox_ip.map(str::to_string)
+        }
+    }
+
     fn pod_dir(&self, uid: &str) -> PathBuf {
         self.cfg.pods_dir().join(uid)
     }
@@ -361,11 +372,7 @@ impl PodManager {
                 }
             }
         };
-        let pod_ip = if spec.host_network == Some(true) {
-            Some(self.cfg.node_ip.to_string())
-        } else {
-            sandbox.ip.clone()
-        };
+        let pod_ip = self.pod_ip(pod, sandbox.ip.as_deref());
         let hosts = rtm::hosts_file(pod, pod_ip.as_deref(), &self.cfg.cluster_domain);
         let hosts_path = self.pod_dir(uid).join("etc-hosts");
         if std::fs::read_to_string(&hosts_path).ok().as_deref() != Some(hosts.as_str()) {
@@ -1105,6 +1112,7 @@ impl PodManager {
                 &path,
                 g.http_headers.as_deref().unwrap_or_default(),
                 g.scheme.as_deref() == Some("HTTPS"),
+                crate::probe::Agent::Lifecycle,
             );
             return match tokio::time::timeout(Duration::from_secs(timeout.max(1) as u64), fut).await {
                 Ok(Ok(code)) if (200..400).contains(&code) => Ok(()),
@@ -1150,7 +1158,7 @@ impl PodManager {
                     .chain(spec.init_containers.iter().flatten())
                     .find(|s| s.name == c.name)
                     .cloned();
-                let ip = rt.ready_sandbox().and_then(|s| s.ip.clone());
+                let ip = self.pod_ip(pod, rt.ready_sandbox().and_then(|s| s.ip.as_deref()));
                 async move {
                     self.container_event(
                         pod,
