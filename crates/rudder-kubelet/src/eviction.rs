@@ -1,6 +1,6 @@
-//! Node-pressure eviction (upstream's eviction manager): hard thresholds on memory, disk and
-//! inodes, measured every 10 s; under pressure the node reports MemoryPressure/DiskPressure
-//! and pods are evicted one at a time in upstream's order (usage above requests, then lower
+//! Node-pressure eviction (upstream's eviction manager): hard thresholds on memory, disk,
+//! inodes and process ids, measured every 10 s; under pressure the node reports
+//! MemoryPressure/DiskPressure/PIDPressure and pods are evicted one at a time in upstream's order (usage above requests, then lower
 //! priority, then larger excess usage).
 
 use std::path::{Path, PathBuf};
@@ -16,6 +16,7 @@ pub enum Signal {
     NodefsAvailable,
     NodefsInodesFree,
     ImagefsAvailable,
+    PidAvailable,
 }
 
 impl Signal {
@@ -25,6 +26,7 @@ impl Signal {
             Signal::NodefsAvailable => "nodefs.available",
             Signal::NodefsInodesFree => "nodefs.inodesFree",
             Signal::ImagefsAvailable => "imagefs.available",
+            Signal::PidAvailable => "pid.available",
         }
     }
 
@@ -33,6 +35,7 @@ impl Signal {
         match self {
             Signal::MemoryAvailable => "memory",
             Signal::NodefsInodesFree => "inodes",
+            Signal::PidAvailable => "pids",
             _ => "ephemeral-storage",
         }
     }
@@ -68,6 +71,7 @@ pub fn parse_thresholds(s: &str) -> Result<Vec<Threshold>, String> {
             "nodefs.available" => Signal::NodefsAvailable,
             "nodefs.inodesFree" => Signal::NodefsInodesFree,
             "imagefs.available" => Signal::ImagefsAvailable,
+            "pid.available" => Signal::PidAvailable,
             other => return Err(format!("unsupported eviction signal {other:?}")),
         };
         let val = val.trim();
@@ -145,7 +149,33 @@ pub fn observe(memory_capacity: i64, nodefs: &Path, imagefs: &Path) -> Vec<(Sign
     if let Some((files, free)) = inodes(nodefs) {
         out.push((Signal::NodefsInodesFree, (free, files)));
     }
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    if let Some(o) = pid_observation(
+        &read("/proc/sys/kernel/pid_max"),
+        &read("/proc/sys/kernel/threads-max"),
+        &read("/proc/loadavg"),
+    ) {
+        out.push((Signal::PidAvailable, o));
+    }
     out
+}
+
+/// `pid.available` as upstream's stats provider computes it (`pidlimit.Stats`): the limit is
+/// the smaller of `kernel.pid_max` and `kernel.threads-max` (both bound the tasks on the
+/// system), the usage the task count `/proc/loadavg` gives (its `running/total` field).
+pub fn pid_observation(pid_max: &str, threads_max: &str, loadavg: &str) -> Option<Observation> {
+    let limit = [pid_max, threads_max]
+        .iter()
+        .filter_map(|v| v.trim().parse::<i64>().ok())
+        .min()?;
+    let tasks: i64 = loadavg
+        .split_whitespace()
+        .nth(3)?
+        .split_once('/')?
+        .1
+        .parse()
+        .ok()?;
+    Some(((limit - tasks).max(0), limit))
 }
 
 fn inodes(path: &Path) -> Option<(i64, i64)> {
@@ -164,6 +194,7 @@ fn inodes(path: &Path) -> Option<(i64, i64)> {
 pub struct Pressure {
     pub memory: AtomicBool,
     pub disk: AtomicBool,
+    pub pid: AtomicBool,
 }
 
 impl Pressure {
@@ -172,6 +203,9 @@ impl Pressure {
     }
     pub fn disk(&self) -> bool {
         self.disk.load(Ordering::Relaxed)
+    }
+    pub fn pid(&self) -> bool {
+        self.pid.load(Ordering::Relaxed)
     }
 }
 
@@ -245,6 +279,7 @@ pub async fn run(
 ) {
     let mut last_memory: Option<Instant> = None;
     let mut last_disk: Option<Instant> = None;
+    let mut last_pid: Option<Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -260,6 +295,7 @@ pub async fn run(
                 if crossed(t, *o) {
                     match t.signal {
                         Signal::MemoryAvailable => last_memory = Some(Instant::now()),
+                        Signal::PidAvailable => last_pid = Some(Instant::now()),
                         _ => last_disk = Some(Instant::now()),
                     }
                     hit.get_or_insert((t, *o));
@@ -268,15 +304,59 @@ pub async fn run(
         }
         let mem = last_memory.is_some_and(|t| t.elapsed() < transition);
         let disk = last_disk.is_some_and(|t| t.elapsed() < transition);
-        let changed = pressure.memory.swap(mem, Ordering::Relaxed)
-            != mem | (pressure.disk.swap(disk, Ordering::Relaxed) != disk);
+        let pid = last_pid.is_some_and(|t| t.elapsed() < transition);
+        let changed = (pressure.memory.swap(mem, Ordering::Relaxed) != mem)
+            | (pressure.disk.swap(disk, Ordering::Relaxed) != disk)
+            | (pressure.pid.swap(pid, Ordering::Relaxed) != pid);
         if changed {
             ready_changed.notify_one();
         }
         if let Some((t, (available, _))) = hit {
+            // Disk pressure: node-level reclaim first (upstream's `reclaimNodeLevelResources`
+            // deletes every unused image), and pods go only if that did not relieve it.
+            if is_disk(t.signal) {
+                let (n, i) = (nodefs.clone(), imagefs.clone());
+                if reclaim_relieves(&pods, t, move || observe(memory_capacity, &n, &i)).await {
+                    continue;
+                }
+            }
             pods.evict_one(t, available).await;
         }
     }
+}
+
+fn is_disk(s: Signal) -> bool {
+    matches!(
+        s,
+        Signal::NodefsAvailable | Signal::ImagefsAvailable | Signal::NodefsInodesFree
+    )
+}
+
+async fn reclaim_relieves(
+    pods: &crate::pods::PodManager,
+    t: &Threshold,
+    observe_again: impl FnOnce() -> Vec<(Signal, Observation)> + Send + 'static,
+) -> bool {
+    let Ok(containers) = pods.cri.list_containers().await else {
+        return false;
+    };
+    let freed =
+        crate::gc::free_unused_images(&pods.cri, &containers, &pods.cfg.pause_image, u64::MAX)
+            .await;
+    if freed == 0 {
+        return false;
+    }
+    tracing::info!(
+        freed,
+        signal = t.signal.name(),
+        "removed unused images under disk pressure"
+    );
+    let Ok(obs) = tokio::task::spawn_blocking(observe_again).await else {
+        return false;
+    };
+    obs.iter()
+        .find(|(s, _)| *s == t.signal)
+        .is_some_and(|(_, o)| !crossed(t, *o))
 }
 
 #[cfg(test)]
@@ -331,5 +411,33 @@ mod tests {
     fn this_machine_has_signals() {
         let o = observe(1 << 40, Path::new("/"), Path::new("/"));
         assert!(o.iter().any(|(s, _)| *s == Signal::NodefsAvailable));
+        assert!(o.iter().any(|(s, _)| *s == Signal::PidAvailable));
+    }
+
+    #[test]
+    fn pid_available_is_the_task_limit_minus_the_tasks() {
+        // The smaller of pid_max and threads-max bounds the tasks.
+        assert_eq!(
+            pid_observation("4194304\n", "126000\n", "0.52 0.58 0.59 3/467 12345\n"),
+            Some((126000 - 467, 126000))
+        );
+        assert_eq!(
+            pid_observation("32768", "", "0.00 0.01 0.05 1/100 7"),
+            Some((32668, 32768))
+        );
+        assert_eq!(pid_observation("", "", "0.00 0.01 0.05 1/100 7"), None);
+        assert_eq!(pid_observation("32768", "", "garbage"), None);
+        // Upstream has no default pid threshold; `--eviction-hard pid.available<…` sets one.
+        assert!(!parse_thresholds(DEFAULT_HARD)
+            .unwrap()
+            .iter()
+            .any(|t| t.signal == Signal::PidAvailable));
+        let t = parse_thresholds("pid.available<10%").unwrap();
+        assert_eq!(t[0].signal, Signal::PidAvailable);
+        assert!(crossed(&t[0], (3000, 32768)));
+        assert!(!crossed(&t[0], (32668, 32768)));
+        let t = parse_thresholds("pid.available<1k").unwrap();
+        assert!(crossed(&t[0], (999, 32768)));
+        assert_eq!(t[0].signal.resource(), "pids");
     }
 }

@@ -150,46 +150,79 @@ pub async fn run(cri: Cri, imagefs: PathBuf, pause_image: String) {
         let Some((total, avail)) = crate::config::statvfs(&imagefs) else {
             continue;
         };
-        if total == 0 {
-            continue;
-        }
-        let used = total - avail;
-        if used * 100 / total < IMAGE_GC_HIGH_PERCENT {
-            continue;
-        }
-        let need = used - total * IMAGE_GC_LOW_PERCENT / 100;
-        let in_use: HashSet<String> = containers
-            .iter()
-            .flat_map(|c| {
-                [
-                    c.image_ref.clone(),
-                    c.image
-                        .as_ref()
-                        .map(|i| i.image.clone())
-                        .unwrap_or_default(),
-                ]
-            })
-            .collect();
-        let Ok(images) = cri
-            .images()
-            .list_images(cri::ListImagesRequest { filter: None })
-            .await
-        else {
+        let Some(need) = image_bytes_to_free(total, avail) else {
             continue;
         };
-        for id in images_to_free(&images.into_inner().images, &in_use, &pause_image, need) {
-            tracing::info!(image = %id, "removing unused image (image filesystem above {IMAGE_GC_HIGH_PERCENT}%)");
-            let _ = cri
-                .images()
-                .remove_image(cri::RemoveImageRequest {
-                    image: Some(cri::ImageSpec {
-                        image: id,
-                        ..Default::default()
-                    }),
-                })
-                .await;
+        tracing::info!(
+            need,
+            "image filesystem above {IMAGE_GC_HIGH_PERCENT}%: removing unused images"
+        );
+        free_unused_images(&cri, &containers, &pause_image, need).await;
+    }
+}
+
+/// Upstream's image GC policy: once the image filesystem's usage reaches the high threshold,
+/// free enough to get back to the low one (`capacity * (100 - low) / 100 - available`).
+pub fn image_bytes_to_free(capacity: u64, available: u64) -> Option<u64> {
+    if capacity == 0 {
+        return None;
+    }
+    let usage_percent = 100 - available * 100 / capacity;
+    if usage_percent < IMAGE_GC_HIGH_PERCENT {
+        return None;
+    }
+    Some((capacity * (100 - IMAGE_GC_LOW_PERCENT) / 100).saturating_sub(available))
+}
+
+/// Removes images no container uses (never the pause image) until `need` bytes are freed;
+/// returns how many bytes the removed images held.
+pub async fn free_unused_images(
+    cri: &Cri,
+    containers: &[cri::Container],
+    pause_image: &str,
+    need: u64,
+) -> u64 {
+    let in_use: HashSet<String> = containers
+        .iter()
+        .flat_map(|c| {
+            [
+                c.image_ref.clone(),
+                c.image
+                    .as_ref()
+                    .map(|i| i.image.clone())
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let Ok(images) = cri
+        .images()
+        .list_images(cri::ListImagesRequest { filter: None })
+        .await
+    else {
+        return 0;
+    };
+    let images = images.into_inner().images;
+    let mut freed = 0;
+    for id in images_to_free(&images, &in_use, pause_image, need) {
+        tracing::info!(image = %id, "removing unused image");
+        let removed = cri
+            .images()
+            .remove_image(cri::RemoveImageRequest {
+                image: Some(cri::ImageSpec {
+                    image: id.clone(),
+                    ..Default::default()
+                }),
+            })
+            .await;
+        if removed.is_ok() {
+            freed += images
+                .iter()
+                .find(|i| i.id == id)
+                .map(|i| i.size)
+                .unwrap_or(0);
         }
     }
+    freed
 }
 
 #[cfg(test)]
@@ -226,6 +259,17 @@ mod tests {
             ..Default::default()
         }];
         assert_eq!(dead_sandboxes(&s, &c), ["old"]);
+    }
+
+    #[test]
+    fn image_gc_starts_at_the_high_threshold_and_frees_down_to_the_low_one() {
+        // 84 % used: below upstream's 85 % high threshold.
+        assert_eq!(image_bytes_to_free(100, 16), None);
+        // 85 % used: free down to 80 % (5 of 100 bytes).
+        assert_eq!(image_bytes_to_free(100, 15), Some(5));
+        // A full disk (the pressure case): 20 % of it.
+        assert_eq!(image_bytes_to_free(1000, 0), Some(200));
+        assert_eq!(image_bytes_to_free(0, 0), None);
     }
 
     #[test]

@@ -118,6 +118,7 @@ fn condition_values(
     not_ready: Option<&str>,
     memory_pressure: bool,
     disk_pressure: bool,
+    pid_pressure: bool,
 ) -> Vec<(&'static str, &'static str, &'static str, String)> {
     vec![
         if memory_pressure {
@@ -150,12 +151,21 @@ fn condition_values(
                 "kubelet has no disk pressure".into(),
             )
         },
-        (
-            "PIDPressure",
-            "False",
-            "KubeletHasSufficientPID",
-            "kubelet has sufficient PID available".into(),
-        ),
+        if pid_pressure {
+            (
+                "PIDPressure",
+                "True",
+                "KubeletHasInsufficientPID",
+                "kubelet has insufficient PID available".into(),
+            )
+        } else {
+            (
+                "PIDPressure",
+                "False",
+                "KubeletHasSufficientPID",
+                "kubelet has sufficient PID available".into(),
+            )
+        },
         match not_ready {
             None => (
                 "Ready",
@@ -236,6 +246,7 @@ impl NodeAgent {
             not_ready.as_deref(),
             self.pressure.memory(),
             self.pressure.disk(),
+            self.pressure.pid(),
         )
         .into_iter()
         .map(|(t, s, reason, message)| {
@@ -490,13 +501,25 @@ mod tests {
             Some("container runtime network not ready: NetworkReady=false"),
             false,
             false,
+            false,
         );
         assert_eq!(c[3].0, "Ready");
         assert_eq!(c[3].1, "False");
         assert_eq!(c[3].2, "KubeletNotReady");
-        let c = condition_values(None, true, false);
+        let c = condition_values(None, true, false, false);
         assert_eq!((c[3].1, c[3].2), ("True", "KubeletReady"));
         assert_eq!((c[0].1, c[0].2), ("True", "KubeletHasInsufficientMemory"));
         assert_eq!(c[1].2, "KubeletHasNoDiskPressure");
+        assert_eq!(c[2].2, "KubeletHasSufficientPID");
+        let c = condition_values(None, false, false, true);
+        assert_eq!(
+            (c[2].0, c[2].1, c[2].2, c[2].3.as_str()),
+            (
+                "PIDPressure",
+                "True",
+                "KubeletHasInsufficientPID",
+                "kubelet has insufficient PID available"
+            )
+        );
     }
 }

@@ -214,7 +214,10 @@ impl PodManager {
             "The node was low on resource: {}. Threshold quantity: {}, available: {}. ",
             t.signal.resource(),
             t.text,
-            if t.signal == crate::eviction::Signal::NodefsInodesFree {
+            if matches!(
+                t.signal,
+                crate::eviction::Signal::NodefsInodesFree | crate::eviction::Signal::PidAvailable
+            ) {
                 available.to_string()
             } else {
                 crate::eviction::format_bytes(available)
