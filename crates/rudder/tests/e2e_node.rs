@@ -8,21 +8,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::node::TestHost;
+use support::node::{apply, host_with_registry, phase, wait_phase, TestHost, IMAGE};
 use support::{jp, wait_for_within, Cluster};
-
-const IMAGE: &str = "127.0.0.1:5000/test/busybox:1";
-
-fn host_with_registry() -> TestHost {
-    let mut h = TestHost::new();
-    h.enter();
-    h.start_registry();
-    h
-}
-
-fn apply(c: &Cluster, yaml: &str) {
-    c.ok_stdin(&["apply", "-f", "-"], yaml);
-}
 
 fn http_get(addr: &str) -> String {
     let mut s =
@@ -63,18 +50,6 @@ fn container_log(host: &TestHost, pod: &str, container: &str) -> String {
         }
     }
     out
-}
-
-fn phase(c: &Cluster, pod: &str) -> String {
-    jp(c, &format!("pod/{pod}"), "{.status.phase}")
-}
-
-fn wait_phase(c: &Cluster, pod: &str, want: &str) {
-    wait_for_within(
-        &format!("pod {pod} {want}"),
-        Duration::from_secs(90),
-        || (phase(c, pod) == want).then_some(()),
-    );
 }
 
 fn restarts(c: &Cluster, pod: &str) -> i64 {

@@ -6,9 +6,92 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{Backend, Cluster};
+use super::{wait_for_within, Backend, Cluster};
+
+/// The test image as the test registry serves it.
+pub const IMAGE: &str = "127.0.0.1:5000/test/busybox:1";
+
+/// A test host, entered, with the test registry started.
+pub fn host_with_registry() -> TestHost {
+    let mut h = TestHost::new();
+    h.enter();
+    h.start_registry();
+    h
+}
+
+pub fn apply(c: &Cluster, yaml: &str) {
+    c.ok_stdin(&["apply", "-f", "-"], yaml);
+}
+
+pub fn phase(c: &Cluster, pod: &str) -> String {
+    super::jp(c, &format!("pod/{pod}"), "{.status.phase}")
+}
+
+pub fn wait_phase(c: &Cluster, pod: &str, want: &str) {
+    wait_for_within(
+        &format!("pod {pod} {want}"),
+        Duration::from_secs(90),
+        || (phase(c, pod) == want).then_some(()),
+    );
+}
+
+/// A docker-registry process, killed when dropped.
+pub struct Registry(Child);
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts Debian's docker-registry on `addr` with its storage under `root` (and `extra`
+/// config, such as an `auth:` section), then pushes the test image to it as `repo` with
+/// skopeo (`creds` as `user:password` when the registry wants them).
+pub fn spawn_registry(
+    root: &Path,
+    addr: &str,
+    extra: &str,
+    repo: &str,
+    creds: Option<&str>,
+) -> Registry {
+    let images = test_images();
+    std::fs::create_dir_all(root).unwrap();
+    let cfg = root.join("config.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n{extra}http:\n  addr: {addr}\n",
+            root.join("data").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("docker-registry (Debian's docker-registry package)");
+    let registry = Registry(child);
+    wait_for_within("the registry to start", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(addr).ok()
+    });
+    let mut copy = Command::new("skopeo");
+    copy.args(["copy", "-q", "--dest-tls-verify=false"]);
+    if let Some(c) = creds {
+        copy.args(["--dest-creds", c]);
+    }
+    run(copy
+        .arg(format!(
+            "docker-archive:{}",
+            images.join("busybox.tar").display()
+        ))
+        .arg(format!("docker://{addr}/{repo}")));
+    registry
+}
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -43,7 +126,7 @@ pub struct TestHost {
     /// The cgroup under which this host's pods live (one per test, so teardown touches only
     /// its own).
     pub cgroup_root: String,
-    registry: Option<Child>,
+    registry: Option<Registry>,
     /// Data directories of clusters started here (their mounts go at teardown).
     cluster_dirs: Vec<PathBuf>,
 }
@@ -116,38 +199,14 @@ impl TestHost {
     /// Starts a registry on 127.0.0.1:5000 inside the host holding the test images as
     /// `127.0.0.1:5000/test/busybox:1`.
     pub fn start_registry(&mut self) {
-        let images = test_images();
         let root = self.dir.path().join("registry");
-        std::fs::create_dir_all(&root).unwrap();
-        let cfg = root.join("config.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:5000\n",
-                root.join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry (Debian's docker-registry package)");
-        self.registry = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect("127.0.0.1:5000").is_err() {
-            assert!(Instant::now() < deadline, "the registry did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        run(Command::new("skopeo")
-            .args(["copy", "-q", "--dest-tls-verify=false"])
-            .arg(format!(
-                "docker-archive:{}",
-                images.join("busybox.tar").display()
-            ))
-            .arg("docker://127.0.0.1:5000/test/busybox:1"));
+        self.registry = Some(spawn_registry(
+            &root,
+            "127.0.0.1:5000",
+            "",
+            "test/busybox:1",
+            None,
+        ));
     }
 
     /// `rudder server` with its node agent on this host (entered first): node `test-node`,
@@ -279,10 +338,7 @@ fn rmdir_tree(dir: &Path) {
 
 impl Drop for TestHost {
     fn drop(&mut self) {
-        if let Some(mut r) = self.registry.take() {
-            let _ = r.kill();
-            let _ = r.wait();
-        }
+        drop(self.registry.take());
         // Everything in the namespace (server, containerd, shims), then the pods' processes
         // (in their own namespaces, found through this host's cgroups).
         for ns in [&self.ns, &self.peer] {
