@@ -323,3 +323,68 @@ pub fn controller_credentials(
         cluster_signer: None,
     })
 }
+
+/// The cluster DNS's flags (`rudder server` and `rudder dns`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct DnsFlags {
+    /// Resolvers for names outside the cluster (`IP` or `IP:port`, repeatable; default: the
+    /// non-loopback nameservers of /etc/resolv.conf).
+    #[arg(long = "dns-upstream", value_delimiter = ',', value_parser = parse_upstream)]
+    pub dns_upstream: Vec<std::net::SocketAddr>,
+}
+
+fn parse_upstream(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse::<std::net::SocketAddr>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+        .map_err(|_| format!("invalid resolver address {s:?} (IP or IP:port)"))
+}
+
+impl DnsFlags {
+    pub fn upstreams(&self) -> Vec<std::net::SocketAddr> {
+        if self.dns_upstream.is_empty() {
+            rudder_dns::forward::node_resolvers(Path::new("/etc/resolv.conf"))
+        } else {
+            self.dns_upstream.clone()
+        }
+    }
+}
+
+/// The in-process cluster DNS of `rudder server` (CoreDNS's identity), answering on `ip`:53 and
+/// keeping the `kube-dns` Service at `--cluster-dns`; `None` (logged) when port 53 is taken.
+pub async fn start_in_process_dns(
+    router: axum::Router,
+    flags: &DnsFlags,
+    agent: &crate::agent::AgentFlags,
+    ip: std::net::IpAddr,
+    node_name: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let client = in_process_client(
+        router,
+        "system:serviceaccount:kube-system:coredns",
+        &[
+            "system:serviceaccounts",
+            "system:serviceaccounts:kube-system",
+        ],
+    );
+    let cfg = rudder_dns::DnsConfig {
+        cluster_domain: agent.cluster_domain.clone(),
+        listen: vec![std::net::SocketAddr::new(ip, 53)],
+        metrics: Some(std::net::SocketAddr::new(ip, rudder_dns::METRICS_PORT)),
+        upstreams: flags.upstreams(),
+        service: Some(rudder_dns::KubeDnsService {
+            cluster_ip: agent.cluster_dns,
+            endpoint_ip: ip,
+            node_name,
+            metrics_port: rudder_dns::METRICS_PORT,
+        }),
+    };
+    let metrics = Arc::new(rudder_dns::DnsMetrics::default());
+    match rudder_dns::start(client, cfg, metrics, shutdown).await {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            tracing::error!(error = %e, "cluster DNS is not running (pass --disable=coredns to silence this)");
+            None
+        }
+    }
+}

@@ -4,6 +4,7 @@ mod agent;
 mod bench;
 mod components;
 mod controllers_cmd;
+mod dns_cmd;
 mod image_cmd;
 mod join;
 mod scheduler_cmd;
@@ -36,6 +37,8 @@ enum Command {
     ControllerManager(controllers_cmd::ControllerManagerArgs),
     /// Run simulated nodes (hollow kubelets, no containers) against a cluster.
     Sim(sim_cmd::SimArgs),
+    /// Run the cluster DNS standalone against a cluster (Rudder's or upstream's).
+    Dns(dns_cmd::DnsArgs),
     /// Import image archives into the node's containerd, or list its images.
     Image(image_cmd::ImageArgs),
     /// Encryption of Secrets at rest: status, key rotation, re-encryption (as k3s's).
@@ -51,7 +54,8 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // hickory's server logs every DNS request at info.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hickory_server=warn")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -68,5 +72,6 @@ fn main() -> anyhow::Result<()> {
         Command::Sim(args) => runtime.block_on(sim_cmd::run(args)),
         Command::Image(args) => runtime.block_on(image_cmd::run(args)),
         Command::SecretsEncrypt(args) => runtime.block_on(secrets_encrypt::run(args)),
+        Command::Dns(args) => runtime.block_on(dns_cmd::run(args)),
     }
 }

@@ -59,6 +59,12 @@ pub struct ServerArgs {
     /// Run no node agent for this machine (a control-plane-only server).
     #[arg(long)]
     pub disable_agent: bool,
+    /// Packaged components not to run (k3s's `--disable`): `coredns` (the cluster DNS),
+    /// `servicelb`.
+    #[arg(long, value_delimiter = ',')]
+    pub disable: Vec<String>,
+    #[command(flatten)]
+    pub dns: crate::components::DnsFlags,
     #[command(flatten)]
     pub agent: crate::agent::AgentFlags,
     /// Controllers to run, as upstream's `--controllers`: `*` for every controller on by
@@ -513,6 +519,33 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             "starting this server's node agent (pass --disable-agent for a control-plane-only server)",
         )?)
     };
+    // Cluster DNS (k3s's packaged CoreDNS) on the node's address, behind kube-dns.
+    if !args.disable.iter().any(|d| d == "coredns") {
+        let node_name = (!args.disable_agent).then(|| {
+            args.agent
+                .node_name
+                .clone()
+                .unwrap_or_else(crate::components::hostname)
+                .to_lowercase()
+        });
+        let ip = match (args.disable_agent, args.agent.node_ip) {
+            (false, Some(ip)) => ip,
+            (true, _) if !args.bind_address.is_unspecified() => args.bind_address,
+            _ => rudder_kubelet::config::default_node_ip(),
+        };
+        if let Some(dns) = crate::components::start_in_process_dns(
+            router.clone(),
+            &args.dns,
+            &args.agent,
+            ip,
+            node_name,
+            stopped(stop_rx.clone()),
+        )
+        .await
+        {
+            components.push(dns);
+        }
+    }
     tokio::spawn(async move {
         for c in components {
             let _ = c.await;
