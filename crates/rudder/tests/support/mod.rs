@@ -160,7 +160,8 @@ impl Cluster {
             .arg("--data-dir")
             .arg(self.dir.path().join("data"));
         if !self.agent {
-            cmd.arg("--disable-agent");
+            // Without a test host the cluster DNS would answer on the machine's 127.0.0.1:53.
+            cmd.args(["--disable-agent", "--disable=coredns"]);
         }
         if let Some(e) = &self.etcd_endpoint {
             cmd.arg("--datastore-endpoint").arg(e);
