@@ -4,6 +4,7 @@ mod api;
 mod client;
 mod controllers;
 mod netpol;
+mod dns;
 mod pods;
 mod scheduler;
 mod sim;
@@ -31,6 +32,9 @@ pub enum BenchCommand {
     Pods(pods::PodsBenchArgs),
     /// One NetworkPolicy sync at scale: rendering the node's table and replacing it with nft.
     Netpol(netpol::NetpolBenchArgs),
+    /// The cluster DNS server on one core: queries/s and latency, with a Rust UDP client and
+    /// dnsperf.
+    Dns(dns::DnsBenchArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -43,6 +47,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Controllers(args) => controllers::run(args).await,
         BenchCommand::Pods(args) => pods::run(args).await,
         BenchCommand::Netpol(args) => netpol::run(args).await,
+        BenchCommand::Dns(args) => dns::run(args).await,
     }
 }
 
