@@ -137,8 +137,8 @@ enum Host {
 struct Item {
     host: Host,
     port: i32,
-    /// The name an SRV record points at (`msg.Domain(Key)`).
-    target: Name,
+    /// The name an SRV record points at (`msg.Domain(Key)`), built only for SRV questions.
+    target: Option<Name>,
 }
 
 /// The DNS server's answers, from the index and the forwarder.
@@ -280,7 +280,7 @@ impl Resolver {
             RecordType::CNAME => self.cname(qname, &labels).map(|r| (r, vec![])),
             RecordType::PTR => self
                 .index
-                .read(|st| self.records(st, &labels))
+                .read(|st| self.records(st, &labels, false))
                 .map(|_| (vec![], vec![])),
             RecordType::SRV => self.srv(qname, &labels),
             RecordType::SOA => Ok((
@@ -343,11 +343,11 @@ impl Resolver {
                 .map(|(_, ip)| Item {
                     host: Host::Ip(ip),
                     port: 0,
-                    target: qname.clone(),
+                    target: Some(qname.clone()),
                 })
                 .collect());
         }
-        let items = self.records(st, labels)?;
+        let items = self.records(st, labels, qtype == RecordType::SRV)?;
         if qtype == RecordType::SRV {
             // No SRV records for ExternalName services.
             return Ok(items
@@ -359,7 +359,12 @@ impl Resolver {
     }
 
     /// CoreDNS's `Records`.
-    fn records(&self, st: &State, labels: &[String]) -> Result<Vec<Item>, NameError> {
+    fn records(
+        &self,
+        st: &State,
+        labels: &[String],
+        targets: bool,
+    ) -> Result<Vec<Item>, NameError> {
         let r = parse_request(labels)?;
         if r.pod_or_svc.is_empty() {
             return Ok(vec![]);
@@ -368,13 +373,13 @@ impl Resolver {
             return Err(NameError);
         }
         if r.pod_or_svc == "pod" {
-            return self.find_pods(&r);
+            return self.find_pods(&r, targets);
         }
-        self.find_services(st, &r)
+        self.find_services(st, &r, targets)
     }
 
     /// CoreDNS's `findPods` in `pods insecure` mode: any address-shaped name answers its address.
-    fn find_pods(&self, r: &Request) -> Result<Vec<Item>, NameError> {
+    fn find_pods(&self, r: &Request, targets: bool) -> Result<Vec<Item>, NameError> {
         if r.service.is_empty() {
             return Ok(vec![]);
         }
@@ -388,19 +393,28 @@ impl Resolver {
         Ok(vec![Item {
             host: Host::Ip(ip),
             port: 0,
-            target: name(&format!("{pod}.{}.pod.{}", r.namespace, self.zone)),
+            target: targets.then(|| name(&format!("{pod}.{}.pod.{}", r.namespace, self.zone))),
         }])
     }
 
     /// CoreDNS's `findServices`.
-    fn find_services(&self, st: &State, r: &Request) -> Result<Vec<Item>, NameError> {
+    fn find_services(
+        &self,
+        st: &State,
+        r: &Request,
+        targets: bool,
+    ) -> Result<Vec<Item>, NameError> {
         if r.service.is_empty() {
             return Ok(vec![]);
         }
         let Some(svc) = st.services.get(&(r.namespace.clone(), r.service.clone())) else {
             return Err(NameError);
         };
-        let svc_name = format!("{}.{}.svc.{}", r.service, r.namespace, self.zone);
+        let svc_name = if targets {
+            format!("{}.{}.svc.{}", r.service, r.namespace, self.zone)
+        } else {
+            String::new()
+        };
         let mut found = false;
         let mut items = Vec::new();
         match &svc.kind {
@@ -415,14 +429,18 @@ impl Resolver {
                 items.push(Item {
                     host: Host::Name(ext.clone()),
                     port: 0,
-                    target: name(&svc_name),
+                    target: None,
                 });
                 found = true;
             }
             kind if *kind == SvcKind::Headless || !r.endpoint.is_empty() => {
                 for slice in st.slices_of(&r.namespace, &r.service) {
                     for addr in &slice.addrs {
-                        let host = endpoint_hostname(addr);
+                        let host = if targets || !r.endpoint.is_empty() {
+                            endpoint_hostname(addr)
+                        } else {
+                            String::new()
+                        };
                         if !r.endpoint.is_empty() && r.endpoint != host {
                             continue;
                         }
@@ -434,7 +452,7 @@ impl Resolver {
                             items.push(Item {
                                 host: Host::Ip(addr.ip),
                                 port: p.port,
-                                target: name(&format!("{host}.{svc_name}")),
+                                target: targets.then(|| name(&format!("{host}.{svc_name}"))),
                             });
                         }
                     }
@@ -450,7 +468,7 @@ impl Resolver {
                         items.push(Item {
                             host: Host::Ip(*ip),
                             port: p.port,
-                            target: name(&svc_name),
+                            target: targets.then(|| name(&svc_name)),
                         });
                     }
                 }
@@ -551,7 +569,7 @@ impl Resolver {
                 RData::TXT(TXT::new(vec![SCHEMA_VERSION.to_string()])),
             )]);
         }
-        match self.index.read(|st| self.records(st, labels)) {
+        match self.index.read(|st| self.records(st, labels, false)) {
             Ok(items) if !items.is_empty() => Ok(vec![]),
             _ => Err(NameError),
         }
@@ -591,20 +609,22 @@ impl Resolver {
         let mut seen_srv = HashSet::new();
         let mut seen_addr = HashSet::new();
         for item in items {
-            let Host::Ip(ip) = item.host else { continue };
+            let (Host::Ip(ip), Some(target)) = (item.host, item.target) else {
+                continue;
+            };
             if item.port == -1 {
                 continue;
             }
             let port = item.port as u16;
-            if seen_srv.insert((item.target.clone(), port)) {
+            if seen_srv.insert((target.clone(), port)) {
                 records.push(Record::from_rdata(
                     qname.clone(),
                     self.ttl,
-                    RData::SRV(SRV::new(0, weight, port, item.target.clone())),
+                    RData::SRV(SRV::new(0, weight, port, target.clone())),
                 ));
             }
-            if seen_addr.insert((item.target.clone(), ip)) {
-                extra.push(self.a(item.target, ip));
+            if seen_addr.insert((target.clone(), ip)) {
+                extra.push(self.a(target, ip));
             }
         }
         Ok((records, extra))

@@ -267,15 +267,16 @@ pub async fn run(args: DnsBenchArgs) -> anyhow::Result<()> {
         args.services, args.seconds, args.concurrency
     );
     println!();
-    println!("| load tool | services | outstanding | queries/s | p50 | p99 | timeouts | server CPU (% of its one core) |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| load tool | services | outstanding | queries/s | p50 | p99 | timeouts | server CPU (% of its one core) | queries per server CPU-second |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| rudder (Rust, UDP) | {} | {} | {qps:.0} | {:.0?} | {:.0?} | {} | {server_cpu:.0} % |",
+        "| rudder (Rust, UDP) | {} | {} | {qps:.0} | {:.0?} | {:.0?} | {} | {server_cpu:.0} % | {:.0} |",
         args.services,
         args.concurrency,
         percentile(&lat, 50.0),
         percentile(&lat, 99.0),
         r.timeouts,
+        qps / (server_cpu / 100.0).max(0.01),
     );
     if !args.no_dnsperf {
         let cpu0 = super::pods::cpu_of(tid);
@@ -285,11 +286,12 @@ pub async fn run(args: DnsBenchArgs) -> anyhow::Result<()> {
                 let wall = t0.elapsed().as_secs_f64();
                 let cpu = (super::pods::cpu_of(tid) - cpu0).as_secs_f64() / wall * 100.0;
                 println!(
-                    "| dnsperf 2.10 (`-c 1 -T 1 -q {}`) | {} | {} | {dqps:.0} | avg {:.0?} | — | — | {cpu:.0} % |",
+                    "| dnsperf 2.10 (`-c 1 -T 1 -q {}`) | {} | {} | {dqps:.0} | avg {:.0?} | — | — | {cpu:.0} % | {:.0} |",
                     args.concurrency,
                     args.services,
                     args.concurrency,
                     Duration::from_secs_f64(avg),
+                    dqps / (cpu / 100.0).max(0.01),
                 );
                 println!();
                 println!(
