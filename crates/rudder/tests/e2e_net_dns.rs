@@ -29,10 +29,15 @@ fn request(name: &str, t: RecordType) -> (u16, Vec<u8>) {
 
 /// One question over UDP to `server:53`.
 fn ask(server: &str, name: &str, t: RecordType) -> Option<Message> {
+    ask_at(&format!("{server}:53"), name, t)
+}
+
+/// One question over UDP to `addr` (`ip:port`).
+fn ask_at(addr: &str, name: &str, t: RecordType) -> Option<Message> {
     let sock = UdpSocket::bind("0.0.0.0:0").ok()?;
     sock.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     let (id, q) = request(name, t);
-    sock.send_to(&q, (server, 53)).ok()?;
+    sock.send_to(&q, addr).ok()?;
     let mut buf = [0u8; 4096];
     let n = sock.recv(&mut buf).ok()?;
     let m = Message::from_bytes(&buf[..n]).ok()?;
@@ -365,6 +370,35 @@ fn cluster_dns_answers_for_services_pods_and_outside_names() {
     let out = nslookup("nope.default.svc.cluster.local");
     assert!(out.contains("NXDOMAIN"), "{out}");
 
+    // `rudder dns` on its own, with the admin kubeconfig, answers the same.
+    let mut standalone = Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_rudder"))
+            .args(["dns", "--kubeconfig"])
+            .arg(&c.kubeconfig)
+            .args([
+                "--listen",
+                "127.0.0.1:5354",
+                "--metrics-address",
+                "127.0.0.1:9154",
+                "--dns-upstream",
+                &upstream,
+            ])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_within("rudder dns answers", Duration::from_secs(30), || {
+        ask_at(
+            "127.0.0.1:5354",
+            "web.default.svc.cluster.local.",
+            RecordType::A,
+        )
+        .filter(|m| addrs(m) == vec![web_ip.clone()])
+    });
+    let m = ask_at("127.0.0.1:5354", "www.example.org.", RecordType::A).unwrap();
+    assert_eq!(addrs(&m), vec!["192.0.2.7".to_string()]);
+    let _ = standalone.0.kill();
+
     // Deleting the service takes its name away.
     c.ok(&["delete", "svc", "web"]);
     wait_for_within("web is gone from DNS", Duration::from_secs(30), || {
@@ -384,6 +418,16 @@ fn cluster_dns_answers_for_services_pods_and_outside_names() {
         "{body}"
     );
     let _: IpAddr = dns.parse().unwrap();
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
