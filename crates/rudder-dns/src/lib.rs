@@ -72,18 +72,27 @@ pub async fn start(
         );
     }
     let local_ips: Vec<IpAddr> = cfg.listen.iter().map(|a| a.ip()).collect();
+    // A node whose resolv.conf names this server (its address or kube-dns's) would send every
+    // outside name round in a loop (what CoreDNS's `loop` plugin stops on).
+    let cluster_ip = cfg.service.as_ref().map(|s| s.cluster_ip);
+    let upstreams: Vec<SocketAddr> = cfg
+        .upstreams
+        .iter()
+        .filter(|u| !cfg.listen.contains(u) && Some(u.ip()) != cluster_ip)
+        .copied()
+        .collect();
     let index = Arc::new(Index::new());
     let resolver = Arc::new(Resolver::new(
         &cfg.cluster_domain,
         index.clone(),
-        Forwarder::new(cfg.upstreams.clone()),
+        Forwarder::new(upstreams.clone()),
         local_ips,
     ));
     let handler = DnsHandler {
         resolver,
         metrics: metrics.clone(),
     };
-    tracing::info!(listen = ?cfg.listen, upstreams = ?cfg.upstreams, "cluster DNS is serving");
+    tracing::info!(listen = ?cfg.listen, ?upstreams, "cluster DNS is serving");
     Ok(tokio::spawn(async move {
         let watches = watch::run(client.clone(), index);
         let objects = async {
