@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::RwLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 /// `(namespace, name)`.
@@ -73,6 +73,9 @@ pub struct State {
     /// Endpoint address → the slices holding it (as `(namespace, slice)`).
     pub slices_by_ip: HashMap<IpAddr, BTreeSet<Key>>,
     synced: [bool; 3],
+    /// Node name (lowercase) → its InternalIPs: k3s's `NodeHosts` (the Corefile's `hosts`
+    /// block), so pods resolve the cluster's node names.
+    pub node_hosts: HashMap<String, Vec<IpAddr>>,
     /// The SOA serial: Unix time of the last change, as CoreDNS's `Modified`.
     pub serial: u32,
 }
@@ -266,6 +269,37 @@ impl Index {
         });
     }
 
+    pub fn apply_node(&self, node: &Node) {
+        if let Some(name) = &node.metadata.name {
+            let (name, ips) = (name.to_ascii_lowercase(), internal_ips(node));
+            self.write(|s| {
+                s.node_hosts.insert(name, ips);
+            });
+        }
+    }
+
+    pub fn delete_node(&self, node: &Node) {
+        if let Some(name) = &node.metadata.name {
+            let name = name.to_ascii_lowercase();
+            self.write(|s| {
+                s.node_hosts.remove(&name);
+            });
+        }
+    }
+
+    pub fn replace_nodes(&self, all: &[Node]) {
+        let hosts: HashMap<String, Vec<IpAddr>> = all
+            .iter()
+            .filter_map(|n| {
+                Some((
+                    n.metadata.name.as_ref()?.to_ascii_lowercase(),
+                    internal_ips(n),
+                ))
+            })
+            .collect();
+        self.write(|s| s.node_hosts = hosts);
+    }
+
     pub fn replace_namespaces(&self, all: &[Namespace]) {
         let names: HashSet<String> = all.iter().filter_map(|n| n.metadata.name.clone()).collect();
         self.write(|s| {
@@ -273,6 +307,18 @@ impl Index {
             s.synced[Kind::Namespaces as usize] = true;
         });
     }
+}
+
+/// A node's InternalIP addresses, what k3s writes into NodeHosts.
+fn internal_ips(node: &Node) -> Vec<IpAddr> {
+    node.status
+        .as_ref()
+        .and_then(|s| s.addresses.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|a| a.type_ == "InternalIP")
+        .filter_map(|a| a.address.parse().ok())
+        .collect()
 }
 
 fn key_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<Key> {

@@ -116,6 +116,7 @@ impl DnsMetrics {
                 rcode: rcode_label(rcode),
                 plugin: match source {
                     Source::Kubernetes => "kubernetes",
+                    Source::Hosts => "hosts",
                     Source::Forward => "forward",
                 },
             })

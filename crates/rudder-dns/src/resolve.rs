@@ -31,6 +31,8 @@ const MAX_CNAME_CHAIN: usize = 10;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
     Kubernetes,
+    /// k3s's NodeHosts (CoreDNS's `hosts` plugin).
+    Hosts,
     Forward,
 }
 
@@ -197,8 +199,8 @@ impl Resolver {
             return a;
         }
         if qtype == RecordType::PTR && (self.in_addr.zone_of(qname) || self.ip6.zone_of(qname)) {
-            // The reverse zones fall through to the upstreams when the cluster has no name
-            // for the address (`fallthrough in-addr.arpa ip6.arpa`).
+            // The reverse zones fall through (to the node hosts, then the upstreams) when the
+            // cluster has no name for the address (`fallthrough in-addr.arpa ip6.arpa`).
             let ptrs = self.reverse(qname);
             if !ptrs.is_empty() {
                 let mut a = Answer::empty(ResponseCode::NoError, Source::Kubernetes);
@@ -206,6 +208,9 @@ impl Resolver {
                 a.answers = ptrs;
                 return a;
             }
+        }
+        if let Some(a) = self.node_hosts(qname, qtype) {
+            return a;
         }
         self.forward(qname, qtype, qclass).await
     }
@@ -227,6 +232,58 @@ impl Resolver {
                 Answer::empty(ResponseCode::ServFail, Source::Forward)
             }
         }
+    }
+
+    /// k3s's `hosts /etc/coredns/NodeHosts { ttl 60; fallthrough }`: node names answer their
+    /// InternalIPs (and PTR for those), authoritatively; a known name without an address of the
+    /// asked type is NODATA without an SOA; unknown names fall through.
+    fn node_hosts(&self, qname: &Name, qtype: RecordType) -> Option<Answer> {
+        const HOSTS_TTL: u32 = 60;
+        let answers: Vec<Record> = if qtype == RecordType::PTR {
+            let ip = qname.parse_arpa_name().ok()?.addr();
+            let names: Vec<String> = self.index.read(|st| {
+                let mut v: Vec<String> = st
+                    .node_hosts
+                    .iter()
+                    .filter(|(_, ips)| ips.contains(&ip))
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                v.sort();
+                v
+            });
+            if names.is_empty() {
+                return None;
+            }
+            names
+                .iter()
+                .map(|n| {
+                    Record::from_rdata(
+                        qname.clone(),
+                        HOSTS_TTL,
+                        RData::PTR(PTR(name(&format!("{n}.")))),
+                    )
+                })
+                .collect()
+        } else {
+            let host = qname.to_ascii().trim_end_matches('.').to_ascii_lowercase();
+            let ips = self.index.read(|st| st.node_hosts.get(&host).cloned())?;
+            ips.into_iter()
+                .filter(|ip| match qtype {
+                    RecordType::A => ip.is_ipv4(),
+                    RecordType::AAAA => ip.is_ipv6(),
+                    _ => false,
+                })
+                .map(|ip| {
+                    let mut r = self.a(qname.clone(), ip);
+                    r.ttl = HOSTS_TTL;
+                    r
+                })
+                .collect()
+        };
+        let mut a = Answer::empty(ResponseCode::NoError, Source::Hosts);
+        a.authoritative = true;
+        a.answers = answers;
+        Some(a)
     }
 
     fn rotate(&self, answers: &mut [Record]) {

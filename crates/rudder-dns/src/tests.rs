@@ -734,3 +734,35 @@ async fn metrics_count_requests_and_rcodes() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn node_names_as_k3s_node_hosts() {
+    let index = cluster();
+    let node: k8s_openapi::api::core::v1::Node = serde_json::from_value(json!({
+        "metadata": {"name": "Node-A"},
+        "status": {"addresses": [
+            {"type": "InternalIP", "address": "10.0.0.7"},
+            {"type": "Hostname", "address": "node-a"},
+        ]},
+    }))
+    .unwrap();
+    index.replace_nodes(std::slice::from_ref(&node));
+    let h = handler_with(index.clone(), vec![]);
+    let m = ask(&h, "node-a.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.metadata.authoritative);
+    assert_eq!(ips(&m), vec![ip("10.0.0.7")]);
+    assert_eq!(m.answers[0].ttl, 60);
+    // Known name, no address of that family: NOERROR, empty, no SOA (the hosts plugin).
+    let m = ask(&h, "node-a.", RecordType::AAAA).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.answers.is_empty() && m.authorities.is_empty());
+    let m = ask(&h, "7.0.0.10.in-addr.arpa.", RecordType::PTR).await;
+    assert_eq!(ptrs(&m), vec!["node-a."]);
+    // Not a node: on to the upstreams (none here).
+    let m = ask(&h, "node-b.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    index.delete_node(&node);
+    let m = ask(&h, "node-a.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+}

@@ -1,11 +1,11 @@
 //! The watches feeding the index: Services, EndpointSlices (those naming a service) and
 //! Namespaces, as CoreDNS's `dnsControl` informers (pods are not watched: `pods insecure`
-//! answers from the name alone).
+//! answers from the name alone), and Nodes for k3s's NodeHosts.
 
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
@@ -43,6 +43,16 @@ pub async fn run(client: Client, index: Arc<Index>) {
             delete: Index::delete_slice,
         },
     );
+    let nodes = follow(
+        Api::<Node>::all(client.clone()),
+        watcher::Config::default(),
+        index.clone(),
+        Sink {
+            replace: Index::replace_nodes,
+            apply: Index::apply_node,
+            delete: Index::delete_node,
+        },
+    );
     let namespaces = follow(
         Api::<Namespace>::all(client),
         watcher::Config::default(),
@@ -53,7 +63,7 @@ pub async fn run(client: Client, index: Arc<Index>) {
             delete: Index::delete_namespace,
         },
     );
-    tokio::join!(services, slices, namespaces);
+    tokio::join!(services, slices, namespaces, nodes);
 }
 
 async fn follow<K>(api: Api<K>, config: watcher::Config, index: Arc<Index>, sink: Sink<K>)

@@ -349,6 +349,11 @@ fn cluster_dns_answers_for_services_pods_and_outside_names() {
     let m = ask(&dns, "nope.default.svc.cluster.local.", RecordType::A).unwrap();
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
     assert!(matches!(m.authorities[0].data, RData::SOA(_)));
+    // Node names, as k3s's NodeHosts.
+    let m = wait_for_within("the node's name", Duration::from_secs(30), || {
+        ask(&dns, "test-node.", RecordType::A).filter(|m| !m.answers.is_empty())
+    });
+    assert_eq!(addrs(&m), vec![dns.clone()]);
     // Other names go to the upstream.
     let m = ask(&dns, "www.example.org.", RecordType::A).unwrap();
     assert_eq!(addrs(&m), vec!["192.0.2.7".to_string()]);
