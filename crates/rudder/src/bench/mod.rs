@@ -3,8 +3,8 @@
 mod api;
 mod client;
 mod controllers;
-mod netpol;
 mod dns;
+mod netpol;
 mod pods;
 mod scheduler;
 mod sim;
