@@ -51,8 +51,8 @@ fn in_cluster_kubectl_authenticates_with_the_projected_token() {
     let mut host = host_with_registry();
     let c = host.cluster(&["--bind-address", "0.0.0.0"]);
     c.wait_root_ca_published();
-    // Who the pod authenticates as: a CertificateSigningRequest records its creator (the
-    // API server authorizes everything for now, and SelfSubjectReview is not served).
+    // Who the pod authenticates as: `kubectl auth whoami` (SelfSubjectReview), and a
+    // CertificateSigningRequest, which records its creator with the bound token's extra.
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params
@@ -93,6 +93,7 @@ spec:
     - -c
     - |
       echo "csr: $(kubectl create -f /csr/csr.json 2>&1)"
+      echo "whoami: $(kubectl auth whoami -o jsonpath='{{.status.userInfo.username}}' 2>&1)"
       echo "get: $(kubectl get pods -o name 2>&1)"
       t=$(cat /var/run/secrets/kubernetes.io/serviceaccount/token)
       echo "tampered: $(kubectl --token="${{t%.*}}.AAAA" get pods 2>&1)"
@@ -114,6 +115,10 @@ spec:
     wait_phase(&c, "incluster", "Succeeded");
     let log = c.ok(&["logs", "incluster"]);
     assert!(log.contains("get: pod/incluster\n"), "{log}");
+    assert!(
+        log.contains("whoami: system:serviceaccount:default:default\n"),
+        "{log}"
+    );
     assert!(
         log.contains("csr: certificatesigningrequest.certificates.k8s.io/from-the-pod created\n"),
         "{log}"
@@ -513,4 +518,46 @@ fn privileged_and_seccomp_profiles() {
         let log = c.ok(&["logs", name]);
         assert_eq!(log.lines().last(), Some(want), "{name}: {log}");
     }
+}
+
+/// PIDPressure from the `pid.available` signal: a threshold the node always crosses
+/// (`pid.available<100%`) sets the condition as upstream words it, the node lifecycle
+/// controller taints the node, and a pod that tolerates the taint is evicted for pids.
+#[test]
+fn pid_pressure_from_the_pid_available_signal() {
+    let mut host = host_with_registry();
+    let c = host.cluster(&["--eviction-hard", "pid.available<100%"]);
+    apply(
+        &c,
+        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: victim}}\nspec:\n  tolerations: [{{key: node.kubernetes.io/pid-pressure, operator: Exists}}]\n  containers:\n  - name: c\n    image: {IMAGE}\n    command: [sleep, '3600']\n"),
+    );
+    wait_phase(&c, "victim", "Failed");
+    assert_eq!(jp(&c, "pod/victim", "{.status.reason}"), "Evicted");
+    let msg = jp(&c, "pod/victim", "{.status.message}");
+    assert!(
+        msg.starts_with(
+            "The node was low on resource: pids. Threshold quantity: 100%, available: "
+        ),
+        "{msg}"
+    );
+    let cond = |t: &str| {
+        jp(
+            &c,
+            "node/test-node",
+            &format!("{{.status.conditions[?(@.type==\"{t}\")].status}} {{.status.conditions[?(@.type==\"{t}\")].reason}} {{.status.conditions[?(@.type==\"{t}\")].message}}"),
+        )
+    };
+    assert_eq!(
+        cond("PIDPressure"),
+        "True KubeletHasInsufficientPID kubelet has insufficient PID available"
+    );
+    assert_eq!(
+        cond("MemoryPressure"),
+        "False KubeletHasSufficientMemory kubelet has sufficient memory available"
+    );
+    wait_for_within("the pid-pressure taint", Duration::from_secs(30), || {
+        jp(&c, "node/test-node", "{.spec.taints[*].key}")
+            .contains("node.kubernetes.io/pid-pressure")
+            .then_some(())
+    });
 }
