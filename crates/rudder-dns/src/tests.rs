@@ -766,3 +766,38 @@ async fn node_names_as_k3s_node_hosts() {
     let m = ask(&h, "node-a.", RecordType::A).await;
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
 }
+
+#[tokio::test]
+async fn dual_stack_service() {
+    let index = cluster();
+    index.apply_service(&svc(
+        "default",
+        "dual",
+        json!({"clusterIP": "10.43.0.30", "clusterIPs": ["10.43.0.30", "fd00:43::30"],
+               "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}),
+    ));
+    let h = handler_with(index, vec![]);
+    let m = ask(&h, "dual.default.svc.cluster.local.", RecordType::A).await;
+    assert_eq!(ips(&m), vec![ip("10.43.0.30")]);
+    let m = ask(&h, "dual.default.svc.cluster.local.", RecordType::AAAA).await;
+    assert_eq!(ips(&m), vec![ip("fd00:43::30")]);
+    // One SRV per (target, port); the weight counts both addresses, as CoreDNS's does.
+    let m = ask(
+        &h,
+        "_http._tcp.dual.default.svc.cluster.local.",
+        RecordType::SRV,
+    )
+    .await;
+    assert_eq!(
+        srvs(&m),
+        vec![(0, 50, 80, "dual.default.svc.cluster.local.".into())]
+    );
+    assert_eq!(m.additionals.len(), 2, "{m:?}");
+    let m = ask(
+        &h,
+        "0.3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.3.4.0.0.0.0.d.f.ip6.arpa.",
+        RecordType::PTR,
+    )
+    .await;
+    assert_eq!(ptrs(&m), vec!["dual.default.svc.cluster.local."]);
+}
