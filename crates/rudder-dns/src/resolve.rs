@@ -305,7 +305,11 @@ impl Resolver {
 
     /// The labels of `qname` left of the cluster zone, lowercased.
     fn labels(&self, qname: &Name) -> Vec<String> {
-        let n = qname.num_labels().saturating_sub(self.zone.num_labels()) as usize;
+        // `num_labels` does not count a leading `*`; every label counts here.
+        let n = qname
+            .iter()
+            .count()
+            .saturating_sub(self.zone.iter().count());
         qname
             .iter()
             .take(n)

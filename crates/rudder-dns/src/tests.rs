@@ -801,3 +801,15 @@ async fn dual_stack_service() {
     .await;
     assert_eq!(ptrs(&m), vec!["dual.default.svc.cluster.local."]);
 }
+
+#[tokio::test]
+async fn wildcard_labels_are_plain_names() {
+    // CoreDNS dropped wildcard queries (1.9): `*` is a name that matches nothing.
+    let h = handler();
+    for name in [
+        "*.default.svc.cluster.local.",
+        "*.web.default.svc.cluster.local.",
+    ] {
+        assert_negative(&ask(&h, name, RecordType::A).await, ResponseCode::NXDomain);
+    }
+}
