@@ -129,6 +129,11 @@ pub fn working_set(cgroup_dir: &Path) -> Option<i64> {
     Some((usage - inactive).max(0))
 }
 
+/// The tasks in a v1 pids cgroup and its descendants.
+pub fn process_count(cgroup_dir: &Path) -> Option<i64> {
+    Some(read_u64(&cgroup_dir.join("pids.current"))? as i64)
+}
+
 /// Reads every signal (blocking: run off the async threads).
 pub fn observe(memory_capacity: i64, nodefs: &Path, imagefs: &Path) -> Vec<(Signal, Observation)> {
     let mut out = Vec::new();
@@ -379,6 +384,27 @@ mod tests {
         assert!(!crossed(&t[0], (200 << 20, 1 << 30)));
         assert!(crossed(&t[1], (5, 100)));
         assert!(!crossed(&t[1], (50, 100)));
+    }
+
+    #[test]
+    fn pid_pressure_ranks_by_priority_then_processes() {
+        // Process counts with no request, as evict_one builds them for pid.available.
+        let c = |uid: &str, priority, procs| Candidate {
+            uid: uid.into(),
+            priority,
+            usage: procs,
+            request: 0,
+        };
+        let ranked = rank(vec![
+            c("high-prio-many", 1000, 500),
+            c("low-prio-few", 0, 2),
+            c("low-prio-many", 0, 40),
+        ]);
+        let order: Vec<&str> = ranked.iter().map(|c| c.uid.as_str()).collect();
+        assert_eq!(order, ["low-prio-many", "low-prio-few", "high-prio-many"]);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pids.current"), "7\n").unwrap();
+        assert_eq!(process_count(dir.path()), Some(7));
     }
 
     #[test]

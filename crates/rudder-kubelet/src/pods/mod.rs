@@ -193,15 +193,30 @@ impl PodManager {
                 .as_ref()
                 .map(status::qos_class)
                 .unwrap_or("BestEffort");
-            let cg = std::path::Path::new("/sys/fs/cgroup/memory").join(
-                runtime::cgroup_parent(&self.cfg.cgroup_root, qos, &uid).trim_start_matches('/'),
-            );
-            let usage = crate::eviction::working_set(&cg).unwrap_or(0);
+            let parent = runtime::cgroup_parent(&self.cfg.cgroup_root, qos, &uid);
+            let cgroup = |controller: &str| {
+                std::path::Path::new("/sys/fs/cgroup")
+                    .join(controller)
+                    .join(parent.trim_start_matches('/'))
+            };
+            // Under PID pressure upstream ranks by priority, then by process count
+            // (`rankPIDPressure`): the count with no request ranks every busy pod as over.
+            let (usage, request) = if t.signal == crate::eviction::Signal::PidAvailable {
+                (
+                    crate::eviction::process_count(&cgroup("pids")).unwrap_or(0),
+                    0,
+                )
+            } else {
+                (
+                    crate::eviction::working_set(&cgroup("memory")).unwrap_or(0),
+                    crate::eviction::memory_request(p),
+                )
+            };
             candidates.push(crate::eviction::Candidate {
                 uid,
                 priority,
                 usage,
-                request: crate::eviction::memory_request(p),
+                request,
             });
         }
         let Some(victim) = crate::eviction::rank(candidates).into_iter().next() else {
