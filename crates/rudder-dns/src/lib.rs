@@ -50,6 +50,9 @@ pub struct DnsConfig {
     pub upstreams: Vec<SocketAddr>,
     /// The `kube-dns` Service and EndpointSlice to keep, if any.
     pub service: Option<KubeDnsService>,
+    /// Networks whose clients may have outside names resolved besides loopback, this server's
+    /// addresses and the nodes' (`--cluster-cidr`); `None`: anyone.
+    pub recursion_clients: Option<Vec<(IpAddr, u8)>>,
 }
 
 /// Binds the sockets, then serves (watches, the kube-dns objects, metrics) until `shutdown`
@@ -82,12 +85,16 @@ pub async fn start(
         .copied()
         .collect();
     let index = Arc::new(Index::new());
-    let resolver = Arc::new(Resolver::new(
+    let mut resolver = Resolver::new(
         &cfg.cluster_domain,
         index.clone(),
         Forwarder::new(upstreams.clone()),
         local_ips,
-    ));
+    );
+    if let Some(nets) = cfg.recursion_clients.clone() {
+        resolver = resolver.restrict_recursion(nets);
+    }
+    let resolver = Arc::new(resolver);
     let handler = DnsHandler {
         resolver,
         metrics: metrics.clone(),

@@ -154,6 +154,9 @@ pub struct Resolver {
     forwarder: Forwarder,
     /// Where this server listens (CoreDNS's `localIPs`), for the zone's NS records.
     local_ips: Vec<IpAddr>,
+    /// Who may have outside names resolved (BIND's allow-recursion): `None` is anyone. The
+    /// cluster's own names are answered to every client.
+    recursion: Option<Vec<(IpAddr, u8)>>,
     /// Rotates address records (k3s's Corefile: `loadbalance`).
     rotation: AtomicUsize,
 }
@@ -179,6 +182,7 @@ impl Resolver {
             index,
             forwarder,
             local_ips,
+            recursion: None,
             rotation: AtomicUsize::new(0),
         }
     }
@@ -192,7 +196,50 @@ impl Resolver {
     }
 
     /// The answer to one question.
+    /// Forwards outside names only for clients in `nets` (`(address, prefix length)`), on
+    /// loopback, at this server's addresses or at a node's InternalIP; other clients get REFUSED
+    /// for them. The server is reachable on the node's address, where CoreDNS (a pod behind a
+    /// cluster IP) never is, and must not be an open resolver there.
+    pub fn restrict_recursion(mut self, nets: Vec<(IpAddr, u8)>) -> Resolver {
+        self.recursion = Some(nets);
+        self
+    }
+
+    fn may_recurse(&self, client: IpAddr) -> bool {
+        let Some(nets) = &self.recursion else {
+            return true;
+        };
+        client.is_loopback()
+            || self.local_ips.contains(&client)
+            || nets.iter().any(|(net, len)| in_net(client, *net, *len))
+            || self
+                .index
+                .read(|st| st.node_hosts.values().any(|ips| ips.contains(&client)))
+    }
+
+    /// The answer to one question from `client`.
+    pub async fn resolve_for(
+        &self,
+        client: IpAddr,
+        qname: &Name,
+        qtype: RecordType,
+        qclass: DNSClass,
+    ) -> Answer {
+        self.answer(Some(client), qname, qtype, qclass).await
+    }
+
+    /// The answer to one question (from a client allowed everything).
     pub async fn resolve(&self, qname: &Name, qtype: RecordType, qclass: DNSClass) -> Answer {
+        self.answer(None, qname, qtype, qclass).await
+    }
+
+    async fn answer(
+        &self,
+        client: Option<IpAddr>,
+        qname: &Name,
+        qtype: RecordType,
+        qclass: DNSClass,
+    ) -> Answer {
         if self.zone.zone_of(qname) {
             let mut a = self.kubernetes(qname, qtype).await;
             self.rotate(&mut a.answers);
@@ -211,6 +258,9 @@ impl Resolver {
         }
         if let Some(a) = self.node_hosts(qname, qtype) {
             return a;
+        }
+        if client.is_some_and(|c| !self.may_recurse(c)) {
+            return Answer::empty(ResponseCode::Refused, Source::Forward);
         }
         self.forward(qname, qtype, qclass).await
     }
@@ -805,6 +855,38 @@ pub fn reverse_name(ip: IpAddr) -> String {
                 s.push_str(&format!("{:x}.{:x}.", b & 0xf, b >> 4));
             }
             s + "ip6.arpa."
+        }
+    }
+}
+
+/// Whether `ip` is inside `net/len` (same family only).
+fn in_net(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let len = u32::from(len.min(32));
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let len = u32::from(len.min(128));
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Parses `a.b.c.d/len` (or an address alone, a host route).
+pub fn parse_net(s: &str) -> Option<(IpAddr, u8)> {
+    match s.split_once('/') {
+        Some((ip, len)) => Some((ip.parse().ok()?, len.parse().ok()?)),
+        None => {
+            let ip: IpAddr = s.parse().ok()?;
+            Some((ip, if ip.is_ipv4() { 32 } else { 128 }))
         }
     }
 }

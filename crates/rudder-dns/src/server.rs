@@ -39,7 +39,12 @@ impl DnsHandler {
                 let q = info.query.original();
                 let a = self
                     .resolver
-                    .resolve(q.name(), q.query_type(), q.query_class())
+                    .resolve_for(
+                        request.src().ip(),
+                        q.name(),
+                        q.query_type(),
+                        q.query_class(),
+                    )
                     .await;
                 (a, q.query_type())
             }

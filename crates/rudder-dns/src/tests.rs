@@ -180,6 +180,16 @@ fn handler() -> DnsHandler {
 }
 
 async fn ask_with(h: &DnsHandler, name: &str, t: RecordType, edns: Option<u16>) -> Message {
+    ask_from(h, "10.42.0.50:5353", name, t, edns).await
+}
+
+async fn ask_from(
+    h: &DnsHandler,
+    src: &str,
+    name: &str,
+    t: RecordType,
+    edns: Option<u16>,
+) -> Message {
     let mut m = Message::new(4242, MessageType::Query, OpCode::Query);
     m.metadata.recursion_desired = true;
     m.add_query(Query::query(Name::from_ascii(name).unwrap(), t));
@@ -188,12 +198,8 @@ async fn ask_with(h: &DnsHandler, name: &str, t: RecordType, edns: Option<u16>) 
         e.set_max_payload(size);
         m.set_edns(e);
     }
-    let req = Request::from_bytes(
-        m.to_vec().unwrap(),
-        "10.42.0.50:5353".parse().unwrap(),
-        Protocol::Udp,
-    )
-    .unwrap();
+    let req =
+        Request::from_bytes(m.to_vec().unwrap(), src.parse().unwrap(), Protocol::Udp).unwrap();
     let cap = Capture {
         max: u16::MAX,
         out: Arc::default(),
@@ -812,4 +818,56 @@ async fn wildcard_labels_are_plain_names() {
     ] {
         assert_negative(&ask(&h, name, RecordType::A).await, ResponseCode::NXDomain);
     }
+}
+
+#[tokio::test]
+async fn outside_names_only_for_the_cluster() {
+    let (upstream, _) = fake_upstream().await;
+    let index = cluster();
+    let node: k8s_openapi::api::core::v1::Node = serde_json::from_value(json!({
+        "metadata": {"name": "node-b"},
+        "status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.20"}]},
+    }))
+    .unwrap();
+    index.replace_nodes(&[node]);
+    let h = DnsHandler {
+        resolver: Arc::new(
+            Resolver::new(
+                "cluster.local",
+                index,
+                Forwarder::new(vec![upstream]),
+                vec!["10.0.0.2".parse().unwrap()],
+            )
+            .restrict_recursion(vec![crate::resolve::parse_net("10.42.0.0/16").unwrap()]),
+        ),
+        metrics: Arc::new(DnsMetrics::default()),
+    };
+    for src in [
+        "10.42.3.4:999",
+        "127.0.0.1:999",
+        "10.0.0.2:999",
+        "192.0.2.20:999",
+    ] {
+        let m = ask_from(&h, src, "www.example.org.", RecordType::A, None).await;
+        assert_eq!(ips(&m), vec![ip("192.0.2.7")], "{src}");
+    }
+    let m = ask_from(
+        &h,
+        "192.0.2.99:999",
+        "www.example.org.",
+        RecordType::A,
+        None,
+    )
+    .await;
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    // The cluster's own names are answered to anyone.
+    let m = ask_from(
+        &h,
+        "192.0.2.99:999",
+        "web.default.svc.cluster.local.",
+        RecordType::A,
+        None,
+    )
+    .await;
+    assert_eq!(ips(&m), vec![ip("10.43.0.20")]);
 }

@@ -357,6 +357,7 @@ pub async fn start_in_process_dns(
     agent: &crate::agent::AgentFlags,
     ip: std::net::IpAddr,
     node_name: Option<String>,
+    cluster_cidr: &str,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let client = in_process_client(
@@ -378,6 +379,14 @@ pub async fn start_in_process_dns(
             node_name,
             metrics_port: rudder_dns::METRICS_PORT,
         }),
+        // Pods (and the nodes) may have outside names resolved; the rest of the network the
+        // node's address is on may not.
+        recursion_clients: Some(
+            cluster_cidr
+                .split(',')
+                .filter_map(|c| rudder_dns::resolve::parse_net(c.trim()))
+                .collect(),
+        ),
     };
     let metrics = Arc::new(rudder_dns::DnsMetrics::default());
     match rudder_dns::start(client, cfg, metrics, shutdown).await {

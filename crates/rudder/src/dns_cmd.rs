@@ -30,6 +30,7 @@ pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
         metrics: Some(args.metrics_address),
         upstreams: args.flags.upstreams(),
         service: None,
+        recursion_clients: None,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = rudder_dns::start(

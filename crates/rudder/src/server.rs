@@ -539,6 +539,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             &args.agent,
             ip,
             node_name,
+            &args.controller_flags.cluster_cidr,
             stopped(stop_rx.clone()),
         )
         .await
