@@ -561,3 +561,51 @@ fn pid_pressure_from_the_pid_available_signal() {
             .then_some(())
     });
 }
+
+/// Disk pressure reclaims node-level resources before pods, as upstream's eviction manager:
+/// an image no container uses goes (the built-in pause image stays).
+#[test]
+fn disk_pressure_removes_unused_images_first() {
+    let mut host = TestHost::new();
+    host.enter();
+    let c = host.cluster(&["--eviction-hard", "imagefs.available<100%"]);
+    let data = c.dir.path().join("data");
+    let rudder = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rudder"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "rudder {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let archive = support::node::test_images().join("busybox.tar");
+    assert_eq!(
+        rudder(&["image", "import", &archive.display().to_string()]),
+        "imported rudder.test/busybox:1\n"
+    );
+    wait_for_within("the unused image removed", Duration::from_secs(60), || {
+        (!rudder(&["image", "ls"]).contains("rudder.test/busybox ")).then_some(())
+    });
+    let ls = rudder(&["image", "ls"]);
+    assert!(ls.contains("rudder.dev/pause "), "{ls}");
+    // The eviction manager's reclaim, not the periodic image GC.
+    let log = c.server_log();
+    assert!(
+        log.contains("removed unused images under disk pressure"),
+        "{log}"
+    );
+    assert_eq!(
+        jp(
+            &c,
+            "node/test-node",
+            "{.status.conditions[?(@.type==\"DiskPressure\")].reason}"
+        ),
+        "KubeletHasDiskPressure"
+    );
+}
