@@ -278,6 +278,13 @@ pub fn descriptors() -> Vec<Descriptor> {
             enabled_by_default: true,
             start: crate::podgc::start,
         },
+        // k3s's ServiceLB addresses (`--disable=servicelb` turns it off in `rudder server`).
+        Descriptor {
+            name: "service-lb-controller",
+            aliases: &["servicelb"],
+            enabled_by_default: true,
+            start: crate::servicelb::start,
+        },
     ]
 }
 

@@ -37,7 +37,7 @@ impl Default for ProxyMetrics {
         ProxyMetrics {
             sync_duration: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
             last_sync: Gauge::default(),
-            programming_duration: Histogram::new(programming_buckets().into_iter()),
+            programming_duration: Histogram::new(programming_buckets()),
             sync_failures: Counter::default(),
             no_local_endpoints: Family::default(),
         }

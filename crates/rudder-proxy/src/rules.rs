@@ -302,9 +302,7 @@ fn setup(tx: &mut Tx, cfg: &RuleConfig, prev: &Previous) {
             &format!("ip daddr @{NODEPORT_IPS} meta l4proto . th dport vmap @{SERVICE_NODEPORTS}"),
         );
     }
-    for set in [CLUSTER_IPS] {
-        tx.line(format_args!("flush set ip {TABLE} {set}"));
-    }
+    tx.line(format_args!("flush set ip {TABLE} {CLUSTER_IPS}"));
     for map in [
         SERVICE_IPS,
         FIREWALL_IPS,
@@ -777,8 +775,10 @@ flush chain ip kube-proxy service-XXXXXXXX-ns9/gone/tcp/
             &endpoints,
             &Previous::default(),
         );
-        let mut cfg = RuleConfig::default();
-        cfg.nodeport_ips = vec!["127.0.0.1".parse().unwrap()];
+        let cfg = RuleConfig {
+            nodeport_ips: vec!["127.0.0.1".parse().unwrap()],
+            ..Default::default()
+        };
         let text = format!(
             "{}{}",
             first.text,

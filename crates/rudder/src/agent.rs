@@ -63,6 +63,9 @@ pub struct AgentFlags {
     /// run is removed.
     #[arg(long)]
     pub disable_network_policy: bool,
+    /// Run no service proxy on this node (k3s's flag).
+    #[arg(long)]
+    pub disable_kube_proxy: bool,
 }
 
 pub fn kubelet_config(
@@ -197,6 +200,13 @@ pub struct AgentArgs {
     pub data_dir: PathBuf,
     #[command(flatten)]
     pub flags: AgentFlags,
+    /// The cluster's pod range, which the service proxy tells pod traffic by (the server's
+    /// `--cluster-cidr`).
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+    /// The cluster's service range (the server's `--service-cidr`).
+    #[arg(long, default_value = "10.43.0.0/16")]
+    pub service_cidr: String,
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
@@ -224,6 +234,14 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let client = crate::components::kubeconfig_client(&kubeconfig).await?;
     let mut cfg = cfg;
     cfg.client_ca_pem = client_ca(&cfg.agent_dir, &kubeconfig);
+    if !args.flags.disable_kube_proxy {
+        // A remote agent has only its node's credentials: the proxy uses them.
+        crate::proxy_cmd::spawn(
+            client.clone(),
+            crate::proxy_cmd::config(&cfg.node_name, &args.cluster_cidr, &args.service_cidr),
+            Default::default(),
+        );
+    }
     let agent = start_agent(client, cfg, &args.flags).await?;
     eprintln!("Rudder agent is running.");
     crate::server::shutdown_signal().await;

@@ -7,6 +7,7 @@ mod controllers_cmd;
 mod dns_cmd;
 mod image_cmd;
 mod join;
+mod proxy_cmd;
 mod scheduler_cmd;
 mod secrets_encrypt;
 mod server;
@@ -35,6 +36,8 @@ enum Command {
     Scheduler(scheduler_cmd::SchedulerArgs),
     /// Run the controller manager standalone against a cluster (Rudder's or upstream's).
     ControllerManager(controllers_cmd::ControllerManagerArgs),
+    /// Run the service proxy standalone (kube-proxy's nftables mode) for a node.
+    Proxy(proxy_cmd::ProxyArgs),
     /// Run simulated nodes (hollow kubelets, no containers) against a cluster.
     Sim(sim_cmd::SimArgs),
     /// Run the cluster DNS standalone against a cluster (Rudder's or upstream's).
@@ -69,6 +72,7 @@ fn main() -> anyhow::Result<()> {
         Command::Agent(args) => runtime.block_on(agent::run(args)),
         Command::Scheduler(args) => runtime.block_on(scheduler_cmd::run(args)),
         Command::ControllerManager(args) => runtime.block_on(controllers_cmd::run(args)),
+        Command::Proxy(args) => runtime.block_on(proxy_cmd::run(args)),
         Command::Sim(args) => runtime.block_on(sim_cmd::run(args)),
         Command::Image(args) => runtime.block_on(image_cmd::run(args)),
         Command::SecretsEncrypt(args) => runtime.block_on(secrets_encrypt::run(args)),

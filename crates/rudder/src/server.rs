@@ -473,6 +473,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 
     rudder_controllers::manager::validate(&args.controllers)
         .map_err(|e| anyhow::anyhow!("--controllers: {e}"))?;
+    let mut controllers = args.controllers.clone();
+    if args.disable.iter().any(|d| d == "servicelb") {
+        controllers.push("-service-lb-controller".into());
+    }
     rudder_controllers::endpointslice::set_max_endpoints_per_slice(
         args.max_endpoints_per_slice.into(),
     );
@@ -494,7 +498,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         components.push(crate::components::start_in_process_controllers(
             &server,
             router.clone(),
-            args.controllers.clone(),
+            controllers,
             credentials,
             controller_options,
             stopped(stop_rx.clone()),
@@ -513,6 +517,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     } else {
         let mut cfg = crate::agent::kubelet_config(&args.agent, &data_dir)?;
         cfg.client_ca_pem = Some(pki.ca_pem().to_string());
+        if !args.agent.disable_kube_proxy {
+            let metrics = Arc::new(rudder_proxy::ProxyMetrics::default());
+            if let Ok(mut sources) = server.component_metrics.write() {
+                sources.push(crate::proxy_cmd::metrics_render(metrics.clone()));
+            }
+            crate::proxy_cmd::spawn(
+                crate::components::in_process_client(router.clone(), "system:kube-proxy", &[]),
+                crate::proxy_cmd::config(
+                    &cfg.node_name,
+                    &args.controller_flags.cluster_cidr,
+                    rudder_allocator::DEFAULT_SERVICE_CIDR,
+                ),
+                metrics,
+            );
+        }
         let user = format!("system:node:{}", cfg.node_name);
         let client = crate::components::in_process_client(router.clone(), &user, &["system:nodes"]);
         Some(crate::agent::start_agent(client, cfg, &args.agent).await.context(
