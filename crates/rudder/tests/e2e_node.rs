@@ -697,20 +697,7 @@ fn image_archives_in_the_images_dir_are_imported() {
     );
     // By hand: `rudder image import` and `rudder image ls` against the agent's containerd.
     let data = c.dir.path().join("data");
-    let rudder = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rudder"))
-            .args(args)
-            .arg("--data-dir")
-            .arg(&data)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "rudder {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let rudder = |args: &[&str]| support::node::rudder_cli(&data, args);
     let imported = rudder(&[
         "image",
         "import",

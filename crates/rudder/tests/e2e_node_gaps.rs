@@ -570,20 +570,7 @@ fn disk_pressure_removes_unused_images_first() {
     host.enter();
     let c = host.cluster(&["--eviction-hard", "imagefs.available<100%"]);
     let data = c.dir.path().join("data");
-    let rudder = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rudder"))
-            .args(args)
-            .arg("--data-dir")
-            .arg(&data)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "rudder {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let rudder = |args: &[&str]| support::node::rudder_cli(&data, args);
     let archive = support::node::test_images().join("busybox.tar");
     assert_eq!(
         rudder(&["image", "import", &archive.display().to_string()]),

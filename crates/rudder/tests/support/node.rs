@@ -37,6 +37,23 @@ pub fn wait_phase(c: &Cluster, pod: &str, want: &str) {
     );
 }
 
+/// `rudder ARGS --data-dir DATA` (the binary under test, e.g. `image ls`), which must succeed;
+/// its standard output.
+pub fn rudder_cli(data: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_rudder"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rudder {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A docker-registry process, killed when dropped.
 pub struct Registry(Child);
 
