@@ -6,6 +6,7 @@ mod controllers;
 mod dns;
 mod netpol;
 mod pods;
+mod proxy;
 mod scheduler;
 mod sim;
 mod store;
@@ -35,6 +36,9 @@ pub enum BenchCommand {
     /// The cluster DNS server on one core: queries/s and latency, with a Rust UDP client and
     /// dnsperf.
     Dns(dns::DnsBenchArgs),
+    /// The service proxy's sync latency (endpoint change → rules live) at 1,000 and 10,000
+    /// services.
+    Proxy(proxy::ProxyBenchArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -48,6 +52,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Pods(args) => pods::run(args).await,
         BenchCommand::Netpol(args) => netpol::run(args).await,
         BenchCommand::Dns(args) => dns::run(args).await,
+        BenchCommand::Proxy(args) => proxy::run(args).await,
     }
 }
 

@@ -72,7 +72,7 @@ fn objects(a: &NetpolBenchArgs) -> anyhow::Result<(Vec<NetworkPolicy>, Vec<Pod>,
     Ok((policies, pods, namespaces))
 }
 
-async fn nft_in(netns: &str, script: &str) -> anyhow::Result<()> {
+pub(crate) async fn nft_in(netns: &str, script: &str) -> anyhow::Result<()> {
     use tokio::io::AsyncWriteExt;
     let mut child = tokio::process::Command::new("ip")
         .args(["netns", "exec", netns, "nft", "-f", "-"])
