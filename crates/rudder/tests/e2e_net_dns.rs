@@ -452,3 +452,37 @@ fn disable_coredns_runs_no_dns() {
     assert_ne!(r.code, 0, "{}", r.stdout);
     assert!(r.stderr.contains("NotFound"), "{}", r.stderr);
 }
+
+/// What pods do by default: their resolv.conf names kube-dns's cluster IP (10.43.0.10), which
+/// the service proxy sends to this server.
+#[test]
+fn pods_resolve_through_the_kube_dns_cluster_ip() {
+    let mut host = TestHost::new();
+    host.enter();
+    host.start_registry();
+    let upstream = fake_upstream();
+    let c = host.cluster(&["--dns-upstream", &upstream]);
+    apply(&c, &workloads());
+    c.ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+    let web_ip = jp(&c, "svc/web", "{.spec.clusterIP}");
+    c.wait_until("the client pod runs", "pods", || {
+        jp(&c, "pod/client", "{.status.phase}") == "Running"
+    });
+    let resolv = c.ok(&["exec", "client", "--", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("nameserver 10.43.0.10"), "{resolv}");
+    let lookup = |name: &str| {
+        let r = c.kubectl(&["exec", "client", "--", "nslookup", name]);
+        format!("{}{}", r.stdout, r.stderr)
+    };
+    let out = wait_for_within(
+        "nslookup through 10.43.0.10",
+        Duration::from_secs(60),
+        || {
+            let out = lookup("web.default.svc.cluster.local");
+            out.contains(&format!("Address: {web_ip}")).then_some(out)
+        },
+    );
+    assert!(out.contains("10.43.0.10"), "{out}");
+    let out = lookup("www.example.org");
+    assert!(out.contains("192.0.2.7"), "{out}");
+}
