@@ -192,7 +192,12 @@ async fn sync(
     ports.sort_by(|a, b| a.key.cmp(&b.key));
     let all_slices = slices.state();
     let endpoints = model::endpoints_by_port(all_slices.iter().map(|s| s.as_ref()), &cfg.node_name);
-    let rs = rules::render(&cfg.rules, &ports, &endpoints, &state.prev);
+    // Changed services only, as upstream's partial syncs; the periodic resync rewrites all.
+    let mut prev = state.prev.clone();
+    if periodic {
+        prev.signatures.clear();
+    }
+    let rs = rules::render(&cfg.rules, &ports, &endpoints, &prev);
     let same = rs.text == state.last_text && state.prev.initialized;
     if !same || periodic {
         if let Err(e) = nft::apply(&rs.text).await {
@@ -232,6 +237,7 @@ async fn sync(
     state.prev = rules::Previous {
         chains: rs.chains,
         affinity_sets: rs.affinity_sets,
+        signatures: rs.signatures,
         initialized: true,
     };
     state.last_text = rs.text;

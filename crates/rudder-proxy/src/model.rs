@@ -34,7 +34,7 @@ impl PortKey {
 }
 
 /// One port of a service, as upstream's `BaseServicePortInfo`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ServicePort {
     pub key: PortKey,
     pub cluster_ip: Ipv4Addr,

@@ -92,6 +92,9 @@ pub struct Previous {
     pub chains: BTreeSet<String>,
     /// Affinity sets that exist, with their timeouts.
     pub affinity_sets: BTreeMap<String, u32>,
+    /// What each service port's chains were rendered from (a hash): ports whose signature is
+    /// unchanged keep their chains as they are. Empty for a full sync.
+    pub signatures: BTreeMap<PortKey, u64>,
     /// False before the first transaction: base chains are then deleted and recreated so that
     /// a table left by another version cannot make the transaction fail.
     pub initialized: bool,
@@ -107,6 +110,7 @@ pub struct Ruleset {
     /// at them).
     pub stale_chains: BTreeSet<String>,
     pub affinity_sets: BTreeMap<String, u32>,
+    pub signatures: BTreeMap<PortKey, u64>,
     /// Service ports with no local endpoints for internal / external traffic.
     pub no_local_internal: usize,
     pub no_local_external: usize,
@@ -154,13 +158,20 @@ pub fn endpoint_chain_base(key: &PortKey, ep: &Endpoint) -> String {
 
 struct Tx {
     out: String,
+    /// Map and set elements, written after every chain they may point at.
+    elements: String,
     created: BTreeSet<String>,
+    /// False while skipping an unchanged service's chains (upstream's partial sync: they are
+    /// in the kernel already; only their names are noted as active).
+    emit: bool,
 }
 
 impl Tx {
     fn line(&mut self, s: std::fmt::Arguments<'_>) {
-        let _ = self.out.write_fmt(s);
-        self.out.push('\n');
+        if self.emit {
+            let _ = self.out.write_fmt(s);
+            self.out.push('\n');
+        }
     }
 
     fn rule(&mut self, chain: &str, rule: &str) {
@@ -180,9 +191,10 @@ impl Tx {
             .map(|c| format!(" comment \"{c}\""))
             .unwrap_or_default();
         let value = value.map(|v| format!(" : {v}")).unwrap_or_default();
-        self.line(format_args!(
+        let _ = writeln!(
+            self.elements,
             "add element ip {TABLE} {map} {{ {key}{comment}{value} }}"
-        ));
+        );
     }
 }
 
@@ -324,7 +336,9 @@ pub fn render(
 ) -> Ruleset {
     let mut tx = Tx {
         out: String::with_capacity(256 + ports.len() * 600),
+        elements: String::with_capacity(ports.len() * 120),
         created: BTreeSet::new(),
+        emit: true,
     };
     setup(&mut tx, cfg, prev);
     let fixed: BTreeSet<String> = std::mem::take(&mut tx.created);
@@ -341,6 +355,14 @@ pub fn render(
         let external_chain = format!("external-{base}");
         let firewall_chain = format!("firewall-{base}");
         let eps = endpoints.get(key).unwrap_or(&empty);
+        let signature = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (svc, eps).hash(&mut h);
+            h.finish()
+        };
+        tx.emit = !prev.initialized || prev.signatures.get(key) != Some(&signature);
+        rs.signatures.insert(key.clone(), signature);
         let cat = categorize(eps, svc);
         let ep_chain = |ep: &Endpoint| format!("endpoint-{}", endpoint_chain_base(key, ep));
         let affinity_set = |ep: &Endpoint| format!("affinity-{}", endpoint_chain_base(key, ep));
@@ -564,9 +586,12 @@ pub fn render(
             );
         }
     }
+    tx.emit = true;
     for ip in &cluster_ips {
         tx.element(CLUSTER_IPS, &ip.to_string(), None, None);
     }
+    let elements = std::mem::take(&mut tx.elements);
+    tx.out.push_str(&elements);
     let active: BTreeSet<String> = tx.created.difference(&fixed).cloned().collect();
     for chain in prev.chains.difference(&active) {
         tx.line(format_args!("flush chain ip {TABLE} {chain}"));
@@ -719,14 +744,14 @@ add chain ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80
 flush chain ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80
 add chain ip kube-proxy external-ULMVA6XW-ns1/svc1/tcp/p80
 flush chain ip kube-proxy external-ULMVA6XW-ns1/svc1/tcp/p80
-add element ip kube-proxy service-ips { 172.30.0.41 . tcp . 80 : goto service-ULMVA6XW-ns1/svc1/tcp/p80 }
-add element ip kube-proxy service-nodeports { tcp . 3001 : goto external-ULMVA6XW-ns1/svc1/tcp/p80 }
 add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 ip daddr 172.30.0.41 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
 add rule ip kube-proxy external-ULMVA6XW-ns1/svc1/tcp/p80 jump mark-for-masquerade
 add rule ip kube-proxy external-ULMVA6XW-ns1/svc1/tcp/p80 goto service-ULMVA6XW-ns1/svc1/tcp/p80
 add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 numgen random mod 1 vmap { 0 : goto endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 }
 add rule ip kube-proxy endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 ip saddr 10.180.0.1 jump mark-for-masquerade
 add rule ip kube-proxy endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 meta l4proto tcp dnat to 10.180.0.1:80
+add element ip kube-proxy service-ips { 172.30.0.41 . tcp . 80 : goto service-ULMVA6XW-ns1/svc1/tcp/p80 }
+add element ip kube-proxy service-nodeports { tcp . 3001 : goto external-ULMVA6XW-ns1/svc1/tcp/p80 }
 add element ip kube-proxy no-endpoint-services { 172.30.0.42 . tcp . 80 comment \"ns2/svc2\" : goto reject-chain }
 add element ip kube-proxy cluster-ips { 172.30.0.41 }
 add element ip kube-proxy cluster-ips { 172.30.0.42 }
@@ -734,6 +759,27 @@ flush chain ip kube-proxy service-XXXXXXXX-ns9/gone/tcp/
 "
         );
         assert!(rs.stale_chains.contains("service-XXXXXXXX-ns9/gone/tcp/"));
+        // A partial sync: nothing changed, so no service chain is rewritten, but the maps
+        // (flushed by the setup) get every element again.
+        let again = render(
+            &cfg,
+            &ports,
+            &endpoints,
+            &Previous {
+                initialized: true,
+                chains: rs.chains.clone(),
+                signatures: rs.signatures.clone(),
+                ..Default::default()
+            },
+        );
+        assert!(!again
+            .text
+            .contains("add chain ip kube-proxy service-ULMVA6XW"));
+        assert!(!again.text.contains("dnat to"));
+        assert!(again.text.contains(
+            "add element ip kube-proxy service-ips { 172.30.0.41 . tcp . 80 : goto service-ULMVA6XW-ns1/svc1/tcp/p80 }"
+        ));
+        assert_eq!(again.chains, rs.chains);
         assert_eq!(rs.chains.len(), 3);
         // The fixed part: base chains, jumps, masquerading, the maps.
         for line in [

@@ -99,6 +99,7 @@ pub async fn run(a: ProxyBenchArgs) -> anyhow::Result<()> {
             let mut prev = Previous {
                 chains: rs.chains,
                 affinity_sets: rs.affinity_sets,
+                signatures: rs.signatures,
                 initialized: true,
             };
             let (mut total, mut rendering) = (Vec::new(), Vec::new());
@@ -114,6 +115,7 @@ pub async fn run(a: ProxyBenchArgs) -> anyhow::Result<()> {
                 super::netpol::nft_in(&netns, &rs.text).await?;
                 total.push(t.elapsed());
                 prev.chains = rs.chains;
+                prev.signatures = rs.signatures;
             }
             anyhow::Ok((first, lines, total, rendering))
         }
