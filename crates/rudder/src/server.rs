@@ -24,6 +24,10 @@ pub struct ServerArgs {
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0")]
     pub bind_address: IpAddr,
+    /// The address the `kubernetes` service points at (default: the bind address, or the
+    /// node's address when listening on all of them).
+    #[arg(long)]
+    pub advertise_address: Option<IpAddr>,
     /// etcd endpoints (comma-separated `http(s)://host:port`) instead of the embedded store.
     #[arg(long, env = "RUDDER_DATASTORE_ENDPOINT")]
     pub datastore_endpoint: Option<String>,
@@ -241,9 +245,15 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
             registry: registry.clone(),
         }),
     ));
-    let advertise = match args.bind_address {
-        ip if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
-        ip => ip,
+    // The `kubernetes` service's endpoint: it must be reachable from every pod on every
+    // node, so when listening on all addresses it is the node's address (k3s: the node IP).
+    let advertise = match (args.advertise_address, args.bind_address) {
+        (Some(ip), _) => ip,
+        (None, ip) if ip.is_unspecified() => args
+            .agent
+            .node_ip
+            .unwrap_or_else(rudder_kubelet::config::default_node_ip),
+        (None, ip) => ip,
     };
     let advertise_address = SocketAddr::new(advertise, args.https_listen_port).to_string();
     let (service_accounts, service_account_key_pem) = service_account_tokens(
