@@ -1,14 +1,17 @@
 //! The pod network on one node: a CNI conflist for the standard plugins (bridge + host-local
 //! IPAM on the node's podCIDR + portmap for hostPorts), written where containerd's CRI
-//! plugin reads it.
+//! plugin reads it. The bridge does not masquerade: it would rewrite the source of traffic
+//! between pods on different nodes too; the pod network (rudder-flannel) masquerades only what
+//! leaves the cluster CIDR, as Flannel does.
 
 use std::path::Path;
 
 pub const CONFLIST: &str = "10-rudder.conflist";
 
-/// The conflist for a podCIDR (the bridge is the pods' gateway at the range's first address).
-pub fn conflist(ipam_dir: &Path, pod_cidr: &str) -> serde_json::Value {
-    serde_json::json!({
+/// The conflist for a podCIDR (the bridge is the pods' gateway at the range's first address),
+/// with the pod network's MTU when it has one (vxlan: the interface's less the encapsulation).
+pub fn conflist(ipam_dir: &Path, pod_cidr: &str, mtu: Option<u32>) -> serde_json::Value {
+    let mut v = serde_json::json!({
         "cniVersion": "1.0.0",
         "name": "rudder-pods",
         "plugins": [
@@ -16,7 +19,7 @@ pub fn conflist(ipam_dir: &Path, pod_cidr: &str) -> serde_json::Value {
                 "type": "bridge",
                 "bridge": "cni0",
                 "isGateway": true,
-                "ipMasq": true,
+                "ipMasq": false,
                 "hairpinMode": true,
                 "ipam": {
                     "type": "host-local",
@@ -27,16 +30,30 @@ pub fn conflist(ipam_dir: &Path, pod_cidr: &str) -> serde_json::Value {
             },
             {"type": "portmap", "capabilities": {"portMappings": true}},
         ],
-    })
+    });
+    if let Some(mtu) = mtu {
+        v["plugins"][0]["mtu"] = mtu.into();
+    }
+    v
 }
 
 /// Writes the conflist in place (containerd 1.6 reloads on writes but ignores files renamed
 /// into the directory); unchanged content is not rewritten.
 pub fn write_conflist(conf_dir: &Path, ipam_dir: &Path, pod_cidr: &str) -> std::io::Result<()> {
+    write_conflist_mtu(conf_dir, ipam_dir, pod_cidr, None)
+}
+
+/// [`write_conflist`] with the bridge's MTU.
+pub fn write_conflist_mtu(
+    conf_dir: &Path,
+    ipam_dir: &Path,
+    pod_cidr: &str,
+    mtu: Option<u32>,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(conf_dir)?;
     std::fs::create_dir_all(ipam_dir)?;
-    let body =
-        serde_json::to_vec_pretty(&conflist(ipam_dir, pod_cidr)).map_err(std::io::Error::other)?;
+    let body = serde_json::to_vec_pretty(&conflist(ipam_dir, pod_cidr, mtu))
+        .map_err(std::io::Error::other)?;
     let path = conf_dir.join(CONFLIST);
     if std::fs::read(&path).ok().as_deref() == Some(body.as_slice()) {
         return Ok(());
@@ -62,6 +79,10 @@ mod tests {
             "10.42.3.0/24"
         );
         assert_eq!(v["plugins"][1]["capabilities"]["portMappings"], true);
+        assert_eq!(v["plugins"][0]["ipMasq"], false);
+        assert!(v["plugins"][0].get("mtu").is_none());
+        let with_mtu = conflist(&ipam, "10.42.3.0/24", Some(1450));
+        assert_eq!(with_mtu["plugins"][0]["mtu"], 1450);
         let before = std::fs::metadata(conf.join(CONFLIST))
             .unwrap()
             .modified()

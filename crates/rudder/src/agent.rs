@@ -66,6 +66,36 @@ pub struct AgentFlags {
     /// Run no service proxy on this node (k3s's flag).
     #[arg(long)]
     pub disable_kube_proxy: bool,
+    /// The pod network's backend between nodes: `vxlan`, `host-gw`, or `none` (bring your own
+    /// CNI plugin: no CNI config is written).
+    #[arg(long, default_value = "vxlan")]
+    pub flannel_backend: rudder_flannel::Backend,
+    /// The interface node-to-node pod traffic uses (default: the node IP's).
+    #[arg(long)]
+    pub flannel_iface: Option<String>,
+}
+
+impl AgentFlags {
+    /// The pod network's settings, for a cluster whose pods are in `cluster_cidr`.
+    pub fn flannel_config(
+        &self,
+        kubelet: &rudder_kubelet::KubeletConfig,
+        cluster_cidr: &str,
+    ) -> anyhow::Result<rudder_flannel::Config> {
+        let public_ip = match kubelet.node_ip {
+            IpAddr::V4(ip) => ip,
+            IpAddr::V6(ip) => anyhow::bail!("the pod network needs an IPv4 node IP, not {ip}"),
+        };
+        Ok(rudder_flannel::Config {
+            node_name: kubelet.node_name.clone(),
+            backend: self.flannel_backend,
+            iface: self.flannel_iface.clone(),
+            public_ip,
+            cluster_cidr: cluster_cidr
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--cluster-cidr {cluster_cidr}: {e}"))?,
+        })
+    }
 }
 
 pub fn kubelet_config(
@@ -125,11 +155,13 @@ pub struct RunningAgent {
     pub containerd: Option<rudder_kubelet::containerd::Containerd>,
 }
 
-/// Starts the runtime (our own containerd unless an endpoint is given) and the kubelet.
+/// Starts the runtime (our own containerd unless an endpoint is given), the pod network and the
+/// kubelet.
 pub async fn start_agent(
     client: kube::Client,
     cfg: rudder_kubelet::KubeletConfig,
     flags: &AgentFlags,
+    flannel: rudder_flannel::Config,
 ) -> anyhow::Result<RunningAgent> {
     let (socket, containerd) = match &cfg.runtime_endpoint {
         Some(ep) => (rudder_kubelet::cri::socket_path(ep)?, None),
@@ -154,8 +186,16 @@ pub async fn start_agent(
     let cri = rudder_kubelet::cri::Cri::connect(&socket)?;
     let conf_dir = cfg.agent_dir.join("etc").join("cni").join("net.d");
     let ipam_dir = cfg.agent_dir.join("cni").join("ipam");
-    let hook: rudder_kubelet::PodCidrHook =
-        Box::new(move |cidr: &str| rudder_kubelet::cni::write_conflist(&conf_dir, &ipam_dir, cidr));
+    // The pod network's devices first: the CNI config carries its MTU.
+    let network = rudder_flannel::start(client.clone(), flannel)
+        .await
+        .context("starting the pod network (flannel)")?;
+    let hook: rudder_kubelet::PodCidrHook = Box::new(move |cidr: &str| {
+        if !network.writes_cni {
+            return Ok(());
+        }
+        rudder_kubelet::cni::write_conflist_mtu(&conf_dir, &ipam_dir, cidr, network.mtu)
+    });
     // NetworkPolicy enforcement for this node's pods, with the node's credentials (as k3s
     // runs kube-router's policy controller).
     if flags.disable_network_policy {
@@ -200,8 +240,8 @@ pub struct AgentArgs {
     pub data_dir: PathBuf,
     #[command(flatten)]
     pub flags: AgentFlags,
-    /// The cluster's pod range, which the service proxy tells pod traffic by (the server's
-    /// `--cluster-cidr`).
+    /// The cluster's pod range (the server's `--cluster-cidr`): the service proxy tells pod
+    /// traffic by it, and the pod network masquerades what leaves it.
     #[arg(long, default_value = "10.42.0.0/16")]
     pub cluster_cidr: String,
     /// The cluster's service range (the server's `--service-cidr`).
@@ -242,7 +282,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             Default::default(),
         );
     }
-    let agent = start_agent(client, cfg, &args.flags).await?;
+    let flannel = args.flags.flannel_config(&cfg, &args.cluster_cidr)?;
+    let agent = start_agent(client, cfg, &args.flags, flannel).await?;
     eprintln!("Rudder agent is running.");
     crate::server::shutdown_signal().await;
     if let Some(c) = agent.containerd {

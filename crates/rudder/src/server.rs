@@ -544,7 +544,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
         let user = format!("system:node:{}", cfg.node_name);
         let client = crate::components::in_process_client(router.clone(), &user, &["system:nodes"]);
-        Some(crate::agent::start_agent(client, cfg, &args.agent).await.context(
+        let flannel = args
+            .agent
+            .flannel_config(&cfg, &args.controller_flags.cluster_cidr)?;
+        Some(crate::agent::start_agent(client, cfg, &args.agent, flannel).await.context(
             "starting this server's node agent (pass --disable-agent for a control-plane-only server)",
         )?)
     };

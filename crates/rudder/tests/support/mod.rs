@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod multinode;
 pub mod node;
 
 use std::path::PathBuf;

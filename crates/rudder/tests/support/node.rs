@@ -112,7 +112,7 @@ pub fn spawn_registry(
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-fn run(cmd: &mut Command) -> String {
+pub fn run(cmd: &mut Command) -> String {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
@@ -125,7 +125,7 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn ip(args: &[&str]) {
+pub fn ip(args: &[&str]) {
     run(Command::new("ip").args(args));
 }
 
@@ -198,11 +198,7 @@ impl TestHost {
     /// Moves the calling thread into the host's network namespace: processes it starts from
     /// now on are inside (mounts stay shared, which containerd needs).
     pub fn enter(&self) {
-        let f = std::fs::File::open(format!("/run/netns/{}", self.ns)).unwrap();
-        use std::os::fd::AsRawFd;
-        // SAFETY: a valid namespace fd; only this thread's network namespace changes.
-        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        enter_netns(&self.ns);
     }
 
     /// Runs a command in the peer namespace ("another machine").
@@ -284,6 +280,15 @@ impl TestHost {
     }
 }
 
+/// Moves the calling thread into a named network namespace (`/run/netns/<ns>`).
+pub fn enter_netns(ns: &str) {
+    let f = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid namespace fd; only this thread's network namespace changes.
+    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+}
+
 /// What containerd 1.6 keeps outside its root and state for pods it never stopped (their
 /// processes were killed): the shims' sockets in `/run/containerd/s` (named in each task
 /// bundle's `address` file) and libcni's cached results in `/var/lib/cni/results` (which name
@@ -356,53 +361,74 @@ fn rmdir_tree(dir: &Path) {
 impl Drop for TestHost {
     fn drop(&mut self) {
         drop(self.registry.take());
-        // Everything in the namespace (server, containerd, shims), then the pods' processes
-        // (in their own namespaces, found through this host's cgroups).
-        for ns in [&self.ns, &self.peer] {
-            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
-                for p in String::from_utf8_lossy(&out.stdout)
-                    .split_whitespace()
-                    .filter_map(|p| p.parse::<i32>().ok())
-                {
-                    // SAFETY: processes inside this test's own network namespace.
-                    unsafe { libc::kill(p, libc::SIGKILL) };
-                }
-            }
-        }
-        let controllers: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
-            .map(|rd| rd.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        for c in &controllers {
-            kill_cgroup_tree(&c.join(self.cgroup_root.trim_start_matches('/')));
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        // Mounts left under the data dir (overlay rootfs, netns files, tmpfs emptyDirs).
-        let prefixes: Vec<String> = std::iter::once(self.dir.path().to_path_buf())
+        let prefixes: Vec<PathBuf> = std::iter::once(self.dir.path().to_path_buf())
             .chain(self.cluster_dirs.iter().cloned())
-            .map(|p| p.display().to_string())
             .collect();
-        remove_runtime_leftovers(&prefixes);
-        if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
-            let mut targets: Vec<&str> = mi
-                .lines()
-                .filter_map(|l| l.split_whitespace().nth(4))
-                .filter(|t| prefixes.iter().any(|p| t.starts_with(p.as_str())))
-                .collect();
-            targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
-            for t in targets {
-                let _ = Command::new("umount").args(["-l", t]).status();
+        teardown(
+            &[self.ns.clone(), self.peer.clone()],
+            std::slice::from_ref(&self.cgroup_root),
+            &prefixes,
+            &self.cluster_dirs,
+        );
+    }
+}
+
+/// Removes what node tests leave: every process in `namespaces` (servers, agents, containerd,
+/// shims), the pods' processes (in their own namespaces, found through `cgroup_roots`), mounts
+/// and runtime files under `data_prefixes` (overlay rootfs, netns files, tmpfs emptyDirs), the
+/// cgroups, the `remove` directories and the namespaces themselves.
+pub fn teardown(
+    namespaces: &[String],
+    cgroup_roots: &[String],
+    data_prefixes: &[PathBuf],
+    remove: &[PathBuf],
+) {
+    for ns in namespaces {
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+            for p in String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+            {
+                // SAFETY: processes inside this test's own network namespace.
+                unsafe { libc::kill(p, libc::SIGKILL) };
             }
         }
-        for c in &controllers {
-            rmdir_tree(&c.join(self.cgroup_root.trim_start_matches('/')));
+    }
+    let controllers: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    for c in &controllers {
+        for root in cgroup_roots {
+            kill_cgroup_tree(&c.join(root.trim_start_matches('/')));
         }
-        for d in &self.cluster_dirs {
-            let _ = std::fs::remove_dir_all(d);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let prefixes: Vec<String> = data_prefixes
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    remove_runtime_leftovers(&prefixes);
+    if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
+        let mut targets: Vec<&str> = mi
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(4))
+            .filter(|t| prefixes.iter().any(|p| t.starts_with(p.as_str())))
+            .collect();
+        targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
+        for t in targets {
+            let _ = Command::new("umount").args(["-l", t]).status();
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.peer])
-            .status();
+    }
+    for c in &controllers {
+        for root in cgroup_roots {
+            rmdir_tree(&c.join(root.trim_start_matches('/')));
+        }
+    }
+    for d in remove {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    for ns in namespaces {
+        let _ = Command::new("ip").args(["netns", "del", ns]).status();
     }
 }
 
