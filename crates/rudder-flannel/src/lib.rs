@@ -261,36 +261,83 @@ pub async fn start(client: kube::Client, cfg: Config) -> Result<Network, Error> 
             writes_cni: false,
         });
     }
-    // Pod traffic is routed through this node to the others.
-    set_sysctl("net/ipv4/ip_forward", "1")?;
-    let net = netlink::Netlink::connect()?;
-    let ext = net
-        .external_iface(cfg.iface.as_deref(), cfg.public_ip)
-        .await?;
-    let (vtep, mtu) = match cfg.backend {
-        Backend::Vxlan => {
-            let mtu = ext.mtu.saturating_sub(VXLAN_OVERHEAD);
-            let vtep = net.ensure_vxlan(ext.index, cfg.public_ip, mtu).await?;
-            (Some(vtep), mtu)
-        }
-        // A vxlan device left from a run with the other backend would keep stale entries.
-        _ => {
-            net.delete_link(VXLAN_DEVICE).await?;
-            (None, ext.mtu)
-        }
-    };
-    tracing::info!(
-        backend = cfg.backend.as_str(),
-        iface = %ext.name,
-        public_ip = %cfg.public_ip,
-        mtu,
-        "flannel: pod network backend ready"
-    );
-    tokio::spawn(run(client, cfg, net, ext.index, vtep));
+    let dev = Devices::setup(&cfg).await?;
+    let mtu = dev.mtu;
+    tokio::spawn(run(client, cfg, dev));
     Ok(Network {
         mtu: Some(mtu),
         writes_cni: true,
     })
+}
+
+/// A node's backend devices in the current network namespace, programmed from leases: what
+/// [`start`] drives from the Node watch, usable without an API server (the network benchmark's
+/// nodes).
+pub struct Devices {
+    net: netlink::Netlink,
+    ext_index: u32,
+    vtep: Option<netlink::Vtep>,
+    /// The pods' MTU: the interface's, less the encapsulation for vxlan.
+    pub mtu: u32,
+}
+
+impl Devices {
+    /// Sets `ip_forward` and creates (or checks) the backend's device on the external
+    /// interface.
+    pub async fn setup(cfg: &Config) -> Result<Devices, Error> {
+        // Pod traffic is routed through this node to the others.
+        set_sysctl("net/ipv4/ip_forward", "1")?;
+        let net = netlink::Netlink::connect()?;
+        let ext = net
+            .external_iface(cfg.iface.as_deref(), cfg.public_ip)
+            .await?;
+        let (vtep, mtu) = match cfg.backend {
+            Backend::Vxlan => {
+                let mtu = ext.mtu.saturating_sub(VXLAN_OVERHEAD);
+                let vtep = net.ensure_vxlan(ext.index, cfg.public_ip, mtu).await?;
+                (Some(vtep), mtu)
+            }
+            // A vxlan device left from a run with the other backend would keep stale entries.
+            _ => {
+                net.delete_link(VXLAN_DEVICE).await?;
+                (None, ext.mtu)
+            }
+        };
+        tracing::info!(
+            backend = cfg.backend.as_str(),
+            iface = %ext.name,
+            public_ip = %cfg.public_ip,
+            mtu,
+            "flannel: pod network backend ready"
+        );
+        Ok(Devices {
+            net,
+            ext_index: ext.index,
+            vtep,
+            mtu,
+        })
+    }
+
+    /// The VTEP's MAC (vxlan), which this node publishes.
+    pub fn vtep_mac(&self) -> Option<[u8; 6]> {
+        self.vtep.as_ref().map(|v| v.mac)
+    }
+
+    /// Programs the kernel for these leases (this node's podCIDR, when known, gives the VTEP
+    /// its address).
+    pub async fn sync(
+        &self,
+        cfg: &Config,
+        own_cidr: Option<Ipv4Net>,
+        leases: &[Lease],
+    ) -> Result<(), Error> {
+        let vtep = self.vtep.as_ref().map(|v| v.index);
+        if let (Some(v), Some(cidr)) = (vtep, own_cidr) {
+            self.net.ensure_vtep_address(v, cidr.network()).await?;
+        }
+        let d = desired(cfg.backend, cfg, leases, self.ext_index, vtep);
+        self.net.reconcile(&d, vtep).await
+    }
 }
 
 fn set_sysctl(key: &str, value: &str) -> Result<(), Error> {
@@ -301,13 +348,7 @@ fn set_sysctl(key: &str, value: &str) -> Result<(), Error> {
     std::fs::write(&path, value).map_err(|e| Error::Io(path, e))
 }
 
-async fn run(
-    client: kube::Client,
-    cfg: Config,
-    net: netlink::Netlink,
-    ext_index: u32,
-    vtep: Option<netlink::Vtep>,
-) {
+async fn run(client: kube::Client, cfg: Config, dev: Devices) {
     let api: Api<Node> = Api::all(client);
     let (store, writer) = reflector::store();
     let changed = Arc::new(tokio::sync::Notify::new());
@@ -324,46 +365,31 @@ async fn run(
     if store.wait_until_ready().await.is_err() {
         return;
     }
-    let want = annotations(cfg.backend, cfg.public_ip, vtep.as_ref().map(|v| v.mac));
+    let want = annotations(cfg.backend, cfg.public_ip, dev.vtep_mac());
     let mut masq_for: Option<Ipv4Net> = None;
     loop {
         let nodes = store.state();
         let own = nodes
             .iter()
             .find(|n| n.metadata.name.as_deref() == Some(cfg.node_name.as_str()));
+        let pod_cidr = own
+            .and_then(|n| n.spec.as_ref())
+            .and_then(|s| s.pod_cidr.as_deref())
+            .and_then(|c| c.parse::<Ipv4Net>().ok())
+            .map(|c| c.trunc());
         if let Some(own) = own {
             if let Err(e) = publish(&api, own, &want).await {
                 tracing::warn!(error = %e, "flannel: annotating this node");
             }
-            let pod_cidr = own
-                .spec
-                .as_ref()
-                .and_then(|s| s.pod_cidr.as_deref())
-                .and_then(|c| c.parse::<Ipv4Net>().ok())
-                .map(|c| c.trunc());
-            if let Some(cidr) = pod_cidr {
-                if masq_for != Some(cidr) {
-                    match masq::apply(&masq::ruleset(cfg.cluster_cidr, cidr)).await {
-                        Ok(()) => masq_for = Some(cidr),
-                        Err(e) => tracing::warn!(error = %e, "flannel: masquerade rules"),
-                    }
-                }
-                if let Some(v) = &vtep {
-                    if let Err(e) = net.ensure_vtep_address(v.index, cidr.network()).await {
-                        tracing::warn!(error = %e, "flannel: the VTEP's address");
-                    }
-                }
+        }
+        if let Some(cidr) = pod_cidr.filter(|c| masq_for != Some(*c)) {
+            match masq::apply(&masq::ruleset(cfg.cluster_cidr, cidr)).await {
+                Ok(()) => masq_for = Some(cidr),
+                Err(e) => tracing::warn!(error = %e, "flannel: masquerade rules"),
             }
         }
         let leases: Vec<Lease> = nodes.iter().filter_map(|n| lease(n)).collect();
-        let d = desired(
-            cfg.backend,
-            &cfg,
-            &leases,
-            ext_index,
-            vtep.as_ref().map(|v| v.index),
-        );
-        if let Err(e) = net.reconcile(&d, vtep.as_ref().map(|v| v.index)).await {
+        if let Err(e) = dev.sync(&cfg, pod_cidr, &leases).await {
             tracing::warn!(error = %e, "flannel: programming routes");
         }
         let _ = tokio::time::timeout(RESYNC, changed.notified()).await;

@@ -4,6 +4,7 @@ mod api;
 mod client;
 mod controllers;
 mod dns;
+mod net;
 mod netpol;
 mod pods;
 mod proxy;
@@ -39,6 +40,9 @@ pub enum BenchCommand {
     /// The service proxy's sync latency (endpoint change → rules live) at 1,000 and 10,000
     /// services.
     Proxy(proxy::ProxyBenchArgs),
+    /// Pod-to-pod TCP throughput across two nodes (network namespaces) with the host-gw and
+    /// vxlan backends, against a direct veth.
+    Net(net::NetBenchArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -53,6 +57,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Netpol(args) => netpol::run(args).await,
         BenchCommand::Dns(args) => dns::run(args).await,
         BenchCommand::Proxy(args) => proxy::run(args).await,
+        BenchCommand::Net(args) => net::run(args).await,
     }
 }
 
