@@ -250,33 +250,49 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub async fn run(args: NetBenchArgs) -> anyhow::Result<()> {
     let tag = format!("rbn{}", std::process::id() % 100_000);
     println!("# rudder bench net ({})", super::machine_summary());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "pod-to-pod TCP, one stream, {} s × {} rounds (median)\n",
-        args.seconds, args.rounds
+        "pod-to-pod TCP, one stream, {} s × {} rounds, paths interleaved per round (median); \
+         load average at start: {}\n",
+        args.seconds,
+        args.rounds,
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
+    let (seconds, rounds) = (args.seconds, args.rounds.max(1));
+    let medians = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(&str, f64)>> {
+        // All three paths exist at once (each in its own namespaces), so that each round runs
+        // them back to back and a busy machine weighs on all of them alike.
+        let paths = [
+            ("direct veth (baseline)", direct(&format!("{tag}d"))?),
+            (
+                "host-gw",
+                two_nodes(&format!("{tag}h"), rudder_flannel::Backend::HostGw)?,
+            ),
+            (
+                "vxlan",
+                two_nodes(&format!("{tag}v"), rudder_flannel::Backend::Vxlan)?,
+            ),
+        ];
+        let mut samples = vec![Vec::new(); paths.len()];
+        for _ in 0..rounds {
+            for (i, (_, (_ns, a, b, addr))) in paths.iter().enumerate() {
+                samples[i].push(transfer(a, b, *addr, seconds)? * 8.0 / 1e9);
+            }
+        }
+        Ok(paths
+            .iter()
+            .zip(samples)
+            .map(|((name, _), s)| (*name, median(s)))
+            .collect())
+    })
+    .await??;
     println!("| path | Gbit/s | vs direct veth |");
     println!("|---|---|---|");
-    let paths: [(&str, Option<rudder_flannel::Backend>); 3] = [
-        ("direct veth (baseline)", None),
-        ("host-gw", Some(rudder_flannel::Backend::HostGw)),
-        ("vxlan", Some(rudder_flannel::Backend::Vxlan)),
-    ];
-    let mut baseline = None;
-    for (name, backend) in paths {
-        let (seconds, rounds, tag) = (args.seconds, args.rounds.max(1), tag.clone());
-        let gbits = tokio::task::spawn_blocking(move || -> anyhow::Result<f64> {
-            let (_ns, a, b, addr) = match backend {
-                None => direct(&tag)?,
-                Some(be) => two_nodes(&tag, be)?,
-            };
-            let mut samples = Vec::new();
-            for _ in 0..rounds {
-                samples.push(transfer(&a, &b, addr, seconds)? * 8.0 / 1e9);
-            }
-            Ok(median(samples))
-        })
-        .await??;
-        let base = *baseline.get_or_insert(gbits);
+    let base = medians.first().map_or(1.0, |m| m.1);
+    for (name, gbits) in medians {
         println!("| {name} | {gbits:.2} | {:.2} |", gbits / base);
     }
     Ok(())
