@@ -231,6 +231,34 @@ fn host_gw_three_nodes() {
         );
         assert!(table.contains("masquerade"), "{table}");
     }
+    // A route of ours that no Node backs (as a previous run would leave) goes; someone
+    // else's stays.
+    let via = mn.nodes[0].addr.clone();
+    for (dst, extra) in [
+        ("10.42.99.0/24", &["proto", "0x71"][..]),
+        ("10.42.98.0/24", &[]),
+    ] {
+        let added = mn
+            .in_node(2, "ip")
+            .args(["route", "add", dst, "via", &via])
+            .args(extra)
+            .status()
+            .unwrap();
+        assert!(added.success(), "ip route add {dst}");
+    }
+    wait_for_within(
+        "node-2 to drop the stale route",
+        Duration::from_secs(30),
+        || {
+            mn.ip(2, &["route", "show", "10.42.99.0/24"])
+                .trim()
+                .is_empty()
+                .then_some(())
+        },
+    );
+    assert!(mn
+        .ip(2, &["route", "show", "10.42.98.0/24"])
+        .contains("10.42.98.0/24"));
     let cidr3 = pod_cidr(&mn, 3);
     node_leaves(&mut mn, &cidr3);
 }
