@@ -145,6 +145,61 @@ fn pods_reach_each_other(mn: &MultiNode, ips: &[String]) {
     }
 }
 
+/// An HTTP GET from the test thread (in node 1's namespace) to `addr`; the response, if any.
+fn host_get(addr: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let sa: std::net::SocketAddr = addr.parse().ok()?;
+    let mut s = std::net::TcpStream::connect_timeout(&sa, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.contains("200 OK").then_some(out)
+}
+
+/// A service whose only endpoint is on node 3 answers a pod on node 1 through its ClusterIP
+/// (the pod's own address reaches the server), and its NodePort with
+/// `externalTrafficPolicy: Local` answers on node 3 with the client's address kept, while
+/// node 2, with no local endpoint, does not answer.
+fn services_across_nodes(mn: &MultiNode, ips: &[String]) {
+    let c = &mn.cluster;
+    c.ok(&["label", "pod", "web-3", "app=web3"]);
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web3}\nspec:\n  type: NodePort\n  \
+         externalTrafficPolicy: Local\n  selector: {app: web3}\n  ports: [{port: 80}]\n",
+    );
+    let cluster_ip = c.ok(&["get", "svc", "web3", "-o", "jsonpath={.spec.clusterIP}"]);
+    let node_port = c.ok(&[
+        "get",
+        "svc",
+        "web3",
+        "-o",
+        "jsonpath={.spec.ports[0].nodePort}",
+    ]);
+    let body = fetch(mn, 1, &cluster_ip);
+    assert!(body.contains("hello-from-busybox"), "{body}");
+    let log = c.ok(&["logs", "web-3"]);
+    assert!(
+        log.lines()
+            .filter(|l| l.contains(&format!("{}]:", ips[0])))
+            .count()
+            >= 2,
+        "web-3 saw web-1's own address through the service:\n{log}"
+    );
+    let on3 = format!("{}:{node_port}", mn.nodes[2].addr);
+    wait_for_within("the NodePort on node 3", Duration::from_secs(30), || {
+        host_get(&on3)
+    });
+    let log = c.ok(&["logs", "web-3"]);
+    assert!(
+        log.contains(&format!("{}]:", mn.nodes[0].addr)),
+        "Local keeps the client's (node 1's) address:\n{log}"
+    );
+    let on2 = format!("{}:{node_port}", mn.nodes[1].addr);
+    assert!(host_get(&on2).is_none(), "node 2 has no local endpoint");
+}
+
 /// Flannel's annotations on every Node, with the backend's data.
 fn annotations(mn: &MultiNode, backend: &str) -> Vec<Value> {
     mn.nodes
@@ -259,6 +314,7 @@ fn host_gw_three_nodes() {
     assert!(mn
         .ip(2, &["route", "show", "10.42.98.0/24"])
         .contains("10.42.98.0/24"));
+    services_across_nodes(&mn, &ips);
     let cidr3 = pod_cidr(&mn, 3);
     node_leaves(&mut mn, &cidr3);
 }
