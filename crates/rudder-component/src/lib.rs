@@ -7,6 +7,7 @@ pub mod duration;
 pub mod events;
 pub mod health;
 pub mod leader;
+pub mod reflect;
 
 pub use duration::parse_go_duration;
 pub use health::{serve_health, MetricsRender};

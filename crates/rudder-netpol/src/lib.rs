@@ -11,11 +11,9 @@ pub mod rules;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher;
+use rudder_component::reflect::reflect;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -70,37 +68,6 @@ fn ensure_bridge_netfilter() {
     }
 }
 
-fn reflect<K>(
-    client: &kube::Client,
-    changed: Arc<tokio::sync::Notify>,
-) -> (Store<K>, futures::future::BoxFuture<'static, ()>)
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, writer) = reflector::store();
-    let api: kube::Api<K> = kube::Api::all(client.clone());
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()));
-    let fut = Box::pin(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(ev) = stream.next().await {
-            match ev {
-                Ok(_) => changed.notify_one(),
-                Err(e) => {
-                    tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
-    });
-    (store, fut)
-}
-
 /// Starts the controller; it runs until the returned task is aborted or the process ends
 /// (the table stays, as kube-router's rules do, so pods stay protected across restarts).
 pub fn start(client: kube::Client, cfg: Config) -> tokio::task::JoinHandle<()> {
@@ -110,9 +77,10 @@ pub fn start(client: kube::Client, cfg: Config) -> tokio::task::JoinHandle<()> {
 async fn run(client: kube::Client, cfg: Config) {
     ensure_bridge_netfilter();
     let changed = Arc::new(tokio::sync::Notify::new());
-    let (policies, f1) = reflect::<NetworkPolicy>(&client, changed.clone());
-    let (pods, f2) = reflect::<Pod>(&client, changed.clone());
-    let (namespaces, f3) = reflect::<Namespace>(&client, changed.clone());
+    let wake = |n: Arc<tokio::sync::Notify>| move |_| n.notify_one();
+    let (policies, f1) = reflect::<NetworkPolicy>(&client, wake(changed.clone()));
+    let (pods, f2) = reflect::<Pod>(&client, wake(changed.clone()));
+    let (namespaces, f3) = reflect::<Namespace>(&client, wake(changed.clone()));
     tokio::spawn(f1);
     tokio::spawn(f2);
     tokio::spawn(f3);

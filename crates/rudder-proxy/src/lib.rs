@@ -16,12 +16,10 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::Api;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::Store;
+use rudder_component::reflect::reflect;
 use tokio::sync::Notify;
 
 pub use metrics::ProxyMetrics;
@@ -56,46 +54,6 @@ impl ProxyConfig {
     }
 }
 
-fn reflect<K>(
-    client: &kube::Client,
-    changed: Arc<Notify>,
-) -> (Store<K>, impl std::future::Future<Output = ()>)
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, mut writer) = reflector::store();
-    let api: Api<K> = Api::all(client.clone());
-    let run = async move {
-        let mut stream = watcher(api, watcher::Config::default()).boxed();
-        while let Some(ev) = stream.next().await {
-            match ev {
-                Ok(ev) => {
-                    writer.apply_watcher_event(&ev);
-                    if matches!(
-                        ev,
-                        watcher::Event::Apply(_)
-                            | watcher::Event::Delete(_)
-                            | watcher::Event::InitDone
-                    ) {
-                        changed.notify_one();
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
-    };
-    (store, run)
-}
-
 /// What the proxier remembers between syncs.
 #[derive(Default)]
 struct State {
@@ -118,8 +76,9 @@ pub async fn run(
     sysctl::setup();
     nft::delete_table(rules::TABLE).await;
     let changed = Arc::new(Notify::new());
-    let (services, run_services) = reflect::<Service>(&client, changed.clone());
-    let (slices, run_slices) = reflect::<EndpointSlice>(&client, changed.clone());
+    let wake = |n: Arc<Notify>| move |_| n.notify_one();
+    let (services, run_services) = reflect::<Service>(&client, wake(changed.clone()));
+    let (slices, run_slices) = reflect::<EndpointSlice>(&client, wake(changed.clone()));
     let informers = async move {
         tokio::join!(run_services, run_slices);
     };

@@ -14,7 +14,6 @@ pub mod volume_limits;
 
 use std::sync::Arc;
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{
     Namespace, PersistentVolume, PersistentVolumeClaim, ReplicationController, Service,
@@ -22,7 +21,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::{CSINode, StorageClass};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher;
+use rudder_component::reflect::Watched;
 use serde::de::DeserializeOwned;
 
 use crate::framework::{ActionType, EventResource, Plugin};
@@ -142,32 +141,13 @@ impl Listers {
     }
 }
 
-/// A store of every `K` in the cluster and the informer future that keeps it current.
-fn reflect<K>(
+/// A store of every `K` in the cluster; its informer future joins `informers`.
+fn reflect<K: Watched>(
     client: &kube::Client,
     informers: &mut Vec<futures::future::BoxFuture<'static, ()>>,
-) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, writer) = reflector::store();
-    let api: kube::Api<K> = kube::Api::all(client.clone());
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()));
-    informers.push(Box::pin(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(ev) = stream.next().await {
-            if let Err(e) = ev {
-                tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-        }
-    }));
+) -> Store<K> {
+    let (store, run) = rudder_component::reflect::reflect(client, |_| {});
+    informers.push(run);
     store
 }
 
