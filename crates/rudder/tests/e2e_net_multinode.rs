@@ -2,7 +2,8 @@
 //! server` in the first, `rudder agent --server … --token …` in the others, each with its own
 //! containerd. Pods pinned to each node reach each other by pod IP with Flannel's host-gw and
 //! vxlan backends, servers see the client pod's own address, the Flannel annotations are on the
-//! Nodes, and a node that leaves takes its routes with it.
+//! Nodes, a NetworkPolicy on one node judges pods on the others by their own addresses, and a
+//! node that leaves takes its routes with it.
 
 mod support;
 
@@ -379,6 +380,7 @@ fn vxlan_three_nodes() {
             );
         }
     }
+    policy_across_nodes(&mn, &ips);
     let cidr3 = pod_cidr(&mn, 3);
     let gw3 = cidr3.trim_end_matches("/24").to_string();
     node_leaves(&mut mn, &cidr3);
@@ -398,6 +400,41 @@ fn vxlan_three_nodes() {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+/// A NetworkPolicy on node 3's pod admits a labelled pod from node 1 and shuts out an
+/// unlabelled one from node 2: node 3 enforces it on traffic that arrives through the tunnel,
+/// judging peers by the source addresses the pod network keeps.
+fn policy_across_nodes(mn: &MultiNode, ips: &[String]) {
+    let c = &mn.cluster;
+    c.ok(&["label", "pod", "web-3", "app=web-3"]);
+    c.ok(&["label", "pod", "web-1", "role=client"]);
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web-3-clients}\n\
+         spec:\n  podSelector: {matchLabels: {app: web-3}}\n  policyTypes: [Ingress]\n  \
+         ingress:\n  - from:\n    - podSelector: {matchLabels: {role: client}}\n    \
+         ports:\n    - {protocol: TCP, port: 80}\n",
+    );
+    let script = format!(
+        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {} 80",
+        ips[2]
+    );
+    wait_for_within(
+        "node-3 to shut web-2 out of web-3",
+        Duration::from_secs(60),
+        || {
+            let r = c.kubectl(&["exec", "web-2", "--", "sh", "-c", &script]);
+            (!r.stdout.contains("200 OK")).then_some(())
+        },
+    );
+    let body = fetch(mn, 1, &ips[2]);
+    assert!(body.ends_with("hello-from-busybox\n"), "{body:?}");
+    // Labelling web-2 as a client lets it in too: the policy follows pod labels across nodes.
+    c.ok(&["label", "pod", "web-2", "role=client"]);
+    let body = fetch(mn, 2, &ips[2]);
+    assert!(body.ends_with("hello-from-busybox\n"), "{body:?}");
+    c.ok(&["delete", "networkpolicy", "web-3-clients"]);
 }
 
 fn flannel_log(mn: &MultiNode, i: usize) -> String {
