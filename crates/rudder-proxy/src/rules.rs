@@ -252,12 +252,37 @@ fn setup(tx: &mut Tx, cfg: &RuleConfig, prev: &Previous) {
         }
     }
 
-    tx.line(format_args!(
-        "add map ip {TABLE} {NO_ENDPOINT_SERVICES} {{ type ipv4_addr . inet_proto . inet_service : verdict ; comment \"vmap to drop or reject packets to services with no endpoints\" ; }}"
-    ));
-    tx.line(format_args!(
-        "add map ip {TABLE} {NO_ENDPOINT_NODEPORTS} {{ type inet_proto . inet_service : verdict ; comment \"vmap to drop or reject packets to service nodeports with no endpoints\" ; }}"
-    ));
+    // Service traffic is matched by destination address, port and protocol; NodePort traffic by
+    // port and protocol on the addresses that accept it (every local one when none are set:
+    // iptables mode's default, 127.0.0.1 included; upstream's nftables mode leaves localhost out).
+    let by_dest = "ip daddr . meta l4proto . th dport vmap";
+    let (by_port, by_local_port) = if cfg.nodeport_ips.is_empty() {
+        (
+            "meta l4proto . th dport vmap".to_string(),
+            "fib daddr type local meta l4proto . th dport vmap".to_string(),
+        )
+    } else {
+        let nodeport = format!("ip daddr @{NODEPORT_IPS} meta l4proto . th dport vmap");
+        (nodeport.clone(), nodeport)
+    };
+    let dest_key = "ipv4_addr . inet_proto . inet_service";
+    let port_key = "inet_proto . inet_service";
+    for (map, key, comment) in [
+        (
+            NO_ENDPOINT_SERVICES,
+            dest_key,
+            "vmap to drop or reject packets to services with no endpoints",
+        ),
+        (
+            NO_ENDPOINT_NODEPORTS,
+            port_key,
+            "vmap to drop or reject packets to service nodeports with no endpoints",
+        ),
+    ] {
+        tx.line(format_args!(
+            "add map ip {TABLE} {map} {{ type {key} : verdict ; comment \"{comment}\" ; }}"
+        ));
+    }
     tx.line(format_args!(
         "add chain ip {TABLE} {REJECT_CHAIN} {{ comment \"helper for @no-endpoint-services / @no-endpoint-nodeports\" ; }}"
     ));
@@ -265,55 +290,34 @@ fn setup(tx: &mut Tx, cfg: &RuleConfig, prev: &Previous) {
     tx.rule(REJECT_CHAIN, "reject");
     tx.rule(
         SERVICE_ENDPOINTS_CHECK,
-        &format!("ip daddr . meta l4proto . th dport vmap @{NO_ENDPOINT_SERVICES}"),
+        &format!("{by_dest} @{NO_ENDPOINT_SERVICES}"),
     );
     // Reached from filter-input only, so the destination is a local address already.
-    if cfg.nodeport_ips.is_empty() {
-        tx.rule(
-            NODEPORT_ENDPOINTS_CHECK,
-            &format!("meta l4proto . th dport vmap @{NO_ENDPOINT_NODEPORTS}"),
-        );
-    } else {
-        tx.rule(
-            NODEPORT_ENDPOINTS_CHECK,
-            &format!(
-                "ip daddr @{NODEPORT_IPS} meta l4proto . th dport vmap @{NO_ENDPOINT_NODEPORTS}"
-            ),
-        );
-    }
+    tx.rule(
+        NODEPORT_ENDPOINTS_CHECK,
+        &format!("{by_port} @{NO_ENDPOINT_NODEPORTS}"),
+    );
 
     tx.line(format_args!(
-        "add map ip {TABLE} {FIREWALL_IPS} {{ type ipv4_addr . inet_proto . inet_service : verdict ; comment \"destinations that are subject to LoadBalancerSourceRanges\" ; }}"
+        "add map ip {TABLE} {FIREWALL_IPS} {{ type {dest_key} : verdict ; comment \"destinations that are subject to LoadBalancerSourceRanges\" ; }}"
     ));
     tx.ensure_chain(FIREWALL_CHECK);
-    tx.rule(
-        FIREWALL_CHECK,
-        &format!("ip daddr . meta l4proto . th dport vmap @{FIREWALL_IPS}"),
-    );
+    tx.rule(FIREWALL_CHECK, &format!("{by_dest} @{FIREWALL_IPS}"));
 
-    tx.line(format_args!(
-        "add map ip {TABLE} {SERVICE_IPS} {{ type ipv4_addr . inet_proto . inet_service : verdict ; comment \"ClusterIP, ExternalIP and LoadBalancer IP traffic\" ; }}"
-    ));
-    tx.line(format_args!(
-        "add map ip {TABLE} {SERVICE_NODEPORTS} {{ type inet_proto . inet_service : verdict ; comment \"NodePort traffic\" ; }}"
-    ));
-    tx.rule(
-        SERVICES,
-        &format!("ip daddr . meta l4proto . th dport vmap @{SERVICE_IPS}"),
-    );
-    if cfg.nodeport_ips.is_empty() {
-        // Every local address, 127.0.0.1 included (iptables mode's default; upstream's
-        // nftables mode leaves localhost out).
-        tx.rule(
-            SERVICES,
-            &format!("fib daddr type local meta l4proto . th dport vmap @{SERVICE_NODEPORTS}"),
-        );
-    } else {
-        tx.rule(
-            SERVICES,
-            &format!("ip daddr @{NODEPORT_IPS} meta l4proto . th dport vmap @{SERVICE_NODEPORTS}"),
-        );
+    for (map, key, comment) in [
+        (
+            SERVICE_IPS,
+            dest_key,
+            "ClusterIP, ExternalIP and LoadBalancer IP traffic",
+        ),
+        (SERVICE_NODEPORTS, port_key, "NodePort traffic"),
+    ] {
+        tx.line(format_args!(
+            "add map ip {TABLE} {map} {{ type {key} : verdict ; comment \"{comment}\" ; }}"
+        ));
     }
+    tx.rule(SERVICES, &format!("{by_dest} @{SERVICE_IPS}"));
+    tx.rule(SERVICES, &format!("{by_local_port} @{SERVICE_NODEPORTS}"));
     tx.line(format_args!("flush set ip {TABLE} {CLUSTER_IPS}"));
     for map in [
         SERVICE_IPS,
