@@ -14,7 +14,7 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::BinDecodable;
-use support::node::TestHost;
+use support::node::{apply, TestHost};
 use support::{jp, wait_for_within, Cluster};
 
 const IMAGE: &str = "127.0.0.1:5000/test/busybox:1";
@@ -113,10 +113,6 @@ fn fake_upstream() -> String {
         }
     });
     addr
-}
-
-fn apply(c: &Cluster, yaml: &str) {
-    c.ok_stdin(&["apply", "-f", "-"], yaml);
 }
 
 fn workloads() -> String {

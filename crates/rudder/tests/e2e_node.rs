@@ -8,7 +8,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::node::{apply, host_with_registry, phase, wait_phase, TestHost, IMAGE};
+use support::node::{
+    apply, evicted_victim, host_with_registry, phase, wait_phase, TestHost, IMAGE,
+};
 use support::{jp, wait_for_within, Cluster};
 
 fn http_get(addr: &str) -> String {
@@ -637,15 +639,7 @@ fn service_account_token_in_the_pod_authenticates() {
 #[test]
 fn node_pressure_evicts_pods() {
     let mut host = host_with_registry();
-    // A threshold the node always crosses.
-    let c = host.cluster(&["--eviction-hard", "memory.available<100%"]);
-    apply(
-        &c,
-        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: victim}}\nspec:\n  tolerations: [{{key: node.kubernetes.io/memory-pressure, operator: Exists}}]\n  containers:\n  - name: c\n    image: {IMAGE}\n    command: [sleep, '3600']\n"),
-    );
-    wait_phase(&c, "victim", "Failed");
-    assert_eq!(jp(&c, "pod/victim", "{.status.reason}"), "Evicted");
-    let msg = jp(&c, "pod/victim", "{.status.message}");
+    let (c, msg) = evicted_victim(&mut host, "memory.available", "memory-pressure");
     assert!(
         msg.starts_with("The node was low on resource: memory."),
         "{msg}"

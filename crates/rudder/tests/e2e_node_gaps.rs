@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use support::node::{
-    apply, host_with_registry, spawn_registry, wait_phase, Registry, TestHost, IMAGE,
+    apply, evicted_victim, host_with_registry, spawn_registry, wait_phase, Registry, TestHost,
+    IMAGE,
 };
 use support::{jp, wait_for_within, Cluster};
 
@@ -526,14 +527,7 @@ fn privileged_and_seccomp_profiles() {
 #[test]
 fn pid_pressure_from_the_pid_available_signal() {
     let mut host = host_with_registry();
-    let c = host.cluster(&["--eviction-hard", "pid.available<100%"]);
-    apply(
-        &c,
-        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: victim}}\nspec:\n  tolerations: [{{key: node.kubernetes.io/pid-pressure, operator: Exists}}]\n  containers:\n  - name: c\n    image: {IMAGE}\n    command: [sleep, '3600']\n"),
-    );
-    wait_phase(&c, "victim", "Failed");
-    assert_eq!(jp(&c, "pod/victim", "{.status.reason}"), "Evicted");
-    let msg = jp(&c, "pod/victim", "{.status.message}");
+    let (c, msg) = evicted_victim(&mut host, "pid.available", "pid-pressure");
     assert!(
         msg.starts_with(
             "The node was low on resource: pids. Threshold quantity: 100%, available: "

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use super::{wait_for_within, Backend, Cluster};
+use super::{jp, wait_for_within, Backend, Cluster};
 
 /// The test image as the test registry serves it.
 pub const IMAGE: &str = "127.0.0.1:5000/test/busybox:1";
@@ -35,6 +35,21 @@ pub fn wait_phase(c: &Cluster, pod: &str, want: &str) {
         Duration::from_secs(90),
         || (phase(c, pod) == want).then_some(()),
     );
+}
+
+/// Starts a node whose hard eviction threshold `<signal><100%` it always crosses, runs a pod
+/// that tolerates the resulting `node.kubernetes.io/<taint>` taint, and waits until the node
+/// has evicted it; returns the cluster and the pod's status message.
+pub fn evicted_victim(host: &mut TestHost, signal: &str, taint: &str) -> (Cluster, String) {
+    let c = host.cluster(&["--eviction-hard", &format!("{signal}<100%")]);
+    apply(
+        &c,
+        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: victim}}\nspec:\n  tolerations: [{{key: node.kubernetes.io/{taint}, operator: Exists}}]\n  containers:\n  - name: c\n    image: {IMAGE}\n    command: [sleep, '3600']\n"),
+    );
+    wait_phase(&c, "victim", "Failed");
+    assert_eq!(jp(&c, "pod/victim", "{.status.reason}"), "Evicted");
+    let msg = jp(&c, "pod/victim", "{.status.message}");
+    (c, msg)
 }
 
 /// `rudder ARGS --data-dir DATA` (the binary under test, e.g. `image ls`), which must succeed;
