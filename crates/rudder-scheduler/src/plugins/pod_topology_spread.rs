@@ -357,6 +357,105 @@ pub struct PodTopologySpread {
     system_defaulted: bool,
     listers: Listers,
     counts: MatchMemo,
+    domains: DomainMemo,
+}
+
+/// Whether the pod's nodeSelector or required node affinity leaves some nodes out (so
+/// `nodeAffinityPolicy: Honor` counts fewer nodes than all).
+fn pod_restricts_nodes(pod: &PodInfo) -> bool {
+    pod.spec().is_some_and(|s| {
+        s.node_selector.as_ref().is_some_and(|m| !m.is_empty())
+            || s.affinity
+                .as_ref()
+                .and_then(|a| a.node_affinity.as_ref())
+                .is_some_and(|a| {
+                    a.required_during_scheduling_ignored_during_execution
+                        .is_some()
+                })
+    })
+}
+
+/// One constraint's per-domain totals, kept across cycles: per snapshot position the node's
+/// generation and what it added (its domain and matching pods). Generations are unique across
+/// nodes (the cache bumps one counter for every change), so an equal generation at a position
+/// means the same node, unchanged.
+#[derive(Default)]
+struct Totals {
+    generations: Vec<u64>,
+    added: Vec<Option<(String, i64)>>,
+    /// Per domain: matching pods and how many nodes it has (a domain goes with its last node).
+    domains: FxMap<(i64, usize)>,
+}
+
+impl Totals {
+    fn update(&mut self, c: &Constraint, keys: &[&str], ns: &str, nodes: &[Arc<NodeInfo>]) {
+        if self.generations.len() != nodes.len() {
+            *self = Totals {
+                generations: vec![0; nodes.len()],
+                added: vec![None; nodes.len()],
+                domains: FxMap::default(),
+            };
+        }
+        for (j, node) in nodes.iter().enumerate() {
+            if node.generation != 0 && self.generations[j] == node.generation {
+                continue;
+            }
+            if let Some((domain, n)) = self.added[j].take() {
+                if let Some(d) = self.domains.get_mut(&domain) {
+                    d.0 -= n;
+                    d.1 -= 1;
+                    if d.1 == 0 {
+                        self.domains.remove(&domain);
+                    }
+                }
+            }
+            let labels = node_labels(node);
+            if keys.iter().all(|k| labels.contains_key(*k)) {
+                let domain = labels.get(&c.topology_key).cloned().unwrap_or_default();
+                let n = count_matching(&node.pods, &c.selector, ns);
+                let d = self.domains.entry(domain.clone()).or_insert((0, 0));
+                d.0 += n;
+                d.1 += 1;
+                self.added[j] = Some((domain, n));
+            }
+            self.generations[j] = node.generation;
+        }
+    }
+}
+
+/// Per-domain totals per (namespace, selector, topology key, all the pod's keys).
+#[derive(Default)]
+struct DomainMemo {
+    totals: Mutex<HashMap<(String, Selector, String, String), Totals>>,
+}
+
+impl DomainMemo {
+    /// Matching pods per domain of `c` over every node that has all of `keys`.
+    fn totals(
+        &self,
+        ns: &str,
+        c: &Constraint,
+        keys: &[&str],
+        nodes: &[Arc<NodeInfo>],
+    ) -> FxMap<i64> {
+        let key = (
+            ns.to_string(),
+            c.selector.clone(),
+            c.topology_key.clone(),
+            keys.join("\n"),
+        );
+        let mut all = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        if all.len() >= MEMO_SELECTORS && !all.contains_key(&key) {
+            all.clear();
+        }
+        let totals = all.entry(key).or_default();
+        totals.update(c, keys, ns, nodes);
+        totals
+            .domains
+            .iter()
+            .map(|(d, (n, _))| (d.clone(), *n))
+            .collect()
+    }
 }
 
 /// Per node name: its generation when counted, and how many of its pods matched.
@@ -480,6 +579,7 @@ impl PodTopologySpread {
             system_defaulted: system,
             listers,
             counts: MatchMemo::default(),
+            domains: DomainMemo::default(),
         }
     }
 
@@ -641,8 +741,28 @@ impl Plugin for PodTopologySpread {
             return (None, Status::skip());
         }
         let ns = pod.namespace();
+        // Constraints that count every node with the keys keep their per-domain totals across
+        // cycles; the others are counted node by node.
+        let every_node = !pod_restricts_nodes(pod);
+        let keys: Vec<&str> = constraints
+            .iter()
+            .map(|c| c.topology_key.as_str())
+            .collect();
+        let kept: Vec<Option<FxMap<i64>>> = constraints
+            .iter()
+            .map(|c| {
+                ((every_node || !c.honor_node_affinity) && !c.honor_node_taints)
+                    .then(|| self.domains.totals(ns, c, &keys, &snapshot.nodes))
+            })
+            .collect();
         let memos = self.memos(&constraints, ns);
-        let counted: Vec<Counted<'_>> = per_node(&snapshot.nodes, |node| {
+        // Nothing left to count node by node: skip the walk.
+        let nodes: &[Arc<NodeInfo>] = if kept.iter().all(Option::is_some) {
+            &[]
+        } else {
+            &snapshot.nodes
+        };
+        let counted: Vec<Counted<'_>> = per_node(nodes, |node| {
             let labels = node_labels(node);
             if !node_has_all_keys(labels, &constraints) {
                 return Vec::new();
@@ -650,7 +770,7 @@ impl Plugin for PodTopologySpread {
             constraints
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| c.includes(pod, node))
+                .filter(|(i, c)| kept[*i].is_none() && c.includes(pod, node))
                 .map(|(i, c)| {
                     let value = labels.get(&c.topology_key).map_or("", String::as_str);
                     let (n, new) = memo_count(&memos[i], node, &c.selector, ns);
@@ -660,7 +780,8 @@ impl Plugin for PodTopologySpread {
         });
         drop(memos);
         self.remember(&constraints, ns, &counted, snapshot.nodes.len());
-        let mut match_num: Vec<FxMap<i64>> = vec![FxMap::default(); constraints.len()];
+        let mut match_num: Vec<FxMap<i64>> =
+            kept.into_iter().map(Option::unwrap_or_default).collect();
         for (i, value, n, _) in counted.into_iter().flatten() {
             match match_num[i].get_mut(value) {
                 Some(c) => *c += n,
