@@ -25,10 +25,37 @@ pub enum Change<'a, K> {
 
 type Handler<K> = Box<dyn Fn(&Change<'_, K>) + Send + Sync>;
 
-/// `namespace` → `name` → object (cluster-scoped objects under "").
+/// `namespace` → `name` → object (cluster-scoped objects under ""), and the same objects by
+/// their controller (upstream's `controllerUIDIndex`, which lets the ReplicaSet controller read
+/// its own pods and the orphans of its namespace instead of every pod there).
 struct Index<K> {
     by_ns: HashMap<String, BTreeMap<String, Arc<K>>>,
+    by_controller: HashMap<String, BTreeMap<(String, String), Arc<K>>>,
     len: usize,
+}
+
+/// The controller index's key: the controller's UID, or `<namespace>/` for an object without
+/// a controller (upstream's `OrphanPodIndexKeyForNamespace`; UIDs hold no `/`).
+fn controller_key<K: Resource>(obj: &K) -> String {
+    obj.meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))
+        .map(|r| r.uid.clone())
+        .unwrap_or_else(|| format!("{}/", obj.meta().namespace.as_deref().unwrap_or("")))
+}
+
+impl<K: Resource> Index<K> {
+    fn unindex(&mut self, ns: &str, name: &str, obj: &K) {
+        let key = controller_key(obj);
+        if let Some(m) = self.by_controller.get_mut(&key) {
+            m.remove(&(ns.to_string(), name.to_string()));
+            if m.is_empty() {
+                self.by_controller.remove(&key);
+            }
+        }
+    }
 }
 
 pub struct Informer<K> {
@@ -53,6 +80,7 @@ impl<K: Object> Informer<K> {
         Informer {
             index: RwLock::new(Index {
                 by_ns: HashMap::new(),
+                by_controller: HashMap::new(),
                 len: 0,
             }),
             handlers: RwLock::new(Vec::new()),
@@ -79,6 +107,24 @@ impl<K: Object> Informer<K> {
         let idx = self.index.read().unwrap_or_else(|e| e.into_inner());
         idx.by_ns
             .get(namespace)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The objects whose controller (ownerReference with `controller: true`) has `uid`.
+    pub fn list_controlled_by(&self, uid: &str) -> Vec<Arc<K>> {
+        self.by_controller_key(uid)
+    }
+
+    /// The objects of `namespace` that have no controller.
+    pub fn list_orphans(&self, namespace: &str) -> Vec<Arc<K>> {
+        self.by_controller_key(&format!("{namespace}/"))
+    }
+
+    fn by_controller_key(&self, key: &str) -> Vec<Arc<K>> {
+        let idx = self.index.read().unwrap_or_else(|e| e.into_inner());
+        idx.by_controller
+            .get(key)
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default()
     }
@@ -129,10 +175,19 @@ impl<K: Object> Informer<K> {
         let new = Arc::new(obj);
         let old = {
             let mut idx = self.index.write().unwrap_or_else(|e| e.into_inner());
-            let old = idx.by_ns.entry(ns).or_default().insert(name, new.clone());
-            if old.is_none() {
-                idx.len += 1;
+            let old = idx
+                .by_ns
+                .entry(ns.clone())
+                .or_default()
+                .insert(name.clone(), new.clone());
+            match &old {
+                Some(old) => idx.unindex(&ns, &name, old),
+                None => idx.len += 1,
             }
+            idx.by_controller
+                .entry(controller_key(new.as_ref()))
+                .or_default()
+                .insert((ns, name), new.clone());
             old
         };
         match old {
@@ -148,8 +203,9 @@ impl<K: Object> Informer<K> {
         let old = {
             let mut idx = self.index.write().unwrap_or_else(|e| e.into_inner());
             let old = idx.by_ns.get_mut(ns).and_then(|m| m.remove(name));
-            if old.is_some() {
+            if let Some(old) = &old {
                 idx.len -= 1;
+                idx.unindex(ns, name, old);
             }
             old
         };
@@ -271,5 +327,52 @@ pub fn split_key(key: &str) -> (&str, &str) {
     match key.split_once('/') {
         Some((ns, name)) => (ns, name),
         None => ("", key),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Pod;
+
+    fn pod(name: &str, controller: Option<&str>) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": name,
+                "namespace": "ns",
+                "ownerReferences": controller.map(|uid| vec![serde_json::json!({
+                    "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
+                    "uid": uid, "controller": true,
+                })]).unwrap_or_default(),
+            }
+        }))
+        .unwrap()
+    }
+
+    fn names(pods: Vec<Arc<Pod>>) -> Vec<String> {
+        pods.iter().map(|p| p.name_any()).collect()
+    }
+
+    /// Adoption, release and deletion move an object between its controller's bucket and its
+    /// namespace's orphans.
+    #[test]
+    fn controller_index_follows_owner_changes() {
+        let inf = Informer::<Pod>::new();
+        inf.upsert(pod("a", Some("uid-1")));
+        inf.upsert(pod("b", None));
+        inf.upsert(pod("c", Some("uid-2")));
+        assert_eq!(names(inf.list_controlled_by("uid-1")), ["a"]);
+        assert_eq!(names(inf.list_orphans("ns")), ["b"]);
+        assert!(inf.list_orphans("other").is_empty());
+        inf.upsert(pod("b", Some("uid-1")));
+        assert_eq!(names(inf.list_controlled_by("uid-1")), ["a", "b"]);
+        assert!(inf.list_orphans("ns").is_empty());
+        inf.upsert(pod("a", None));
+        assert_eq!(names(inf.list_controlled_by("uid-1")), ["b"]);
+        assert_eq!(names(inf.list_orphans("ns")), ["a"]);
+        inf.remove("ns", "b", None);
+        assert!(inf.list_controlled_by("uid-1").is_empty());
+        assert_eq!(names(inf.list_controlled_by("uid-2")), ["c"]);
+        assert_eq!(inf.len(), 2);
     }
 }

@@ -252,12 +252,12 @@ impl<K: Kind> ReplicaSetController<K> {
         let rs = owner.to_rs();
         let spec = &rs.spec;
         let needs_sync = self.expectations.satisfied(&key);
-        let active: Vec<Arc<Pod>> = self
-            .pods
-            .list(ns)
-            .into_iter()
-            .filter(|p| is_active(p))
-            .collect();
+        // Upstream's `FilterPodsByOwner` with orphans: its own pods and the namespace's
+        // orphans, from the informer's controller index.
+        let uid = owner.meta().uid.as_deref().unwrap_or("");
+        let mut active = self.pods.list_controlled_by(uid);
+        active.extend(self.pods.list_orphans(ns));
+        active.retain(|p| is_active(p));
         let mine = self.claim(owner, &rs, active).await?;
         let mut manage_err = None;
         if needs_sync && rs.metadata.deletion_timestamp.is_none() {
