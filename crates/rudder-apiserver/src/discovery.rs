@@ -29,7 +29,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use rudder_api::resources::ResourceInfo;
 use rudder_api::status::ApiError;
-use rudder_registry::Registry;
+use rudder_registry::Snapshot;
 use serde::Serialize;
 
 use crate::encode;
@@ -227,7 +227,7 @@ fn legacy_response<T: Serialize>(doc: &T, format: Option<Format>) -> Response {
 /// Answer a discovery path (`/api`, `/apis`, `/api/v1`, `/apis/<group>`,
 /// `/apis/<group>/<version>`), or `None` when the path names no served group or version.
 pub fn serve(
-    registry: &Registry,
+    registry: &Snapshot,
     advertise_address: &str,
     path: &str,
     accept: &str,
@@ -259,7 +259,7 @@ pub fn serve(
 }
 
 /// Groups in the order they are advertised, each with its versions (most preferred first).
-fn groups(registry: &Registry) -> Vec<(&str, Vec<&str>)> {
+fn groups(registry: &Snapshot) -> Vec<(&str, Vec<&str>)> {
     let mut out: Vec<(&str, Vec<&str>)> = Vec::new();
     for e in registry.entries() {
         let (g, v) = (e.info.group.as_str(), e.info.version.as_str());
@@ -279,7 +279,7 @@ fn groups(registry: &Registry) -> Vec<(&str, Vec<&str>)> {
 }
 
 /// The resources of one group version, by name as upstream's installer sorts them.
-fn resources<'a>(registry: &'a Registry, group: &str, version: &str) -> Vec<&'a ResourceInfo> {
+fn resources<'a>(registry: &'a Snapshot, group: &str, version: &str) -> Vec<&'a ResourceInfo> {
     let mut out: Vec<&ResourceInfo> = registry
         .entries()
         .iter()
@@ -390,7 +390,7 @@ fn aggregated_resource(r: &ResourceInfo) -> ResourceDiscovery<'_> {
 }
 
 /// `/api` (core) or `/apis` (every other group) as an `APIGroupDiscoveryList`.
-pub fn aggregated(registry: &Registry, core: bool) -> GroupDiscoveryList<'_> {
+pub fn aggregated(registry: &Snapshot, core: bool) -> GroupDiscoveryList<'_> {
     let items = groups(registry)
         .into_iter()
         .filter(|(g, _)| g.is_empty() == core)
@@ -495,7 +495,7 @@ fn group_doc<'a>(name: &'a str, versions: &[&str]) -> ApiGroup<'a> {
 }
 
 /// Legacy `/apis`.
-pub fn api_group_list(registry: &Registry) -> ApiGroupList<'_> {
+pub fn api_group_list(registry: &Snapshot) -> ApiGroupList<'_> {
     let groups = groups(registry)
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
@@ -509,7 +509,7 @@ pub fn api_group_list(registry: &Registry) -> ApiGroupList<'_> {
 }
 
 /// `/apis/<group>`.
-pub fn api_group<'a>(registry: &'a Registry, group: &str) -> Option<ApiGroup<'a>> {
+pub fn api_group<'a>(registry: &'a Snapshot, group: &str) -> Option<ApiGroup<'a>> {
     groups(registry)
         .into_iter()
         .find(|(g, _)| *g == group && !g.is_empty())
@@ -567,7 +567,7 @@ pub fn storage_version_hash(group: &str, version: &str, kind: &str) -> String {
 /// `/api/v1` or `/apis/<group>/<version>` as an `APIResourceList`, resources and subresources
 /// sorted by name as upstream's installer sorts its storage paths.
 pub fn resource_list<'a>(
-    registry: &'a Registry,
+    registry: &'a Snapshot,
     group: &str,
     version: &str,
 ) -> Option<ApiResourceList<'a>> {
@@ -628,13 +628,14 @@ mod tests {
     use serde_json::{json, Value};
     use std::sync::Arc;
 
-    fn registry() -> Registry {
-        Registry::builtin(|_| {
+    fn registry() -> Arc<Snapshot> {
+        rudder_registry::Registry::builtin(|_| {
             Arc::new(DefaultStrategy {
                 tracks_generation: false,
             })
         })
         .unwrap()
+        .snapshot()
     }
 
     const V2: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";

@@ -251,7 +251,6 @@ async fn handle(State(s): State<Arc<ApiServer>>, req: Request) -> Response {
             .gs
             .registry
             .get(&info.group, &info.version, &info.resource)
-            .cloned()
         {
             Some(entry) => {
                 let call = rest::Call {
@@ -383,8 +382,13 @@ fn non_resource(s: &ApiServer, headers: &http::HeaderMap, path: &str) -> Respons
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    discovery::serve(&s.gs.registry, &s.advertise_address, path, accept)
-        .unwrap_or_else(|| encode::error_response(&rest::not_found_route()))
+    discovery::serve(
+        &s.gs.registry.snapshot(),
+        &s.advertise_address,
+        path,
+        accept,
+    )
+    .unwrap_or_else(|| encode::error_response(&rest::not_found_route()))
 }
 
 /// The named checks of `/livez`, `/readyz` and `/healthz`, and whether each passes.

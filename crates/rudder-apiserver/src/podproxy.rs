@@ -250,7 +250,6 @@ async fn kubelet_of(s: &ApiServer, node_name: &str) -> Result<(String, u16), Api
     let nodes =
         s.gs.registry
             .get("", "v1", "nodes")
-            .cloned()
             .ok_or_else(|| ApiError::internal_error("nodes are not registered"))?;
     let node = s.gs.get(&nodes, None, node_name).await?;
     let addrs = node["status"]["addresses"]
@@ -289,7 +288,6 @@ pub async fn handle(
     let pods =
         s.gs.registry
             .get("", "v1", "pods")
-            .cloned()
             .ok_or_else(|| ApiError::internal_error("pods are not registered"))?;
     let pod = s.gs.get(&pods, Some(namespace), pod_name).await?;
     let Some(client) = s.kubelet_client.as_ref() else {

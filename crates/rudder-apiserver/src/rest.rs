@@ -66,7 +66,7 @@ impl Call<'_> {
             .and_then(|c| c.split(';').next())
             .map(|c| c.trim().to_ascii_lowercase())
             .unwrap_or_default();
-        let reg = &self.server.gs.registry;
+        let reg = &self.server.gs.registry.snapshot();
         let registered = |g: &Gvk| scheme_knows(reg, g);
         if matches!(essence.as_str(), "" | "application/json") {
             if let Some(v) = crate::gojson::check_body(target, &self.body, true, registered)? {
@@ -245,7 +245,7 @@ fn with_warnings(mut resp: Response, warnings: &Warnings) -> Result<Response, Ap
 
 /// Whether upstream's scheme has `g`: the served kinds, their lists and subresource kinds, and
 /// the option and status kinds registered in every group version.
-fn scheme_knows(reg: &rudder_registry::Registry, g: &Gvk) -> bool {
+fn scheme_knows(reg: &rudder_registry::Snapshot, g: &Gvk) -> bool {
     const META: [&str; 8] = [
         "Status",
         "DeleteOptions",
@@ -979,7 +979,6 @@ async fn bind(call: &Call<'_>) -> Result<Response, ApiError> {
             .gs()
             .registry
             .get("", "v1", "pods")
-            .cloned()
             .ok_or_else(not_found_route)?;
         let name = object::name(&binding).to_string();
         (pods, name)

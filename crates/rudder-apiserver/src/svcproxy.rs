@@ -44,7 +44,6 @@ async fn object(
     let entry =
         s.gs.registry
             .get("", "v1", resource)
-            .cloned()
             .ok_or_else(|| ApiError::internal_error(format!("{resource} are not registered")))?;
     s.gs.get(&entry, Some(namespace), name).await
 }

@@ -367,7 +367,6 @@ async fn bound_object(
             .gs()
             .registry
             .get("", "v1", resource)
-            .cloned()
             .ok_or_else(crate::rest::not_found_route)?;
         let ns = ns.map(|_| namespace);
         call.gs().get(&entry, ns, ref_name).await

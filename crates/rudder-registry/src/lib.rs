@@ -17,5 +17,5 @@ pub use generic::{
     DeleteOpts, Deleted, FieldTracker, FieldValidation, GenericStore, ListOpts, ListResult,
     Tracker, Warnings, WriteOpts,
 };
-pub use registry::{Entry, Registry};
+pub use registry::{Entry, Registry, Snapshot};
 pub use strategy::{DefaultStrategy, OpCx, Requester, Strategy};

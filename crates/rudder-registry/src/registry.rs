@@ -2,7 +2,7 @@
 //! cache all read this one table, so they cannot disagree about what exists.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rudder_api::resources::{ResourceInfo, ResourceTable};
 
@@ -42,28 +42,17 @@ impl Entry {
     }
 }
 
-pub struct Registry {
+/// One consistent view of the served resources. Routing, discovery and the watch cache take a
+/// snapshot per request, so a resource added or removed meanwhile never shows half-applied.
+pub struct Snapshot {
     entries: Vec<Arc<Entry>>,
     by_gvr: HashMap<(String, String, String), Arc<Entry>>,
     /// Storage prefixes, longest first, for mapping a store key back to its resource.
     by_prefix: Vec<(String, Arc<Entry>)>,
 }
 
-impl Registry {
-    /// Every built-in resource, each with the strategy `strategy_for` picks.
-    pub fn builtin(
-        strategy_for: impl Fn(&ResourceInfo) -> Arc<dyn Strategy>,
-    ) -> Result<Registry, rudder_api::resources::ResourceDataError> {
-        let table = ResourceTable::builtin()?;
-        Ok(Self::new(table.resources().iter().map(|info| Entry {
-            prefix: info.storage_prefix(),
-            strategy: strategy_for(info),
-            info: info.clone(),
-        })))
-    }
-
-    pub fn new(entries: impl IntoIterator<Item = Entry>) -> Registry {
-        let entries: Vec<Arc<Entry>> = entries.into_iter().map(Arc::new).collect();
+impl Snapshot {
+    fn new(entries: Vec<Arc<Entry>>) -> Snapshot {
         let by_gvr = entries
             .iter()
             .map(|e| {
@@ -84,7 +73,7 @@ impl Registry {
             }
         }
         by_prefix.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
-        Registry {
+        Snapshot {
             entries,
             by_gvr,
             by_prefix,
@@ -112,6 +101,73 @@ impl Registry {
     /// Every distinct storage prefix with one entry serving it.
     pub fn prefixes(&self) -> impl Iterator<Item = (&str, &Arc<Entry>)> {
         self.by_prefix.iter().map(|(p, e)| (p.as_str(), e))
+    }
+}
+
+/// The served resources: the built-in ones, fixed at start, plus those defined at run time
+/// (custom resources from CustomResourceDefinitions), swapped in whole without a restart.
+pub struct Registry {
+    builtin: Vec<Arc<Entry>>,
+    current: RwLock<Arc<Snapshot>>,
+}
+
+impl Registry {
+    /// Every built-in resource, each with the strategy `strategy_for` picks.
+    pub fn builtin(
+        strategy_for: impl Fn(&ResourceInfo) -> Arc<dyn Strategy>,
+    ) -> Result<Registry, rudder_api::resources::ResourceDataError> {
+        let table = ResourceTable::builtin()?;
+        Ok(Self::new(table.resources().iter().map(|info| Entry {
+            prefix: info.storage_prefix(),
+            strategy: strategy_for(info),
+            info: info.clone(),
+        })))
+    }
+
+    pub fn new(entries: impl IntoIterator<Item = Entry>) -> Registry {
+        let builtin: Vec<Arc<Entry>> = entries.into_iter().map(Arc::new).collect();
+        Registry {
+            current: RwLock::new(Arc::new(Snapshot::new(builtin.clone()))),
+            builtin,
+        }
+    }
+
+    /// The resources served now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Serve the built-in resources plus `dynamic`, replacing the previous run-time ones. A
+    /// dynamic entry never shadows a built-in one.
+    pub fn set_dynamic(&self, dynamic: Vec<Entry>) {
+        let mut all = self.builtin.clone();
+        for e in dynamic {
+            let taken = self.builtin.iter().any(|b| {
+                b.info.group == e.info.group
+                    && b.info.version == e.info.version
+                    && b.info.plural == e.info.plural
+            });
+            if !taken {
+                all.push(Arc::new(e));
+            }
+        }
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Snapshot::new(all));
+    }
+
+    pub fn entries(&self) -> Vec<Arc<Entry>> {
+        self.snapshot().entries.clone()
+    }
+
+    pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<Arc<Entry>> {
+        self.snapshot().get(group, version, plural).cloned()
+    }
+
+    /// The resource a store key belongs to: the longest prefix followed by `/`.
+    pub fn for_key(&self, key: &str) -> Option<Arc<Entry>> {
+        self.snapshot().for_key(key).cloned()
     }
 }
 

@@ -35,7 +35,7 @@ pub(super) async fn evict(call: &Call<'_>) -> Result<Response, ApiError> {
     let eviction = if v1beta1 {
         // Upstream's scheme registers policy/v1beta1 though the group version is not served.
         let target = Gvk::new("policy", "v1beta1", "Eviction");
-        let reg = &call.server.gs.registry;
+        let reg = &call.server.gs.registry.snapshot();
         let known = |g: &Gvk| *g == target || super::scheme_knows(reg, g);
         crate::gojson::check_body(&target, &call.body, true, known)?
             .ok_or_else(|| ApiError::bad_request("unable to decode the Eviction"))?
@@ -79,7 +79,6 @@ pub(super) async fn evict(call: &Call<'_>) -> Result<Response, ApiError> {
     let pdb_entry = gs
         .registry
         .get("policy", "v1", "poddisruptionbudgets")
-        .cloned()
         .ok_or_else(|| ApiError::internal_error("poddisruptionbudgets are not served"))?;
     let listed = gs.list(&pdb_entry, ns, &ListOpts::default()).await?;
     let pdbs: Vec<Value> = listed
