@@ -7,6 +7,7 @@
 //! there) → the state store; reads and watches come from the watch cache.
 
 pub mod audit;
+pub mod crd;
 pub mod discovery;
 pub mod dupes;
 pub mod encode;

@@ -897,6 +897,9 @@ impl GenericStore {
                 .filter(|g| *g > 0);
             let mut pending = !finalizers.is_empty() || grace.is_some();
             if !pending && entry.strategy.begin_delete(&cx, &mut obj) {
+                // A kind may hold its deletion with a finalizer of its own (a
+                // CustomResourceDefinition's `customresourcecleanup`).
+                finalizers = object::finalizers(&obj);
                 if already_deleting {
                     return Ok(Deleted::Pending(obj));
                 }

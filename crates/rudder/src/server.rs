@@ -219,6 +219,9 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
         Registry::builtin(rudder_resources::strategies::strategy_for)
             .context("loading the built-in resource table")?,
     );
+    rudder_apiserver::crd::register_stored(store.as_ref(), &registry)
+        .await
+        .context("reading the stored CustomResourceDefinitions")?;
     let cache = WatchCache::start(store.clone(), registry.clone())
         .await
         .context("loading the watch cache")?;
@@ -349,6 +352,7 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
         kubelet_client: Some(kubelet_client),
         auditor: args.audit.auditor()?,
     });
+    rudder_apiserver::crd::spawn(server.clone());
     Ok(Built {
         server,
         pki,

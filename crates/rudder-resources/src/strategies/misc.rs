@@ -53,6 +53,34 @@ impl Strategy for CustomResourceDefinitionStrategy {
     fn tracks_generation(&self) -> bool {
         true
     }
+
+    /// Upstream's CRD REST `Delete`: the first delete adds the cleanup finalizer and marks the
+    /// CRD `Terminating`; the CRD goes once its objects are deleted and the finalizer removed.
+    fn begin_delete(&self, cx: &OpCx, obj: &mut Value) -> bool {
+        let deleting = obj
+            .pointer("/metadata/deletionTimestamp")
+            .is_some_and(|t| !t.is_null());
+        if deleting {
+            return false;
+        }
+        let mut finalizers = rudder_registry::object::finalizers(obj);
+        if !finalizers
+            .iter()
+            .any(|f| f == crate::custom::CLEANUP_FINALIZER)
+        {
+            finalizers.push(crate::custom::CLEANUP_FINALIZER.into());
+        }
+        rudder_registry::object::set_finalizers(obj, &finalizers);
+        crate::custom::set_condition(
+            obj,
+            &cx.now,
+            "Terminating",
+            "True",
+            "InstanceDeletionPending",
+            "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon",
+        );
+        true
+    }
 }
 
 /// APIServices: upstream `ValidateAPIService`'s name function, a path segment that must be

@@ -1,0 +1,358 @@
+//! Custom resources: what a CustomResourceDefinition makes the registry serve (upstream's
+//! `apiextensions-apiserver` `customresource` strategy and the naming controller's checks).
+//!
+//! A CRD becomes one registry [`Entry`] per served version, built from its `spec` once the
+//! CRD is `Established`; all versions share one storage prefix, `/registry/<group>/<plural>`.
+
+use std::sync::Arc;
+
+use rudder_api::resources::{ResourceInfo, SubresourceInfo};
+use rudder_registry::{Entry, OpCx, Strategy};
+use serde_json::{json, Value};
+
+/// The finalizer that holds a CRD's deletion until its objects are gone.
+pub const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
+
+/// Upstream's verbs on a custom resource.
+const VERBS: [&str; 8] = [
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "create",
+    "update",
+    "watch",
+];
+
+/// Objects of one version of a custom resource.
+pub struct CustomResourceStrategy {
+    status: bool,
+    /// `spec.versions[].selectableFields[].jsonPath`s, without the leading dot.
+    selectable: Vec<String>,
+}
+
+impl Strategy for CustomResourceStrategy {
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+
+    fn prepare_for_create(&self, _cx: &OpCx, obj: &mut Value) {
+        // With a status subresource, status is written only through it.
+        if self.status {
+            if let Some(m) = obj.as_object_mut() {
+                m.remove("status");
+            }
+        }
+    }
+
+    fn allow_unconditional_update(&self) -> bool {
+        // Upstream's customresource strategy: a PUT must name the resourceVersion it replaces.
+        false
+    }
+
+    fn selectable_fields(&self, obj: &Value, out: &mut Vec<(String, String)>) {
+        for path in &self.selectable {
+            let pointer = format!("/{}", path.replace('.', "/"));
+            let value = match obj.pointer(&pointer) {
+                Some(Value::String(s)) => s.clone(),
+                Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+                _ => String::new(),
+            };
+            out.push((path.clone(), value));
+        }
+    }
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+fn strings_at(v: &Value, pointer: &str) -> Vec<String> {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The names a CRD asks for, defaulted as upstream does (`singular` is the lower-cased kind,
+/// `listKind` is `<kind>List`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Names {
+    pub plural: String,
+    pub singular: String,
+    pub kind: String,
+    pub list_kind: String,
+    pub short_names: Vec<String>,
+    pub categories: Vec<String>,
+}
+
+impl Names {
+    pub fn of(names: &Value) -> Names {
+        let kind = str_at(names, "/kind").to_owned();
+        let singular = match str_at(names, "/singular") {
+            "" => kind.to_lowercase(),
+            s => s.to_owned(),
+        };
+        let list_kind = match str_at(names, "/listKind") {
+            "" => format!("{kind}List"),
+            s => s.to_owned(),
+        };
+        Names {
+            plural: str_at(names, "/plural").to_owned(),
+            singular,
+            kind,
+            list_kind,
+            short_names: strings_at(names, "/shortNames"),
+            categories: strings_at(names, "/categories"),
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "plural": self.plural,
+            "singular": self.singular,
+            "kind": self.kind,
+            "listKind": self.list_kind,
+        });
+        if !self.short_names.is_empty() {
+            v["shortNames"] = json!(self.short_names);
+        }
+        if !self.categories.is_empty() {
+            v["categories"] = json!(self.categories);
+        }
+        v
+    }
+}
+
+/// Upstream's naming controller: the names `crd` asks for, checked against the names other
+/// CRDs of its group have been granted. `Err` is the `NamesAccepted=False` reason and message.
+pub fn accept_names(crd: &Value, others: &[&Value]) -> Result<Names, (&'static str, String)> {
+    let requested = Names::of(crd.pointer("/spec/names").unwrap_or(&Value::Null));
+    let group = str_at(crd, "/spec/group");
+    let me = str_at(crd, "/metadata/name");
+    let mut taken: Vec<Names> = Vec::new();
+    for other in others {
+        if str_at(other, "/spec/group") != group || str_at(other, "/metadata/name") == me {
+            continue;
+        }
+        if let Some(n) = other.pointer("/status/acceptedNames") {
+            taken.push(Names::of(n));
+        }
+    }
+    let in_use = |s: &str| format!("{} is already in use", rudder_api::go_quote(s));
+    for t in &taken {
+        if t.plural == requested.plural || t.singular == requested.plural {
+            return Err(("PluralConflict", in_use(&requested.plural)));
+        }
+        if t.plural == requested.singular || t.singular == requested.singular {
+            return Err(("SingularConflict", in_use(&requested.singular)));
+        }
+        if let Some(s) = requested
+            .short_names
+            .iter()
+            .find(|s| t.short_names.contains(s) || **s == t.plural || **s == t.singular)
+        {
+            return Err(("ShortNamesConflict", in_use(s)));
+        }
+        if t.kind == requested.kind || t.list_kind == requested.kind {
+            return Err(("KindConflict", in_use(&requested.kind)));
+        }
+        if t.kind == requested.list_kind || t.list_kind == requested.list_kind {
+            return Err(("ListKindConflict", in_use(&requested.list_kind)));
+        }
+    }
+    Ok(requested)
+}
+
+/// Whether a CRD's condition of `type_` is `True`.
+pub fn condition_true(crd: &Value, type_: &str) -> bool {
+    crd.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == type_ && c["status"] == "True")
+        })
+}
+
+/// Set a CRD condition, keeping `lastTransitionTime` when its status does not change (upstream's
+/// `SetCRDCondition`). Returns whether anything changed.
+pub fn set_condition(
+    crd: &mut Value,
+    now: &str,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+) -> bool {
+    if !crd["status"].is_object() {
+        crd["status"] = json!({});
+    }
+    if !crd["status"]["conditions"].is_array() {
+        crd["status"]["conditions"] = json!([]);
+    }
+    let Some(conds) = crd["status"]["conditions"].as_array_mut() else {
+        return false;
+    };
+    let new = json!({
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": now,
+    });
+    match conds.iter_mut().find(|c| c["type"] == type_) {
+        Some(c) => {
+            if c["status"] == status && c["reason"] == reason && c["message"] == message {
+                return false;
+            }
+            let mut new = new;
+            if c["status"] == status {
+                new["lastTransitionTime"] = c["lastTransitionTime"].clone();
+            }
+            *c = new;
+        }
+        None => conds.push(new),
+    }
+    true
+}
+
+/// The registry entries an established CRD serves: one per served version, named by its
+/// accepted names.
+pub fn entries(crd: &Value) -> Vec<Entry> {
+    if !condition_true(crd, "Established") {
+        return Vec::new();
+    }
+    let names = Names::of(crd.pointer("/status/acceptedNames").unwrap_or(&Value::Null));
+    let group = str_at(crd, "/spec/group").to_owned();
+    if names.plural.is_empty() || names.kind.is_empty() || group.is_empty() {
+        return Vec::new();
+    }
+    let namespaced = str_at(crd, "/spec/scope") != "Cluster";
+    let prefix = rudder_api::resources::storage_prefix(&group, &names.plural);
+    let versions = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    versions
+        .iter()
+        .filter(|v| v["served"].as_bool().unwrap_or(false))
+        .map(|v| {
+            let version = str_at(v, "/name").to_owned();
+            let status = v.pointer("/subresources/status").is_some();
+            let scale = v.pointer("/subresources/scale").is_some();
+            let verbs = vec!["get".to_owned(), "patch".to_owned(), "update".to_owned()];
+            let mut subresources = Vec::new();
+            if scale {
+                subresources.push(SubresourceInfo {
+                    name: "scale".into(),
+                    group: "autoscaling".into(),
+                    version: "v1".into(),
+                    kind: "Scale".into(),
+                    verbs: verbs.clone(),
+                });
+            }
+            if status {
+                subresources.push(SubresourceInfo {
+                    name: "status".into(),
+                    group: group.clone(),
+                    version: version.clone(),
+                    kind: names.kind.clone(),
+                    verbs,
+                });
+            }
+            let selectable = v
+                .pointer("/selectableFields")
+                .and_then(Value::as_array)
+                .map(|fs| {
+                    fs.iter()
+                        .filter_map(|f| f["jsonPath"].as_str())
+                        .map(|p| p.trim_start_matches('.').to_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            Entry {
+                info: ResourceInfo {
+                    group: group.clone(),
+                    version,
+                    plural: names.plural.clone(),
+                    singular: names.singular.clone(),
+                    kind: names.kind.clone(),
+                    short_names: names.short_names.clone(),
+                    categories: names.categories.clone(),
+                    namespaced,
+                    verbs: VERBS.iter().map(|s| s.to_string()).collect(),
+                    subresources,
+                    columns: Vec::new(),
+                },
+                prefix: prefix.clone(),
+                strategy: Arc::new(CustomResourceStrategy { status, selectable }),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crd(name: &str, plural: &str, kind: &str, short: &[&str]) -> Value {
+        json!({
+            "metadata": {"name": name},
+            "spec": {
+                "group": "example.com",
+                "scope": "Namespaced",
+                "names": {"plural": plural, "kind": kind, "shortNames": short},
+                "versions": [
+                    {"name": "v1", "served": true, "storage": true,
+                     "subresources": {"status": {}},
+                     "selectableFields": [{"jsonPath": ".spec.color"}]},
+                    {"name": "v0", "served": false, "storage": false}
+                ]
+            }
+        })
+    }
+
+    #[test]
+    fn established_crd_serves_its_served_versions() {
+        let mut c = crd("widgets.example.com", "widgets", "Widget", &["wd"]);
+        assert!(entries(&c).is_empty(), "not served before Established");
+        let names = accept_names(&c, &[]).unwrap();
+        assert_eq!(names.singular, "widget");
+        assert_eq!(names.list_kind, "WidgetList");
+        c["status"] = json!({
+            "acceptedNames": names.to_json(),
+            "conditions": [{"type": "Established", "status": "True"}],
+        });
+        let es = entries(&c);
+        assert_eq!(es.len(), 1);
+        let e = &es[0];
+        assert_eq!(e.prefix, "/registry/example.com/widgets");
+        assert_eq!(e.info.short_names, vec!["wd"]);
+        assert!(e.has_status());
+        let mut fields = Vec::new();
+        e.strategy
+            .selectable_fields(&json!({"spec": {"color": "red"}}), &mut fields);
+        assert_eq!(fields, vec![("spec.color".to_string(), "red".to_string())]);
+    }
+
+    #[test]
+    fn names_in_use_are_refused() {
+        let mut a = crd("widgets.example.com", "widgets", "Widget", &["wd"]);
+        a["status"]["acceptedNames"] = accept_names(&a, &[]).unwrap().to_json();
+        let b = crd("gadgets.example.com", "gadgets", "Gadget", &["wd"]);
+        assert_eq!(
+            accept_names(&b, &[&a]),
+            Err(("ShortNamesConflict", "\"wd\" is already in use".into()))
+        );
+        let mut k = crd("others.example.com", "others", "Widget", &[]);
+        k["spec"]["names"]["singular"] = json!("other");
+        assert_eq!(accept_names(&k, &[&a]).unwrap_err().0, "KindConflict");
+    }
+}

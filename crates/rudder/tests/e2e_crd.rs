@@ -1,0 +1,267 @@
+//! Custom resources served from CustomResourceDefinitions, driven with kubectl: a CRD is
+//! established at run time and its resources are served through the generic REST path
+//! (every verb, watch, selectors, discovery with short names and categories), and deleting the
+//! CRD deletes its objects first.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use support::{jp, wait_for, Backend, Cluster};
+
+const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names:
+    plural: widgets
+    kind: Widget
+    shortNames: [wd]
+    categories: [all]
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    selectableFields:
+    - jsonPath: .spec.color
+    subresources:
+      status: {}
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+"#;
+
+fn widget(name: &str, color: &str) -> String {
+    format!(
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: {name}\n  labels:\n    color: {color}\nspec:\n  color: {color}\n  size: 3\n"
+    )
+}
+
+fn established(c: &Cluster, crd: &str) {
+    wait_for(&format!("{crd} Established"), || {
+        let s = jp(
+            c,
+            &format!("crd/{crd}"),
+            "{.status.conditions[?(@.type==\"Established\")].status}",
+        );
+        (s == "True").then_some(())
+    });
+}
+
+#[test]
+fn custom_resources_are_served_from_crds() {
+    let c = Cluster::start(Backend::Redb);
+    // Before the CRD, kubectl knows no such kind.
+    let err = c.fails(&["get", "widgets"]);
+    assert!(
+        err.contains("the server doesn't have a resource type \"widgets\""),
+        "{err}"
+    );
+    c.ok_stdin(&["apply", "-f", "-"], CRD);
+    established(&c, "widgets.example.com");
+    assert_eq!(
+        jp(
+            &c,
+            "crd/widgets.example.com",
+            "{.status.acceptedNames.kind} {.status.acceptedNames.singular} {.status.storedVersions}"
+        ),
+        "Widget widget [\"v1\"]"
+    );
+    assert_eq!(
+        jp(
+            &c,
+            "crd/widgets.example.com",
+            "{.status.conditions[?(@.type==\"NamesAccepted\")].reason}"
+        ),
+        "NoConflicts"
+    );
+
+    // Discovery: api-resources lists it with its short name; every name kubectl resolves works.
+    let resources = c.ok(&["api-resources", "--api-group=example.com"]);
+    assert!(
+        resources.contains("widgets") && resources.contains("wd") && resources.contains("Widget"),
+        "{resources}"
+    );
+
+    let watch = c
+        .command(&["get", "widgets", "--watch", "-o", "name"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut watch = KillOnDrop(watch);
+
+    assert_eq!(
+        c.ok_stdin(&["create", "-f", "-"], &widget("red-one", "red")),
+        "widget.example.com/red-one created\n"
+    );
+    c.ok_stdin(&["create", "-f", "-"], &widget("blue-one", "blue"));
+    // The watch sees both.
+    let mut lines = BufReader::new(watch.0.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        seen.push(lines.next().unwrap().unwrap());
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec!["widget.example.com/blue-one", "widget.example.com/red-one"]
+    );
+    drop(watch);
+
+    for name in ["widgets", "widget", "wd", "Widget", "widgets.example.com"] {
+        let out = c.ok(&["get", name, "-o", "name"]);
+        assert_eq!(
+            out, "widget.example.com/blue-one\nwidget.example.com/red-one\n",
+            "kubectl get {name}"
+        );
+    }
+    // The `all` category.
+    let all = c.ok(&["get", "all", "-o", "name"]);
+    assert!(all.contains("widget.example.com/red-one"), "{all}");
+    // Label and field selectors, including the CRD's selectable field.
+    assert_eq!(
+        c.ok(&["get", "wd", "-l", "color=red", "-o", "name"]),
+        "widget.example.com/red-one\n"
+    );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "wd",
+            "--field-selector",
+            "spec.color=blue",
+            "-o",
+            "name"
+        ]),
+        "widget.example.com/blue-one\n"
+    );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "wd",
+            "--field-selector",
+            "metadata.name=red-one",
+            "-o",
+            "name"
+        ]),
+        "widget.example.com/red-one\n"
+    );
+    let bad = c.fails(&["get", "wd", "--field-selector", "spec.size=3"]);
+    assert!(
+        bad.contains("field label not supported: spec.size"),
+        "{bad}"
+    );
+
+    // Patches: merge and JSON; generation follows spec changes.
+    c.ok(&[
+        "patch",
+        "wd",
+        "red-one",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"size":5}}"#,
+    ]);
+    c.ok(&[
+        "patch",
+        "wd",
+        "red-one",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/color","value":"crimson"}]"#,
+    ]);
+    assert_eq!(
+        jp(
+            &c,
+            "wd/red-one",
+            "{.spec.size} {.spec.color} {.metadata.generation}"
+        ),
+        "5 crimson 3"
+    );
+    // Status is written only through its subresource.
+    for (via, ready) in [(None, ""), (Some("--subresource=status"), "true")] {
+        let mut args = vec!["patch", "wd", "red-one", "--type=merge"];
+        args.extend(via);
+        args.extend(["-p", r#"{"status":{"ready":true}}"#]);
+        c.ok(&args);
+        assert_eq!(jp(&c, "wd/red-one", "{.status.ready}"), ready, "{via:?}");
+    }
+
+    // A cluster-scoped CRD whose names clash with the first is not accepted.
+    let clash = CRD
+        .replace("widgets.example.com", "gizmos.example.com")
+        .replace("plural: widgets", "plural: gizmos")
+        .replace("scope: Namespaced", "scope: Cluster");
+    c.ok_stdin(&["apply", "-f", "-"], &clash);
+    wait_for("NamesAccepted=False", || {
+        let s = jp(
+            &c,
+            "crd/gizmos.example.com",
+            "{.status.conditions[?(@.type==\"NamesAccepted\")].message}",
+        );
+        (!s.is_empty()).then_some(())
+    });
+    assert_eq!(
+        jp(
+            &c,
+            "crd/gizmos.example.com",
+            "{.status.conditions[?(@.type==\"NamesAccepted\")].status} {.status.conditions[?(@.type==\"NamesAccepted\")].message}"
+        ),
+        "False \"widget\" is already in use"
+    );
+    c.ok(&["delete", "crd", "gizmos.example.com"]);
+
+    // Deleting the CRD deletes its objects, then the CRD; the resource is no longer served.
+    assert_eq!(
+        c.ok(&["delete", "crd", "widgets.example.com"]),
+        "customresourcedefinition.apiextensions.k8s.io \"widgets.example.com\" deleted\n"
+    );
+    wait_for("widgets no longer served", || {
+        let r = c.kubectl(&["get", "crd", "widgets.example.com"]);
+        (r.code != 0).then_some(())
+    });
+    let err = c.fails(&["get", "widgets.v1.example.com"]);
+    assert!(
+        err.contains("doesn't have a resource type")
+            || err.contains("could not find the requested resource"),
+        "{err}"
+    );
+    // Re-created, it starts empty.
+    c.ok_stdin(&["apply", "-f", "-"], CRD);
+    established(&c, "widgets.example.com");
+    wait_for("widgets served again", || {
+        let r = c.kubectl(&["get", "widgets", "-o", "name"]);
+        (r.code == 0).then_some(r.stdout)
+    });
+    assert_eq!(c.ok(&["get", "widgets", "-o", "name"]), "");
+}
+
+#[test]
+fn custom_resources_survive_a_restart() {
+    let mut c = Cluster::start(Backend::Redb);
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &CRD.replace("scope: Namespaced", "scope: Cluster"),
+    );
+    established(&c, "widgets.example.com");
+    c.ok_stdin(&["create", "-f", "-"], &widget("kept", "green"));
+    c.restart();
+    assert_eq!(
+        c.ok(&["get", "widgets", "-o", "name"]),
+        "widget.example.com/kept\n"
+    );
+    assert_eq!(jp(&c, "widget/kept", "{.metadata.namespace}"), "");
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
