@@ -182,6 +182,29 @@ fn custom_resources_are_served_from_crds() {
         ),
         "5 crimson 3"
     );
+    // Strategic merge needs Go structs upstream has not got for custom resources.
+    let smp = c.fails(&["patch", "wd", "red-one", "-p", r#"{"spec":{"size":6}}"#]);
+    assert!(
+        smp.contains("application/strategic-merge-patch+json is not supported by example.com/v1, Kind=Widget: ")
+            && smp.contains("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"),
+        "{smp}"
+    );
+    // Server-side apply: a second manager's field is kept beside the first's.
+    c.ok_stdin(
+        &["apply", "--server-side", "--field-manager=tool", "-f", "-"],
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: red-one\nspec:\n  owner: tool\n",
+    );
+    assert_eq!(
+        jp(
+            &c,
+            "wd/red-one",
+            "{.spec.owner} {.spec.size} {.metadata.generation}"
+        ),
+        "tool 5 4"
+    );
+    let managers = jp(&c, "wd/red-one", "{.metadata.managedFields[*].manager}");
+    assert!(managers.contains("tool"), "{managers}");
+
     // Status is written only through its subresource.
     for (via, ready) in [(None, ""), (Some("--subresource=status"), "true")] {
         let mut args = vec!["patch", "wd", "red-one", "--type=merge"];
