@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use rudder_api::selector::{Operator, Requirement, Selector};
 use serde::Deserialize;
 
+use super::memo::{KeyedMemo, Tally};
 use crate::framework::*;
 use crate::nodeinfo::{NodeInfo, PodInfo, Snapshot};
 
@@ -513,9 +514,74 @@ struct PreScoreState {
 pub struct InterPodAffinity {
     pub args: InterPodAffinityArgs,
     pub namespaces: Store<Namespace>,
+    /// Existing pods' required anti-affinity terms that match an incoming pod, per (namespace,
+    /// labels, namespace labels) of the incoming pod.
+    existing_anti: KeyedMemo<ExistingKey, TopologyCounts>,
+    /// Existing pods matching an incoming pod's required terms, per those terms.
+    incoming: KeyedMemo<String, TermTotals>,
+}
+
+type ExistingKey = (String, BTreeMap<String, String>, BTreeMap<String, String>);
+
+impl Tally for TopologyCounts {
+    type Part = Vec<(String, String, i64)>;
+    fn add(&mut self, part: &Self::Part, sign: i64) {
+        for (key, value, n) in part {
+            TopologyCounts::add(self, key, value, sign * n);
+        }
+    }
+}
+
+/// Matches of an incoming pod's required affinity and anti-affinity terms.
+#[derive(Default)]
+struct TermTotals {
+    affinity: TopologyCounts,
+    anti_affinity: TopologyCounts,
+}
+
+impl Tally for TermTotals {
+    type Part = (
+        <TopologyCounts as Tally>::Part,
+        <TopologyCounts as Tally>::Part,
+    );
+    fn add(&mut self, part: &Self::Part, sign: i64) {
+        Tally::add(&mut self.affinity, &part.0, sign);
+        Tally::add(&mut self.anti_affinity, &part.1, sign);
+    }
+}
+
+/// The pair `key=<the node's value>` for a node that has the label.
+fn pair(labels: &BTreeMap<String, String>, key: &str) -> Option<(String, String, i64)> {
+    labels.get(key).map(|v| (key.to_string(), v.clone(), 1))
+}
+
+/// Resolved terms as a memo key: equal terms give equal text.
+fn terms_key(affinity: &[AffinityTerm], anti_affinity: &[AffinityTerm]) -> String {
+    let one = |t: &AffinityTerm| {
+        let mut ns: Vec<&str> = t.namespaces.iter().map(String::as_str).collect();
+        ns.sort_unstable();
+        format!(
+            "{}\u{0}{}\u{0}{}\u{0}{}",
+            t.topology_key,
+            t.selector,
+            t.namespace_selector,
+            ns.join(",")
+        )
+    };
+    let list = |ts: &[AffinityTerm]| ts.iter().map(one).collect::<Vec<_>>().join("\u{1}");
+    format!("{}\u{2}{}", list(affinity), list(anti_affinity))
 }
 
 impl InterPodAffinity {
+    pub fn new(args: InterPodAffinityArgs, namespaces: Store<Namespace>) -> InterPodAffinity {
+        InterPodAffinity {
+            args,
+            namespaces,
+            existing_anti: KeyedMemo::default(),
+            incoming: KeyedMemo::default(),
+        }
+    }
+
     /// Upstream's `GetNamespaceLabelsSnapshot`: no labels when the namespace is unknown.
     fn namespace_labels(&self, ns: &str) -> BTreeMap<String, String> {
         self.namespaces
@@ -612,58 +678,57 @@ impl Plugin for InterPodAffinity {
         let required_anti_affinity = self.resolved(&terms.required_anti_affinity);
         let namespace_labels = self.namespace_labels(pod.namespace());
 
-        let with_anti: Vec<&Arc<NodeInfo>> = snapshot
-            .nodes
-            .iter()
-            .filter(|n| n.pods_with_required_anti_affinity > 0)
-            .collect();
-        let existing_anti_affinity = walk(
-            &with_anti,
-            |node, acc: &mut Pairs| {
-                let labels = node_labels(node);
-                for p in &node.pods {
-                    let Some(t) = p.affinity.as_deref() else {
-                        continue;
-                    };
-                    for term in &t.required_anti_affinity {
-                        if term.matches(&pod.pod, &namespace_labels) {
-                            acc.add_for_node(labels, &term.topology_key, 1);
-                        }
-                    }
-                }
-            },
-            Pairs::append,
+        // Both sums are kept across cycles and redone only at nodes whose pods changed.
+        let existing_key = (
+            pod.namespace().to_string(),
+            labels_of(&pod.pod).clone(),
+            namespace_labels.clone(),
         );
-        let existing_anti_affinity = TopologyCounts::from_pairs(existing_anti_affinity);
+        let existing_anti_affinity = self.existing_anti.with(existing_key, |memo| {
+            memo.update(&snapshot.nodes, |node| {
+                if node.pods_with_required_anti_affinity == 0 {
+                    return Vec::new();
+                }
+                let labels = node_labels(node);
+                node.pods
+                    .iter()
+                    .filter_map(|p| p.affinity.as_deref())
+                    .flat_map(|t| &t.required_anti_affinity)
+                    .filter(|term| term.matches(&pod.pod, &namespace_labels))
+                    .filter_map(|term| pair(labels, &term.topology_key))
+                    .collect()
+            })
+            .clone()
+        });
 
         let (affinity, anti_affinity) =
             if required_affinity.is_empty() && required_anti_affinity.is_empty() {
                 Default::default()
             } else {
-                let all: Vec<&Arc<NodeInfo>> = snapshot.nodes.iter().collect();
-                let (affinity, anti_affinity) = walk(
-                    &all,
-                    |node, acc: &mut (Pairs, Pairs)| {
+                let key = terms_key(&required_affinity, &required_anti_affinity);
+                self.incoming.with(key, |memo| {
+                    let totals = memo.update(&snapshot.nodes, |node| {
                         let labels = node_labels(node);
+                        let mut part = (Vec::new(), Vec::new());
                         for p in &node.pods {
                             if pod_matches_all_terms(&required_affinity, &p.pod) {
-                                for t in &required_affinity {
-                                    acc.0.add_for_node(labels, &t.topology_key, 1);
-                                }
+                                part.0.extend(
+                                    required_affinity
+                                        .iter()
+                                        .filter_map(|t| pair(labels, &t.topology_key)),
+                                );
                             }
-                            for t in &required_anti_affinity {
-                                if t.matches(&p.pod, &NO_LABELS) {
-                                    acc.1.add_for_node(labels, &t.topology_key, 1);
-                                }
-                            }
+                            part.1.extend(
+                                required_anti_affinity
+                                    .iter()
+                                    .filter(|t| t.matches(&p.pod, &NO_LABELS))
+                                    .filter_map(|t| pair(labels, &t.topology_key)),
+                            );
                         }
-                    },
-                    |a, b| (a.0.append(b.0), a.1.append(b.1)),
-                );
-                (
-                    TopologyCounts::from_pairs(affinity),
-                    TopologyCounts::from_pairs(anti_affinity),
-                )
+                        part
+                    });
+                    (totals.affinity.clone(), totals.anti_affinity.clone())
+                })
             };
 
         if existing_anti_affinity.is_empty()
@@ -884,10 +949,7 @@ mod tests {
             let ns: Namespace = serde_json::from_value(ns).unwrap();
             w.apply_watcher_event(&kube::runtime::watcher::Event::Apply(ns));
         }
-        InterPodAffinity {
-            args,
-            namespaces: w.as_reader(),
-        }
+        InterPodAffinity::new(args, w.as_reader())
     }
 
     fn plugin() -> InterPodAffinity {
@@ -1058,6 +1120,44 @@ mod tests {
             filter_all(&plugin(), &p, &snap),
             vec![anti_fail(), anti_fail(), None, None]
         );
+    }
+
+    /// Both PreFilter sums are kept per node generation: a node whose generation moved is
+    /// recounted, one whose generation stayed is not (the cache bumps it on every pod change).
+    #[test]
+    fn counts_follow_node_generations() {
+        let host = "kubernetes.io/hostname";
+        let anti = |v: &str| {
+            json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                term("app", "In", json!([v]), host)]}})
+        };
+        let at = |n: Arc<NodeInfo>, generation: u64| {
+            let mut n = Arc::unwrap_or_clone(n);
+            n.generation = generation;
+            Arc::new(n)
+        };
+        let web = |name: &str| pod(name, "default", json!({"app": "web"}), json!(null));
+        let guard = |name: &str| pod(name, "default", json!({}), anti("web"));
+        let pl = plugin();
+        let p = pod("p", "default", json!({"app": "web"}), anti("web"));
+        let snap = |n1: (u64, Vec<PodInfo>), n2: (u64, Vec<PodInfo>)| {
+            snapshot(vec![
+                at(node("n1", json!({host: "n1"}), n1.1), n1.0),
+                at(node("n2", json!({host: "n2"}), n2.1), n2.0),
+            ])
+        };
+        // The incoming pod's own term rules out n1; n2's guard (whose term matches the pod)
+        // rules out n2.
+        let s = snap((1, vec![web("a")]), (2, vec![guard("g")]));
+        assert_eq!(filter_all(&pl, &p, &s), vec![anti_fail(), existing_fail()]);
+        // n1 loses its pod (generation 3): it fits again.
+        let s = snap((3, vec![]), (2, vec![guard("g")]));
+        assert_eq!(filter_all(&pl, &p, &s), vec![None, existing_fail()]);
+        // n2 at generation 2 is taken from memory even though this snapshot's n2 (built
+        // outside the cache, which would have bumped it) has no guard; a fresh plugin counts it.
+        let s = snap((3, vec![]), (2, vec![]));
+        assert_eq!(filter_all(&pl, &p, &s), vec![None, existing_fail()]);
+        assert_eq!(filter_all(&plugin(), &p, &s), vec![None, None]);
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod basic;
 pub mod binder;
 pub mod fit;
 pub mod inter_pod_affinity;
+pub mod memo;
 pub mod node_affinity;
 pub mod pod_topology_spread;
 pub mod preemption;
@@ -244,10 +245,10 @@ pub fn registry() -> Vec<(&'static str, Factory)> {
         ("InterPodAffinity", |a, h, p| {
             let args: inter_pod_affinity::InterPodAffinityArgs = args(a, p)?;
             args.validate(p)?;
-            Ok(Arc::new(inter_pod_affinity::InterPodAffinity {
+            Ok(Arc::new(inter_pod_affinity::InterPodAffinity::new(
                 args,
-                namespaces: h.listers.namespaces.clone(),
-            }))
+                h.listers.namespaces.clone(),
+            )))
         }),
         ("DefaultPreemption", |a, h, p| {
             let args: preemption::PreemptionArgs = args(a, p)?;

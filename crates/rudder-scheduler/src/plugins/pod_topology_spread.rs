@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 use super::basic::{tolerates, tolerations};
 use super::inter_pod_affinity::{labels_of, FxMap};
+use super::memo::{KeyedMemo, Tally};
 use super::node_affinity::pod_matches_node_selector_and_affinity;
 use super::Listers;
 use crate::framework::*;
@@ -375,59 +376,28 @@ fn pod_restricts_nodes(pod: &PodInfo) -> bool {
     })
 }
 
-/// One constraint's per-domain totals, kept across cycles: per snapshot position the node's
-/// generation and what it added (its domain and matching pods). Generations are unique across
-/// nodes (the cache bumps one counter for every change), so an equal generation at a position
-/// means the same node, unchanged.
+/// Per domain of one constraint: matching pods and how many nodes the domain has (a domain goes
+/// with its last node). A node's part is its domain and its matching pods, or nothing when it
+/// lacks one of the pod's topology keys.
 #[derive(Default)]
-struct Totals {
-    generations: Vec<u64>,
-    added: Vec<Option<(String, i64)>>,
-    /// Per domain: matching pods and how many nodes it has (a domain goes with its last node).
-    domains: FxMap<(i64, usize)>,
-}
+struct DomainTotals(FxMap<(i64, usize)>);
 
-impl Totals {
-    fn update(&mut self, c: &Constraint, keys: &[&str], ns: &str, nodes: &[Arc<NodeInfo>]) {
-        if self.generations.len() != nodes.len() {
-            *self = Totals {
-                generations: vec![0; nodes.len()],
-                added: vec![None; nodes.len()],
-                domains: FxMap::default(),
-            };
-        }
-        for (j, node) in nodes.iter().enumerate() {
-            if node.generation != 0 && self.generations[j] == node.generation {
-                continue;
-            }
-            if let Some((domain, n)) = self.added[j].take() {
-                if let Some(d) = self.domains.get_mut(&domain) {
-                    d.0 -= n;
-                    d.1 -= 1;
-                    if d.1 == 0 {
-                        self.domains.remove(&domain);
-                    }
-                }
-            }
-            let labels = node_labels(node);
-            if keys.iter().all(|k| labels.contains_key(*k)) {
-                let domain = labels.get(&c.topology_key).cloned().unwrap_or_default();
-                let n = count_matching(&node.pods, &c.selector, ns);
-                let d = self.domains.entry(domain.clone()).or_insert((0, 0));
-                d.0 += n;
-                d.1 += 1;
-                self.added[j] = Some((domain, n));
-            }
-            self.generations[j] = node.generation;
+impl Tally for DomainTotals {
+    type Part = Option<(String, i64)>;
+    fn add(&mut self, part: &Self::Part, sign: i64) {
+        let Some((domain, n)) = part else { return };
+        let d = self.0.entry(domain.clone()).or_insert((0, 0));
+        d.0 += sign * n;
+        d.1 = d.1.saturating_add_signed(sign as isize);
+        if d.1 == 0 {
+            self.0.remove(domain);
         }
     }
 }
 
 /// Per-domain totals per (namespace, selector, topology key, all the pod's keys).
 #[derive(Default)]
-struct DomainMemo {
-    totals: Mutex<HashMap<(String, Selector, String, String), Totals>>,
-}
+struct DomainMemo(KeyedMemo<(String, Selector, String, String), DomainTotals>);
 
 impl DomainMemo {
     /// Matching pods per domain of `c` over every node that has all of `keys`.
@@ -444,17 +414,16 @@ impl DomainMemo {
             c.topology_key.clone(),
             keys.join("\n"),
         );
-        let mut all = self.totals.lock().unwrap_or_else(|e| e.into_inner());
-        if all.len() >= MEMO_SELECTORS && !all.contains_key(&key) {
-            all.clear();
-        }
-        let totals = all.entry(key).or_default();
-        totals.update(c, keys, ns, nodes);
-        totals
-            .domains
-            .iter()
-            .map(|(d, (n, _))| (d.clone(), *n))
-            .collect()
+        self.0.with(key, |memo| {
+            let totals = memo.update(nodes, |node| {
+                let labels = node_labels(node);
+                keys.iter().all(|k| labels.contains_key(*k)).then(|| {
+                    let domain = labels.get(&c.topology_key).cloned().unwrap_or_default();
+                    (domain, count_matching(&node.pods, &c.selector, ns))
+                })
+            });
+            totals.0.iter().map(|(d, (n, _))| (d.clone(), *n)).collect()
+        })
     }
 }
 
