@@ -276,6 +276,16 @@ pub fn table(
     continue_token: Option<String>,
 ) -> Result<Value, ApiError> {
     let info = &entry.info;
+    if let Some(columns) = entry.strategy.printer_columns() {
+        let (defs, cells) =
+            rudder_resources::printers::custom_table(columns, objs, SystemTime::now());
+        let rows = cells
+            .into_iter()
+            .zip(objs)
+            .map(|(cells, obj)| table_row(cells, obj, include))
+            .collect();
+        return Ok(table_doc(defs, rows, resource_version, continue_token));
+    }
     kind_table(
         &info.group,
         &info.kind,
@@ -305,19 +315,37 @@ pub fn kind_table(
     let rows: Vec<Value> = rows
         .into_iter()
         .map(|row| {
-            let obj = objs[row.index];
-            let mut r = json!({"cells": row.cells});
-            match include {
-                IncludeObject::None => {}
-                IncludeObject::Metadata => r["object"] = partial_metadata(obj),
-                IncludeObject::Object => r["object"] = obj.clone(),
-            }
+            let mut r = table_row(row.cells, objs[row.index], include);
             if let Some(c) = row.conditions {
                 r["conditions"] = c;
             }
             r
         })
         .collect();
+    Ok(table_doc(
+        rudder_resources::printers::column_definitions_of(group, kind),
+        rows,
+        resource_version,
+        continue_token,
+    ))
+}
+
+fn table_row(cells: Vec<Value>, obj: &Value, include: IncludeObject) -> Value {
+    let mut r = json!({"cells": cells});
+    match include {
+        IncludeObject::None => {}
+        IncludeObject::Metadata => r["object"] = partial_metadata(obj),
+        IncludeObject::Object => r["object"] = obj.clone(),
+    }
+    r
+}
+
+fn table_doc(
+    columns: Value,
+    rows: Vec<Value>,
+    resource_version: Option<String>,
+    continue_token: Option<String>,
+) -> Value {
     let mut metadata = json!({});
     if let Some(rv) = resource_version {
         metadata["resourceVersion"] = json!(rv);
@@ -325,13 +353,13 @@ pub fn kind_table(
     if let Some(c) = continue_token {
         metadata["continue"] = json!(c);
     }
-    Ok(json!({
+    json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": metadata,
-        "columnDefinitions": rudder_resources::printers::column_definitions_of(group, kind),
+        "columnDefinitions": columns,
         "rows": rows,
-    }))
+    })
 }
 
 /// A list in the negotiated form. JSON lists are assembled from each object's cached bytes.

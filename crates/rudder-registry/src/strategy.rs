@@ -33,6 +33,18 @@ pub struct Requester {
     pub extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
+/// A column of a custom resource's Table (a CRD's `additionalPrinterColumns`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrinterColumn {
+    pub name: String,
+    pub type_: String,
+    pub format: String,
+    pub description: String,
+    pub priority: i32,
+    /// A simple JSONPath (`.spec.replicas`, `.status.conditions[0].type`).
+    pub json_path: String,
+}
+
 /// The generic store calls these hooks in upstream's order: `decode`, `to_internal` and
 /// `default` on every body, then `prepare_for_create` / `prepare_for_update`, then validation.
 pub trait Strategy: Send + Sync + 'static {
@@ -129,6 +141,12 @@ pub trait Strategy: Send + Sync + 'static {
     /// Fields beyond `metadata.name`/`metadata.namespace` that field selectors may use
     /// (upstream's selectable fields, e.g. pods' `spec.nodeName` and `status.phase`).
     fn selectable_fields(&self, _obj: &Value, _out: &mut Vec<(String, String)>) {}
+
+    /// The Table columns of a resource defined at run time; `None` for kinds whose printers
+    /// are built in.
+    fn printer_columns(&self) -> Option<&[PrinterColumn]> {
+        None
+    }
 
     /// Whether objects of this version are stored in another version's form (events.k8s.io/v1
     /// events are stored as core/v1 events, as upstream stores one version per resource).

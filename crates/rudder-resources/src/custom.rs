@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use rudder_api::resources::{ResourceInfo, SubresourceInfo};
-use rudder_registry::{Entry, OpCx, Strategy};
+use rudder_registry::{Entry, OpCx, PrinterColumn, Strategy};
 use serde_json::{json, Value};
 
 /// The finalizer that holds a CRD's deletion until its objects are gone.
@@ -30,6 +30,7 @@ pub struct CustomResourceStrategy {
     status: bool,
     /// `spec.versions[].selectableFields[].jsonPath`s, without the leading dot.
     selectable: Vec<String>,
+    columns: Vec<PrinterColumn>,
 }
 
 impl Strategy for CustomResourceStrategy {
@@ -44,6 +45,10 @@ impl Strategy for CustomResourceStrategy {
                 m.remove("status");
             }
         }
+    }
+
+    fn printer_columns(&self) -> Option<&[PrinterColumn]> {
+        Some(&self.columns)
     }
 
     fn allow_unconditional_update(&self) -> bool {
@@ -292,8 +297,35 @@ pub fn entries(crd: &Value) -> Vec<Entry> {
                     columns: Vec::new(),
                 },
                 prefix: prefix.clone(),
-                strategy: Arc::new(CustomResourceStrategy { status, selectable }),
+                strategy: Arc::new(CustomResourceStrategy {
+                    status,
+                    selectable,
+                    columns: printer_columns(v),
+                }),
             }
+        })
+        .collect()
+}
+
+/// A version's `additionalPrinterColumns`; upstream's default is one `Age` column.
+fn printer_columns(version: &Value) -> Vec<PrinterColumn> {
+    let cols = match version
+        .get("additionalPrinterColumns")
+        .and_then(Value::as_array)
+    {
+        Some(cols) if !cols.is_empty() => cols.clone(),
+        _ => {
+            vec![json!({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"})]
+        }
+    };
+    cols.iter()
+        .map(|c| PrinterColumn {
+            name: str_at(c, "/name").to_owned(),
+            type_: str_at(c, "/type").to_owned(),
+            format: str_at(c, "/format").to_owned(),
+            description: str_at(c, "/description").to_owned(),
+            priority: c["priority"].as_i64().unwrap_or(0) as i32,
+            json_path: str_at(c, "/jsonPath").to_owned(),
         })
         .collect()
 }
@@ -340,6 +372,31 @@ mod tests {
         e.strategy
             .selectable_fields(&json!({"spec": {"color": "red"}}), &mut fields);
         assert_eq!(fields, vec![("spec.color".to_string(), "red".to_string())]);
+    }
+
+    #[test]
+    fn printer_columns_are_typed_as_declared() {
+        let cols = printer_columns(&json!({"additionalPrinterColumns": [
+            {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
+            {"name": "Ready", "type": "string", "jsonPath": ".status.conditions[0].status"},
+            {"name": "Wrong", "type": "integer", "jsonPath": ".spec.name"},
+        ]}));
+        let obj = json!({
+            "metadata": {"name": "a"},
+            "spec": {"replicas": 3.0, "name": "x"},
+            "status": {"conditions": [{"status": "True"}]},
+        });
+        let (defs, rows) =
+            crate::printers::custom_table(&cols, &[&obj], std::time::SystemTime::now());
+        assert_eq!(defs[1]["name"], "Replicas");
+        assert_eq!(
+            rows,
+            vec![vec![json!("a"), json!(3), json!("True"), Value::Null]]
+        );
+        assert_eq!(
+            printer_columns(&json!({}))[0].json_path,
+            ".metadata.creationTimestamp"
+        );
     }
 
     #[test]

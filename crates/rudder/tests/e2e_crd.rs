@@ -28,6 +28,17 @@ spec:
     storage: true
     selectableFields:
     - jsonPath: .spec.color
+    additionalPrinterColumns:
+    - name: Color
+      type: string
+      jsonPath: .spec.color
+    - name: Size
+      type: integer
+      priority: 1
+      jsonPath: .spec.size
+    - name: Age
+      type: date
+      jsonPath: .metadata.creationTimestamp
     subresources:
       status: {}
     schema:
@@ -121,6 +132,19 @@ fn custom_resources_are_served_from_crds() {
             "kubectl get {name}"
         );
     }
+    // Table output from additionalPrinterColumns; priority 1 only with -o wide.
+    let table = c.ok(&["get", "wd", "blue-one"]);
+    let words: Vec<&str> = table.split_whitespace().collect();
+    assert_eq!(&words[..4], ["NAME", "COLOR", "AGE", "blue-one"], "{table}");
+    assert_eq!(words[4], "blue", "{table}");
+    let wide = c.ok(&["get", "wd", "blue-one", "-o", "wide"]);
+    let words: Vec<&str> = wide.split_whitespace().collect();
+    assert_eq!(
+        &words[..6],
+        ["NAME", "COLOR", "SIZE", "AGE", "blue-one", "blue"],
+        "{wide}"
+    );
+    assert_eq!(words[6], "3", "{wide}");
     // The `all` category.
     let all = c.ok(&["get", "all", "-o", "name"]);
     assert!(all.contains("widget.example.com/red-one"), "{all}");
