@@ -1037,11 +1037,25 @@ async fn bind(call: &Call<'_>) -> Result<Response, ApiError> {
 }
 
 /// The `autoscaling/v1` Scale view of a workload.
-fn scale_of(obj: &Value) -> Value {
-    let selector = obj
-        .pointer("/spec/selector")
-        .map(selector_string)
-        .unwrap_or_default();
+fn scale_of(entry: &Entry, obj: &Value) -> Value {
+    let paths = entry.strategy.scale_paths();
+    let (spec_at, status_at) = paths.map_or(("/spec/replicas", "/status/replicas"), |p| {
+        (p.spec_replicas.as_str(), p.status_replicas.as_str())
+    });
+    let selector = match paths {
+        // A custom resource keeps its selector in string form.
+        Some(p) => p
+            .label_selector
+            .as_deref()
+            .and_then(|at| obj.pointer(at))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        None => obj
+            .pointer("/spec/selector")
+            .map(selector_string)
+            .unwrap_or_default(),
+    };
     let meta = object::meta(obj).cloned().unwrap_or_default();
     json!({
         "kind": "Scale",
@@ -1053,9 +1067,9 @@ fn scale_of(obj: &Value) -> Value {
             "resourceVersion": meta.get("resourceVersion"),
             "creationTimestamp": meta.get("creationTimestamp"),
         },
-        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+        "spec": {"replicas": obj.pointer(spec_at).cloned().unwrap_or(json!(0))},
         "status": {
-            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "replicas": obj.pointer(status_at).cloned().unwrap_or(json!(0)),
             "selector": selector,
         },
     })
@@ -1109,7 +1123,7 @@ async fn get_scale(call: &Call<'_>) -> Result<Response, ApiError> {
         .gs()
         .get(&call.entry, call.namespace(), &call.info.name)
         .await?;
-    scale_response(output, &scale_of(&obj))
+    scale_response(output, &scale_of(&call.entry, &obj))
 }
 
 async fn write_scale(
@@ -1132,7 +1146,7 @@ async fn write_scale(
             &call.info.name,
             |current| {
                 let current = current.ok_or_else(|| ApiError::not_found(&gr, &name))?;
-                let scale = to_scale(&scale_of(current))?;
+                let scale = to_scale(&scale_of(&call.entry, current))?;
                 let rv = object::meta_str(&scale, "resourceVersion");
                 let mut obj = current.clone();
                 if !rv.is_empty() {
@@ -1152,13 +1166,28 @@ async fn write_scale(
                         ]),
                     ));
                 }
-                obj["spec"]["replicas"] = replicas;
+                match call.entry.strategy.scale_paths() {
+                    Some(p) => set_at(&mut obj, &p.spec_replicas, replicas),
+                    None => obj["spec"]["replicas"] = replicas,
+                }
                 Ok(obj)
             },
             &opts,
         )
         .await?;
-    scale_response(output, &scale_of(&obj))
+    scale_response(output, &scale_of(&call.entry, &obj))
+}
+
+/// Set the value at a JSON pointer, creating the objects on the way.
+fn set_at(obj: &mut Value, pointer: &str, value: Value) {
+    let mut cur = obj;
+    for part in pointer.trim_start_matches('/').split('/') {
+        if !cur.is_object() {
+            *cur = json!({});
+        }
+        cur = &mut cur[part];
+    }
+    *cur = value;
 }
 
 async fn update_scale(call: &Call<'_>) -> Result<Response, ApiError> {

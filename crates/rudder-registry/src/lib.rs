@@ -18,4 +18,4 @@ pub use generic::{
     Tracker, Warnings, WriteOpts,
 };
 pub use registry::{Entry, Registry, Snapshot};
-pub use strategy::{DefaultStrategy, OpCx, PrinterColumn, Requester, Strategy};
+pub use strategy::{DefaultStrategy, OpCx, PrinterColumn, Requester, ScalePaths, Strategy};

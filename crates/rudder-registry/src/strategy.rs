@@ -45,6 +45,15 @@ pub struct PrinterColumn {
     pub json_path: String,
 }
 
+/// Where a custom resource keeps what its `scale` subresource shows, as JSON pointers (a CRD's
+/// `specReplicasPath`, `statusReplicasPath`, `labelSelectorPath`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScalePaths {
+    pub spec_replicas: String,
+    pub status_replicas: String,
+    pub label_selector: Option<String>,
+}
+
 /// The generic store calls these hooks in upstream's order: `decode`, `to_internal` and
 /// `default` on every body, then `prepare_for_create` / `prepare_for_update`, then validation.
 pub trait Strategy: Send + Sync + 'static {
@@ -145,6 +154,12 @@ pub trait Strategy: Send + Sync + 'static {
     /// The Table columns of a resource defined at run time; `None` for kinds whose printers
     /// are built in.
     fn printer_columns(&self) -> Option<&[PrinterColumn]> {
+        None
+    }
+
+    /// Where the `scale` subresource reads and writes, for kinds other than the built-in
+    /// workloads (whose replicas are `spec.replicas`).
+    fn scale_paths(&self) -> Option<&ScalePaths> {
         None
     }
 

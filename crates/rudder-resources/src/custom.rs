@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use rudder_api::resources::{ResourceInfo, SubresourceInfo};
-use rudder_registry::{Entry, OpCx, PrinterColumn, Strategy};
+use rudder_registry::{Entry, OpCx, PrinterColumn, ScalePaths, Strategy};
 use serde_json::{json, Value};
 
 /// The finalizer that holds a CRD's deletion until its objects are gone.
@@ -31,6 +31,7 @@ pub struct CustomResourceStrategy {
     /// `spec.versions[].selectableFields[].jsonPath`s, without the leading dot.
     selectable: Vec<String>,
     columns: Vec<PrinterColumn>,
+    scale: Option<ScalePaths>,
 }
 
 impl Strategy for CustomResourceStrategy {
@@ -45,6 +46,10 @@ impl Strategy for CustomResourceStrategy {
                 m.remove("status");
             }
         }
+    }
+
+    fn scale_paths(&self) -> Option<&ScalePaths> {
+        self.scale.as_ref()
     }
 
     fn printer_columns(&self) -> Option<&[PrinterColumn]> {
@@ -301,6 +306,19 @@ pub fn entries(crd: &Value) -> Vec<Entry> {
                     status,
                     selectable,
                     columns: printer_columns(v),
+                    scale: v.pointer("/subresources/scale").map(|s| {
+                        let pointer = |p: &str| p.trim_start_matches('.').replace('.', "/");
+                        ScalePaths {
+                            spec_replicas: format!("/{}", pointer(str_at(s, "/specReplicasPath"))),
+                            status_replicas: format!(
+                                "/{}",
+                                pointer(str_at(s, "/statusReplicasPath"))
+                            ),
+                            label_selector: s["labelSelectorPath"]
+                                .as_str()
+                                .map(|p| format!("/{}", pointer(p))),
+                        }
+                    }),
                 }),
             }
         })

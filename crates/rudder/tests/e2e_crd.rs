@@ -41,6 +41,10 @@ spec:
       jsonPath: .metadata.creationTimestamp
     subresources:
       status: {}
+      scale:
+        specReplicasPath: .spec.replicas
+        statusReplicasPath: .status.replicas
+        labelSelectorPath: .status.selector
     schema:
       openAPIV3Schema:
         type: object
@@ -237,6 +241,41 @@ fn custom_resources_are_served_from_crds() {
         c.ok(&args);
         assert_eq!(jp(&c, "wd/red-one", "{.status.ready}"), ready, "{via:?}");
     }
+
+    // The scale subresource reads and writes the CRD's paths.
+    assert_eq!(
+        c.ok(&["scale", "wd", "red-one", "--replicas=4"]),
+        "widget.example.com/red-one scaled\n"
+    );
+    assert_eq!(jp(&c, "wd/red-one", "{.spec.replicas}"), "4");
+    c.ok(&[
+        "patch",
+        "wd",
+        "red-one",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"replicas":2,"selector":"color=red"}}"#,
+    ]);
+    let scale = c.ok(&[
+        "get",
+        "--raw",
+        "/apis/example.com/v1/namespaces/default/widgets/red-one/scale",
+    ]);
+    let scale: serde_json::Value = serde_json::from_str(&scale).unwrap();
+    assert_eq!(
+        (
+            &scale["spec"]["replicas"],
+            &scale["status"]["replicas"],
+            &scale["status"]["selector"]
+        ),
+        (
+            &serde_json::json!(4),
+            &serde_json::json!(2),
+            &serde_json::json!("color=red")
+        ),
+        "{scale}"
+    );
 
     // A cluster-scoped CRD whose names clash with the first is not accepted.
     let clash = CRD
