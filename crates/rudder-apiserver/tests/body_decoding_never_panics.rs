@@ -97,3 +97,18 @@ proptest! {
         let _ = decode_body(Some(&ct), &body);
     }
 }
+
+/// An alias bomb (9^10 nodes from 10 lines) is refused by the YAML decoder's node budget with a
+/// 400 instead of expanding until the server runs out of memory.
+#[test]
+fn yaml_alias_bomb_is_a_bad_request() {
+    let lols = ["\"lol\""; 9].join(",");
+    let mut doc = format!("a0: &a0 [{lols}]\n");
+    for i in 1..10 {
+        let refs = vec![format!("*a{}", i - 1); 9].join(",");
+        doc.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    let err = decode_body(Some("application/yaml"), doc.as_bytes()).expect_err("bomb refused");
+    assert_eq!(err.code, 400, "{}", err.message);
+    assert!(err.message.contains("budget"), "{}", err.message);
+}
