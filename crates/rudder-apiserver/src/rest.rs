@@ -170,6 +170,35 @@ impl Call<'_> {
         }
     }
 
+    /// What every write tells admission about its request: the caller, the subresource and
+    /// the options object upstream puts in an AdmissionReview.
+    fn admission_opts(&self) -> WriteOpts {
+        let kind = match self.info.verb.as_str() {
+            "create" => "CreateOptions",
+            "patch" => "PatchOptions",
+            _ => "UpdateOptions",
+        };
+        let mut options = json!({"kind": kind, "apiVersion": "meta.k8s.io/v1"});
+        if let Some(d) = self.query.get("dryRun").filter(|d| !d.is_empty()) {
+            options["dryRun"] = json!([d]);
+        }
+        for key in ["fieldManager", "fieldValidation"] {
+            if let Some(v) = self.query.get(key).filter(|v| !v.is_empty()) {
+                options[key] = json!(v);
+            }
+        }
+        if kind == "PatchOptions" && self.query.flag("force") {
+            options["force"] = json!(true);
+        }
+        WriteOpts {
+            user: Some(self.requester()),
+            request_subresource: (!self.info.subresource.is_empty())
+                .then(|| self.info.subresource.clone()),
+            options: Some(options),
+            ..Default::default()
+        }
+    }
+
     /// A subresource whose writes the strategy shapes itself (upstream registers a separate
     /// strategy for it): `certificatesigningrequests/approval`, `pods/ephemeralcontainers`.
     fn strategy_subresource(&self) -> Option<&'static str> {
@@ -482,8 +511,7 @@ async fn create(call: &Call<'_>) -> Result<Response, ApiError> {
         dry_run: call.dry_run()?,
         field_validation: call.field_validation()?,
         tracker: call.tracker(""),
-        user: Some(call.requester()),
-        ..Default::default()
+        ..call.admission_opts()
     };
     call.check_duplicates(&opts)?;
     let obj = call
@@ -505,7 +533,7 @@ async fn update(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
         status,
         tracker: call.tracker(&call.info.subresource),
         subresource: call.strategy_subresource(),
-        ..Default::default()
+        ..call.admission_opts()
     };
     call.check_duplicates(&opts)?;
     let (obj, created) = call
@@ -523,7 +551,10 @@ async fn update(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
     } else {
         StatusCode::OK
     };
-    encode::object_response(&call.entry, code, &obj, output)
+    with_warnings(
+        encode::object_response(&call.entry, code, &obj, output)?,
+        &opts.warnings,
+    )
 }
 
 /// Upstream's namespace `FinalizeREST`: an update of `spec.finalizers` only (the main resource
@@ -540,7 +571,7 @@ async fn finalize(call: &Call<'_>) -> Result<Response, ApiError> {
         dry_run: call.dry_run()?,
         raw: true,
         tracker: call.tracker("finalize"),
-        ..Default::default()
+        ..call.admission_opts()
     };
     let (obj, _) = call
         .gs()
@@ -743,8 +774,7 @@ async fn apply(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
         field_validation: call.field_validation()?,
         status,
         subresource: call.strategy_subresource(),
-        user: Some(call.requester()),
-        ..Default::default()
+        ..call.admission_opts()
     };
     // Create on apply.
     let exists = match call
@@ -830,7 +860,7 @@ async fn patch(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
         status,
         tracker: call.tracker(&call.info.subresource),
         subresource: call.strategy_subresource(),
-        ..Default::default()
+        ..call.admission_opts()
     };
     call.check_duplicates(&opts)?;
     let name = call.info.name.clone();
@@ -902,7 +932,27 @@ fn delete_opts_from(call: &Call<'_>, body: &Value) -> Result<DeleteOpts, ApiErro
             .get("dryRun")
             .and_then(Value::as_array)
             .is_some_and(|a| a.iter().any(|v| v == "All"));
+    let mut options = json!({"kind": "DeleteOptions", "apiVersion": "meta.k8s.io/v1"});
+    if let Some(m) = body.as_object() {
+        for (k, v) in m {
+            if !matches!(k.as_str(), "kind" | "apiVersion") {
+                options[k] = v.clone();
+            }
+        }
+    }
+    if let Some(g) = grace {
+        options["gracePeriodSeconds"] = json!(g);
+    }
+    if let Some(p) = &policy {
+        options["propagationPolicy"] = json!(p);
+    }
+    if dry_run {
+        options["dryRun"] = json!(["All"]);
+    }
     Ok(DeleteOpts {
+        user: Some(call.requester()),
+        options: Some(options),
+        warnings: Warnings::default(),
         dry_run,
         grace_period_seconds: grace,
         propagation_policy: policy,
@@ -920,7 +970,7 @@ fn delete_opts_from(call: &Call<'_>, body: &Value) -> Result<DeleteOpts, ApiErro
 async fn delete(call: &Call<'_>) -> Result<Response, ApiError> {
     let output = call.output()?;
     let opts = delete_opts(call)?;
-    match call
+    let resp = match call
         .gs()
         .delete(&call.entry, call.namespace(), &call.info.name, &opts)
         .await?
@@ -942,7 +992,8 @@ async fn delete(call: &Call<'_>) -> Result<Response, ApiError> {
             });
             Ok(encode::json_response(StatusCode::OK, &status))
         }
-    }
+    }?;
+    with_warnings(resp, &opts.warnings)
 }
 
 async fn delete_collection(call: &Call<'_>) -> Result<Response, ApiError> {
@@ -1001,7 +1052,7 @@ async fn bind(call: &Call<'_>) -> Result<Response, ApiError> {
         dry_run: call.dry_run()?,
         field_validation: call.field_validation()?,
         raw: true,
-        ..Default::default()
+        ..call.admission_opts()
     };
     // spec.nodeName is immutable through the pod itself; the binding sets it, with the
     // PodScheduled condition, in one system write.
@@ -1134,7 +1185,7 @@ async fn write_scale(
     let opts = WriteOpts {
         dry_run: call.dry_run()?,
         field_validation: call.field_validation()?,
-        ..Default::default()
+        ..call.admission_opts()
     };
     let gr = call.entry.info.group_resource();
     let name = call.info.name.clone();

@@ -14,7 +14,7 @@ use rudder_api::validation::object_meta::{validate_object_meta, validate_object_
 use rudder_store::{RangeRequest, Store, StoreError, WriteOptions};
 use serde_json::{json, Value};
 
-use crate::admission::Admission;
+use crate::admission::{Admission, Attributes, Operation};
 use crate::cache::{CacheWatch, CachedObject, WatchCache, WatchFrom};
 use crate::object;
 use crate::registry::{Entry, Registry};
@@ -94,8 +94,48 @@ pub struct WriteOpts {
     /// [`Strategy::prepare_for_subresource_update`](crate::Strategy::prepare_for_subresource_update).
     pub subresource: Option<&'static str>,
     /// The authenticated caller, for kinds that record who created them
-    /// ([`Strategy::prepare_for_create_by`](crate::Strategy::prepare_for_create_by)).
+    /// ([`Strategy::prepare_for_create_by`](crate::Strategy::prepare_for_create_by)) and for
+    /// admission.
     pub user: Option<Requester>,
+    /// The subresource of the request as admission sees it (`scale`, `binding`, ...), when
+    /// neither `status` nor `subresource` says it.
+    pub request_subresource: Option<String>,
+    /// The request's options object (`CreateOptions`, `UpdateOptions`, `PatchOptions`) for
+    /// admission.
+    pub options: Option<Value>,
+}
+
+impl WriteOpts {
+    /// The subresource admission is told about; empty for the resource itself.
+    pub fn admission_subresource(&self) -> &str {
+        self.request_subresource
+            .as_deref()
+            .or(self.subresource)
+            .or(self.status.then_some("status"))
+            .unwrap_or("")
+    }
+
+    fn attributes<'a>(
+        &'a self,
+        entry: &'a Entry,
+        operation: Operation,
+        namespace: &'a str,
+        name: &'a str,
+        old: Option<&'a Value>,
+    ) -> Attributes<'a> {
+        Attributes {
+            entry,
+            operation,
+            namespace,
+            name,
+            subresource: self.admission_subresource(),
+            user: self.user.as_ref(),
+            dry_run: self.dry_run,
+            options: self.options.as_ref(),
+            old,
+            warnings: &self.warnings,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -105,6 +145,11 @@ pub struct DeleteOpts {
     pub propagation_policy: Option<String>,
     pub precondition_uid: Option<String>,
     pub precondition_resource_version: Option<String>,
+    /// The authenticated caller, for admission.
+    pub user: Option<Requester>,
+    /// The request's `DeleteOptions`, for admission.
+    pub options: Option<Value>,
+    pub warnings: Warnings,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -291,6 +336,19 @@ impl GenericStore {
                     return Err(e);
                 }
             }
+            if let Err(e) = mutate_async(
+                &plugins,
+                opts,
+                entry,
+                Operation::Create,
+                &mut admitted,
+                None,
+            )
+            .await
+            {
+                plugins.iter().for_each(|a| a.abort(entry, &admitted, None));
+                return Err(e);
+            }
             let (failed, why) = match self
                 .create_admitted(entry, admitted, opts, &cx, &plugins)
                 .await
@@ -349,10 +407,25 @@ impl GenericStore {
             Ok(k) => k,
             Err(e) => return Err((obj, CreateFailure::Error(e))),
         };
-        for a in plugins {
-            if let Err(e) = a.validate(entry, &obj, None, None, opts.dry_run).await {
-                return Err((obj, CreateFailure::Error(e)));
+        let refused = {
+            let attrs = opts.attributes(
+                entry,
+                Operation::Create,
+                object::namespace(&obj),
+                &name,
+                None,
+            );
+            let mut refused = None;
+            for a in plugins {
+                if let Err(e) = a.validate(&attrs, &obj).await {
+                    refused = Some(e);
+                    break;
+                }
             }
+            refused
+        };
+        if let Some(e) = refused {
+            return Err((obj, CreateFailure::Error(e)));
         }
         if opts.dry_run {
             return match self.store.get(&key, None).await {
@@ -711,6 +784,19 @@ impl GenericStore {
                 }
             }
             let abort = |o: &Value| plugins.iter().for_each(|a| a.abort(entry, o, Some(&old)));
+            if let Err(e) = mutate_async(
+                &plugins,
+                opts,
+                entry,
+                Operation::Update,
+                &mut obj,
+                Some(&old),
+            )
+            .await
+            {
+                abort(&obj);
+                return Err(e);
+            }
             let checked = (|| -> Result<(), ApiError> {
                 let mut errs = validate_object_meta_update(
                     &metadata_of(&obj)?,
@@ -744,9 +830,15 @@ impl GenericStore {
                 abort(&obj);
                 return Ok((old, false));
             }
-            let sub = opts.subresource.or(opts.status.then_some("status"));
+            let attrs = opts.attributes(
+                entry,
+                Operation::Update,
+                object::namespace(&obj),
+                name,
+                Some(&old),
+            );
             for a in &plugins {
-                if let Err(e) = a.validate(entry, &obj, Some(&old), sub, opts.dry_run).await {
+                if let Err(e) = a.validate(&attrs, &obj).await {
                     abort(&obj);
                     return Err(e);
                 }
@@ -862,6 +954,23 @@ impl GenericStore {
                         ),
                     ));
                 }
+            }
+            // Validating admission sees every delete request, before anything changes
+            // (upstream's `deleteValidation`).
+            let attrs = Attributes {
+                entry,
+                operation: Operation::Delete,
+                namespace: object::namespace(&obj),
+                name,
+                subresource: "",
+                user: opts.user.as_ref(),
+                dry_run: opts.dry_run,
+                options: opts.options.as_ref(),
+                old: Some(&obj),
+                warnings: &opts.warnings,
+            };
+            for a in self.admission.iter().filter(|a| a.handles(entry)) {
+                a.validate(&attrs, &obj).await?;
             }
             let mut finalizers = object::finalizers(&obj);
             let mut changed = false;
@@ -1180,6 +1289,24 @@ impl GenericStore {
             ..Default::default()
         }
     }
+}
+
+/// The asynchronous mutating step of every plugin, in order, on a CREATE or UPDATE.
+async fn mutate_async(
+    plugins: &[&Arc<dyn Admission>],
+    opts: &WriteOpts,
+    entry: &Entry,
+    operation: Operation,
+    obj: &mut Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
+    let namespace = object::namespace(obj).to_string();
+    let name = object::name(obj).to_string();
+    let attrs = opts.attributes(entry, operation, &namespace, &name, old);
+    for a in plugins {
+        a.mutate(&attrs, obj).await?;
+    }
+    Ok(())
 }
 
 /// Paths (upstream's form: `spec.foo`, `spec.containers[0].bar`) of the fields present in

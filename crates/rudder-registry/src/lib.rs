@@ -11,7 +11,7 @@ pub mod object;
 pub mod registry;
 pub mod strategy;
 
-pub use admission::Admission;
+pub use admission::{Admission, Attributes, Operation};
 pub use cache::{CacheEvent, CacheWatch, CachedObject, EventKind, WatchCache, WatchFrom};
 pub use generic::{
     DeleteOpts, Deleted, FieldTracker, FieldValidation, GenericStore, ListOpts, ListResult,

@@ -698,3 +698,114 @@ async fn slow_watcher_is_closed_not_skipped() {
             .unwrap();
     assert_eq!(seen + w2.initial.len(), total);
 }
+
+/// Records what admission saw: every plugin hook gets upstream's attributes, mutation is async
+/// and runs after the synchronous hooks, and deletes are validated.
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl rudder_registry::Admission for Recorder {
+    fn handles(&self, entry: &rudder_registry::Entry) -> bool {
+        entry.info.plural == "configmaps"
+    }
+
+    async fn mutate(
+        &self,
+        attrs: &rudder_registry::Attributes<'_>,
+        obj: &mut Value,
+    ) -> Result<(), rudder_api::status::ApiError> {
+        obj["metadata"]["labels"]["mutated"] = json!(attrs.operation.as_str());
+        Ok(())
+    }
+
+    async fn validate(
+        &self,
+        attrs: &rudder_registry::Attributes<'_>,
+        obj: &Value,
+    ) -> Result<(), rudder_api::status::ApiError> {
+        self.0.lock().unwrap().push(format!(
+            "{} {}/{} user={} sub={:?} old={} dry={} opts={}",
+            attrs.operation.as_str(),
+            attrs.namespace,
+            attrs.name,
+            attrs.user.map_or("-", |u| u.name.as_str()),
+            attrs.subresource,
+            attrs.old.is_some(),
+            attrs.dry_run,
+            attrs
+                .options
+                .and_then(|o| o["kind"].as_str())
+                .unwrap_or("-"),
+        ));
+        if attrs.operation == rudder_registry::Operation::Delete
+            && rudder_registry::object::name(obj) == "keep"
+        {
+            return Err(rudder_api::status::ApiError::forbidden(
+                &attrs.entry.info.group_resource(),
+                attrs.name,
+                "kept",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn admission_sees_the_request_attributes_and_deletes() {
+    let mut f = fixture().await;
+    let rec = Arc::new(Recorder(Default::default()));
+    f.gs.admission = vec![rec.clone()];
+    let e = f.gs.registry.get("", "v1", "configmaps").unwrap().clone();
+    let alice = rudder_registry::Requester {
+        name: "alice".into(),
+        ..Default::default()
+    };
+    let opts = WriteOpts {
+        user: Some(alice.clone()),
+        options: Some(json!({"kind": "CreateOptions"})),
+        ..Default::default()
+    };
+    let created =
+        f.gs.create(&e, Some("default"), cm("keep"), &opts)
+            .await
+            .unwrap();
+    assert_eq!(created["metadata"]["labels"]["mutated"], "CREATE");
+    let (updated, _) =
+        f.gs.update(
+            &e,
+            Some("default"),
+            "keep",
+            |cur| {
+                let mut v = cur.unwrap().clone();
+                v["data"]["k"] = json!("w");
+                Ok(v)
+            },
+            &WriteOpts {
+                user: Some(alice.clone()),
+                request_subresource: Some("scale".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated["metadata"]["labels"]["mutated"], "UPDATE");
+    let del = DeleteOpts {
+        user: Some(alice),
+        dry_run: true,
+        ..Default::default()
+    };
+    let err = match f.gs.delete(&e, Some("default"), "keep", &del).await {
+        Err(e) => e,
+        Ok(_) => panic!("the delete was admitted"),
+    };
+    assert_eq!(err.code, 403);
+    assert_eq!(
+        *rec.0.lock().unwrap(),
+        vec![
+            "CREATE default/keep user=alice sub=\"\" old=false dry=false opts=CreateOptions",
+            "UPDATE default/keep user=alice sub=\"scale\" old=true dry=false opts=-",
+            "DELETE default/keep user=alice sub=\"\" old=true dry=true opts=-",
+        ]
+    );
+    f.gs.get(&e, Some("default"), "keep").await.unwrap();
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rudder_api::quantity::Amount;
 use rudder_api::quota::{pod_resources, resource_list, ResourceList};
 use rudder_api::status::ApiError;
-use rudder_registry::{object, Admission, Entry, WatchCache};
+use rudder_registry::{object, Admission, Attributes, Entry, Operation, WatchCache};
 use serde_json::{json, Map, Value};
 
 use crate::resourcequota::validation_forbidden;
@@ -319,17 +319,15 @@ impl Admission for LimitRangerAdmission {
 
     /// Upstream validates in the validating phase, after every mutating plugin, so it sees
     /// the pod as it will be stored.
-    async fn validate(
-        &self,
-        entry: &Entry,
-        obj: &Value,
-        old: Option<&Value>,
-        subresource: Option<&str>,
-        _dry_run: bool,
-    ) -> Result<(), ApiError> {
+    async fn validate(&self, attrs: &Attributes<'_>, obj: &Value) -> Result<(), ApiError> {
+        let (entry, old) = (attrs.entry, attrs.old);
         // Pod updates cannot change containers' resources (resize is its own subresource).
         let pods = is_core(entry, "pods");
-        if subresource.is_some() || being_deleted(old) || (pods && old.is_some()) {
+        if attrs.operation != Operation::Create && attrs.operation != Operation::Update
+            || !attrs.is_main_resource()
+            || being_deleted(old)
+            || (pods && old.is_some())
+        {
             return Ok(());
         }
         for range in self.ranges(object::namespace(obj)) {

@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use rudder_api::quota::{self, Evaluator};
 use rudder_api::status::{ApiError, GroupResource};
-use rudder_registry::{object, Admission, Entry, WatchCache};
+use rudder_registry::{object, Admission, Attributes, Entry, Operation, WatchCache};
 use rudder_store::{Store, StoreError, WriteOptions};
 use serde_json::Value;
 
@@ -137,15 +137,11 @@ impl Admission for ResourceQuotaAdmission {
         entry.info.namespaced && !(entry.info.group.is_empty() && entry.info.plural == "events")
     }
 
-    async fn validate(
-        &self,
-        entry: &Entry,
-        obj: &Value,
-        old: Option<&Value>,
-        subresource: Option<&str>,
-        dry_run: bool,
-    ) -> Result<(), ApiError> {
-        if subresource.is_some() {
+    async fn validate(&self, attrs: &Attributes<'_>, obj: &Value) -> Result<(), ApiError> {
+        let (entry, old, dry_run) = (attrs.entry, attrs.old, attrs.dry_run);
+        if !matches!(attrs.operation, Operation::Create | Operation::Update)
+            || !attrs.is_main_resource()
+        {
             return Ok(());
         }
         let ns = object::namespace(obj);
