@@ -20,6 +20,7 @@ pub mod review;
 pub mod svcproxy;
 pub mod tokens;
 pub mod watch;
+pub mod webhook;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

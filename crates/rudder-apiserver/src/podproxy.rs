@@ -89,7 +89,8 @@ impl KubeletClient {
     }
 }
 
-async fn handshake<T>(
+/// One HTTP/1.1 request over `io` (upgrades stay possible on the response).
+pub(crate) async fn handshake<T>(
     io: T,
     req: http::Request<Body>,
 ) -> Result<http::Response<hyper::body::Incoming>, String>

@@ -1,0 +1,434 @@
+//! The API server's outgoing webhook client (upstream's `k8s.io/apiserver/pkg/util/webhook`):
+//! admission webhooks and CRD conversion webhooks post JSON to a `clientConfig`, which names
+//! either a `url` or a `service {namespace, name, path, port}`.
+//!
+//! A service is resolved to one ready endpoint of it, read from the watch cache (upstream's
+//! endpoint resolver, `--enable-aggregator-routing`): the API server need not sit on a node
+//! whose proxy has the service's rules. The TLS server name is still `<svc>.<ns>.svc`, as
+//! upstream checks the webhook's certificate against it. A `caBundle` is the only trust root
+//! when given; without one the system's roots are used, as upstream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use http_body_util::BodyExt;
+use rudder_registry::WatchCache;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use serde_json::Value;
+
+/// How long a webhook call may take unless its configuration says (upstream's default for
+/// admission webhooks, `timeoutSeconds: 10`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A webhook's answer larger than this is refused (upstream caps response bodies too).
+const MAX_RESPONSE_BYTES: usize = 3 * 1024 * 1024;
+const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// The configuration cannot be used (bad URL, unparsable caBundle).
+    #[error("{0}")]
+    Config(String),
+    /// The call failed (resolution, connection, TLS, timeout, HTTP status, bad body). The
+    /// message follows Go's `Post "<url>": <cause>`.
+    #[error("{0}")]
+    Call(String),
+}
+
+/// `service` of a `clientConfig`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceRef {
+    pub namespace: String,
+    pub name: String,
+    pub path: String,
+    pub port: u16,
+}
+
+/// A webhook's `clientConfig`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientConfig {
+    pub url: Option<String>,
+    pub service: Option<ServiceRef>,
+    /// PEM bytes of the CA bundle (decoded from the base64 in the object).
+    pub ca_bundle: Option<Vec<u8>>,
+}
+
+impl ClientConfig {
+    /// From the `clientConfig` object of a webhook configuration or CRD conversion.
+    pub fn from_json(v: &Value) -> Result<ClientConfig, WebhookError> {
+        let url = v
+            .get("url")
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string);
+        let service = match v.get("service").filter(|s| s.is_object()) {
+            Some(s) => {
+                let field = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                let port = match s.get("port").and_then(Value::as_i64) {
+                    None => 443,
+                    Some(p) => u16::try_from(p)
+                        .ok()
+                        .filter(|p| *p > 0)
+                        .ok_or_else(|| WebhookError::Config(format!("invalid port {p}")))?,
+                };
+                Some(ServiceRef {
+                    namespace: field("namespace"),
+                    name: field("name"),
+                    path: field("path"),
+                    port,
+                })
+            }
+            None => None,
+        };
+        if url.is_none() == service.is_none() {
+            return Err(WebhookError::Config(
+                "exactly one of url or service is required".into(),
+            ));
+        }
+        let ca_bundle = match v.get("caBundle").and_then(Value::as_str) {
+            None | Some("") => None,
+            Some(b64) => Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|e| WebhookError::Config(format!("invalid caBundle: {e}")))?,
+            ),
+        };
+        Ok(ClientConfig {
+            url,
+            service,
+            ca_bundle,
+        })
+    }
+
+    /// The URL as upstream shows it in errors: the `url`, or
+    /// `https://<svc>.<ns>.svc:<port><path>`.
+    pub fn display_url(&self) -> String {
+        match (&self.url, &self.service) {
+            (Some(u), _) => u.clone(),
+            (None, Some(s)) => format!(
+                "https://{}.{}.svc:{}{}",
+                s.name,
+                s.namespace,
+                s.port,
+                if s.path.is_empty() { "/" } else { &s.path }
+            ),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+/// Where a service's traffic goes: one ready endpoint address and port.
+pub trait ServiceResolver: Send + Sync {
+    fn resolve(&self, namespace: &str, name: &str, port: u16) -> Result<(String, u16), String>;
+}
+
+/// Resolves services to a ready endpoint from the watch cache's Services and EndpointSlices.
+pub struct CacheResolver {
+    pub cache: Arc<WatchCache>,
+    pub services_prefix: String,
+    pub slices_prefix: String,
+}
+
+impl ServiceResolver for CacheResolver {
+    fn resolve(&self, namespace: &str, name: &str, port: u16) -> Result<(String, u16), String> {
+        let key = format!("{}/{namespace}/{name}", self.services_prefix);
+        let svc = self
+            .cache
+            .get(&self.services_prefix, &key)
+            .map(|o| o.value())
+            .ok_or_else(|| format!("service \"{name}\" not found"))?;
+        let sp = svc
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|p| p.get("port").and_then(Value::as_i64) == Some(i64::from(port)))
+            .ok_or_else(|| format!("no service port {port} found for service \"{name}\""))?;
+        let port_name = sp.get("name").and_then(Value::as_str).unwrap_or("");
+        let (slices, _) = self.cache.list(
+            &self.slices_prefix,
+            &format!("{}/{namespace}/", self.slices_prefix),
+        );
+        for slice in slices {
+            let slice = slice.value();
+            if slice.pointer("/metadata/labels/kubernetes.io~1service-name")
+                != Some(&Value::from(name))
+            {
+                continue;
+            }
+            let Some(target) = slice
+                .get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|p| p.get("name").and_then(Value::as_str).unwrap_or("") == port_name)
+                .and_then(|p| p.get("port").and_then(Value::as_u64))
+                .and_then(|p| u16::try_from(p).ok())
+            else {
+                continue;
+            };
+            let ready = slice
+                .get("endpoints")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|e| e.pointer("/conditions/ready") != Some(&Value::Bool(false)))
+                .find_map(|e| e.pointer("/addresses/0").and_then(Value::as_str));
+            if let Some(ip) = ready {
+                return Ok((ip.to_string(), target));
+            }
+        }
+        Err(format!("service \"{name}\" has no ready endpoints"))
+    }
+}
+
+/// Posts JSON to webhooks.
+#[derive(Clone)]
+pub struct WebhookClient {
+    resolver: Arc<dyn ServiceResolver>,
+}
+
+impl WebhookClient {
+    pub fn new(resolver: Arc<dyn ServiceResolver>) -> WebhookClient {
+        WebhookClient { resolver }
+    }
+
+    /// POST `body` to the webhook and decode its JSON answer; `timeout` bounds the whole call.
+    pub async fn post_json(
+        &self,
+        cfg: &ClientConfig,
+        body: &Value,
+        timeout: Duration,
+    ) -> Result<Value, WebhookError> {
+        let shown = cfg.display_url();
+        match tokio::time::timeout(timeout, self.post(cfg, body)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(WebhookError::Call(e))) => {
+                Err(WebhookError::Call(format!("Post \"{shown}\": {e}")))
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(WebhookError::Call(format!(
+                "Post \"{shown}\": context deadline exceeded"
+            ))),
+        }
+    }
+
+    async fn post(&self, cfg: &ClientConfig, body: &Value) -> Result<Value, WebhookError> {
+        let target = self.target(cfg)?;
+        let payload = serde_json::to_vec(body).map_err(|e| WebhookError::Call(e.to_string()))?;
+        let addr = if target.ip.contains(':') && !target.ip.starts_with('[') {
+            format!("[{}]:{}", target.ip, target.port)
+        } else {
+            format!("{}:{}", target.ip, target.port)
+        };
+        let tcp = tokio::net::TcpStream::connect(&addr)
+            .await
+            .map_err(|e| WebhookError::Call(format!("dial tcp {addr}: {e}")))?;
+        let req = http::Request::post(&target.path_and_query)
+            .header(http::header::HOST, &target.host_header)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/json, */*")
+            .body(axum::body::Body::from(payload))
+            .map_err(|e| WebhookError::Call(e.to_string()))?;
+        let resp = if target.https {
+            let tls = tls_config(cfg.ca_bundle.as_deref())?;
+            let name = ServerName::try_from(target.server_name.clone())
+                .map_err(|e| WebhookError::Config(format!("invalid host: {e}")))?;
+            let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
+                .connect(name, tcp)
+                .await
+                .map_err(|e| {
+                    WebhookError::Call(format!("tls: failed to verify certificate: {e}"))
+                })?;
+            send(stream, req).await?
+        } else {
+            send(tcp, req).await?
+        };
+        let status = resp.status();
+        let bytes = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|e| WebhookError::Call(format!("reading the response: {e}")))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(WebhookError::Call(format!(
+                "the server responded with the status code {}: {}",
+                status.as_u16(),
+                String::from_utf8_lossy(&bytes).trim()
+            )));
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| WebhookError::Call(format!("the response is not JSON: {e}")))
+    }
+
+    fn target(&self, cfg: &ClientConfig) -> Result<Target, WebhookError> {
+        if let Some(url) = &cfg.url {
+            let uri: http::Uri = url
+                .parse()
+                .map_err(|e| WebhookError::Config(format!("invalid url {url:?}: {e}")))?;
+            // Upstream's webhooks are HTTPS only.
+            let https = match uri.scheme_str() {
+                Some("https") => true,
+                _ => {
+                    return Err(WebhookError::Config(format!(
+                        "invalid url {url:?}: the scheme must be https"
+                    )))
+                }
+            };
+            let host = uri
+                .host()
+                .ok_or_else(|| WebhookError::Config(format!("invalid url {url:?}: no host")))?
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+            return Ok(Target {
+                https,
+                ip: host.clone(),
+                port,
+                server_name: host,
+                host_header: uri.authority().map(|a| a.to_string()).unwrap_or_default(),
+                path_and_query: uri
+                    .path_and_query()
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "/".into()),
+            });
+        }
+        let Some(svc) = &cfg.service else {
+            return Err(WebhookError::Config(
+                "exactly one of url or service is required".into(),
+            ));
+        };
+        let (ip, port) = self
+            .resolver
+            .resolve(&svc.namespace, &svc.name, svc.port)
+            .map_err(WebhookError::Call)?;
+        let server_name = format!("{}.{}.svc", svc.name, svc.namespace);
+        Ok(Target {
+            https: true,
+            ip,
+            port,
+            host_header: format!("{server_name}:{}", svc.port),
+            server_name,
+            path_and_query: if svc.path.is_empty() {
+                "/".into()
+            } else {
+                svc.path.clone()
+            },
+        })
+    }
+}
+
+struct Target {
+    https: bool,
+    /// What to dial (a name resolves through the system resolver).
+    ip: String,
+    port: u16,
+    /// The name the certificate must carry.
+    server_name: String,
+    host_header: String,
+    path_and_query: String,
+}
+
+/// A client configuration trusting only `ca_bundle` (or the system's roots without one).
+fn tls_config(ca_bundle: Option<&[u8]>) -> Result<rustls::ClientConfig, WebhookError> {
+    let pem = match ca_bundle {
+        Some(b) => b.to_vec(),
+        None => std::fs::read(SYSTEM_ROOTS).unwrap_or_default(),
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| WebhookError::Config(format!("invalid caBundle: {e}")))?;
+        // Unusable roots in the system bundle are skipped; a caBundle's must all load.
+        if let Err(e) = roots.add(cert) {
+            if ca_bundle.is_some() {
+                return Err(WebhookError::Config(format!("invalid caBundle: {e}")));
+            }
+        }
+    }
+    if ca_bundle.is_some() && roots.is_empty() {
+        return Err(WebhookError::Config(
+            "invalid caBundle: no certificates".into(),
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| WebhookError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+async fn send<T>(
+    io: T,
+    req: http::Request<axum::body::Body>,
+) -> Result<http::Response<hyper::body::Incoming>, WebhookError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    crate::podproxy::handshake(io, req)
+        .await
+        .map_err(WebhookError::Call)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn client_configs_parse_as_upstream() {
+        let c = ClientConfig::from_json(&json!({"service": {"namespace": "ns", "name": "hook"}}))
+            .unwrap();
+        assert_eq!(c.service.as_ref().unwrap().port, 443);
+        assert_eq!(c.display_url(), "https://hook.ns.svc:443/");
+        let c = ClientConfig::from_json(&json!({"url": "https://127.0.0.1:8443/m",
+            "caBundle": "LS0tLQ=="}))
+        .unwrap();
+        assert_eq!(c.ca_bundle.as_deref(), Some(&b"----"[..]));
+        assert!(ClientConfig::from_json(&json!({})).is_err());
+        assert!(ClientConfig::from_json(&json!({"caBundle": "%%%", "url": "https://x"})).is_err());
+    }
+
+    struct NoServices;
+    impl ServiceResolver for NoServices {
+        fn resolve(&self, _: &str, name: &str, _: u16) -> Result<(String, u16), String> {
+            Err(format!("service \"{name}\" not found"))
+        }
+    }
+
+    #[tokio::test]
+    async fn failures_name_the_url_as_go_does() {
+        let client = WebhookClient::new(Arc::new(NoServices));
+        let cfg =
+            ClientConfig::from_json(&json!({"service": {"namespace": "n", "name": "s"}})).unwrap();
+        let e = client
+            .post_json(&cfg, &json!({}), Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Post \"https://s.n.svc:443/\": service \"s\" not found"
+        );
+        // A closed port on loopback refuses at once.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let cfg = ClientConfig::from_json(&json!({"url": format!("https://127.0.0.1:{port}/x")}))
+            .unwrap();
+        let e = client
+            .post_json(&cfg, &json!({}), Duration::from_secs(5))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!(
+                "Post \"https://127.0.0.1:{port}/x\": dial tcp 127.0.0.1:{port}:"
+            )),
+            "{e}"
+        );
+    }
+}
