@@ -6,7 +6,10 @@
 
 use std::sync::Arc;
 
+use rudder_api::field::{ErrorList, FieldError, Path};
 use rudder_api::resources::{ResourceInfo, SubresourceInfo};
+use rudder_api::validation::{is_dns1035_label, is_dns1123_subdomain};
+use rudder_apiextensions::Structural;
 use rudder_registry::{Entry, OpCx, PrinterColumn, ScalePaths, Strategy};
 use serde_json::{json, Value};
 
@@ -32,11 +35,67 @@ pub struct CustomResourceStrategy {
     selectable: Vec<String>,
     columns: Vec<PrinterColumn>,
     scale: Option<ScalePaths>,
+    /// The version's structural schema; `None` when it has none or it is not structural
+    /// (then nothing is pruned, defaulted or validated, as upstream for such CRDs).
+    schema: Option<Arc<Structural>>,
 }
 
 impl Strategy for CustomResourceStrategy {
     fn tracks_generation(&self) -> bool {
         true
+    }
+
+    /// Unknown fields are pruned here; the generic store reports what went (as
+    /// `unknown field "spec.foo"`, an error under `fieldValidation=Strict`).
+    fn decode(&self, mut obj: Value) -> Result<Value, String> {
+        if let Some(s) = &self.schema {
+            s.prune(&mut obj);
+        }
+        Ok(obj)
+    }
+
+    fn default(&self, obj: &mut Value) {
+        if let Some(s) = &self.schema {
+            s.default(obj);
+        }
+    }
+
+    fn validate(&self, _cx: &OpCx, obj: &Value) -> ErrorList {
+        self.schema
+            .as_ref()
+            .map_or_else(ErrorList::new, |s| s.validate(obj, None))
+    }
+
+    fn validate_update(&self, _cx: &OpCx, new: &Value, old: &Value) -> ErrorList {
+        self.schema
+            .as_ref()
+            .map_or_else(ErrorList::new, |s| s.validate(new, Some(old)))
+    }
+
+    fn validate_subresource_update(
+        &self,
+        subresource: &str,
+        cx: &OpCx,
+        new: &Value,
+        old: &Value,
+    ) -> ErrorList {
+        match (subresource, &self.schema) {
+            ("status", Some(s)) => s.validate_status(new, Some(old)),
+            _ => self.validate_update(cx, new, old),
+        }
+    }
+
+    /// Upstream defaults objects read from storage too, so a default added to the schema
+    /// later shows on old objects. Only schemas with defaults pay for the read-time pass.
+    fn converts(&self) -> bool {
+        self.schema.as_ref().is_some_and(|s| s.has_defaults())
+    }
+
+    fn storage_to_version(&self, mut obj: Value) -> Value {
+        if let Some(s) = &self.schema {
+            s.default(&mut obj);
+        }
+        obj
     }
 
     fn prepare_for_create(&self, _cx: &OpCx, obj: &mut Value) {
@@ -303,6 +362,7 @@ pub fn entries(crd: &Value) -> Vec<Entry> {
                 },
                 prefix: prefix.clone(),
                 strategy: Arc::new(CustomResourceStrategy {
+                    schema: version_schema(crd, v),
                     status,
                     selectable,
                     columns: printer_columns(v),
@@ -323,6 +383,15 @@ pub fn entries(crd: &Value) -> Vec<Entry> {
             }
         })
         .collect()
+}
+
+/// A version's structural schema: its own `schema.openAPIV3Schema`, else the CRD's top-level
+/// one (older stored CRDs).
+fn version_schema(crd: &Value, version: &Value) -> Option<Arc<Structural>> {
+    let schema = version
+        .pointer("/schema/openAPIV3Schema")
+        .or_else(|| crd.pointer("/spec/validation/openAPIV3Schema"))?;
+    Structural::from_schema(schema).ok().map(Arc::new)
 }
 
 /// A version's `additionalPrinterColumns`; upstream's default is one `Age` column.
@@ -346,6 +415,342 @@ fn printer_columns(version: &Value) -> Vec<PrinterColumn> {
             json_path: str_at(c, "/jsonPath").to_owned(),
         })
         .collect()
+}
+
+/// Upstream's CRD defaulting (`SetDefaults_CustomResourceDefinition*`): the singular name,
+/// the list kind and the conversion strategy.
+pub fn default_crd(crd: &mut Value) {
+    let Some(spec) = crd.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if let Some(names) = spec.get_mut("names").and_then(Value::as_object_mut) {
+        let kind = names
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        if names
+            .get("singular")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
+            names.insert("singular".into(), json!(kind.to_lowercase()));
+        }
+        if names
+            .get("listKind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+            && !kind.is_empty()
+        {
+            names.insert("listKind".into(), json!(format!("{kind}List")));
+        }
+    }
+    match spec.get_mut("conversion").and_then(Value::as_object_mut) {
+        Some(c) => {
+            if c.get("strategy")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty()
+            {
+                c.insert("strategy".into(), json!("None"));
+            }
+        }
+        None => {
+            spec.insert("conversion".into(), json!({"strategy": "None"}));
+        }
+    }
+}
+
+fn dns1035(value: &str, path: &Path, mixed_case: bool, errs: &mut ErrorList) {
+    if value.is_empty() {
+        return;
+    }
+    let problems = if mixed_case {
+        is_dns1035_label(&value.to_lowercase())
+    } else {
+        is_dns1035_label(value)
+    };
+    if !problems.is_empty() {
+        let detail = if mixed_case {
+            format!(
+                "may have mixed case, but should otherwise match: {}",
+                problems.join(",")
+            )
+        } else {
+            problems.join(",")
+        };
+        errs.push(FieldError::invalid(path, value, detail));
+    }
+}
+
+/// Upstream `validateSimpleJSONPath` (printer columns, scale paths).
+fn simple_json_path(s: &str, path: &Path, errs: &mut ErrorList) -> bool {
+    if s.is_empty() {
+        errs.push(FieldError::invalid(path, s, "must not be empty"));
+        false
+    } else if !s.starts_with('.') {
+        errs.push(FieldError::invalid(
+            path,
+            s,
+            "must be a simple json path starting with .",
+        ));
+        false
+    } else {
+        true
+    }
+}
+
+const PRINTER_COLUMN_TYPES: [&str; 5] = ["boolean", "date", "integer", "number", "string"];
+const PRINTER_COLUMN_FORMATS: [&str; 8] = [
+    "byte",
+    "date",
+    "date-time",
+    "double",
+    "float",
+    "int32",
+    "int64",
+    "password",
+];
+
+/// Upstream `ValidateCustomResourceDefinition` (+ `...Update` with `old`): group, scope,
+/// names, versions (exactly one storage version), each version's schema (structural, its
+/// defaults valid and pruned), printer columns, scale paths, conversion.
+pub fn validate_crd(crd: &Value, old: Option<&Value>) -> ErrorList {
+    let mut errs = ErrorList::new();
+    let spec_at = Path::new("spec");
+    let empty = json!({});
+    let spec = crd.get("spec").unwrap_or(&empty);
+    let group = str_at(spec, "/group");
+    if group.is_empty() {
+        errs.push(FieldError::required(&spec_at.child("group"), ""));
+    } else {
+        let problems = is_dns1123_subdomain(group);
+        if !problems.is_empty() {
+            errs.push(FieldError::invalid(
+                &spec_at.child("group"),
+                group,
+                problems.join(","),
+            ));
+        } else if !group.contains('.') {
+            errs.push(FieldError::invalid(
+                &spec_at.child("group"),
+                group,
+                "should be a domain with at least one dot",
+            ));
+        }
+    }
+    match str_at(spec, "/scope") {
+        "" => errs.push(FieldError::required(&spec_at.child("scope"), "")),
+        "Cluster" | "Namespaced" => {}
+        other => errs.push(FieldError::not_supported(
+            &spec_at.child("scope"),
+            other,
+            &["Cluster", "Namespaced"],
+        )),
+    }
+    let versions = spec
+        .get("versions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let versions_at = spec_at.child("versions");
+    let mut storage = 0;
+    let mut seen: Vec<&str> = Vec::new();
+    let mut unique = true;
+    for (i, v) in versions.iter().enumerate() {
+        let at = versions_at.index(i);
+        let name = str_at(v, "/name");
+        if v["storage"] == true {
+            storage += 1;
+        }
+        if seen.contains(&name) {
+            unique = false;
+        }
+        seen.push(name);
+        let problems = is_dns1035_label(name);
+        if !problems.is_empty() {
+            errs.push(FieldError::invalid(
+                &at.child("name"),
+                name,
+                problems.join(","),
+            ));
+        }
+        let schema_at = at.child("schema").child("openAPIV3Schema");
+        match v.pointer("/schema/openAPIV3Schema") {
+            None | Some(Value::Null) => {
+                errs.push(FieldError::required(&schema_at, "schemas are required"))
+            }
+            Some(schema) => {
+                if let Err(found) = Structural::from_schema_at(schema, &schema_at) {
+                    errs.0.extend(found);
+                }
+            }
+        }
+        if let Some(scale) = v.pointer("/subresources/scale") {
+            let sub_at = at.child("subresources");
+            for (key, under, required) in [
+                ("specReplicasPath", ".spec.", true),
+                ("statusReplicasPath", ".status.", true),
+                ("labelSelectorPath", ".status.", false),
+            ] {
+                let p = sub_at.child(format!("scale.{key}"));
+                let value = str_at(scale, &format!("/{key}"));
+                if value.is_empty() {
+                    if required {
+                        errs.push(FieldError::required(&p, ""));
+                    }
+                } else if simple_json_path(value, &p, &mut errs) && !value.starts_with(under) {
+                    let what = under.trim_matches('.');
+                    errs.push(FieldError::invalid(
+                        &p,
+                        value,
+                        format!("should be a json path under .{what}"),
+                    ));
+                }
+            }
+        }
+        let cols = v
+            .get("additionalPrinterColumns")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for (j, c) in cols.iter().enumerate() {
+            let cat = at.child("additionalPrinterColumns").index(j);
+            if str_at(c, "/name").is_empty() {
+                errs.push(FieldError::required(&cat.child("name"), ""));
+            }
+            let t = str_at(c, "/type");
+            let types = format!("must be one of {}", PRINTER_COLUMN_TYPES.join(","));
+            if t.is_empty() {
+                errs.push(FieldError::required(&cat.child("type"), types));
+            } else if !PRINTER_COLUMN_TYPES.contains(&t) {
+                errs.push(FieldError::invalid(&cat.child("type"), t, types));
+            }
+            let f = str_at(c, "/format");
+            if !f.is_empty() && !PRINTER_COLUMN_FORMATS.contains(&f) {
+                errs.push(FieldError::invalid(
+                    &cat.child("format"),
+                    f,
+                    format!("must be one of {}", PRINTER_COLUMN_FORMATS.join(",")),
+                ));
+            }
+            let jp = str_at(c, "/jsonPath");
+            if jp.is_empty() {
+                errs.push(FieldError::required(&cat.child("jsonPath"), ""));
+            } else {
+                simple_json_path(jp, &cat.child("jsonPath"), &mut errs);
+            }
+        }
+        let fields = v
+            .get("selectableFields")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut seen_paths: Vec<&str> = Vec::new();
+        for (j, f) in fields.iter().enumerate() {
+            let fat = at.child("selectableFields").index(j).child("jsonPath");
+            let jp = f.get("jsonPath").and_then(Value::as_str).unwrap_or("");
+            if jp.is_empty() {
+                errs.push(FieldError::required(&fat, ""));
+                continue;
+            }
+            if seen_paths.contains(&jp) {
+                errs.push(FieldError::duplicate(&fat, jp));
+            }
+            seen_paths.push(jp);
+        }
+    }
+    if !unique {
+        errs.push(FieldError::invalid(
+            &versions_at,
+            Value::Array(versions.clone()),
+            "must contain unique version names",
+        ));
+    }
+    if storage != 1 {
+        errs.push(FieldError::invalid(
+            &versions_at,
+            Value::Array(versions.clone()),
+            "must have exactly one version marked as storage version",
+        ));
+    }
+    let names_at = spec_at.child("names");
+    for key in ["plural", "singular", "kind", "listKind"] {
+        if str_at(spec, &format!("/names/{key}")).is_empty() {
+            errs.push(FieldError::required(&names_at.child(key), ""));
+        }
+    }
+    let names = spec.get("names").unwrap_or(&empty);
+    dns1035(
+        str_at(names, "/plural"),
+        &names_at.child("plural"),
+        false,
+        &mut errs,
+    );
+    dns1035(
+        str_at(names, "/singular"),
+        &names_at.child("singular"),
+        false,
+        &mut errs,
+    );
+    dns1035(
+        str_at(names, "/kind"),
+        &names_at.child("kind"),
+        true,
+        &mut errs,
+    );
+    dns1035(
+        str_at(names, "/listKind"),
+        &names_at.child("listKind"),
+        true,
+        &mut errs,
+    );
+    for (i, s) in strings_at(names, "/shortNames").iter().enumerate() {
+        dns1035(s, &names_at.child("shortNames").index(i), false, &mut errs);
+    }
+    let kind = str_at(names, "/kind");
+    if !kind.is_empty() && kind == str_at(names, "/listKind") {
+        errs.push(FieldError::invalid(
+            &names_at.child("listKind"),
+            kind,
+            "kind and listKind may not be the same",
+        ));
+    }
+    for (i, s) in strings_at(names, "/categories").iter().enumerate() {
+        dns1035(s, &names_at.child("categories").index(i), false, &mut errs);
+    }
+    if spec.get("preserveUnknownFields") == Some(&Value::Bool(true)) {
+        errs.push(FieldError::invalid(
+            &spec_at.child("preserveUnknownFields"),
+            true,
+            "must be false",
+        ));
+    }
+    match str_at(spec, "/conversion/strategy") {
+        "" | "None" | "Webhook" => {}
+        other => errs.push(FieldError::not_supported(
+            &spec_at.child("conversion").child("strategy"),
+            other,
+            &["None", "Webhook"],
+        )),
+    }
+    if let Some(old) = old {
+        let immutable = |p: &str, path: Path, errs: &mut ErrorList| {
+            let (new_v, old_v) = (str_at(crd, p), str_at(old, p));
+            if new_v != old_v {
+                errs.push(FieldError::invalid(&path, new_v, "field is immutable"));
+            }
+        };
+        if condition_true(old, "Established") {
+            immutable("/spec/scope", spec_at.child("scope"), &mut errs);
+            immutable("/spec/names/kind", names_at.child("kind"), &mut errs);
+        }
+        immutable("/spec/group", spec_at.child("group"), &mut errs);
+        immutable("/spec/names/plural", names_at.child("plural"), &mut errs);
+    }
+    errs
 }
 
 #[cfg(test)]
@@ -429,5 +834,50 @@ mod tests {
         let mut k = crd("others.example.com", "others", "Widget", &[]);
         k["spec"]["names"]["singular"] = json!("other");
         assert_eq!(accept_names(&k, &[&a]).unwrap_err().0, "KindConflict");
+    }
+
+    fn errors(crd: &Value) -> Vec<String> {
+        validate_crd(crd, None)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn crd_validation_has_upstreams_messages() {
+        let mut c = crd("widgets.example.com", "widgets", "Widget", &[]);
+        c["spec"]["versions"].as_array_mut().unwrap().truncate(1);
+        default_crd(&mut c);
+        assert_eq!(c["spec"]["names"]["listKind"], "WidgetList");
+        assert_eq!(c["spec"]["conversion"]["strategy"], "None");
+        assert_eq!(
+            errors(&c),
+            vec!["spec.versions[0].schema.openAPIV3Schema: Required value: schemas are required"]
+        );
+        c["spec"]["versions"][0]["schema"] = json!({"openAPIV3Schema": {"type": "object",
+            "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer", "default": "big"}}}}}});
+        assert_eq!(
+            errors(&c),
+            vec![
+                r#"spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[size].default: Invalid value: "string":  in body must be of type integer: "string""#
+            ]
+        );
+        c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            ["size"]["default"] = json!(3);
+        assert!(errors(&c).is_empty(), "{:?}", errors(&c));
+        c["spec"]["group"] = json!("example");
+        c["spec"]["versions"][0]["storage"] = json!(false);
+        c["spec"]["versions"][0]["additionalPrinterColumns"] =
+            json!([{"name": "X", "type": "color", "jsonPath": "spec.x"}]);
+        let got = errors(&c);
+        assert!(got.contains(&r#"spec.group: Invalid value: "example": should be a domain with at least one dot"#.to_string()), "{got:?}");
+        assert!(
+            got.iter()
+                .any(|e| e.starts_with("spec.versions: Invalid value: [{")
+                    && e.ends_with("must have exactly one version marked as storage version")),
+            "{got:?}"
+        );
+        assert!(got.contains(&r#"spec.versions[0].additionalPrinterColumns[0].type: Invalid value: "color": must be one of boolean,date,integer,number,string"#.to_string()), "{got:?}");
+        assert!(got.contains(&r#"spec.versions[0].additionalPrinterColumns[0].jsonPath: Invalid value: "spec.x": must be a simple json path starting with ."#.to_string()), "{got:?}");
     }
 }

@@ -343,6 +343,230 @@ fn custom_resources_survive_a_restart() {
     assert_eq!(jp(&c, "widget/kept", "{.metadata.namespace}"), "");
 }
 
+const GADGETS: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names:
+    plural: gadgets
+    kind: Gadget
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [color]
+            properties:
+              color:
+                type: string
+                enum: [red, blue]
+              replicas:
+                type: integer
+                minimum: 1
+                maximum: 10
+                default: 1
+              name:
+                type: string
+                pattern: '^[a-z]+$'
+              ports:
+                type: array
+                x-kubernetes-list-type: map
+                x-kubernetes-list-map-keys: [name]
+                items:
+                  type: object
+                  required: [name]
+                  properties:
+                    name:
+                      type: string
+                    port:
+                      type: integer
+                      default: 80
+              extra:
+                type: object
+                x-kubernetes-preserve-unknown-fields: true
+          status:
+            type: object
+            properties:
+              ready:
+                type: boolean
+"#;
+
+fn gadget(name: &str, spec: &str) -> String {
+    format!("apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: {name}\nspec:\n{spec}")
+}
+
+/// Structural schemas: a non-structural one refused, then defaults applied, unknown fields
+/// pruned (refused under strict field validation, kubectl's default), and invalid objects
+/// refused with upstream's messages.
+#[test]
+fn custom_resources_are_defaulted_pruned_and_validated_by_their_schema() {
+    let c = Cluster::start(Backend::Redb);
+    let bad = GADGETS.replace(
+        "          spec:\n            type: object\n",
+        "          spec:\n",
+    );
+    let err = c.kubectl_stdin(&["apply", "-f", "-"], &bad).stderr;
+    assert!(
+        err.contains("The CustomResourceDefinition \"gadgets.example.com\" is invalid: spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields"),
+        "{err}"
+    );
+    let bad_default = GADGETS.replace("default: 1", "default: one");
+    let err = c.kubectl_stdin(&["apply", "-f", "-"], &bad_default).stderr;
+    assert!(
+        err.contains(r#"spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[replicas].default: Invalid value: "string":  in body must be of type integer: "string""#),
+        "{err}"
+    );
+    c.ok_stdin(&["apply", "-f", "-"], GADGETS);
+    established(&c, "gadgets.example.com");
+    assert_eq!(
+        jp(
+            &c,
+            "crd/gadgets.example.com",
+            "{.spec.names.listKind} {.spec.conversion.strategy}"
+        ),
+        "GadgetList None"
+    );
+    wait_for("gadgets served", || {
+        (c.kubectl(&["get", "gadgets"]).code == 0).then_some(())
+    });
+
+    // Defaults, also inside list items.
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        &gadget("plain", "  color: red\n  ports:\n  - name: http\n"),
+    );
+    assert_eq!(
+        jp(&c, "gadget/plain", "{.spec.replicas} {.spec.ports[0].port}"),
+        "1 80"
+    );
+
+    // Unknown fields: refused by kubectl's default strict validation, pruned with a warning
+    // otherwise; x-kubernetes-preserve-unknown-fields keeps them.
+    let unknown = gadget(
+        "loose",
+        "  color: blue\n  bogus: 1\n  extra:\n    anything: [1, 2]\n",
+    );
+    let err = c.kubectl_stdin(&["create", "-f", "-"], &unknown).stderr;
+    assert!(
+        err.contains(r#"strict decoding error: unknown field "spec.bogus""#),
+        "{err}"
+    );
+    let r = c.kubectl_stdin(&["create", "--validate=warn", "-f", "-"], &unknown);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(r#"unknown field "spec.bogus""#),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        jp(&c, "gadget/loose", "{.spec}"),
+        r#"{"color":"blue","extra":{"anything":[1,2]},"replicas":1}"#
+    );
+    c.ok_stdin(
+        &["create", "--validate=false", "-f", "-"],
+        &gadget("quiet", "  color: blue\n  bogus: 1\n"),
+    );
+    assert_eq!(jp(&c, "gadget/quiet", "{.spec.bogus}"), "");
+
+    // Invalid objects are refused with upstream's messages.
+    let cases = [
+        (
+            "  color: green\n",
+            r#"spec.color: Unsupported value: "green": supported values: "red", "blue""#,
+        ),
+        (
+            "  color: red\n  replicas: 11\n",
+            "spec.replicas: Invalid value: 11: spec.replicas in body should be less than or equal to 10",
+        ),
+        (
+            "  color: red\n  replicas: many\n",
+            r#"spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string""#,
+        ),
+        (
+            "  color: red\n  name: Bad\n",
+            r#"spec.name: Invalid value: "Bad": spec.name in body should match '^[a-z]+$'"#,
+        ),
+        ("  replicas: 2\n", "spec.color: Required value"),
+        (
+            "  color: red\n  ports:\n  - name: a\n  - name: a\n",
+            r#"spec.ports[1]: Duplicate value: {"name":"a"}"#,
+        ),
+    ];
+    for (spec, want) in cases {
+        let err = c
+            .kubectl_stdin(
+                &["create", "--validate=false", "-f", "-"],
+                &gadget("bad", spec),
+            )
+            .stderr;
+        assert!(
+            err.contains("The Gadget \"bad\" is invalid") && err.contains(want),
+            "{spec}: want {want}, got {err}"
+        );
+    }
+    // The 422 Status names the kind with its group, as upstream.
+    let body = c.ok_stdin(
+        &[
+            "create",
+            "--validate=false",
+            "--dry-run=server",
+            "-o",
+            "name",
+            "-f",
+            "-",
+        ],
+        &gadget("dry", "  color: red\n"),
+    );
+    assert_eq!(body, "gadget.example.com/dry\n");
+
+    // Updates are validated too; status writes only check status.
+    let err = c.fails(&[
+        "patch",
+        "gadget",
+        "plain",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"replicas":0}}"#,
+    ]);
+    assert!(
+        err.contains("spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1"),
+        "{err}"
+    );
+    let err = c.fails(&[
+        "patch",
+        "gadget",
+        "plain",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"ready":"yes"}}"#,
+    ]);
+    assert!(
+        err.contains(r#"status.ready: Invalid value: "string": status.ready in body must be of type boolean: "string""#),
+        "{err}"
+    );
+    c.ok(&[
+        "patch",
+        "gadget",
+        "plain",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"ready":true}}"#,
+    ]);
+    assert_eq!(jp(&c, "gadget/plain", "{.status.ready}"), "true");
+}
+
 struct KillOnDrop(std::process::Child);
 
 impl Drop for KillOnDrop {

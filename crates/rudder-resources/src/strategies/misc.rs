@@ -54,6 +54,34 @@ impl Strategy for CustomResourceDefinitionStrategy {
         true
     }
 
+    fn default(&self, obj: &mut Value) {
+        crate::custom::default_crd(obj);
+    }
+
+    fn validate(&self, _cx: &OpCx, obj: &Value) -> ErrorList {
+        crate::custom::validate_crd(obj, None)
+    }
+
+    fn validate_update(&self, _cx: &OpCx, new: &Value, old: &Value) -> ErrorList {
+        // A CRD stored before these checks existed must still let its finalizer and metadata
+        // change, so an unchanged spec is not checked again.
+        if new.get("spec") == old.get("spec") {
+            return ErrorList::new();
+        }
+        crate::custom::validate_crd(new, Some(old))
+    }
+
+    /// Status writes (the CRD controllers') are not held to the spec's rules again.
+    fn validate_subresource_update(
+        &self,
+        _subresource: &str,
+        _cx: &OpCx,
+        _new: &Value,
+        _old: &Value,
+    ) -> ErrorList {
+        ErrorList::new()
+    }
+
     /// Upstream's CRD REST `Delete`: the first delete adds the cleanup finalizer and marks the
     /// CRD `Terminating`; the CRD goes once its objects are deleted and the finalizer removed.
     fn begin_delete(&self, cx: &OpCx, obj: &mut Value) -> bool {
