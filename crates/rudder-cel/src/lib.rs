@@ -224,7 +224,7 @@ impl Program {
 
     /// Evaluates the expression over `vars`.
     pub fn eval(&self, vars: &Vars) -> Result<Value, EvalError> {
-        self.eval_with(vars, |v| Value::try_from(v).map_err(EvalError::from))
+        self.eval_with(vars, to_value)
     }
 
     /// Evaluates the expression and converts the result to JSON (bytes as base64, timestamps
@@ -317,7 +317,20 @@ fn is_builtin_identifier(name: &str) -> bool {
             | "strings"
             | "math"
             | "base64"
+            | "kubernetes"
     )
+}
+
+/// An evaluation result as an owned value: the Kubernetes library types (URL, Quantity) become
+/// their string form, as upstream serializes them.
+fn to_value(v: &dyn Val) -> Result<Value, EvalError> {
+    if let Some(url) = v.downcast_ref::<library::urls::Url>() {
+        return Ok(Value::from(url.as_str().to_owned()));
+    }
+    if let Some(q) = v.downcast_ref::<library::quantity::Quantity>() {
+        return Ok(Value::from(q.to_canonical()));
+    }
+    Value::try_from(v).map_err(EvalError::from)
 }
 
 /// The named values an expression is evaluated over.
@@ -436,16 +449,24 @@ impl VariablesView<'_> {
             let mut ctx = Context::with_env(Arc::clone(&ENV));
             ctx.set_variable_resolver(&scoped);
             Value::resolve_val(&program.expr.0, &ctx)
-                .and_then(|v| Value::try_from(&*v))
-                .and_then(Box::<dyn Val>::try_from)
-                .map_err(|e| {
-                    let e = EvalError::from(e);
-                    match e {
-                        EvalError::CostLimitExceeded => e,
-                        e => EvalError::Runtime(format!(
-                            "composited variable \"{name}\" fails to evaluate: {e}"
-                        )),
+                .map_err(EvalError::from)
+                .and_then(|v| {
+                    // Library values (a quantity) stay what they are for the expressions
+                    // that use the variable.
+                    if let Some(url) = v.downcast_ref::<library::urls::Url>() {
+                        return Ok(Box::new(url.clone()) as Box<dyn Val>);
                     }
+                    if let Some(q) = v.downcast_ref::<library::quantity::Quantity>() {
+                        return Ok(Box::new(*q) as Box<dyn Val>);
+                    }
+                    let value = Value::try_from(&*v)?;
+                    Ok(Box::<dyn Val>::try_from(value)?)
+                })
+                .map_err(|e| match e {
+                    EvalError::CostLimitExceeded => e,
+                    e => EvalError::Runtime(format!(
+                        "composited variable \"{name}\" fails to evaluate: {e}"
+                    )),
                 })
         });
         match cached {

@@ -1,13 +1,20 @@
 use super::*;
 use serde_json::json;
 
-fn eval(expr: &str, vars: &Vars) -> Result<serde_json::Value, EvalError> {
+pub(crate) fn eval(expr: &str, vars: &Vars) -> Result<serde_json::Value, EvalError> {
     Program::compile(expr)
         .map_err(|e| EvalError::Runtime(e.to_string()))?
         .eval_json(vars)
 }
 
-fn ok(expr: &str) -> serde_json::Value {
+pub(crate) fn eval_err(expr: &str) -> String {
+    match eval(expr, &Vars::new()) {
+        Ok(v) => panic!("{expr}: expected an error, got {v}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+pub(crate) fn ok(expr: &str) -> serde_json::Value {
     eval(expr, &Vars::new()).unwrap_or_else(|e| panic!("{expr}: {e}"))
 }
 
