@@ -12,8 +12,10 @@ pub mod discovery;
 pub mod dupes;
 pub mod encode;
 pub mod gojson;
+pub mod impersonation;
 pub mod podproxy;
 pub mod pretty;
+pub mod rbac;
 pub mod request;
 pub mod rest;
 pub mod review;
@@ -69,6 +71,9 @@ pub struct ApiServer {
     pub gs: GenericStore,
     pub authn: Box<dyn Authenticator>,
     pub authz: Box<dyn Authorizer>,
+    /// The RBAC objects the authorizer reads, when RBAC is an authorization mode: also what
+    /// SelfSubjectRulesReview enumerates and the escalation checks of role writes compare.
+    pub rbac: Option<Arc<rudder_auth::rbac::RbacIndex>>,
     /// Set once start-up (namespaces, caches) is complete; `/readyz` reports it.
     pub ready: AtomicBool,
     pub metrics: Metrics,
@@ -162,8 +167,10 @@ impl Predicate for LargeBodies {
 
 async fn authenticate(State(s): State<Arc<ApiServer>>, mut req: Request, next: Next) -> Response {
     if let Some(InProcessUser(user)) = req.extensions().get::<InProcessUser>().cloned() {
-        req.extensions_mut().insert(user);
-        return next.run(req).await;
+        return match act_as(&s, user, &mut req) {
+            Ok(()) => next.run(req).await,
+            Err(e) => encode::error_response(&e),
+        };
     }
     let certs = req.extensions().get::<PeerCertificates>().cloned();
     let result = {
@@ -174,10 +181,10 @@ async fn authenticate(State(s): State<Arc<ApiServer>>, mut req: Request, next: N
         s.authn.authenticate(&ar)
     };
     match result {
-        Ok(Some(user)) => {
-            req.extensions_mut().insert(user);
-            next.run(req).await
-        }
+        Ok(Some(user)) => match act_as(&s, user, &mut req) {
+            Ok(()) => next.run(req).await,
+            Err(e) => encode::error_response(&e),
+        },
         Ok(None) | Err(_) => {
             if let Err(e) = &result {
                 tracing::debug!(error = %e, "authentication failed");
@@ -189,6 +196,19 @@ async fn authenticate(State(s): State<Arc<ApiServer>>, mut req: Request, next: N
             ))
         }
     }
+}
+
+/// Attach the user the request acts as: the authenticated one, or whom it impersonates.
+fn act_as(s: &ApiServer, user: UserInfo, req: &mut Request) -> Result<(), ApiError> {
+    let user = if impersonation::requested(req.headers()) {
+        let acting = impersonation::impersonate(s.authz.as_ref(), &user, req.headers())?;
+        impersonation::strip(req.headers_mut());
+        acting
+    } else {
+        user
+    };
+    req.extensions_mut().insert(user);
+    Ok(())
 }
 
 /// What a request asks (query, upstream's RequestInfo) and who asks (set by authentication).
@@ -220,9 +240,12 @@ async fn handle(State(s): State<Arc<ApiServer>>, req: Request) -> Response {
         path: info.path.clone(),
         resource_request: info.resource_request,
     };
-    if let Decision::Deny(_) | Decision::NoOpinion = s.authz.authorize(&user, &attrs) {
-        let err = forbidden(&user, &info);
-        return encode::error_response(&err);
+    match s.authz.authorize(&user, &attrs) {
+        Decision::Allow => {}
+        Decision::NoOpinion => return encode::error_response(&forbidden(&user, &info, "")),
+        Decision::Deny(reason) | Decision::NoOpinionBecause(reason) => {
+            return encode::error_response(&forbidden(&user, &info, &reason))
+        }
     }
     if info.resource_request && podproxy::is_proxied(&info.group, &info.resource, &info.subresource)
     {
@@ -349,7 +372,8 @@ fn drain(mut body: Body) {
     });
 }
 
-fn forbidden(user: &UserInfo, info: &request::RequestInfo) -> ApiError {
+/// Upstream's `responsewriters.Forbidden`: what was refused, then the authorizers' reason.
+fn forbidden(user: &UserInfo, info: &request::RequestInfo, reason: &str) -> ApiError {
     let msg = if info.resource_request {
         let mut m = format!(
             "User \"{}\" cannot {} resource \"{}\"",
@@ -373,6 +397,11 @@ fn forbidden(user: &UserInfo, info: &request::RequestInfo) -> ApiError {
             "User \"{}\" cannot {} path \"{}\"",
             user.name, info.verb, info.path
         )
+    };
+    let msg = if reason.is_empty() {
+        msg
+    } else {
+        format!("{msg}: {reason}")
     };
     let gr = rudder_api::status::GroupResource::new(info.group.clone(), info.resource.clone());
     ApiError::forbidden(&gr, &info.name, msg)

@@ -209,6 +209,24 @@ impl Call<'_> {
         }
     }
 
+    /// RBAC's escalation check of a role or binding write (only when RBAC authorizes).
+    fn check_rbac_write(&self, new: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+        match &self.server.rbac {
+            Some(index) if self.info.group == rudder_auth::rbac::GROUP => {
+                crate::rbac::check_escalation(
+                    index,
+                    self.server.authz.as_ref(),
+                    self.user,
+                    &self.info.resource,
+                    self.namespace().unwrap_or(""),
+                    new,
+                    old,
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn gs(&self) -> &rudder_registry::GenericStore {
         &self.server.gs
     }
@@ -514,6 +532,7 @@ async fn create(call: &Call<'_>) -> Result<Response, ApiError> {
         ..call.admission_opts()
     };
     call.check_duplicates(&opts)?;
+    call.check_rbac_write(&body, None)?;
     let obj = call
         .gs()
         .create(&call.entry, call.namespace(), body, &opts)
@@ -542,7 +561,10 @@ async fn update(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
             &call.entry,
             call.namespace(),
             &call.info.name,
-            |_| Ok(body.clone()),
+            |current| {
+                call.check_rbac_write(&body, current)?;
+                Ok(body.clone())
+            },
             &opts,
         )
         .await?;
@@ -793,6 +815,7 @@ async fn apply(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
         if object::name(&obj).is_empty() {
             object::set_meta(&mut obj, "name", json!(call.info.name));
         }
+        call.check_rbac_write(&obj, None)?;
         let created = call
             .gs()
             .create(&call.entry, call.namespace(), obj, &opts)
@@ -815,6 +838,7 @@ async fn apply(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
                 let mut merged = fm
                     .apply(Some(current), &applied, &info, force)
                     .map_err(field_manager_error)?;
+                call.check_rbac_write(&merged, Some(current))?;
                 // A resourceVersion in the applied configuration is a precondition.
                 if object::meta_str(&applied, "resourceVersion").is_empty() {
                     object::set_meta(
@@ -878,6 +902,7 @@ async fn patch(call: &Call<'_>, status: bool) -> Result<Response, ApiError> {
                 // A resourceVersion in the patch is a precondition; absent, the patch applies to
                 // whatever is current on this attempt.
                 let mut patched = apply_patch(&kind, &patch, current, &api_version, &kind_name)?;
+                call.check_rbac_write(&patched, Some(current))?;
                 if object::meta_str(&patched, "resourceVersion").is_empty() {
                     object::set_meta(
                         &mut patched,

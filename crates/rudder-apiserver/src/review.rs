@@ -81,7 +81,65 @@ fn user_of(spec: &Value) -> UserInfo {
     let mut u = UserInfo::new(spec["user"].as_str().unwrap_or(""));
     u.groups = groups;
     u.uid = spec["uid"].as_str().unwrap_or("").to_string();
+    if let Some(extra) = spec
+        .get("extra")
+        .and_then(|e| serde_json::from_value(e.clone()).ok())
+    {
+        u.extra = extra;
+    }
     u
+}
+
+/// SelfSubjectRulesReview: the rules RBAC grants the caller in `namespace` (cluster-wide ones
+/// included), split into resource and non-resource rules as upstream's `RulesFor`. Without
+/// RBAC the answer is what the authorizer allows as a whole.
+fn rules_review(call: &Call<'_>, caller: &UserInfo, namespace: &str) -> Value {
+    let Some(index) = &call.server.rbac else {
+        let probe = Attributes {
+            verb: "*".into(),
+            api_group: "*".into(),
+            resource: "*".into(),
+            namespace: namespace.to_string(),
+            resource_request: true,
+            ..Default::default()
+        };
+        return if call.server.authz.authorize(caller, &probe).allowed() {
+            json!({
+                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                "incomplete": false,
+            })
+        } else {
+            json!({"resourceRules": [], "nonResourceRules": [], "incomplete": true,
+                   "evaluationError": "the authorizer cannot enumerate rules"})
+        };
+    };
+    let (rules, errors) = index.rules_for(caller, namespace);
+    let mut resource_rules = Vec::new();
+    let mut non_resource_rules = Vec::new();
+    for r in rules {
+        if !r.resources.is_empty() {
+            let mut v =
+                json!({"verbs": r.verbs, "apiGroups": r.api_groups, "resources": r.resources});
+            if !r.resource_names.is_empty() {
+                v["resourceNames"] = json!(r.resource_names);
+            }
+            resource_rules.push(v);
+        }
+        if !r.non_resource_urls.is_empty() {
+            non_resource_rules
+                .push(json!({"verbs": r.verbs, "nonResourceURLs": r.non_resource_urls}));
+        }
+    }
+    let mut status = json!({
+        "resourceRules": resource_rules,
+        "nonResourceRules": non_resource_rules,
+        "incomplete": !errors.is_empty(),
+    });
+    if !errors.is_empty() {
+        status["evaluationError"] = json!(errors.join(", "));
+    }
+    status
 }
 
 fn attributes(spec: &Value, namespace_override: Option<&str>) -> Attributes {
@@ -132,27 +190,8 @@ pub fn create(call: &Call<'_>, caller: &UserInfo) -> Result<Response, ApiError> 
         "selfsubjectreviews" => json!({"userInfo": user_info_json(caller)}),
         "tokenreviews" => token_review(call, &spec),
         "selfsubjectrulesreviews" => {
-            // What the caller may do in the namespace. With an authorizer that allows
-            // everything this is everything; RBAC will enumerate its rules here.
-            let probe = Attributes {
-                verb: "*".into(),
-                api_group: "*".into(),
-                resource: "*".into(),
-                namespace: spec["namespace"].as_str().unwrap_or("").to_string(),
-                resource_request: true,
-                ..Default::default()
-            };
-            let allowed = matches!(authz.authorize(caller, &probe), Decision::Allow);
-            if allowed {
-                json!({
-                    "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
-                    "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
-                    "incomplete": false,
-                })
-            } else {
-                json!({"resourceRules": [], "nonResourceRules": [], "incomplete": true,
-                       "evaluationError": "the authorizer cannot enumerate rules yet"})
-            }
+            let namespace = spec["namespace"].as_str().unwrap_or("");
+            rules_review(call, caller, namespace)
         }
         resource => {
             let (user, ns) = match resource {
@@ -167,6 +206,7 @@ pub fn create(call: &Call<'_>, caller: &UserInfo) -> Result<Response, ApiError> 
                     json!({"allowed": false, "denied": true, "reason": reason})
                 }
                 Decision::NoOpinion => json!({"allowed": false}),
+                Decision::NoOpinionBecause(reason) => json!({"allowed": false, "reason": reason}),
             }
         }
     };

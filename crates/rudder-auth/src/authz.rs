@@ -1,5 +1,5 @@
-//! The authorizer seam. RBAC (and the Node authorizer) come later; the shapes follow
-//! upstream's `authorizer.Attributes` and `Decision` so they can be ported directly.
+//! The authorizer seam; the shapes follow upstream's `authorizer.Attributes` and `Decision`.
+//! RBAC is in [`crate::rbac`].
 
 use crate::user::{UserInfo, SYSTEM_PRIVILEGED_GROUP};
 
@@ -31,6 +31,15 @@ pub enum Decision {
     /// Denied, with the reason reported in the 403 message.
     Deny(String),
     NoOpinion,
+    /// No opinion, with what the 403 should add if nobody allows (RBAC's unresolvable role
+    /// references, the Node authorizer's missing relationship).
+    NoOpinionBecause(String),
+}
+
+impl Decision {
+    pub fn allowed(&self) -> bool {
+        matches!(self, Decision::Allow)
+    }
 }
 
 pub trait Authorizer: Send + Sync {
@@ -133,13 +142,20 @@ impl std::fmt::Debug for UnionAuthorizer {
 
 impl Authorizer for UnionAuthorizer {
     fn authorize(&self, user: &UserInfo, attrs: &Attributes) -> Decision {
+        let mut reasons: Vec<String> = Vec::new();
         for a in &self.authorizers {
             match a.authorize(user, attrs) {
                 Decision::NoOpinion => continue,
+                Decision::NoOpinionBecause(r) => reasons.push(r),
                 decided => return decided,
             }
         }
-        Decision::NoOpinion
+        // Upstream joins the reasons of the authorizers that abstained.
+        if reasons.is_empty() {
+            Decision::NoOpinion
+        } else {
+            Decision::NoOpinionBecause(reasons.join("\n"))
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! through a `kube::Client`.
 
 pub mod certificates;
+pub mod clusterroleaggregation;
 pub mod controller;
 pub mod cronjob;
 pub mod daemonset;

@@ -74,6 +74,53 @@ pub struct Credentials {
     /// The CA the csrsigning controller issues certificates with (`--cluster-signing-cert-file`
     /// and `--cluster-signing-key-file`; the controller is off without it).
     pub cluster_signer: Option<Arc<rudder_pki::CsrSigner>>,
+    /// A client acting as the named kube-system service account, for per-controller
+    /// identities (upstream's `--use-service-account-credentials`); without it every
+    /// controller uses the manager's client.
+    pub client_for: Option<ClientFor>,
+}
+
+/// Makes the client of a controller's service account (see [`Credentials::client_for`]).
+pub type ClientFor = Arc<dyn Fn(&str) -> Client + Send + Sync>;
+
+/// The kube-system service account upstream runs a controller as (the subject of its
+/// `system:controller:<account>` ClusterRoleBinding); the manager's own identity when `None`.
+pub fn service_account(controller: &str) -> Option<&'static str> {
+    Some(match controller {
+        "garbage-collector-controller" => "generic-garbage-collector",
+        "namespace-controller" => "namespace-controller",
+        "replicaset-controller" => "replicaset-controller",
+        "replicationcontroller-controller" => "replication-controller",
+        "deployment-controller" => "deployment-controller",
+        "statefulset-controller" => "statefulset-controller",
+        "daemonset-controller" => "daemon-set-controller",
+        "job-controller" => "job-controller",
+        "cronjob-controller" => "cronjob-controller",
+        "ttl-after-finished-controller" => "ttl-after-finished-controller",
+        "persistentvolume-binder-controller" => "persistent-volume-binder",
+        "persistentvolumeclaim-protection-controller" => "pvc-protection-controller",
+        "persistentvolume-protection-controller" => "pv-protection-controller",
+        "endpoints-controller" => "endpoint-controller",
+        "endpointslice-controller" => "endpointslice-controller",
+        "endpointslice-mirroring-controller" => "endpointslicemirroring-controller",
+        "serviceaccount-controller" => "service-account-controller",
+        "disruption-controller" => "disruption-controller",
+        "horizontal-pod-autoscaler-controller" => "horizontal-pod-autoscaler",
+        "root-ca-certificate-publisher-controller" => "root-ca-cert-publisher",
+        "resourcequota-controller" => "resourcequota-controller",
+        "certificatesigningrequest-signing-controller"
+        | "certificatesigningrequest-approving-controller"
+        | "certificatesigningrequest-cleaner-controller" => "certificate-controller",
+        "token-cleaner-controller" => "token-cleaner",
+        "node-ipam-controller" | "node-lifecycle-controller" | "taint-eviction-controller" => {
+            "node-controller"
+        }
+        "pod-garbage-collector-controller" => "pod-garbage-collector",
+        "clusterrole-aggregation-controller" => "clusterrole-aggregation-controller",
+        "local-path-provisioner" => "local-path-provisioner",
+        "service-lb-controller" => "service-lb-controller",
+        _ => return None,
+    })
 }
 
 pub type StartFn = fn(&Context, &mut tokio::task::JoinSet<()>);
@@ -95,6 +142,12 @@ pub fn descriptors() -> Vec<Descriptor> {
             aliases: &["garbagecollector"],
             enabled_by_default: true,
             start: crate::garbagecollector::start,
+        },
+        Descriptor {
+            name: "clusterrole-aggregation-controller",
+            aliases: &["clusterrole-aggregation"],
+            enabled_by_default: true,
+            start: crate::clusterroleaggregation::start,
         },
         Descriptor {
             name: "namespace-controller",
@@ -361,7 +414,16 @@ pub async fn run_with_credentials(
     for d in descriptors() {
         if is_enabled(&d, &list) {
             tracing::info!(controller = d.name, "starting controller");
-            (d.start)(&cx, &mut tasks);
+            let own = cx
+                .credentials
+                .client_for
+                .as_ref()
+                .zip(service_account(d.name))
+                .map(|(client_for, sa)| Context {
+                    client: client_for(sa),
+                    ..cx.clone()
+                });
+            (d.start)(own.as_ref().unwrap_or(&cx), &mut tasks);
         } else {
             tracing::info!(controller = d.name, "controller is disabled");
         }

@@ -283,7 +283,20 @@ pub fn start_in_process_controllers(
     options: rudder_controllers::Options,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
-    let client = in_process_client(router, "system:kube-controller-manager", &[]);
+    let client = in_process_client(router.clone(), "system:kube-controller-manager", &[]);
+    // Each controller acts as its own kube-system service account, bound to its bootstrap
+    // role (upstream's --use-service-account-credentials, as k3s runs it).
+    let mut credentials = credentials;
+    credentials.client_for = Some(Arc::new(move |sa: &str| {
+        in_process_client(
+            router.clone(),
+            &format!("system:serviceaccount:kube-system:{sa}"),
+            &[
+                "system:serviceaccounts",
+                "system:serviceaccounts:kube-system",
+            ],
+        )
+    }));
     let metrics = Arc::new(rudder_controllers::QueueMetrics::default());
     let leader = rudder_component::LeaderMetrics::default();
     if let Ok(mut sources) = server.component_metrics.write() {
@@ -321,6 +334,7 @@ pub fn controller_credentials(
         root_ca,
         token_generator,
         cluster_signer: None,
+        client_for: None,
     })
 }
 

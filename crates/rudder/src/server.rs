@@ -93,6 +93,11 @@ pub struct ServerArgs {
     pub encryption_provider_config: Option<PathBuf>,
     #[command(flatten)]
     pub controller_flags: crate::components::ControllerFlags,
+    /// Authorizers in the order asked (kube-apiserver's `--authorization-mode`): `Node`,
+    /// `RBAC`, `AlwaysAllow`, `AlwaysDeny`. Members of system:masters are always allowed.
+    #[arg(long = "authorization-mode", value_delimiter = ',', default_value = "AlwaysAllow",
+          value_parser = ["Node", "RBAC", "AlwaysAllow", "AlwaysDeny"])]
+    pub authorization_mode: Vec<String>,
     /// tolerationSeconds of the `not-ready:NoExecute` toleration added to pods without one
     /// (the DefaultTolerationSeconds admission plugin).
     #[arg(long, default_value_t = 300)]
@@ -289,6 +294,7 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
     let kubelet_client =
         rudder_apiserver::podproxy::KubeletClient::new(&kubelet_cert, &kubelet_key)
             .map_err(|e| anyhow::anyhow!("kubelet client credentials: {e}"))?;
+    let (authz, rbac) = authorizer(&args.authorization_mode);
     let server = Arc::new(ApiServer {
         gs: GenericStore {
             store: store.clone(),
@@ -342,8 +348,8 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
             registry,
         },
         authn: Box::new(authn),
-        // RBAC arrives with its own issue; every authenticated user is allowed until then.
-        authz: Box::new(rudder_auth::AlwaysAllow),
+        authz: Box::new(authz),
+        rbac: rbac.clone(),
         ready: Default::default(),
         metrics: Default::default(),
         advertise_address,
@@ -353,6 +359,11 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
         auditor: args.audit.auditor()?,
     });
     rudder_apiserver::crd::spawn(server.clone());
+    if let Some(index) = rbac {
+        rudder_apiserver::rbac::follow(&server.gs, index)
+            .await
+            .map_err(|e| anyhow::anyhow!("loading RBAC objects: {}", e.message))?;
+    }
     Ok(Built {
         server,
         pki,
@@ -437,6 +448,36 @@ fn service_account_tokens(
     );
     tokens.extend_expiration = args.extend_token_expiration;
     Ok((Arc::new(tokens), signing_pem))
+}
+
+/// The authorizer chain of `--authorization-mode`, after system:masters (upstream puts the
+/// privileged group first whatever the modes), and RBAC's index when RBAC is one of them.
+fn authorizer(
+    modes: &[String],
+) -> (
+    rudder_auth::UnionAuthorizer,
+    Option<Arc<rudder_auth::rbac::RbacIndex>>,
+) {
+    let mut chain = rudder_auth::UnionAuthorizer::default();
+    chain.push(rudder_auth::PrivilegedGroups::default());
+    let mut rbac = None;
+    for mode in modes {
+        match mode.as_str() {
+            "RBAC" => {
+                let index = Arc::new(rudder_auth::rbac::RbacIndex::new());
+                chain.push(rudder_auth::rbac::RbacAuthorizer::new(index.clone()));
+                rbac = Some(index);
+            }
+            "AlwaysAllow" => {
+                chain.push(rudder_auth::AlwaysAllow);
+            }
+            "AlwaysDeny" => {
+                chain.push(rudder_auth::AlwaysDeny);
+            }
+            _ => {}
+        }
+    }
+    (chain, rbac)
 }
 
 /// The store prefix of a core/v1 resource an admission plugin reads.
@@ -755,6 +796,73 @@ async fn bootstrap(server: &ApiServer) -> anyhow::Result<()> {
     }
     if let Err(e) = kubernetes_endpoints(server).await {
         tracing::warn!(error = %e, "could not write the kubernetes service's endpoints");
+    }
+    reconcile_rbac(server).await
+}
+
+/// The default roles and bindings, created or reconciled at every start as upstream's
+/// `rbac/bootstrap-roles` post-start hook does.
+async fn reconcile_rbac(server: &ApiServer) -> anyhow::Result<()> {
+    use rudder_auth::rbac::bootstrap::{self, Reconcile};
+    let gs = &server.gs;
+    let sets = [
+        ("clusterroles", bootstrap::cluster_roles()),
+        ("clusterrolebindings", bootstrap::cluster_role_bindings()),
+        ("roles", bootstrap::roles()),
+        ("rolebindings", bootstrap::role_bindings()),
+    ];
+    let mut changed = 0;
+    for (resource, objects) in sets {
+        let entry = gs
+            .registry
+            .get(rudder_auth::rbac::GROUP, "v1", resource)
+            .with_context(|| format!("{resource} are not registered"))?
+            .clone();
+        for obj in objects {
+            let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let ns = obj["metadata"]["namespace"].as_str().map(str::to_string);
+            let ns = ns.as_deref();
+            let existing = match gs.get(&entry, ns, &name).await {
+                Ok(v) => v,
+                Err(e) if e.is_not_found() => {
+                    gs.create(&entry, ns, obj, &WriteOpts::default())
+                        .await
+                        .map_err(|e| {
+                            anyhow::anyhow!("creating {resource} {name}: {}", e.message)
+                        })?;
+                    changed += 1;
+                    continue;
+                }
+                Err(e) => anyhow::bail!("reading {resource} {name}: {}", e.message),
+            };
+            match bootstrap::reconcile(&obj, &existing) {
+                Reconcile::Unchanged => {}
+                Reconcile::Update(v) => {
+                    gs.update(&entry, ns, &name, |_| Ok(v.clone()), &WriteOpts::default())
+                        .await
+                        .map_err(|e| {
+                            anyhow::anyhow!("updating {resource} {name}: {}", e.message)
+                        })?;
+                    changed += 1;
+                }
+                Reconcile::Recreate => {
+                    gs.delete(&entry, ns, &name, &Default::default())
+                        .await
+                        .map_err(|e| {
+                            anyhow::anyhow!("replacing {resource} {name}: {}", e.message)
+                        })?;
+                    gs.create(&entry, ns, obj, &WriteOpts::default())
+                        .await
+                        .map_err(|e| {
+                            anyhow::anyhow!("replacing {resource} {name}: {}", e.message)
+                        })?;
+                    changed += 1;
+                }
+            }
+        }
+    }
+    if changed > 0 {
+        tracing::info!(changed, "reconciled the bootstrap RBAC policy");
     }
     Ok(())
 }
