@@ -318,17 +318,16 @@ fn is_builtin_identifier(name: &str) -> bool {
             | "math"
             | "base64"
             | "kubernetes"
+            | "net"
+            | "ip"
     )
 }
 
 /// An evaluation result as an owned value: the Kubernetes library types (URL, Quantity) become
 /// their string form, as upstream serializes them.
 fn to_value(v: &dyn Val) -> Result<Value, EvalError> {
-    if let Some(url) = v.downcast_ref::<library::urls::Url>() {
-        return Ok(Value::from(url.as_str().to_owned()));
-    }
-    if let Some(q) = v.downcast_ref::<library::quantity::Quantity>() {
-        return Ok(Value::from(q.to_canonical()));
+    if let Some(text) = library::to_text(v) {
+        return Ok(Value::from(text));
     }
     Value::try_from(v).map_err(EvalError::from)
 }
@@ -453,11 +452,8 @@ impl VariablesView<'_> {
                 .and_then(|v| {
                     // Library values (a quantity) stay what they are for the expressions
                     // that use the variable.
-                    if let Some(url) = v.downcast_ref::<library::urls::Url>() {
-                        return Ok(Box::new(url.clone()) as Box<dyn Val>);
-                    }
-                    if let Some(q) = v.downcast_ref::<library::quantity::Quantity>() {
-                        return Ok(Box::new(*q) as Box<dyn Val>);
+                    if let Some(owned) = library::to_static(&*v) {
+                        return Ok(owned);
                     }
                     let value = Value::try_from(&*v)?;
                     Ok(Box::<dyn Val>::try_from(value)?)

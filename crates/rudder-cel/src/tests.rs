@@ -338,3 +338,26 @@ fn programs_are_shared_across_threads() {
         }
     });
 }
+
+#[test]
+fn composition_variables_keep_library_values() {
+    let programs: Arc<[(String, Program)]> = vec![
+        (
+            "mem".to_string(),
+            Program::compile("quantity(object.mem)").unwrap(),
+        ),
+        (
+            "net".to_string(),
+            Program::compile("cidr(object.net)").unwrap(),
+        ),
+    ]
+    .into();
+    let vars = Vars::new()
+        .with_json("object", &json!({"mem": "512Mi", "net": "10.0.0.0/8"}))
+        .with_variables(programs);
+    holds(
+        "variables.mem.isLessThan(quantity('1Gi')) && variables.net.containsIP('10.1.2.3')",
+        &vars,
+    );
+    assert_eq!(eval("variables.mem", &vars), Ok(json!("536870912")));
+}

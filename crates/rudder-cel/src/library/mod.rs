@@ -1,8 +1,9 @@
 //! The Kubernetes CEL libraries (upstream `k8s.io/apiserver/pkg/cel/library`): [`lists`],
-//! [`regex`], [`urls`] and [`quantity`]. Each function's doc comment upstream lists examples
+//! [`regex`], [`urls`], [`quantity`] and [`net`] (IP and CIDR). Each function's doc comment upstream lists examples
 //! with their results; the tests here are those examples.
 
 pub mod lists;
+pub mod net;
 pub mod quantity;
 pub mod regex;
 pub mod urls;
@@ -17,7 +18,37 @@ pub fn register(env: &mut Env) -> Result<(), DeclarationError> {
     regex::register(env)?;
     urls::register(env)?;
     quantity::register(env)?;
+    net::register(env)?;
     Ok(())
+}
+
+/// The string form of a library value (URL, Quantity, IP, CIDR), as upstream serializes it.
+pub(crate) fn to_text(v: &dyn Val) -> Option<String> {
+    if let Some(url) = v.downcast_ref::<urls::Url>() {
+        return Some(url.as_str().to_owned());
+    }
+    if let Some(q) = v.downcast_ref::<quantity::Quantity>() {
+        return Some(q.to_canonical());
+    }
+    if let Some(ip) = v.downcast_ref::<net::Ip>() {
+        return Some(ip.0.to_string());
+    }
+    v.downcast_ref::<net::Cidr>().map(|c| c.to_string())
+}
+
+/// A library value copied out of an evaluation (library values own all their data).
+pub(crate) fn to_static(v: &dyn Val) -> Option<Box<dyn Val>> {
+    if let Some(url) = v.downcast_ref::<urls::Url>() {
+        return Some(Box::new(url.clone()));
+    }
+    if let Some(q) = v.downcast_ref::<quantity::Quantity>() {
+        return Some(Box::new(*q));
+    }
+    if let Some(ip) = v.downcast_ref::<net::Ip>() {
+        return Some(Box::new(*ip));
+    }
+    v.downcast_ref::<net::Cidr>()
+        .map(|c| Box::new(*c) as Box<dyn Val>)
 }
 
 /// The elements of a list (or the keys of a map) argument.
