@@ -123,6 +123,9 @@ fn walk(s: &Node, at: &Path, root: bool, errs: &mut Vec<FieldError>) {
             if s.embedded {
                 crate::meta::validate_embedded(s, d, &d_at, true, &mut found);
             }
+            if found.is_empty() {
+                crate::cel::validate(s, d, None, &d_at, &mut found);
+            }
             errs.extend(found);
         }
     }

@@ -8,6 +8,7 @@
 //! [`Structural::prune`]s fields the schema does not know, applies [`Structural::default`]s, and
 //! [`Structural::validate`]s the object. Everything works on the objects' JSON.
 
+mod cel;
 mod default;
 mod format;
 mod meta;
@@ -90,9 +91,31 @@ impl Structural {
     pub fn validate(&self, obj: &Value, old: Option<&Value>) -> ErrorList {
         let mut errs = ErrorList::new();
         validate::validate(&self.root, obj, old, None, "", true, &mut errs.0);
-        validate::list_types(&self.root, obj, old, &Path::nil(), &mut errs.0);
         meta::validate_embedded(&self.root, obj, &Path::nil(), true, &mut errs.0);
+        validate::list_types(&self.root, obj, old, &Path::nil(), &mut errs.0);
+        self.rules(obj, old, &mut errs);
         errs
+    }
+
+    /// The CEL rules run only over an object of the right shape (upstream's
+    /// `hasBlockingErr`): after a type error they are reported as not checked.
+    fn rules(&self, obj: &Value, old: Option<&Value>, errs: &mut ErrorList) {
+        if !self.root.has_rules() {
+            return;
+        }
+        if errs
+            .iter()
+            .any(|e| e.error_type == rudder_api::field::ErrorType::TypeInvalid)
+        {
+            errs.push(FieldError {
+                error_type: rudder_api::field::ErrorType::Invalid,
+                field: Path::nil().to_string(),
+                bad_value: rudder_api::field::BadValue::Json(Value::Null),
+                detail: "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation".into(),
+            });
+            return;
+        }
+        cel::validate(&self.root, obj, old, &Path::nil(), &mut errs.0);
     }
 
     /// Validation of a write through the `status` subresource: only `status` is checked
@@ -121,6 +144,8 @@ impl Structural {
             &mut errs.0,
         );
         meta::validate_embedded(schema, status, &Path::new("status"), false, &mut errs.0);
+        // Upstream runs the rules over the whole object; unchanged parts are ratcheted.
+        self.rules(obj, old, &mut errs);
         errs
     }
 }

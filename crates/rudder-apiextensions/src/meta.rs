@@ -32,11 +32,7 @@ pub(crate) fn validate_embedded(
         Value::Array(items) => {
             if let Some(is) = &s.items {
                 for (i, item) in items.iter().enumerate() {
-                    let p = if at.is_nil() {
-                        Path::new("").index(i)
-                    } else {
-                        at.index(i)
-                    };
+                    let p = at.index(i);
                     validate_embedded(is, item, &p, false, errs);
                 }
             }

@@ -66,8 +66,8 @@ pub struct Node {
     pub any_of: Vec<Node>,
     pub one_of: Vec<Node>,
     pub not: Option<Box<Node>>,
-    /// `x-kubernetes-validations`, as written (CEL rules).
-    pub rules: Vec<Value>,
+    /// `x-kubernetes-validations`, compiled.
+    pub rules: Vec<crate::cel::Rule>,
 }
 
 impl Node {
@@ -77,6 +77,13 @@ impl Node {
             Some(Additional::Schema(s)) => Some(s),
             _ => None,
         })
+    }
+
+    pub(crate) fn has_rules(&self) -> bool {
+        !self.rules.is_empty()
+            || self.properties.values().any(Node::has_rules)
+            || self.items.as_ref().is_some_and(|i| i.has_rules())
+            || matches!(&self.additional, Some(Additional::Schema(s)) if s.has_rules())
     }
 
     pub(crate) fn has_defaults(&self) -> bool {
@@ -427,7 +434,14 @@ pub(crate) fn parse(v: &Value, at: &Path, level: Level, errs: &mut Vec<FieldErro
     }
     match m.get("x-kubernetes-validations") {
         None | Some(Value::Null) => {}
-        Some(Value::Array(rules)) => n.rules = rules.clone(),
+        Some(Value::Array(rules)) => {
+            let rules_at = child(at, "x-kubernetes-validations");
+            n.rules = rules
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| crate::cel::Rule::compile(r, &rules_at.index(i), errs))
+                .collect();
+        }
         Some(v) => errs.push(wrong_json_type(at, "x-kubernetes-validations", v, "array")),
     }
     n

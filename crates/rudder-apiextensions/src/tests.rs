@@ -334,3 +334,118 @@ fn formats() {
     }
     assert_eq!(valid("k8s-unknown", "x"), None);
 }
+
+fn cel_schema() -> Structural {
+    Structural::from_schema(&json!({
+        "type": "object",
+        "properties": {"spec": {
+            "type": "object",
+            "x-kubernetes-validations": [
+                {"rule": "self.replicas <= self.maxReplicas",
+                 "message": "replicas must not exceed maxReplicas"},
+                {"rule": "!has(self.mode) || self.mode != 'off' || self.replicas == 0",
+                 "messageExpression": "'mode off needs 0 replicas, not ' + string(self.replicas)",
+                 "fieldPath": ".mode", "reason": "FieldValueForbidden"},
+            ],
+            "properties": {
+                "replicas": {"type": "integer"},
+                "maxReplicas": {"type": "integer"},
+                "mode": {"type": "string"},
+                "name": {"type": "string", "x-kubernetes-validations": [
+                    {"rule": "self == oldSelf", "message": "Value is immutable"}]},
+                "size": {"type": "integer", "x-kubernetes-validations": [
+                    {"rule": "!oldSelf.hasValue() || self >= oldSelf.value()",
+                     "optionalOldSelf": true, "message": "may only grow"},
+                    {"rule": "self % 2 == 0"}]},
+                "items": {"type": "array", "items": {"type": "string",
+                    "x-kubernetes-validations": [{"rule": "self.startsWith('x')"}]}},
+                "quantity": {"x-kubernetes-int-or-string": true, "x-kubernetes-validations": [
+                    {"rule": "self.matches('^[0-9]+$')"}]},
+            },
+        }},
+    }))
+    .expect("structural")
+}
+
+#[test]
+fn cel_rules_report_upstreams_messages() {
+    let s = cel_schema();
+    let o = |spec: Value| json!({"spec": spec});
+    assert!(s
+        .validate(&o(json!({"replicas": 1, "maxReplicas": 2})), None)
+        .is_empty());
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"replicas": 3, "maxReplicas": 2}),
+            r#"spec: Invalid value: "object": replicas must not exceed maxReplicas"#,
+        ),
+        (
+            json!({"replicas": 1, "maxReplicas": 2, "mode": "off"}),
+            "spec.mode: Forbidden: mode off needs 0 replicas, not 1",
+        ),
+        (
+            json!({"replicas": 1, "maxReplicas": 2, "size": 3}),
+            r#"spec.size: Invalid value: "integer": failed rule: self % 2 == 0"#,
+        ),
+        (
+            json!({"replicas": 1, "maxReplicas": 2, "items": ["xa", "b"]}),
+            r#"spec.items[1]: Invalid value: "string": failed rule: self.startsWith('x')"#,
+        ),
+        (
+            json!({"replicas": 1, "maxReplicas": 2, "quantity": 5}),
+            r#"spec.quantity: Invalid value: "integer,string": "#,
+        ),
+    ];
+    for (spec, want) in cases {
+        let got = msgs(&s.validate(&o(spec.clone()), None));
+        assert!(
+            got.iter().any(|g| g.starts_with(want)),
+            "{spec}: want {want:?}, got {got:?}"
+        );
+    }
+    // Rules are not checked on an object of the wrong shape.
+    let got = msgs(&s.validate(&o(json!({"replicas": "many", "maxReplicas": 2})), None));
+    assert_eq!(
+        got.last().map(String::as_str),
+        Some(
+            r#"<nil>: Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"#
+        ),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn cel_transition_rules_see_the_old_object() {
+    let s = cel_schema();
+    let old = json!({"spec": {"replicas": 1, "maxReplicas": 2, "name": "a", "size": 4}});
+    // On create the transition rule is skipped, the optional one sees no old value.
+    assert!(s.validate(&old, None).is_empty());
+    let mut new = old.clone();
+    new["spec"]["name"] = json!("b");
+    new["spec"]["size"] = json!(2);
+    let got = msgs(&s.validate(&new, Some(&old)));
+    assert_eq!(
+        got,
+        vec![
+            r#"spec.name: Invalid value: "string": Value is immutable"#,
+            r#"spec.size: Invalid value: "integer": may only grow"#,
+        ]
+    );
+    new["spec"]["name"] = json!("a");
+    new["spec"]["size"] = json!(6);
+    assert!(s.validate(&new, Some(&old)).is_empty());
+}
+
+#[test]
+fn cel_rules_that_do_not_compile_are_crd_errors() {
+    let errs = schema_errs(json!({"type": "object", "x-kubernetes-validations": [
+        {"rule": "self.a =="}, {"rule": "other > 1"}]}));
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs[0].starts_with(
+        r#"spec.versions[0].schema.openAPIV3Schema.x-kubernetes-validations[0].rule: Invalid value: {"rule":"self.a =="}: compilation failed: "#
+    ), "{errs:?}");
+    assert!(
+        errs[1].contains("undeclared reference to 'other'"),
+        "{errs:?}"
+    );
+}

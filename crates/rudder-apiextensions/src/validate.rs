@@ -317,7 +317,11 @@ fn size_bounds(
 
 /// The old item an array item is compared with for ratcheting: by key for map lists, by
 /// value for sets; other lists are not correlated (upstream correlates only those two).
-fn correlate<'a>(s: &Node, item: &Value, old: Option<&'a Vec<Value>>) -> Option<&'a Value> {
+pub(crate) fn correlate<'a>(
+    s: &Node,
+    item: &Value,
+    old: Option<&'a Vec<Value>>,
+) -> Option<&'a Value> {
     let old = old?;
     match s.list_type.as_deref() {
         Some("map") => {

@@ -103,6 +103,10 @@ fn custom_resources_are_served_from_crds() {
         "{resources}"
     );
 
+    // The watch below must not start before kubectl's discovery finds the resource.
+    wait_for("widgets served", || {
+        (c.kubectl(&["get", "widgets"]).code == 0).then_some(())
+    });
     let watch = c
         .command(&["get", "widgets", "--watch", "-o", "name"])
         .stdout(Stdio::piped())
@@ -366,6 +370,12 @@ spec:
           spec:
             type: object
             required: [color]
+            x-kubernetes-validations:
+            - rule: "self.color == 'blue' || self.replicas <= 5"
+              message: red gadgets have at most 5 replicas
+            - rule: "!has(oldSelf.name) || self.name == oldSelf.name"
+              message: name is immutable
+              fieldPath: .name
             properties:
               color:
                 type: string
@@ -528,6 +538,42 @@ fn custom_resources_are_defaulted_pruned_and_validated_by_their_schema() {
         &gadget("dry", "  color: red\n"),
     );
     assert_eq!(body, "gadget.example.com/dry\n");
+
+    // CEL rules: on create, and transition rules (oldSelf) on update only.
+    let err = c
+        .kubectl_stdin(
+            &["create", "-f", "-"],
+            &gadget("crowded", "  color: red\n  replicas: 6\n  name: first\n"),
+        )
+        .stderr;
+    assert!(
+        err.contains(r#"The Gadget "crowded" is invalid: spec: Invalid value: "object": red gadgets have at most 5 replicas"#),
+        "{err}"
+    );
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        &gadget("named", "  color: blue\n  replicas: 6\n  name: first\n"),
+    );
+    let err = c.fails(&[
+        "patch",
+        "gadget",
+        "named",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"name":"second"}}"#,
+    ]);
+    assert!(
+        err.contains(r#"spec.name: Invalid value: "object": name is immutable"#),
+        "{err}"
+    );
+    c.ok(&[
+        "patch",
+        "gadget",
+        "named",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"replicas":7}}"#,
+    ]);
 
     // Updates are validated too; status writes only check status.
     let err = c.fails(&[
