@@ -320,6 +320,8 @@ fn is_builtin_identifier(name: &str) -> bool {
             | "kubernetes"
             | "net"
             | "ip"
+            | "cel"
+            | "sets"
     )
 }
 

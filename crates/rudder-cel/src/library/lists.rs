@@ -170,6 +170,9 @@ mod tests {
         assert_eq!(ok("['a', 'b', 'b', 'c'].lastIndexOf('b')"), json!(2));
         assert_eq!(ok("[1.0].indexOf(1.1)"), json!(-1));
         assert_eq!(ok("[].indexOf('string')"), json!(-1));
+        // CEL equality: numbers compare by value across int, uint and double.
+        assert_eq!(ok("[1, 2].indexOf(2.0)"), json!(1));
+        assert_eq!(ok("[1u, 2u].lastIndexOf(1)"), json!(0));
         assert_eq!(ok("[1, 2, 3].includes(2)"), json!(true));
         assert_eq!(ok("[1, 2, 3].includes(4)"), json!(false));
         assert_eq!(ok("'model-a'.includes('model-a')"), json!(true));

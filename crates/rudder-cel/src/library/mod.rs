@@ -1,7 +1,9 @@
 //! The Kubernetes CEL libraries (upstream `k8s.io/apiserver/pkg/cel/library`): [`lists`],
-//! [`regex`], [`urls`], [`quantity`] and [`net`] (IP and CIDR). Each function's doc comment upstream lists examples
+//! [`regex`], [`urls`], [`quantity`] and [`net`] (IP and CIDR); and [`ext`], the cel-go extensions Kubernetes
+//! enables that cel-rust lacks (`cel.bind`, `sets`). Each function's doc comment upstream lists examples
 //! with their results; the tests here are those examples.
 
+pub mod ext;
 pub mod lists;
 pub mod net;
 pub mod quantity;
@@ -19,6 +21,7 @@ pub fn register(env: &mut Env) -> Result<(), DeclarationError> {
     urls::register(env)?;
     quantity::register(env)?;
     net::register(env)?;
+    ext::register(env)?;
     Ok(())
 }
 
