@@ -47,20 +47,13 @@ pub async fn register_stored(store: &dyn Store, registry: &Registry) -> Result<(
 
 /// Follow CRDs for as long as the server runs.
 pub fn spawn(server: Arc<crate::ApiServer>) {
-    tokio::spawn(async move {
-        loop {
-            if let Err(err) = follow(&server.gs).await {
-                tracing::warn!(%err, "CRD controller restarting");
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
+    crate::run_controller(server, "customresourcedefinitions", |s| async move {
+        follow(&s.gs).await
     });
 }
 
 fn crd_entry(gs: &GenericStore) -> Result<Arc<Entry>, ApiError> {
-    gs.registry
-        .get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-        .ok_or_else(|| ApiError::internal_error("customresourcedefinitions are not registered"))
+    crate::builtin_entry(gs, "apiextensions.k8s.io", "customresourcedefinitions")
 }
 
 async fn follow(gs: &GenericStore) -> Result<(), ApiError> {

@@ -191,7 +191,7 @@ pub fn negotiate(accept: &str, endpoint: Endpoint) -> Option<Format> {
 
 /// A document in the negotiated format. The aggregated list's Content-Type names its group,
 /// version and kind (upstream `generateMediaTypeWithGVK`), which clients check.
-fn respond<T: Serialize>(doc: &T, format: Format, aggregated: bool) -> Response {
+pub(crate) fn respond<T: Serialize>(doc: &T, format: Format, aggregated: bool) -> Response {
     let body = match format {
         Format::Json => serde_json::to_vec(doc).map_err(ApiError::internal_error),
         // Upstream's YAML goes through a map (sigs.k8s.io/yaml), so its keys come out sorted,
@@ -217,7 +217,7 @@ fn respond<T: Serialize>(doc: &T, format: Format, aggregated: bool) -> Response 
 }
 
 /// A legacy document in the negotiated format, or upstream's 406 when no clause fits.
-fn legacy_response<T: Serialize>(doc: &T, format: Option<Format>) -> Response {
+pub(crate) fn legacy_response<T: Serialize>(doc: &T, format: Option<Format>) -> Response {
     match format {
         Some(f) => respond(doc, f, false),
         None => encode::error_response(&ApiError::not_acceptable(&LEGACY_MEDIA_TYPES)),
@@ -259,7 +259,7 @@ pub fn serve(
 }
 
 /// Groups in the order they are advertised, each with its versions (most preferred first).
-fn groups(registry: &Snapshot) -> Vec<(&str, Vec<&str>)> {
+pub(crate) fn groups(registry: &Snapshot) -> Vec<(&str, Vec<&str>)> {
     let mut out: Vec<(&str, Vec<&str>)> = Vec::new();
     for e in registry.entries() {
         let (g, v) = (e.info.group.as_str(), e.info.version.as_str());

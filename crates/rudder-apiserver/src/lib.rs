@@ -6,6 +6,7 @@
 //! which decodes the body and calls the generic store (admission and the per-type strategy run
 //! there) → the state store; reads and watches come from the watch cache.
 
+pub mod aggregator;
 pub mod audit;
 pub mod crd;
 pub mod discovery;
@@ -89,6 +90,36 @@ pub struct ApiServer {
     /// The audit policy and log (`--audit-policy-file`, `--audit-log-path`); `None` audits
     /// nothing.
     pub auditor: Option<audit::Auditor>,
+    /// API aggregation (APIServices, the front proxy); `None` serves only local groups.
+    pub aggregator: Option<aggregator::Aggregator>,
+}
+
+/// Runs one of the API server's own controllers (CRDs, APIServices) for as long as the
+/// server runs, starting it again a second after it stops on an error.
+pub(crate) fn run_controller<F, Fut>(server: Arc<ApiServer>, name: &'static str, run: F)
+where
+    F: Fn(Arc<ApiServer>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), rudder_api::status::ApiError>> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            if let Err(err) = run(server.clone()).await {
+                tracing::warn!(%err, controller = name, "controller restarting");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
+}
+
+/// A built-in resource's registry entry, which the server's own controllers need.
+pub(crate) fn builtin_entry(
+    gs: &GenericStore,
+    group: &str,
+    resource: &str,
+) -> Result<Arc<rudder_registry::Entry>, rudder_api::status::ApiError> {
+    gs.registry.get(group, "v1", resource).ok_or_else(|| {
+        rudder_api::status::ApiError::internal_error(format!("{resource} are not registered"))
+    })
 }
 
 /// Renders a component's metrics in the Prometheus text format.
@@ -245,6 +276,26 @@ async fn handle(State(s): State<Arc<ApiServer>>, req: Request) -> Response {
         Decision::NoOpinion => return encode::error_response(&forbidden(&user, &info, "")),
         Decision::Deny(reason) | Decision::NoOpinionBecause(reason) => {
             return encode::error_response(&forbidden(&user, &info, &reason))
+        }
+    }
+    if let Some(route) = s
+        .aggregator
+        .as_ref()
+        .and_then(|a| a.route(parts.uri.path()))
+    {
+        match route {
+            aggregator::Route::Proxy(remote) => {
+                let req = Request::from_parts(parts, body);
+                let resp = aggregator::proxy(&s, &remote, &user, req).await;
+                s.record(
+                    &info.verb,
+                    &info.group,
+                    &info.resource,
+                    resp.status().as_u16(),
+                );
+                return resp;
+            }
+            aggregator::Route::Group(_) => {}
         }
     }
     if info.resource_request && podproxy::is_proxied(&info.group, &info.resource, &info.subresource)
@@ -413,6 +464,9 @@ fn non_resource(s: &ApiServer, headers: &http::HeaderMap, path: &str) -> Respons
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    if let Some(r) = aggregator::discovery(s, path, accept) {
+        return r;
+    }
     discovery::serve(
         &s.gs.registry.snapshot(),
         &s.advertise_address,

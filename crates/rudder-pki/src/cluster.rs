@@ -30,6 +30,14 @@ pub const CA_CERT_FILE: &str = "ca.crt";
 pub const CA_KEY_FILE: &str = "ca.key";
 pub const SERVING_CERT_FILE: &str = "serving-kube-apiserver.crt";
 pub const SERVING_KEY_FILE: &str = "serving-kube-apiserver.key";
+/// The CA that signs only the API server's front-proxy client certificate, which aggregated
+/// API servers trust for `X-Remote-User` headers (k3s's names). A separate CA, because the
+/// cluster CA also signs CSRs for users, who must never be able to pose as the proxy.
+pub const REQUEST_HEADER_CA_CERT_FILE: &str = "request-header-ca.crt";
+pub const REQUEST_HEADER_CA_KEY_FILE: &str = "request-header-ca.key";
+/// The common name of the front-proxy client certificate (k3s's), listed in
+/// `requestheader-allowed-names`.
+pub const PROXY_CLIENT_NAME: &str = "system:auth-proxy";
 /// The admin token file's name, placed next to the TLS directory unless the caller says
 /// otherwise (k3s keeps its `token` and `cred/` files beside `tls/` the same way).
 pub const TOKEN_FILE_NAME: &str = "tokens.csv";
@@ -222,6 +230,41 @@ impl ClusterPki {
         crate::CsrSigner::from_pem(&self.ca_pem, &self.ca_key.serialize_pem())
     }
 
+    /// The request-header CA (created on first use) and a fresh front-proxy client certificate
+    /// it signed: `(CA PEM, certificate PEM, key PEM)`. The API server presents the
+    /// certificate to aggregated API servers, which trust the CA only for the identity headers.
+    pub fn proxy_client(&self, validity: std::time::Duration) -> Result<(String, String, String)> {
+        let now = OffsetDateTime::now_utc();
+        let (ca_pem, ca_key) = load_or_create_named_ca(
+            &self.dir,
+            now,
+            REQUEST_HEADER_CA_CERT_FILE,
+            REQUEST_HEADER_CA_KEY_FILE,
+            "rudder-request-header-ca",
+        )?;
+        let ca_path = self.dir.join(REQUEST_HEADER_CA_CERT_FILE);
+        let ca_der = first_cert(&ca_pem, &ca_path)?;
+        let ca = parse_cert(&ca_der, &ca_path)?;
+        let validity = time::Duration::try_from(validity).map_err(|_| {
+            PkiError::InvalidClientCertRequest(format!("validity {validity:?} is too long"))
+        })?;
+        let key_id = subject_key_id(&ca);
+        let (der, key) = clientcert::issue(
+            &CaSigner {
+                key: &ca_key,
+                subject_der: ca.subject().as_raw(),
+                key_id: key_id.as_deref(),
+            },
+            &ClientCertRequest {
+                user: PROXY_CLIENT_NAME,
+                groups: &[],
+                not_before: now - BACKDATE,
+                not_after: now + validity,
+            },
+        )?;
+        Ok((ca_pem, pem_encode("CERTIFICATE", &der), key.serialize_pem()))
+    }
+
     /// Issues a client certificate signed by the cluster CA, with `CN=user` and one `O` per
     /// group (Kubernetes' convention), for components' kubeconfigs and for tests. Returns
     /// `(certificate PEM, private key PEM)`; nothing is written to disk.
@@ -255,8 +298,18 @@ impl ClusterPki {
 
 /// Loads the CA, or creates it if neither its certificate nor a usable key exists.
 fn load_or_create_ca(dir: &Path, now: OffsetDateTime) -> Result<(String, KeyPair)> {
-    let cert_path = dir.join(CA_CERT_FILE);
-    let key_path = dir.join(CA_KEY_FILE);
+    load_or_create_named_ca(dir, now, CA_CERT_FILE, CA_KEY_FILE, "rudder-ca")
+}
+
+fn load_or_create_named_ca(
+    dir: &Path,
+    now: OffsetDateTime,
+    cert_file: &str,
+    key_file: &str,
+    cn_prefix: &str,
+) -> Result<(String, KeyPair)> {
+    let cert_path = dir.join(cert_file);
+    let key_path = dir.join(key_file);
     match (read_optional(&cert_path)?, read_optional(&key_path)?) {
         (Some(cert), Some(key)) => {
             let key = KeyPair::from_pem(&key).map_err(|e| PkiError::InvalidKey {
@@ -280,7 +333,7 @@ fn load_or_create_ca(dir: &Path, now: OffsetDateTime) -> Result<(String, KeyPair
             // clusters apart when debugging a trust error.
             dn.push(
                 DnType::CommonName,
-                format!("rudder-ca@{}", now.unix_timestamp()),
+                format!("{cn_prefix}@{}", now.unix_timestamp()),
             );
             params.distinguished_name = dn;
             params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -296,7 +349,7 @@ fn load_or_create_ca(dir: &Path, now: OffsetDateTime) -> Result<(String, KeyPair
             let pem = cert.pem();
             write_atomic(&key_path, key.serialize_pem().as_bytes(), SECRET_MODE)?;
             write_atomic(&cert_path, pem.as_bytes(), PUBLIC_MODE)?;
-            tracing::info!(path = %cert_path.display(), "created cluster CA");
+            tracing::info!(path = %cert_path.display(), "created CA");
             Ok((pem, key))
         }
     }

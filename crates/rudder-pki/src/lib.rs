@@ -22,7 +22,8 @@ mod servicekey;
 mod token;
 
 pub use cluster::{
-    ClusterPki, PkiOptions, CA_CERT_FILE, CA_KEY_FILE, SERVING_CERT_FILE, SERVING_KEY_FILE,
+    ClusterPki, PkiOptions, CA_CERT_FILE, CA_KEY_FILE, PROXY_CLIENT_NAME,
+    REQUEST_HEADER_CA_CERT_FILE, REQUEST_HEADER_CA_KEY_FILE, SERVING_CERT_FILE, SERVING_KEY_FILE,
     TOKEN_FILE_NAME,
 };
 pub use csrsign::{key_usages, CsrSigner};

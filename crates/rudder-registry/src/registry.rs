@@ -161,6 +161,13 @@ impl Registry {
         self.snapshot().entries.clone()
     }
 
+    /// Whether a group version is served by built-in resources (not only by custom ones).
+    pub fn is_builtin(&self, group: &str, version: &str) -> bool {
+        self.builtin
+            .iter()
+            .any(|e| e.info.group == group && e.info.version == version)
+    }
+
     pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<Arc<Entry>> {
         self.snapshot().get(group, version, plural).cloned()
     }

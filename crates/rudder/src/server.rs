@@ -192,6 +192,8 @@ pub struct Built {
     pub data_dir: PathBuf,
     /// The service-account signing key's PEM, which the in-process tokens controller signs with.
     pub service_account_key_pem: String,
+    /// The CA aggregated API servers trust for the front proxy's identity headers.
+    pub request_header_ca_pem: String,
 }
 
 /// Opens the store and builds the API server (certificates, registry, watch cache,
@@ -295,6 +297,13 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
         rudder_apiserver::podproxy::KubeletClient::new(&kubelet_cert, &kubelet_key)
             .map_err(|e| anyhow::anyhow!("kubelet client credentials: {e}"))?;
     let (authz, rbac) = authorizer(&args.authorization_mode);
+    // The front proxy's credentials towards aggregated API servers (upstream's
+    // --proxy-client-cert-file, signed by the request-header CA), renewed with each start.
+    let (request_header_ca_pem, proxy_cert, proxy_key) = pki
+        .proxy_client(std::time::Duration::from_secs(365 * 24 * 3600))
+        .context("issuing the front-proxy client certificate")?;
+    let aggregator = rudder_apiserver::aggregator::Aggregator::new(&proxy_cert, &proxy_key)
+        .map_err(|e| anyhow::anyhow!("front-proxy client credentials: {e}"))?;
     let server = Arc::new(ApiServer {
         gs: GenericStore {
             store: store.clone(),
@@ -357,6 +366,7 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
         service_accounts: Some(service_accounts),
         kubelet_client: Some(kubelet_client),
         auditor: args.audit.auditor()?,
+        aggregator: Some(aggregator),
     });
     rudder_apiserver::crd::spawn(server.clone());
     if let Some(index) = rbac {
@@ -364,12 +374,14 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
             .await
             .map_err(|e| anyhow::anyhow!("loading RBAC objects: {}", e.message))?;
     }
+    rudder_apiserver::aggregator::spawn(server.clone());
     Ok(Built {
         server,
         pki,
         store,
         data_dir,
         service_account_key_pem,
+        request_header_ca_pem,
     })
 }
 
@@ -497,6 +509,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         store,
         data_dir,
         service_account_key_pem,
+        request_header_ca_pem,
     } = build(&args).await?;
 
     let addr = SocketAddr::new(args.bind_address, args.https_listen_port);
@@ -521,6 +534,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     ));
 
     bootstrap(&server).await?;
+    if let Err(e) =
+        extension_apiserver_authentication(&server, pki.ca_pem(), &request_header_ca_pem).await
+    {
+        tracing::warn!(error = %e, "could not publish kube-system/extension-apiserver-authentication");
+    }
     let token_file =
         crate::join::ensure_join_token(&server, &data_dir, &pki.ca_hash(), args.token.as_deref())
             .await?;
@@ -864,6 +882,64 @@ async fn reconcile_rbac(server: &ApiServer) -> anyhow::Result<()> {
     if changed > 0 {
         tracing::info!(changed, "reconciled the bootstrap RBAC policy");
     }
+    Ok(())
+}
+
+/// `kube-system/extension-apiserver-authentication`, which aggregated API servers (and
+/// webhooks built on the generic API server) read to trust client certificates and the front
+/// proxy's identity headers: upstream's `ClientCARegistrationHook`, rewritten at every start.
+async fn extension_apiserver_authentication(
+    server: &ApiServer,
+    client_ca: &str,
+    request_header_ca: &str,
+) -> anyhow::Result<()> {
+    let gs = &server.gs;
+    let entry = gs
+        .registry
+        .get("", "v1", "configmaps")
+        .context("configmaps are not registered")?;
+    let data = json!({
+        "client-ca-file": client_ca,
+        "requestheader-client-ca-file": request_header_ca,
+        "requestheader-allowed-names": format!("[\"{}\"]", rudder_pki::PROXY_CLIENT_NAME),
+        "requestheader-extra-headers-prefix": "[\"X-Remote-Extra-\"]",
+        "requestheader-group-headers": "[\"X-Remote-Group\"]",
+        "requestheader-uid-headers": "[\"X-Remote-Uid\"]",
+        "requestheader-username-headers": "[\"X-Remote-User\"]",
+    });
+    let name = "extension-apiserver-authentication";
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "kube-system"},
+        "data": data,
+    });
+    match gs
+        .create(
+            &entry,
+            Some("kube-system"),
+            body.clone(),
+            &WriteOpts::default(),
+        )
+        .await
+    {
+        Ok(_) => return Ok(()),
+        Err(e) if e.is_already_exists() => {}
+        Err(e) => anyhow::bail!("{}", e.message),
+    }
+    gs.update(
+        &entry,
+        Some("kube-system"),
+        name,
+        |cur| {
+            let mut next = cur.cloned().unwrap_or_else(|| body.clone());
+            next["data"] = data.clone();
+            Ok(next)
+        },
+        &WriteOpts::default(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     Ok(())
 }
 
