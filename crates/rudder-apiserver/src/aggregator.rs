@@ -478,41 +478,23 @@ async fn send(
     crate::podproxy::handshake(stream, req).await
 }
 
-/// One ready endpoint of a service's port (`port` is the service port): `(address, target
-/// port)`, from the service's EndpointSlices, chosen at random as upstream's resolver does.
+/// One ready endpoint of a service's port (`port` is the service port), from the service's
+/// EndpointSlices, as webhooks reach theirs.
 fn resolve(gs: &GenericStore, ns: &str, name: &str, port: i64) -> Result<(String, u16), String> {
-    let svc = cached(gs, "", "v1", "services", ns, name)
-        .ok_or_else(|| format!("service \"{name}\" not found"))?;
-    let port_name = service_port_name(&svc, port)
-        .ok_or_else(|| format!("no service port {port} found for service \"{name}\""))?;
-    let mut candidates: Vec<(String, u16)> = Vec::new();
-    for slice in endpoint_slices(gs, ns, name) {
-        let Some(target) = slice["ports"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find_map(|p| {
-                (p["name"].as_str().unwrap_or_default() == port_name)
-                    .then(|| p["port"].as_u64().and_then(|n| u16::try_from(n).ok()))
-                    .flatten()
-            })
-        else {
-            continue;
-        };
-        for ep in slice["endpoints"].as_array().into_iter().flatten() {
-            if ep["conditions"]["ready"].as_bool() == Some(false) {
-                continue;
-            }
-            if let Some(a) = ep["addresses"][0].as_str() {
-                candidates.push((a.to_string(), target));
-            }
-        }
+    use crate::webhook::ServiceResolver as _;
+    let prefix = |group: &str, resource: &str| {
+        gs.registry
+            .get(group, "v1", resource)
+            .map(|e| e.prefix.clone())
+            .ok_or_else(|| format!("{resource} are not registered"))
+    };
+    let port = u16::try_from(port).map_err(|_| format!("invalid service port {port}"))?;
+    crate::webhook::CacheResolver {
+        cache: gs.cache.clone(),
+        services_prefix: prefix("", "services")?,
+        slices_prefix: prefix("discovery.k8s.io", "endpointslices")?,
     }
-    if candidates.is_empty() {
-        return Err(format!("no endpoints available for service \"{name}\""));
-    }
-    let i = crate::svcproxy::random_index(candidates.len());
-    Ok(candidates.swap_remove(i))
+    .resolve(ns, name, port)
 }
 
 fn service_port_name(svc: &Value, port: i64) -> Option<String> {

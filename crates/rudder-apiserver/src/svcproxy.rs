@@ -156,7 +156,7 @@ async fn service_location(s: &ApiServer, namespace: &str, id: &str) -> Result<Lo
 }
 
 /// Upstream picks subsets and addresses at random to spread proxied requests.
-pub(crate) fn random_index(n: usize) -> usize {
+fn random_index(n: usize) -> usize {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
