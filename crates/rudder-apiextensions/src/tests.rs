@@ -16,6 +16,7 @@ fn widget_schema() -> Value {
                 "properties": {
                     "color": {"type": "string", "enum": ["red", "blue"]},
                     "replicas": {"type": "integer", "minimum": 1, "maximum": 10, "default": 1},
+                    "small": {"type": "integer", "format": "int32"},
                     "name": {"type": "string", "pattern": "^[a-z]+$", "maxLength": 5, "minLength": 2},
                     "ratio": {"type": "number", "exclusiveMaximum": true, "maximum": 1.5},
                     "port": {"x-kubernetes-int-or-string": true},
@@ -79,6 +80,10 @@ fn value_validation_messages_are_upstreams() {
          "spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1"),
         (json!({"color": "red", "replicas": 2.5}),
          r#"spec.replicas: Invalid value: "number": spec.replicas in body must be of type integer: "number""#),
+        (json!({"color": "red", "replicas": 2.5}),
+         r#"<nil>: Invalid value: "": Checked value must be of type integer (default format) in spec.replicas"#),
+        (json!({"color": "red", "small": 3_000_000_000i64}),
+         r#"<nil>: Invalid value: "": Checked value must be of type integer with format int32 in spec.small"#),
         (json!({"color": "red", "name": "ABC"}),
          r#"spec.name: Invalid value: "ABC": spec.name in body should match '^[a-z]+$'"#),
         (json!({"color": "red", "name": "abcdefg"}),

@@ -406,13 +406,58 @@ fn string(s: &Node, text: &str, at: &At, errs: &mut Vec<FieldError>) {
     }
 }
 
+/// kube-openapi's `IsValueValidAgainstRange` for the node's single type and format: an
+/// integer must be integral and fit its format, a `float` must fit 32 bits. Its error is a
+/// plain one, so apiextensions reports it at the caller's path with an empty value.
+fn range_check(s: &Node, v: &Value, at: &At, errs: &mut Vec<FieldError>) {
+    let f = v.as_f64().unwrap_or_default();
+    let (type_name, format, ok) = match (s.type_.as_str(), s.format.as_str()) {
+        ("integer", "int32") => (
+            "integer",
+            "int32",
+            match v.as_i64() {
+                Some(i) => i32::try_from(i).is_ok(),
+                None => integral(f) && f >= f64::from(i32::MIN) && f <= f64::from(i32::MAX),
+            },
+        ),
+        ("integer", fmt) => (
+            "integer",
+            if fmt == "int64" { "int64" } else { "" },
+            v.as_i64().is_some() || (v.as_u64().is_none() && f.fract() == 0.0 && f.abs() < 9.2e18),
+        ),
+        ("number", "float") => ("number", "float", f.abs() <= f64::from(f32::MAX)),
+        _ => return,
+    };
+    if !ok {
+        let detail = if format.is_empty() {
+            format!(
+                "Checked value must be of type {type_name} (default format) in {}",
+                at.name
+            )
+        } else {
+            format!(
+                "Checked value must be of type {type_name} with format {format} in {}",
+                at.name
+            )
+        };
+        errs.push(FieldError {
+            error_type: ErrorType::Invalid,
+            field: at.base_field(),
+            bad_value: BadValue::Str(String::new()),
+            detail,
+        });
+    }
+}
+
 fn number(s: &Node, v: &Value, at: &At, errs: &mut Vec<FieldError>) {
+    range_check(s, v, at, errs);
     let f = v.as_f64().unwrap_or_default();
     let int = as_int(v);
     let value = bad_value(v);
     if let Some(m) = s.multiple_of {
         let bad = match int {
-            Some(i) if integral(m) && m != 0.0 => i % (m as i64) != 0,
+            // checked: `i64::MIN % -1` overflows.
+            Some(i) if integral(m) && m != 0.0 => i.checked_rem(m as i64).is_some_and(|r| r != 0),
             _ => {
                 let q = f / m;
                 q.fract() != 0.0
