@@ -10,7 +10,7 @@
 //! as the macros wrote them, so the interpreter still recognises them (in-place appends for `map`
 //! and `filter`, error absorption for `all` and `exists`).
 
-use cel::common::ast::{CallExpr, EntryExpr, Expr, IdedExpr};
+use cel::common::ast::{CallExpr, EntryExpr, Expr, IdedExpr, LiteralValue};
 use cel::common::value::{CowVal, Val};
 use cel::ExecutionError;
 use std::cell::Cell;
@@ -118,10 +118,13 @@ fn value_len(value: &dyn Val) -> usize {
     }
 }
 
-/// Rewrites `expr` so that comprehensions and `+` charge the budget.
-pub(crate) fn instrument(expr: &mut IdedExpr) {
+/// Rewrites `expr` so that comprehensions and `+` charge the budget, and `matches` uses cached
+/// patterns; fails on the first constant pattern that does not compile.
+pub(crate) fn instrument(expr: &mut IdedExpr) -> Result<(), String> {
     let mut next_id = max_id(expr) + 1;
-    rewrite(expr, &mut next_id);
+    let mut bad_pattern = None;
+    rewrite(expr, &mut next_id, &mut bad_pattern);
+    bad_pattern.map_or(Ok(()), Err)
 }
 
 fn wrap(expr: &mut IdedExpr, func: &str, next_id: &mut u64) {
@@ -138,14 +141,14 @@ fn wrap(expr: &mut IdedExpr, func: &str, next_id: &mut u64) {
     };
 }
 
-fn rewrite(expr: &mut IdedExpr, next_id: &mut u64) {
+fn rewrite(expr: &mut IdedExpr, next_id: &mut u64, bad: &mut Option<String>) {
     match &mut expr.expr {
         Expr::Call(call) => {
             if let Some(target) = call.target.as_mut() {
-                rewrite(target, next_id);
+                rewrite(target, next_id, bad);
             }
             for arg in &mut call.args {
-                rewrite(arg, next_id);
+                rewrite(arg, next_id, bad);
             }
             // `@result + [x]`, the step of `map` and `filter`, grows by one element per
             // iteration, already charged by the range, and must keep its shape.
@@ -153,90 +156,118 @@ fn rewrite(expr: &mut IdedExpr, next_id: &mut u64) {
                 call.args.first().map(|a| &a.expr),
                 Some(Expr::Ident(name)) if name.starts_with('@') || name == "__result__"
             );
+            if call.func_name == "matches" {
+                use_cached_regex(call, bad);
+            }
             if call.func_name == cel::common::ast::operators::ADD && !appends_to_accumulator {
                 wrap(expr, SIZE, next_id);
             }
         }
         Expr::Comprehension(c) => {
-            rewrite(&mut c.iter_range, next_id);
-            rewrite(&mut c.accu_init, next_id);
-            rewrite(&mut c.loop_cond, next_id);
-            rewrite(&mut c.loop_step, next_id);
-            rewrite(&mut c.result, next_id);
+            rewrite(&mut c.iter_range, next_id, bad);
+            rewrite(&mut c.accu_init, next_id, bad);
+            rewrite(&mut c.loop_cond, next_id, bad);
+            rewrite(&mut c.loop_step, next_id, bad);
+            rewrite(&mut c.result, next_id, bad);
             wrap(&mut c.iter_range, RANGE, next_id);
         }
         Expr::List(list) => {
             for e in &mut list.elements {
-                rewrite(e, next_id);
+                rewrite(e, next_id, bad);
             }
         }
         Expr::Map(map) => {
             for e in &mut map.entries {
-                rewrite_entry(&mut e.expr, next_id);
+                rewrite_entry(&mut e.expr, next_id, bad);
             }
         }
         Expr::Struct(s) => {
             for e in &mut s.entries {
-                rewrite_entry(&mut e.expr, next_id);
+                rewrite_entry(&mut e.expr, next_id, bad);
             }
         }
-        Expr::Select(select) => rewrite(&mut select.operand, next_id),
+        Expr::Select(select) => rewrite(&mut select.operand, next_id, bad),
         Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
     }
 }
 
-fn rewrite_entry(entry: &mut EntryExpr, next_id: &mut u64) {
+/// `s.matches(p)` and `matches(s, p)` become `@rudder.matches(s, p)`.
+fn use_cached_regex(call: &mut CallExpr, bad: &mut Option<String>) {
+    if let Some(target) = call.target.take() {
+        call.args.insert(0, *target);
+    }
+    if call.args.len() != 2 {
+        // Not a `matches` overload: leave it for the interpreter to report.
+        return;
+    }
+    if let Expr::Literal(LiteralValue::String(pattern)) = &call.args[1].expr {
+        if let Err(e) = crate::library::regex::check_constant(pattern.inner()) {
+            bad.get_or_insert(e);
+        }
+    }
+    call.func_name = crate::library::regex::MATCHES.to_string();
+}
+
+fn rewrite_entry(entry: &mut EntryExpr, next_id: &mut u64, bad: &mut Option<String>) {
     match entry {
-        EntryExpr::StructField(f) => rewrite(&mut f.value, next_id),
+        EntryExpr::StructField(f) => rewrite(&mut f.value, next_id, bad),
         EntryExpr::MapEntry(m) => {
-            rewrite(&mut m.key, next_id);
-            rewrite(&mut m.value, next_id);
+            rewrite(&mut m.key, next_id, bad);
+            rewrite(&mut m.value, next_id, bad);
         }
     }
 }
 
-fn max_id(expr: &IdedExpr) -> u64 {
-    let mut max = expr.id;
-    let mut visit = |e: &IdedExpr| max = max.max(max_id(e));
+/// The direct subexpressions of `expr`.
+fn children(expr: &IdedExpr) -> Vec<&IdedExpr> {
+    let mut out = Vec::new();
     match &expr.expr {
         Expr::Call(call) => {
-            if let Some(t) = &call.target {
-                visit(t);
-            }
-            call.args.iter().for_each(visit);
+            out.extend(call.target.as_deref());
+            out.extend(&call.args);
         }
         Expr::Comprehension(c) => {
-            for e in [
+            out.extend([
                 &c.iter_range,
                 &c.accu_init,
                 &c.loop_cond,
                 &c.loop_step,
                 &c.result,
-            ] {
-                visit(e);
-            }
+            ]);
         }
-        Expr::List(list) => list.elements.iter().for_each(visit),
+        Expr::List(list) => out.extend(&list.elements),
         Expr::Map(map) => map
             .entries
             .iter()
-            .for_each(|e| entry_ids(&e.expr, &mut visit)),
+            .for_each(|e| entry_children(&e.expr, &mut out)),
         Expr::Struct(s) => s
             .entries
             .iter()
-            .for_each(|e| entry_ids(&e.expr, &mut visit)),
-        Expr::Select(select) => visit(&select.operand),
+            .for_each(|e| entry_children(&e.expr, &mut out)),
+        Expr::Select(select) => out.push(&select.operand),
         Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
     }
-    max
+    out
 }
 
-fn entry_ids(entry: &EntryExpr, visit: &mut impl FnMut(&IdedExpr)) {
+fn entry_children<'a>(entry: &'a EntryExpr, out: &mut Vec<&'a IdedExpr>) {
     match entry {
-        EntryExpr::StructField(f) => visit(&f.value),
+        EntryExpr::StructField(f) => out.push(&f.value),
         EntryExpr::MapEntry(m) => {
-            visit(&m.key);
-            visit(&m.value);
+            out.push(&m.key);
+            out.push(&m.value);
         }
     }
+}
+
+fn max_id(expr: &IdedExpr) -> u64 {
+    children(expr)
+        .into_iter()
+        .map(max_id)
+        .fold(expr.id, u64::max)
+}
+
+/// The depth of the tree: how deep the interpreter will recurse.
+pub(crate) fn depth(expr: &IdedExpr) -> usize {
+    1 + children(expr).into_iter().map(depth).max().unwrap_or(0)
 }

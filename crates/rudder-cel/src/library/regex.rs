@@ -2,13 +2,18 @@
 //! is an RE2-family engine with the same linear-time guarantee).
 
 use super::{args, int, owned, string};
-use cel::common::types::{CelList, CelString, INT_TYPE, STRING_TYPE};
+use cel::common::types::{CelBool, CelList, CelString, DYN_TYPE, INT_TYPE, STRING_TYPE};
 use cel::common::value::{CowVal, Val};
 use cel::{DeclarationError, Env, ExecutionError};
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
+/// What `matches` calls are rewritten to: the same test with the compiled pattern cached (the
+/// standard `matches` compiles its pattern on every call).
+pub(crate) const MATCHES: &str = "@rudder.matches";
+
 pub(crate) fn register(env: &mut Env) -> Result<(), DeclarationError> {
+    env.add_overload(MATCHES, MATCHES, vec![DYN_TYPE, DYN_TYPE], matches)?;
     env.add_member_overload(
         "find",
         "string_find_string",
@@ -58,6 +63,27 @@ pub(crate) fn compile(function: &str, pattern: &str) -> Result<Arc<regex::Regex>
     Ok(re)
 }
 
+fn matches<'b, 'v>(a: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let [s, pattern] = args::<2>(&a)?;
+    let (Ok(text), Ok(pattern)) = (string("matches", s), string("matches", pattern)) else {
+        return Err(super::no_overload("matches", &[s, pattern]));
+    };
+    Ok(owned(CelBool::from(
+        compile("matches", pattern)?.is_match(text),
+    )))
+}
+
+/// Checks a constant pattern when the expression is compiled, as cel-go's regex optimisation
+/// does, so that a rule with a broken pattern is refused up front.
+pub(crate) fn check_constant(pattern: &str) -> Result<(), String> {
+    compile("matches", pattern)
+        .map(|_| ())
+        .map_err(|e| match e {
+            ExecutionError::FunctionError { message, .. } => message,
+            other => other.to_string(),
+        })
+}
+
 fn find<'b, 'v>(a: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
     let [s, pattern] = args::<2>(&a)?;
     let re = compile("find", string("find", pattern)?)?;
@@ -105,5 +131,20 @@ mod tests {
         assert_eq!(ok("'12 a'.findAll('[0-9]*')"), json!(["12", "", ""]));
         assert!(eval_err("'x'.find('(')").starts_with("Illegal regex: "));
         assert_eq!(ok("'abc'.matches('^a.c$')"), json!(true));
+        assert_eq!(ok("matches('abc', 'b')"), json!(true));
+        assert_eq!(
+            ok("['a1', 'b2'].all(s, s.matches('[a-z][0-9]'))"),
+            json!(true)
+        );
+        let vars = crate::Vars::new().with_json("p", &json!("^x+$"));
+        assert_eq!(
+            crate::tests::eval("'xxx'.matches(p) && !'xy'.matches(p)", &vars),
+            Ok(json!(true))
+        );
+        assert!(eval_err("'x'.matches(1)").contains("no matching overload for 'matches'"));
+        assert_eq!(
+            crate::Program::compile("self.matches('(')").unwrap_err().to_string(),
+            "ERROR: <input>:1:1: Illegal regex: regex parse error:\n    (\n    ^\nerror: unclosed group"
+        );
     }
 }
