@@ -30,15 +30,25 @@ pub fn is_review(group: &str, resource: &str) -> bool {
 
 /// `authentication.k8s.io/v1` UserInfo, empty fields omitted as upstream's `omitempty`.
 fn user_info_json(u: &UserInfo) -> Value {
-    let mut v = json!({"username": u.name});
-    if !u.uid.is_empty() {
-        v["uid"] = json!(u.uid);
+    user_info_value(&u.name, &u.uid, &u.groups, &u.extra)
+}
+
+/// The same from its parts (admission's requester has the same fields).
+pub(crate) fn user_info_value(
+    name: &str,
+    uid: &str,
+    groups: &[String],
+    extra: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Value {
+    let mut v = json!({"username": name});
+    if !uid.is_empty() {
+        v["uid"] = json!(uid);
     }
-    if !u.groups.is_empty() {
-        v["groups"] = json!(u.groups);
+    if !groups.is_empty() {
+        v["groups"] = json!(groups);
     }
-    if !u.extra.is_empty() {
-        v["extra"] = json!(u.extra);
+    if !extra.is_empty() {
+        v["extra"] = json!(extra);
     }
     v
 }

@@ -304,6 +304,29 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
         .context("issuing the front-proxy client certificate")?;
     let aggregator = rudder_apiserver::aggregator::Aggregator::new(&proxy_cert, &proxy_key)
         .map_err(|e| anyhow::anyhow!("front-proxy client credentials: {e}"))?;
+    let webhook_client = rudder_apiserver::webhook::WebhookClient::new(Arc::new(
+        rudder_apiserver::webhook::CacheResolver {
+            cache: cache.clone(),
+            services_prefix: core_prefix(&registry, "services")?,
+            slices_prefix: prefix(&registry, "discovery.k8s.io", "v1", "endpointslices")?,
+        },
+    ));
+    let cel_programs = Arc::new(rudder_apiserver::admission_webhook::Programs::default());
+    let webhooks = |phase| -> anyhow::Result<_> {
+        use rudder_apiserver::admission_webhook::{Phase, WebhookAdmission};
+        let configs = match phase {
+            Phase::Mutating => "mutatingwebhookconfigurations",
+            Phase::Validating => "validatingwebhookconfigurations",
+        };
+        Ok(WebhookAdmission::new(
+            phase,
+            cache.clone(),
+            prefix(&registry, "admissionregistration.k8s.io", "v1", configs)?,
+            core_prefix(&registry, "namespaces")?,
+            webhook_client.clone(),
+            cel_programs.clone(),
+        ))
+    };
     let server = Arc::new(ApiServer {
         gs: GenericStore {
             store: store.clone(),
@@ -344,6 +367,14 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
                     not_ready_seconds: args.default_not_ready_toleration_seconds,
                     unreachable_seconds: args.default_unreachable_toleration_seconds,
                 }),
+                // Mutating webhooks (their async step runs after every built-in mutation), then
+                // validating webhooks, reading their configurations from the watch cache.
+                Arc::new(webhooks(
+                    rudder_apiserver::admission_webhook::Phase::Mutating,
+                )?),
+                Arc::new(webhooks(
+                    rudder_apiserver::admission_webhook::Phase::Validating,
+                )?),
                 // Last, as upstream orders it: it charges what the others let through.
                 Arc::new(
                     rudder_resources::resourcequota::ResourceQuotaAdmission::new(
@@ -494,9 +525,19 @@ fn authorizer(
 
 /// The store prefix of a core/v1 resource an admission plugin reads.
 fn core_prefix(registry: &rudder_registry::Registry, plural: &str) -> anyhow::Result<String> {
+    prefix(registry, "", "v1", plural)
+}
+
+/// The store prefix of a resource an admission plugin reads.
+fn prefix(
+    registry: &rudder_registry::Registry,
+    group: &str,
+    version: &str,
+    plural: &str,
+) -> anyhow::Result<String> {
     Ok(registry
-        .get("", "v1", plural)
-        .with_context(|| format!("{plural} are not registered"))?
+        .get(group, version, plural)
+        .with_context(|| format!("{plural}.{group} are not registered"))?
         .prefix
         .clone())
 }

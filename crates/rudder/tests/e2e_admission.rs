@@ -1,0 +1,330 @@
+//! End to end: admission webhooks (a mutating one adds a label, a validating one denies with
+//! upstream's message, failurePolicy with the server down, matchConditions, DELETE),
+//! ValidatingAdmissionPolicy and PodSecurity, through kubectl. The webhooks are an HTTPS
+//! server this test runs on loopback with its own CA, named by `clientConfig.url`.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use support::{Backend, Cluster};
+
+/// A webhook server: `/mutate` adds the label `webhook=mutated` (JSONPatch), `/validate`
+/// denies objects labelled `deny=true` (403, with a message) and objects labelled
+/// `protected=true` on DELETE, and allows everything else with a warning. It records every
+/// AdmissionReview request it gets.
+struct HookServer {
+    port: u16,
+    ca_pem: String,
+    seen: Arc<Mutex<Vec<Value>>>,
+}
+
+impl HookServer {
+    fn start() -> HookServer {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "webhook test CA");
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf_params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![leaf.der().clone()],
+                    rustls_pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+                )
+                .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let tls = tls.clone();
+                let record = record.clone();
+                std::thread::spawn(move || {
+                    let Ok(conn) = rustls::ServerConnection::new(tls) else {
+                        return;
+                    };
+                    let mut s = rustls::StreamOwned::new(conn, stream);
+                    while serve_one(&mut s, &record).is_some() {}
+                });
+            }
+        });
+        HookServer {
+            port,
+            ca_pem: ca.pem(),
+            seen,
+        }
+    }
+
+    fn client_config(&self, path: &str) -> Value {
+        json!({
+            "url": format!("https://127.0.0.1:{}{path}", self.port),
+            "caBundle": base64::engine::general_purpose::STANDARD.encode(&self.ca_pem),
+        })
+    }
+
+    fn seen(&self) -> Vec<Value> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// One HTTP/1.1 request on a kept-alive connection; `None` when the connection ends.
+fn serve_one(
+    s: &mut rustls::StreamOwned<rustls::ServerConnection, std::net::TcpStream>,
+    record: &Mutex<Vec<Value>>,
+) -> Option<()> {
+    let mut reader = BufReader::new(&mut *s);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok().filter(|n| *n > 0)?;
+    let path = line.split_whitespace().nth(1)?.to_string();
+    let mut len = 0usize;
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).ok().filter(|n| *n > 0)?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    let review: Value = serde_json::from_slice(&body).ok()?;
+    record.lock().unwrap().push(review.clone());
+    let answer = json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": respond(&path, &review["request"]),
+    });
+    let bytes = serde_json::to_vec(&answer).ok()?;
+    write!(
+        s,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        bytes.len()
+    )
+    .ok()?;
+    s.write_all(&bytes).ok()?;
+    s.flush().ok()
+}
+
+fn respond(path: &str, req: &Value) -> Value {
+    let uid = req["uid"].clone();
+    let labels = |o: &Value| o["metadata"]["labels"].clone();
+    match path {
+        "/mutate" => {
+            let patch = if labels(&req["object"]).is_object() {
+                json!([{"op": "add", "path": "/metadata/labels/webhook", "value": "mutated"}])
+            } else {
+                json!([{"op": "add", "path": "/metadata/labels", "value": {"webhook": "mutated"}}])
+            };
+            json!({
+                "uid": uid,
+                "allowed": true,
+                "patchType": "JSONPatch",
+                "patch": base64::engine::general_purpose::STANDARD.encode(patch.to_string()),
+            })
+        }
+        _ if labels(&req["object"])["deny"] == "true" => json!({
+            "uid": uid,
+            "allowed": false,
+            "status": {"code": 403, "message": "the label deny=true is not allowed"},
+        }),
+        _ if req["operation"] == "DELETE" && labels(&req["oldObject"])["protected"] == "true" => {
+            json!({"uid": uid, "allowed": false, "status": {"message": "it is protected"}})
+        }
+        _ => json!({"uid": uid, "allowed": true, "warnings": ["checked by the test webhook"]}),
+    }
+}
+
+fn apply(c: &Cluster, v: &Value) -> String {
+    c.ok_stdin(&["apply", "-f", "-"], &v.to_string())
+}
+
+fn closed_port() -> u16 {
+    // Bound and dropped: nothing listens there afterwards.
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn admission_webhooks_mutate_validate_and_fail_by_policy() {
+    let hooks = HookServer::start();
+    let c = Cluster::start(Backend::Redb);
+    apply(
+        &c,
+        &json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": "label-adder"},
+            "webhooks": [{
+                "name": "mutate.rudder.test",
+                "clientConfig": hooks.client_config("/mutate"),
+                "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                           "resources": ["configmaps"]}],
+                "objectSelector": {"matchExpressions": [{"key": "skip-mutation", "operator": "DoesNotExist"}]},
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+            }],
+        }),
+    );
+    apply(
+        &c,
+        &json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": "denier"},
+            "webhooks": [{
+                "name": "deny.rudder.test",
+                "clientConfig": hooks.client_config("/validate"),
+                "rules": [{"operations": ["CREATE", "UPDATE", "DELETE"], "apiGroups": [""],
+                           "apiVersions": ["v1"], "resources": ["configmaps"]}],
+                "matchConditions": [{"name": "not-skipped",
+                                     "expression": "object == null || object.metadata.name != 'skip-me'"}],
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+            }],
+        }),
+    );
+
+    // The mutating webhook's label is on the stored object; the validating one warns.
+    let r = c.kubectl(&["create", "configmap", "plain", "--from-literal=k=v"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("Warning: checked by the test webhook"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "configmap",
+            "plain",
+            "-o",
+            "jsonpath={.metadata.labels.webhook}"
+        ]),
+        "mutated"
+    );
+    let create = hooks
+        .seen()
+        .into_iter()
+        .find(|r| r["request"]["name"] == "plain" && r["request"]["operation"] == "CREATE")
+        .expect("the webhook saw the create");
+    let req = &create["request"];
+    assert_eq!(
+        req["kind"],
+        json!({"group": "", "version": "v1", "kind": "ConfigMap"})
+    );
+    assert_eq!(req["resource"]["resource"], "configmaps");
+    assert_eq!(req["namespace"], "default");
+    assert_eq!(req["dryRun"], false);
+    assert_eq!(req["options"]["kind"], "CreateOptions");
+    assert!(!req["userInfo"]["username"]
+        .as_str()
+        .unwrap_or("")
+        .is_empty());
+
+    // The object selector excludes objects from the mutating webhook.
+    apply(
+        &c,
+        &json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "unmutated", "labels": {"skip-mutation": "yes"}}}),
+    );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "configmap",
+            "unmutated",
+            "-o",
+            "jsonpath={.metadata.labels.webhook}"
+        ]),
+        ""
+    );
+
+    // A denial is the API error upstream builds from the webhook's status.
+    let denied = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": "bad", "labels": {"deny": "true"}}});
+    let r = c.kubectl_stdin(&["apply", "-f", "-"], &denied.to_string());
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains(
+            "admission webhook \"deny.rudder.test\" denied the request: the label deny=true is not allowed"
+        ),
+        "{}",
+        r.stderr
+    );
+    // The webhook's status has no reason, so kubectl names none.
+    assert!(r.stderr.contains("Error from server: "), "{}", r.stderr);
+    c.fails(&["get", "configmap", "bad"]);
+
+    // matchConditions: the webhook is not called for `skip-me`.
+    let skipped = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": "skip-me", "labels": {"deny": "true"}}});
+    apply(&c, &skipped);
+
+    // Validating webhooks see deletes, with the old object.
+    apply(
+        &c,
+        &json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "keep", "labels": {"protected": "true"}}}),
+    );
+    let err = c.fails(&["delete", "configmap", "keep"]);
+    assert!(
+        err.contains("admission webhook \"deny.rudder.test\" denied the request: it is protected"),
+        "{err}"
+    );
+    c.ok(&["get", "configmap", "keep"]);
+
+    // failurePolicy: a webhook that cannot be reached fails the request (Fail, the default)...
+    let down = |policy: &str| {
+        json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": "down"},
+            "webhooks": [{
+                "name": "down.rudder.test",
+                "clientConfig": {
+                    "url": format!("https://127.0.0.1:{}/validate", closed_port()),
+                    "caBundle": base64::engine::general_purpose::STANDARD.encode(&hooks.ca_pem),
+                },
+                "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                           "resources": ["secrets"]}],
+                "failurePolicy": policy,
+                "timeoutSeconds": 5,
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+            }],
+        })
+    };
+    apply(&c, &down("Fail"));
+    let err = c.fails(&["create", "secret", "generic", "s1", "--from-literal=a=b"]);
+    assert!(
+        err.contains("Internal error occurred: failed calling webhook \"down.rudder.test\": failed to call webhook: Post \"https://127.0.0.1:"),
+        "{err}"
+    );
+    // ... and is skipped with Ignore.
+    apply(&c, &down("Ignore"));
+    c.ok(&["create", "secret", "generic", "s1", "--from-literal=a=b"]);
+}
