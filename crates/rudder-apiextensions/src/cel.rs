@@ -26,6 +26,9 @@ pub struct Rule {
 
 impl Rule {
     /// Compile one `x-kubernetes-validations` entry; errors are CRD validation errors.
+    /// Undeclared variables are not refused here: `rudder_cel`'s reference list also holds
+    /// comprehension variables (`filter(x, x)` in prometheus-operator's CRDs), so such a check
+    /// would refuse valid CRDs; an unknown variable fails at evaluation instead.
     pub(crate) fn compile(raw: &Value, at: &Path, errs: &mut Vec<FieldError>) -> Option<Rule> {
         let s = |k: &str| raw.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
         let rule = s("rule");
@@ -33,7 +36,7 @@ impl Rule {
             errs.push(FieldError::required(&at.child("rule"), ""));
             return None;
         }
-        let program = match Program::compile_with(&rule, &["self", "oldSelf"]) {
+        let program = match Program::compile(&rule) {
             Ok(p) => p,
             Err(e) => {
                 errs.push(FieldError::invalid(
@@ -46,7 +49,7 @@ impl Rule {
         };
         let message_expression = match s("messageExpression") {
             m if m.trim().is_empty() => None,
-            m => match Program::compile_with(&m, &["self", "oldSelf"]) {
+            m => match Program::compile(&m) {
                 Ok(p) => Some(p),
                 Err(e) => {
                     errs.push(FieldError::invalid(

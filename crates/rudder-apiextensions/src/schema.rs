@@ -451,6 +451,88 @@ pub(crate) fn parse(v: &Value, at: &Path, level: Level, errs: &mut Vec<FieldErro
 /// written (to see which generic fields a nested value validation sets).
 pub(crate) fn check_structural(n: &Node, raw: &Value, at: &Path, errs: &mut Vec<FieldError>) {
     invariants(n, raw, Level::Root, at, errs);
+    completeness(n, at, errs);
+}
+
+/// Upstream `validateStructuralCompleteness`: every field or item a value validation
+/// (`allOf`, `anyOf`, `oneOf`, `not`) talks about must also be specified structurally.
+fn completeness(n: &Node, at: &Path, errs: &mut Vec<FieldError>) {
+    for (v, v_at) in junctor_members(n, at) {
+        nested_complete(v, Some(n), at, &v_at, errs);
+    }
+    for (k, p) in &n.properties {
+        completeness(p, &child(at, "properties").key(k.as_str()), errs);
+    }
+    if let Some(items) = &n.items {
+        completeness(items, &child(at, "items"), errs);
+    }
+    if let Some(Additional::Schema(a)) = &n.additional {
+        completeness(a, &child(at, "additionalProperties"), errs);
+    }
+}
+
+/// The members of a node's `allOf`, `anyOf`, `oneOf` and `not`, with their paths.
+fn junctor_members<'a>(n: &'a Node, at: &Path) -> Vec<(&'a Node, Path)> {
+    let mut out = Vec::new();
+    for (name, list) in [
+        ("allOf", &n.all_of),
+        ("anyOf", &n.any_of),
+        ("oneOf", &n.one_of),
+    ] {
+        out.extend(
+            list.iter()
+                .enumerate()
+                .map(|(i, m)| (m, child(at, name).index(i))),
+        );
+    }
+    if let Some(not) = &n.not {
+        out.push((&**not, child(at, "not")));
+    }
+    out
+}
+
+fn nested_complete(
+    v: &Node,
+    s: Option<&Node>,
+    s_at: &Path,
+    v_at: &Path,
+    errs: &mut Vec<FieldError>,
+) {
+    let Some(s) = s else {
+        errs.push(FieldError::required(
+            s_at,
+            format!("because it is defined in {v_at}"),
+        ));
+        return;
+    };
+    for (x, x_at) in junctor_members(v, v_at) {
+        nested_complete(x, Some(s), s_at, &x_at, errs);
+    }
+    if let Some(items) = &v.items {
+        nested_complete(
+            items,
+            s.items.as_deref(),
+            &child(s_at, "items"),
+            &child(v_at, "items"),
+            errs,
+        );
+    }
+    for (k, p) in &v.properties {
+        let (target, target_at) = match (s.properties.get(k), &s.additional) {
+            (Some(t), _) => (Some(t), child(s_at, "properties").key(k.as_str())),
+            (None, Some(Additional::Schema(a))) => {
+                (Some(&**a), child(s_at, "additionalProperties"))
+            }
+            (None, _) => (None, child(s_at, "properties").key(k.as_str())),
+        };
+        nested_complete(
+            p,
+            target,
+            &target_at,
+            &child(v_at, "properties").key(k.as_str()),
+            errs,
+        );
+    }
 }
 
 fn is_int_or_string_any_of(any_of: &[Value]) -> bool {
