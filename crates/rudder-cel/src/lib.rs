@@ -177,8 +177,16 @@ impl Program {
         if depth::bound(expr) > MAX_DEPTH {
             return Err(CompileError::TooDeep { max: MAX_DEPTH });
         }
-        let program =
-            on_big_stack(|| ENV.compile(expr)).map_err(|e| CompileError::Syntax(e.to_string()))?;
+        let parsed = std::panic::catch_unwind(|| on_big_stack(|| ENV.compile(expr)));
+        let program = match parsed {
+            Ok(parsed) => parsed.map_err(|e| CompileError::Syntax(e.to_string()))?,
+            // As for evaluation: an error, should the parser ever panic.
+            Err(_) => {
+                return Err(CompileError::Syntax(
+                    "ERROR: <input>:1:1: internal error parsing the expression".into(),
+                ))
+            }
+        };
         let variables: Vec<String> = program
             .references()
             .variables()
@@ -275,12 +283,21 @@ impl Program {
         vars: &Vars,
         convert: impl FnOnce(&dyn Val) -> Result<T, EvalError>,
     ) -> Result<T, EvalError> {
-        stacker::maybe_grow(self.stack, self.stack + STACK_MARGIN, || {
-            let _budget = cost::Budget::start(self.cost_limit);
-            let mut ctx = Context::with_env(Arc::clone(&ENV));
-            ctx.set_variable_resolver(vars);
-            let result = Value::resolve_val(&self.expr.0, &ctx)?;
-            convert(&*result)
+        let run = || {
+            stacker::maybe_grow(self.stack, self.stack + STACK_MARGIN, || {
+                let _budget = cost::Budget::start(self.cost_limit);
+                let mut ctx = Context::with_env(Arc::clone(&ENV));
+                ctx.set_variable_resolver(vars);
+                let result = Value::resolve_val(&self.expr.0, &ctx)?;
+                convert(&*result)
+            })
+        };
+        // No input is known to make the interpreter panic (the tests fuzz it); should one, the
+        // request gets an error rather than losing its task.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| {
+            Err(EvalError::Runtime(
+                "internal error evaluating the expression".into(),
+            ))
         })
     }
 }

@@ -361,3 +361,146 @@ fn composition_variables_keep_library_values() {
     );
     assert_eq!(eval("variables.mem", &vars), Ok(json!("536870912")));
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Pieces of CEL, so that random sequences are often valid enough to reach evaluation.
+    const TOKENS: &[&str] = &[
+        "self",
+        "oldSelf",
+        "x",
+        "self.a",
+        "self.l",
+        "self.m",
+        "self.s",
+        ".",
+        "(",
+        ")",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        ":",
+        "?",
+        "!",
+        "-",
+        "+",
+        "*",
+        "/",
+        "%",
+        "==",
+        "!=",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "&&",
+        "||",
+        " in ",
+        "0",
+        "1",
+        "-1",
+        "2u",
+        "1.5",
+        "1e308",
+        "9223372036854775807",
+        "'a'",
+        "''",
+        "b'x'",
+        "\"s\"",
+        "true",
+        "false",
+        "null",
+        "size(",
+        "has(",
+        "int(",
+        "uint(",
+        "double(",
+        "string(",
+        "bytes(",
+        "duration(",
+        "timestamp(",
+        "type(",
+        "dyn(",
+        ".all(e, ",
+        ".exists(e, ",
+        ".exists_one(e, ",
+        ".map(e, ",
+        ".filter(e, ",
+        "e",
+        ".size()",
+        ".startsWith(",
+        ".matches(",
+        ".find(",
+        ".findAll(",
+        ".split(",
+        ".join(",
+        ".substring(",
+        ".charAt(",
+        ".indexOf(",
+        ".lowerAscii()",
+        ".format(",
+        ".isSorted()",
+        ".sum()",
+        ".min()",
+        ".max()",
+        "quantity(",
+        "url(",
+        "ip(",
+        "cidr(",
+        "isQuantity(",
+        ".add(",
+        ".sub(",
+        ".compareTo(",
+        ".getHost()",
+        ".getQuery()",
+        ".containsIP(",
+        ".masked()",
+        "cel.bind(v, ",
+        "sets.contains(",
+        "v",
+        ".?a",
+        "[?0]",
+        ".orValue(",
+        "optional.of(",
+        "optional.none()",
+        "'1Gi'",
+        "'10.0.0.0/8'",
+        "'https://a/b?c=d'",
+        "'[0-9]+'",
+        "'('",
+        "'%s'",
+    ];
+
+    fn expression() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(TOKENS), 1..24).prop_map(|t| t.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+        /// Whatever the expression, compiling and evaluating it returns: a value or an error.
+        #[test]
+        fn random_expressions_never_panic(e in expression()) {
+            let vars = Vars::new()
+                .with_json("self", &json!({"a": 1, "l": [3, 1, 2], "m": {"k": "v"}, "s": "10.1.2.3"}))
+                .with_json("oldSelf", &json!({"a": "x", "l": []}))
+                .with_json("x", &json!([[1], {"a": null}, "s", 1.5]));
+            if let Ok(p) = Program::compile(&e) {
+                let _ = p.eval_json(&vars);
+                let _ = p.eval_bool(&vars);
+            }
+        }
+
+        /// Arbitrary text, too.
+        #[test]
+        fn random_text_never_panics(e in "\\PC{0,80}") {
+            if let Ok(p) = Program::compile(&e) {
+                let _ = p.eval(&Vars::new());
+            }
+        }
+    }
+}
