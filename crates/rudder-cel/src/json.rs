@@ -98,6 +98,16 @@ pub fn from_value(value: &Value) -> Result<serde_json::Value, NotJson> {
             serde_json::Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
         }
         Value::Duration(d) => serde_json::Value::String(go_duration(d)),
+        // An optional is its value, or null when absent.
+        Value::Opaque(o) if o.downcast_ref::<cel::objects::OptionalValue>().is_some() => {
+            match o
+                .downcast_ref::<cel::objects::OptionalValue>()
+                .and_then(|v| v.value())
+            {
+                Some(inner) => from_value(inner)?,
+                None => serde_json::Value::Null,
+            }
+        }
         Value::Opaque(o) => match o.json() {
             Some(v) => v,
             None => {

@@ -365,6 +365,7 @@ fn is_builtin_identifier(name: &str) -> bool {
             | "ip"
             | "cel"
             | "sets"
+            | "format"
     )
 }
 

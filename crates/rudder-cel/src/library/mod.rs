@@ -1,9 +1,10 @@
 //! The Kubernetes CEL libraries (upstream `k8s.io/apiserver/pkg/cel/library`): [`lists`],
-//! [`regex`], [`urls`], [`quantity`] and [`net`] (IP and CIDR); and [`ext`], the cel-go extensions Kubernetes
+//! [`regex`], [`urls`], [`quantity`], [`net`] (IP and CIDR) and [`format`]; and [`ext`], the cel-go extensions Kubernetes
 //! enables that cel-rust lacks (`cel.bind`, `sets`). Each function's doc comment upstream lists examples
 //! with their results; the tests here are those examples.
 
 pub mod ext;
+pub mod format;
 pub mod lists;
 pub mod net;
 pub mod quantity;
@@ -22,6 +23,7 @@ pub fn register(env: &mut Env) -> Result<(), DeclarationError> {
     quantity::register(env)?;
     net::register(env)?;
     ext::register(env)?;
+    format::register(env)?;
     Ok(())
 }
 

@@ -74,7 +74,7 @@ impl Url {
 }
 
 /// Go's `url.ParseRequestURI`: an absolute URI or an absolute path, no fragment split.
-fn parse_request_uri(s: &str) -> Result<Url, String> {
+pub(crate) fn parse_request_uri(s: &str) -> Result<Url, String> {
     parse(s, true)
 }
 
