@@ -14,6 +14,7 @@
 pub mod admission;
 pub mod custom;
 pub mod limitranger;
+pub mod podsecurity;
 pub mod printers;
 pub mod resourcequota;
 pub mod storage_admission;

@@ -367,6 +367,11 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
                     not_ready_seconds: args.default_not_ready_toleration_seconds,
                     unreachable_seconds: args.default_unreachable_toleration_seconds,
                 }),
+                Arc::new(rudder_resources::podsecurity::PodSecurityAdmission::new(
+                    cache.clone(),
+                    core_prefix(&registry, "namespaces")?,
+                    core_prefix(&registry, "pods")?,
+                )),
                 // Mutating webhooks (their async step runs after every built-in mutation), then
                 // validating webhooks, reading their configurations from the watch cache.
                 Arc::new(webhooks(

@@ -328,3 +328,113 @@ fn admission_webhooks_mutate_validate_and_fail_by_policy() {
     apply(&c, &down("Ignore"));
     c.ok(&["create", "secret", "generic", "s1", "--from-literal=a=b"]);
 }
+
+fn privileged_pod(ns: &str, name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
+           "spec": {"containers": [{"name": "c", "image": "busybox",
+                                    "securityContext": {"privileged": true}}]}})
+}
+
+#[test]
+fn pod_security_enforces_and_warns_by_namespace_labels() {
+    let c = Cluster::start(Backend::Redb);
+    c.ok(&["create", "namespace", "locked"]);
+    c.ok(&["create", "namespace", "watched"]);
+    c.ok(&["create", "namespace", "open"]);
+    // A pod that already runs where the enforce level is raised is warned about.
+    apply(&c, &privileged_pod("locked", "before"));
+    let r = c.kubectl(&[
+        "label",
+        "namespace",
+        "locked",
+        "pod-security.kubernetes.io/enforce=restricted",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "Warning: existing pods in namespace \"locked\" violate the new PodSecurity enforce level \"restricted:latest\""
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("Warning: before: allowPrivilegeEscalation != false, unrestricted capabilities, privileged, runAsNonRoot != true, seccompProfile"),
+        "{}",
+        r.stderr
+    );
+
+    // enforce=restricted refuses a privileged pod with upstream's message.
+    let r = c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &privileged_pod("locked", "priv").to_string(),
+    );
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains(
+            "pods \"priv\" is forbidden: violates PodSecurity \"restricted:latest\": \
+allowPrivilegeEscalation != false (container \"c\" must set securityContext.allowPrivilegeEscalation=false), \
+unrestricted capabilities (container \"c\" must set securityContext.capabilities.drop=[\"ALL\"]), \
+privileged (container \"c\" must not set securityContext.privileged=true), \
+runAsNonRoot != true (pod or container \"c\" must set securityContext.runAsNonRoot=true), \
+seccompProfile (pod or container \"c\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("Error from server (Forbidden)"),
+        "{}",
+        r.stderr
+    );
+    // A compliant pod is admitted.
+    apply(
+        &c,
+        &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ok", "namespace": "locked"},
+                "spec": {"securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+                         "containers": [{"name": "c", "image": "busybox", "securityContext": {
+                             "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}]}}),
+    );
+    // Workload templates are only warned about, even under enforce.
+    let r = c.kubectl(&[
+        "create",
+        "deployment",
+        "web",
+        "-n",
+        "locked",
+        "--image=nginx",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("Warning: would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false"),
+        "{}",
+        r.stderr
+    );
+
+    // warn=baseline admits the pod with a kubectl warning.
+    c.ok(&[
+        "label",
+        "namespace",
+        "watched",
+        "pod-security.kubernetes.io/warn=baseline",
+        "pod-security.kubernetes.io/warn-version=v1.37",
+    ]);
+    let r = c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &privileged_pod("watched", "priv").to_string(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "Warning: would violate PodSecurity \"baseline:v1.37\": privileged (container \"c\" must not set securityContext.privileged=true)"
+        ),
+        "{}",
+        r.stderr
+    );
+    // No labels: privileged, nothing said.
+    let r = c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &privileged_pod("open", "priv").to_string(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("PodSecurity"), "{}", r.stderr);
+}
