@@ -68,15 +68,19 @@ spec:
     .unwrap();
 }
 
-fn helm(c: &Cluster, args: &[&str]) -> String {
-    let out = Command::new(helm_bin())
+fn helm_output(c: &Cluster, args: &[&str]) -> std::process::Output {
+    Command::new(helm_bin())
         .env("KUBECONFIG", &c.kubeconfig)
         .env("HELM_CACHE_HOME", c.dir.path().join("helm-cache"))
         .env("HELM_CONFIG_HOME", c.dir.path().join("helm-config"))
         .env("HELM_DATA_HOME", c.dir.path().join("helm-data"))
         .args(args)
         .output()
-        .expect("helm runs (scripts/install-deps installs it)");
+        .expect("helm runs (scripts/install-deps installs it)")
+}
+
+fn helm(c: &Cluster, args: &[&str]) -> String {
+    let out = helm_output(c, args);
     assert!(
         out.status.success(),
         "helm {args:?} failed: {}\n{}",
@@ -179,3 +183,106 @@ fn install_upgrade_rollback_uninstall(b: Backend) {
 }
 
 on_both_backends!(install_upgrade_rollback_uninstall);
+
+/// A chart shipping a CRD (printer columns, status subresource, defaults, a CEL rule) in
+/// `crds/` and a custom resource in its templates: Helm installs the CRD first, waits for it to
+/// be established, then the resource, which the schema defaults; values that break the schema
+/// or its rule fail the install with upstream's messages.
+#[test]
+fn a_chart_with_a_crd_installs_its_custom_resources() {
+    let c = Cluster::start(Backend::Redb);
+    let dir = c.dir.path().join("crd-chart");
+    std::fs::create_dir_all(dir.join("crds")).unwrap();
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(
+        dir.join("Chart.yaml"),
+        "apiVersion: v2\nname: gadgets\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("values.yaml"), "color: red\nreplicas: 2\n").unwrap();
+    std::fs::write(
+        dir.join("crds/gadgets.yaml"),
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names:
+    plural: gadgets
+    kind: Gadget
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+    additionalPrinterColumns:
+    - name: Color
+      type: string
+      jsonPath: .spec.color
+    - name: Size
+      type: string
+      jsonPath: .spec.size
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            x-kubernetes-validations:
+            - rule: "self.color == 'blue' || self.replicas <= 5"
+              message: red gadgets have at most 5 replicas
+            properties:
+              color:
+                type: string
+                enum: [red, blue]
+              replicas:
+                type: integer
+              size:
+                type: string
+                default: medium
+          status:
+            type: object
+            properties:
+              ready:
+                type: boolean
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("templates/gadget.yaml"),
+        r#"apiVersion: example.com/v1
+kind: Gadget
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  color: {{ .Values.color }}
+  replicas: {{ .Values.replicas }}
+"#,
+    )
+    .unwrap();
+    let chart = dir.to_str().unwrap();
+    assert!(helm(&c, &["install", "one", chart]).contains("STATUS: deployed"));
+    let table = c.ok(&["get", "gadgets"]);
+    assert!(
+        table.starts_with("NAME   COLOR   SIZE") && table.contains("one    red     medium"),
+        "{table}"
+    );
+    let out = helm_output(&c, &["install", "two", chart, "--set", "replicas=9"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(r#"spec: Invalid value: "object": red gadgets have at most 5 replicas"#),
+        "{err}"
+    );
+    let out = helm_output(&c, &["install", "three", chart, "--set", "color=green"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(r#"spec.color: Unsupported value: "green": supported values: "red", "blue""#),
+        "{err}"
+    );
+    assert!(helm(&c, &["uninstall", "one"]).contains("release \"one\" uninstalled"));
+}
