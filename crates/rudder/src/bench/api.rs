@@ -38,6 +38,8 @@ struct Results {
     creates_1: f64,
     creates_32: f64,
     gets_32: f64,
+    cr_creates_32: f64,
+    cr_gets_32: f64,
     list: Duration,
     watch_p50: Duration,
     watch_p99: Duration,
@@ -216,6 +218,50 @@ async fn request(
 
 const CM_PATH: &str = "/api/v1/namespaces/default/configmaps";
 
+const CR_PATH: &str = "/apis/bench.rudder.dev/v1/namespaces/default/widgets";
+
+/// A CRD of the usual operator shape: a structural schema with a default, an enum, a bound
+/// and a CEL rule, so creates pay for pruning, defaulting and validation.
+const CRD: &str = r#"{"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition",
+"metadata":{"name":"widgets.bench.rudder.dev"},
+"spec":{"group":"bench.rudder.dev","scope":"Namespaced",
+"names":{"plural":"widgets","singular":"widget","kind":"Widget"},
+"versions":[{"name":"v1","served":true,"storage":true,"subresources":{"status":{}},
+"schema":{"openAPIV3Schema":{"type":"object","properties":{"spec":{"type":"object",
+"x-kubernetes-validations":[{"rule":"self.replicas <= 100","message":"too many"}],
+"properties":{"replicas":{"type":"integer","minimum":0,"default":1},
+"mode":{"type":"string","enum":["fast","safe"],"default":"safe"},
+"key":{"type":"string","maxLength":64}}},
+"status":{"type":"object","x-kubernetes-preserve-unknown-fields":true}}}}}]}}"#;
+
+fn widget(prefix: &str) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"apiVersion":"bench.rudder.dev/v1","kind":"Widget","metadata":{{"generateName":"{prefix}-"}},"spec":{{"key":"value","replicas":3}}}}"#
+    ))
+}
+
+/// Creates the benchmark's CRD and waits until its resource is served.
+async fn install_crd(s: &Server, c: &mut Conn) -> anyhow::Result<()> {
+    let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let (code, body) = request(c, "POST", path, &s.token, Some(Bytes::from(CRD))).await?;
+    if code >= 300 {
+        bail!(
+            "creating the CRD failed with {code}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if request(c, "GET", CR_PATH, &s.token, None).await?.0 == 200 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the CRD's resource was not served within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn configmap(prefix: &str) -> Bytes {
     Bytes::from(format!(
         r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"generateName":"{prefix}-"}},"data":{{"key":"value"}}}}"#
@@ -228,6 +274,18 @@ async fn rate(
     clients: usize,
     dur: Duration,
     get: Option<String>,
+) -> anyhow::Result<f64> {
+    rate_of(s, clients, dur, get, CM_PATH, configmap).await
+}
+
+/// `rate` for creates of `body(prefix)` at `path`.
+async fn rate_of(
+    s: &Server,
+    clients: usize,
+    dur: Duration,
+    get: Option<String>,
+    path: &'static str,
+    body: fn(&str) -> Bytes,
 ) -> anyhow::Result<f64> {
     let start = Instant::now();
     let deadline = start + dur;
@@ -242,14 +300,7 @@ async fn rate(
                 let (code, _) = match &get {
                     Some(path) => request(&mut c, "GET", path, &token, None).await?,
                     None => {
-                        request(
-                            &mut c,
-                            "POST",
-                            CM_PATH,
-                            &token,
-                            Some(configmap(&format!("c{i}"))),
-                        )
-                        .await?
+                        request(&mut c, "POST", path, &token, Some(body(&format!("c{i}")))).await?
                     }
                 };
                 if code >= 300 {
@@ -306,6 +357,26 @@ async fn measure(backend: &str, args: &ApiBenchArgs) -> anyhow::Result<Results> 
     request(&mut c, "POST", CM_PATH, &s.token, Some(body)).await?;
     r.gets_32 = rate(&s, 32, dur, Some(format!("{CM_PATH}/bench-get"))).await?;
     eprintln!("  gets/s, 32 clients: {:.0}", r.gets_32);
+    install_crd(&s, &mut c).await?;
+    r.cr_creates_32 = rate_of(&s, 32, dur, None, CR_PATH, widget).await?;
+    eprintln!(
+        "  custom resource creates/s, 32 clients: {:.0}",
+        r.cr_creates_32
+    );
+    let body = Bytes::from(
+        r#"{"apiVersion":"bench.rudder.dev/v1","kind":"Widget","metadata":{"name":"bench-get"},"spec":{"key":"v"}}"#,
+    );
+    request(&mut c, "POST", CR_PATH, &s.token, Some(body)).await?;
+    r.cr_gets_32 = rate_of(
+        &s,
+        32,
+        dur,
+        Some(format!("{CR_PATH}/bench-get")),
+        CR_PATH,
+        widget,
+    )
+    .await?;
+    eprintln!("  custom resource gets/s, 32 clients: {:.0}", r.cr_gets_32);
     // The list: a namespace holding exactly `list_size` ConfigMaps.
     let ns =
         Bytes::from(r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bench-list"}}"#);
@@ -349,7 +420,13 @@ async fn measure(backend: &str, args: &ApiBenchArgs) -> anyhow::Result<Results> 
         .await?;
         times.push(t.elapsed());
         let v: serde_json::Value = serde_json::from_slice(&body)?;
-        let n = v["items"].as_array().map_or(0, Vec::len);
+        // The root-CA publisher's `kube-root-ca.crt` lives in every namespace.
+        let n = v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| i["metadata"]["name"] != "kube-root-ca.crt")
+            .count();
         if code != 200 || n != args.list_size {
             bail!("list returned {code} with {n} items");
         }
@@ -499,6 +576,20 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
         format!("{:.0}", r.creates_32)
     });
     row("GETs/s, 32 connections", &|r| format!("{:.0}", r.gets_32));
+    row(
+        "custom resource creates/s, 32 connections (vs ConfigMap)",
+        &|r| {
+            format!(
+                "{:.0} ({:.2}×)",
+                r.cr_creates_32,
+                r.cr_creates_32 / r.creates_32
+            )
+        },
+    );
+    row(
+        "custom resource GETs/s, 32 connections (vs ConfigMap)",
+        &|r| format!("{:.0} ({:.2}×)", r.cr_gets_32, r.cr_gets_32 / r.gets_32),
+    );
     row(
         &format!("list {} ConfigMaps (median of 5)", args.list_size),
         &|r| ms(r.list),
