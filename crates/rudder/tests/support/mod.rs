@@ -5,6 +5,7 @@
 
 pub mod multinode;
 pub mod node;
+pub mod tlsserver;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};

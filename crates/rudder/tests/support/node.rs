@@ -216,6 +216,11 @@ impl TestHost {
         enter_netns(&self.ns);
     }
 
+    /// The peer namespace's name (`/run/netns/<name>`).
+    pub fn peer_ns(&self) -> &str {
+        &self.peer
+    }
+
     /// Runs a command in the peer namespace ("another machine").
     pub fn in_peer(&self, program: &str) -> Command {
         let mut c = Command::new("nsenter");
