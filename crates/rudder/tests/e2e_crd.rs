@@ -347,70 +347,6 @@ fn custom_resources_survive_a_restart() {
     assert_eq!(jp(&c, "widget/kept", "{.metadata.namespace}"), "");
 }
 
-const GADGETS: &str = r#"apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: gadgets.example.com
-spec:
-  group: example.com
-  scope: Namespaced
-  names:
-    plural: gadgets
-    kind: Gadget
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    subresources:
-      status: {}
-    schema:
-      openAPIV3Schema:
-        type: object
-        properties:
-          spec:
-            type: object
-            required: [color]
-            x-kubernetes-validations:
-            - rule: "self.color == 'blue' || self.replicas <= 5"
-              message: red gadgets have at most 5 replicas
-            - rule: "!has(oldSelf.name) || self.name == oldSelf.name"
-              message: name is immutable
-              fieldPath: .name
-            properties:
-              color:
-                type: string
-                enum: [red, blue]
-              replicas:
-                type: integer
-                minimum: 1
-                maximum: 10
-                default: 1
-              name:
-                type: string
-                pattern: '^[a-z]+$'
-              ports:
-                type: array
-                x-kubernetes-list-type: map
-                x-kubernetes-list-map-keys: [name]
-                items:
-                  type: object
-                  required: [name]
-                  properties:
-                    name:
-                      type: string
-                    port:
-                      type: integer
-                      default: 80
-              extra:
-                type: object
-                x-kubernetes-preserve-unknown-fields: true
-          status:
-            type: object
-            properties:
-              ready:
-                type: boolean
-"#;
-
 fn gadget(name: &str, spec: &str) -> String {
     format!("apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: {name}\nspec:\n{spec}")
 }
@@ -421,7 +357,7 @@ fn gadget(name: &str, spec: &str) -> String {
 #[test]
 fn custom_resources_are_defaulted_pruned_and_validated_by_their_schema() {
     let c = Cluster::start(Backend::Redb);
-    let bad = GADGETS.replace(
+    let bad = support::GADGETS_CRD.replace(
         "          spec:\n            type: object\n",
         "          spec:\n",
     );
@@ -430,13 +366,13 @@ fn custom_resources_are_defaulted_pruned_and_validated_by_their_schema() {
         err.contains("The CustomResourceDefinition \"gadgets.example.com\" is invalid: spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields"),
         "{err}"
     );
-    let bad_default = GADGETS.replace("default: 1", "default: one");
+    let bad_default = support::GADGETS_CRD.replace("default: 1", "default: one");
     let err = c.kubectl_stdin(&["apply", "-f", "-"], &bad_default).stderr;
     assert!(
         err.contains(r#"spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[replicas].default: Invalid value: "string":  in body must be of type integer: "string""#),
         "{err}"
     );
-    c.ok_stdin(&["apply", "-f", "-"], GADGETS);
+    c.ok_stdin(&["apply", "-f", "-"], support::GADGETS_CRD);
     established(&c, "gadgets.example.com");
     assert_eq!(
         jp(

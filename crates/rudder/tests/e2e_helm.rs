@@ -184,7 +184,7 @@ fn install_upgrade_rollback_uninstall(b: Backend) {
 
 on_both_backends!(install_upgrade_rollback_uninstall);
 
-/// A chart shipping a CRD (printer columns, status subresource, defaults, a CEL rule) in
+/// A chart shipping a CRD (printer columns, status subresource, defaults, CEL rules) in
 /// `crds/` and a custom resource in its templates: Helm installs the CRD first, waits for it to
 /// be established, then the resource, which the schema defaults; values that break the schema
 /// or its rule fail the install with upstream's messages.
@@ -199,58 +199,8 @@ fn a_chart_with_a_crd_installs_its_custom_resources() {
         "apiVersion: v2\nname: gadgets\nversion: 0.1.0\n",
     )
     .unwrap();
-    std::fs::write(dir.join("values.yaml"), "color: red\nreplicas: 2\n").unwrap();
-    std::fs::write(
-        dir.join("crds/gadgets.yaml"),
-        r#"apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: gadgets.example.com
-spec:
-  group: example.com
-  scope: Namespaced
-  names:
-    plural: gadgets
-    kind: Gadget
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    subresources:
-      status: {}
-    additionalPrinterColumns:
-    - name: Color
-      type: string
-      jsonPath: .spec.color
-    - name: Size
-      type: string
-      jsonPath: .spec.size
-    schema:
-      openAPIV3Schema:
-        type: object
-        properties:
-          spec:
-            type: object
-            x-kubernetes-validations:
-            - rule: "self.color == 'blue' || self.replicas <= 5"
-              message: red gadgets have at most 5 replicas
-            properties:
-              color:
-                type: string
-                enum: [red, blue]
-              replicas:
-                type: integer
-              size:
-                type: string
-                default: medium
-          status:
-            type: object
-            properties:
-              ready:
-                type: boolean
-"#,
-    )
-    .unwrap();
+    std::fs::write(dir.join("values.yaml"), "color: red\n").unwrap();
+    std::fs::write(dir.join("crds/gadgets.yaml"), support::GADGETS_CRD).unwrap();
     std::fs::write(
         dir.join("templates/gadget.yaml"),
         r#"apiVersion: example.com/v1
@@ -259,15 +209,18 @@ metadata:
   name: {{ .Release.Name }}
 spec:
   color: {{ .Values.color }}
+{{- if .Values.replicas }}
   replicas: {{ .Values.replicas }}
+{{- end }}
 "#,
     )
     .unwrap();
     let chart = dir.to_str().unwrap();
     assert!(helm(&c, &["install", "one", chart]).contains("STATUS: deployed"));
+    // `replicas` comes from the schema's default.
     let table = c.ok(&["get", "gadgets"]);
     assert!(
-        table.starts_with("NAME   COLOR   SIZE") && table.contains("one    red     medium"),
+        table.starts_with("NAME   COLOR   REPLICAS") && table.contains("one    red     1"),
         "{table}"
     );
     let out = helm_output(&c, &["install", "two", chart, "--set", "replicas=9"]);

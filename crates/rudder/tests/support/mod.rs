@@ -474,3 +474,78 @@ impl Cluster {
         });
     }
 }
+
+/// A CRD whose schema exercises pruning, defaulting, validation and CEL rules (e2e_crd,
+/// e2e_helm): `color` (enum red/blue, required), `replicas` (1..10, default 1; red gadgets at
+/// most 5 by a CEL rule), `name` (pattern, immutable by a transition rule), `ports` (a map
+/// list whose items default `port: 80`), `extra` (unknown fields kept), `status.ready`.
+pub const GADGETS_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names:
+    plural: gadgets
+    kind: Gadget
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+    additionalPrinterColumns:
+    - name: Color
+      type: string
+      jsonPath: .spec.color
+    - name: Replicas
+      type: integer
+      jsonPath: .spec.replicas
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [color]
+            x-kubernetes-validations:
+            - rule: "self.color == 'blue' || self.replicas <= 5"
+              message: red gadgets have at most 5 replicas
+            - rule: "!has(oldSelf.name) || self.name == oldSelf.name"
+              message: name is immutable
+              fieldPath: .name
+            properties:
+              color:
+                type: string
+                enum: [red, blue]
+              replicas:
+                type: integer
+                minimum: 1
+                maximum: 10
+                default: 1
+              name:
+                type: string
+                pattern: '^[a-z]+$'
+              ports:
+                type: array
+                x-kubernetes-list-type: map
+                x-kubernetes-list-map-keys: [name]
+                items:
+                  type: object
+                  required: [name]
+                  properties:
+                    name:
+                      type: string
+                    port:
+                      type: integer
+                      default: 80
+              extra:
+                type: object
+                x-kubernetes-preserve-unknown-fields: true
+          status:
+            type: object
+            properties:
+              ready:
+                type: boolean
+"#;
