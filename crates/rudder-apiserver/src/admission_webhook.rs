@@ -307,7 +307,7 @@ fn denied(name: &str, status: Option<&Value>) -> ApiError {
     err
 }
 
-fn labels_of(v: &Value) -> BTreeMap<String, String> {
+pub(crate) fn labels_of(v: &Value) -> BTreeMap<String, String> {
     v.pointer("/metadata/labels")
         .and_then(Value::as_object)
         .map(|m| {
@@ -319,7 +319,7 @@ fn labels_of(v: &Value) -> BTreeMap<String, String> {
 }
 
 /// The AdmissionReview v1 upstream sends (`CreateAdmissionObjects`).
-fn review_request(attrs: &Attributes<'_>, obj: Option<&Value>) -> Value {
+pub(crate) fn review_request(attrs: &Attributes<'_>, obj: Option<&Value>) -> Value {
     let info = &attrs.entry.info;
     let kind = json!({"group": info.group, "version": info.version, "kind": info.kind});
     let resource = json!({"group": info.group, "version": info.version, "resource": info.plural});
@@ -477,6 +477,11 @@ impl Rule {
                 .iter()
                 .any(|r| resource_matches(r, &info.plural, attrs.subresource))
     }
+}
+
+/// Whether a `RuleWithOperations` (JSON) matches the request.
+pub(crate) fn rule_matches(rule: &Value, attrs: &Attributes<'_>) -> bool {
+    Rule::from_json(rule).matches(attrs)
 }
 
 /// `pods`, `pods/status`, `*/status`, `pods/*`, `*` (no subresources), `*/*` (everything).

@@ -6,6 +6,7 @@
 //! which decodes the body and calls the generic store (admission and the per-type strategy run
 //! there) → the state store; reads and watches come from the watch cache.
 
+pub mod admission_policy;
 pub mod admission_webhook;
 pub mod aggregator;
 pub mod audit;

@@ -377,6 +377,25 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
                 Arc::new(webhooks(
                     rudder_apiserver::admission_webhook::Phase::Mutating,
                 )?),
+                // ValidatingAdmissionPolicy before the validating webhooks, as upstream.
+                Arc::new(rudder_apiserver::admission_policy::PolicyAdmission::new(
+                    cache.clone(),
+                    registry.clone(),
+                    prefix(
+                        &registry,
+                        "admissionregistration.k8s.io",
+                        "v1",
+                        "validatingadmissionpolicies",
+                    )?,
+                    prefix(
+                        &registry,
+                        "admissionregistration.k8s.io",
+                        "v1",
+                        "validatingadmissionpolicybindings",
+                    )?,
+                    core_prefix(&registry, "namespaces")?,
+                    cel_programs.clone(),
+                )),
                 Arc::new(webhooks(
                     rudder_apiserver::admission_webhook::Phase::Validating,
                 )?),

@@ -438,3 +438,110 @@ seccompProfile (pod or container \"c\" must set securityContext.seccompProfile.t
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!r.stderr.contains("PodSecurity"), "{}", r.stderr);
 }
+
+#[test]
+fn validating_admission_policy_with_params_denies_and_warns() {
+    let c = Cluster::start(Backend::Redb);
+    c.ok(&[
+        "create",
+        "configmap",
+        "limits",
+        "--from-literal=maxReplicas=3",
+    ]);
+    apply(
+        &c,
+        &json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": "replica-limit"},
+            "spec": {
+                "failurePolicy": "Fail",
+                "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
+                "matchConstraints": {"resourceRules": [{"apiGroups": ["apps"], "apiVersions": ["v1"],
+                    "operations": ["CREATE", "UPDATE"], "resources": ["deployments"]}]},
+                "variables": [{"name": "replicas", "expression": "object.spec.replicas"}],
+                "validations": [{
+                    "expression": "variables.replicas <= int(params.data.maxReplicas)",
+                    "messageExpression": "'replicas must be at most ' + params.data.maxReplicas",
+                    "reason": "Forbidden",
+                }],
+            },
+        }),
+    );
+    apply(
+        &c,
+        &json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": "replica-limit-default"},
+            "spec": {"policyName": "replica-limit", "validationActions": ["Deny"],
+                     "paramRef": {"name": "limits", "namespace": "default",
+                                  "parameterNotFoundAction": "Deny"}},
+        }),
+    );
+    let err = c.fails(&[
+        "create",
+        "deployment",
+        "big",
+        "--image=nginx",
+        "--replicas=5",
+    ]);
+    assert!(
+        err.contains("ValidatingAdmissionPolicy 'replica-limit' with binding 'replica-limit-default' denied request: replicas must be at most 3"),
+        "{err}"
+    );
+    c.ok(&[
+        "create",
+        "deployment",
+        "small",
+        "--image=nginx",
+        "--replicas=2",
+    ]);
+    // The param is read at each request.
+    c.ok(&[
+        "patch",
+        "configmap",
+        "limits",
+        "-p",
+        r#"{"data":{"maxReplicas":"10"}}"#,
+    ]);
+    c.ok(&[
+        "create",
+        "deployment",
+        "big",
+        "--image=nginx",
+        "--replicas=5",
+    ]);
+
+    // Warn: the request goes through with kubectl's warning.
+    apply(
+        &c,
+        &json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": "name-check"},
+            "spec": {
+                "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                    "operations": ["CREATE"], "resources": ["configmaps"]}]},
+                "validations": [{"expression": "!object.metadata.name.startsWith('tmp-')",
+                                 "message": "temporary names are discouraged"}],
+            },
+        }),
+    );
+    apply(
+        &c,
+        &json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": "name-check-warn"},
+            "spec": {"policyName": "name-check", "validationActions": ["Warn"]},
+        }),
+    );
+    let r = c.kubectl(&["create", "configmap", "tmp-1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("Warning: Validation failed for ValidatingAdmissionPolicy 'name-check' with binding 'name-check-warn': temporary names are discouraged"),
+        "{}",
+        r.stderr
+    );
+}
