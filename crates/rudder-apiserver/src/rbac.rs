@@ -1,4 +1,4 @@
-//! RBAC in the API server: the authorizer's index follows the watch cache, and writes of roles
+//! RBAC and the Node authorizer in the API server: their indexes follow the watch cache, and writes of roles
 //! and bindings are checked for privilege escalation (upstream's `policybased` storages in
 //! `pkg/registry/rbac`).
 
@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rudder_api::status::{ApiError, GroupResource};
+use rudder_auth::node::NodeGraph;
 use rudder_auth::rbac::{self, RbacIndex, RbacKind, RoleRef};
 use rudder_auth::{Attributes, Authorizer, UserInfo};
-use rudder_registry::{EventKind, GenericStore, WatchFrom};
+use rudder_registry::{object, EventKind, GenericStore, WatchFrom};
 use serde_json::Value;
 
 const KINDS: [(&str, RbacKind); 4] = [
@@ -22,50 +23,98 @@ const KINDS: [(&str, RbacKind); 4] = [
 /// index holds what the cache holds now, so the first request is authorized against it.
 pub async fn follow(gs: &GenericStore, index: Arc<RbacIndex>) -> Result<(), ApiError> {
     for (resource, kind) in KINDS {
-        let entry = gs
-            .registry
-            .get(rbac::GROUP, "v1", resource)
-            .ok_or_else(|| ApiError::internal_error(format!("{resource} are not registered")))?;
-        let watch = gs.watch(&entry, None, WatchFrom::Now).await?;
-        let initial: Vec<Value> = watch.initial.iter().map(|e| e.object.value()).collect();
-        index.replace(kind, &initial);
-        let cache = gs.cache.clone();
-        let (prefix, key_prefix) = (entry.prefix.clone(), entry.list_prefix(None));
-        let index = index.clone();
-        tokio::spawn(async move {
-            let mut watch = watch;
-            loop {
-                while let Some(ev) = watch.live.recv().await {
-                    let obj = ev.object.value();
-                    match ev.kind {
-                        EventKind::Added | EventKind::Modified => index.apply(kind, &obj),
-                        EventKind::Deleted => index.remove(
-                            kind,
-                            rudder_registry::object::namespace(&obj),
-                            rudder_registry::object::name(&obj),
-                        ),
-                    }
+        let (reset, change) = (index.clone(), index.clone());
+        follow_resource(
+            gs,
+            rbac::GROUP,
+            resource,
+            move |objs| reset.replace(kind, objs),
+            move |ev, obj| match ev {
+                EventKind::Added | EventKind::Modified => change.apply(kind, obj),
+                EventKind::Deleted => {
+                    change.remove(kind, object::namespace(obj), object::name(obj))
                 }
-                // Closed (this follower fell behind, or the cache reloaded): start over from
-                // the current state.
-                loop {
-                    match cache.watch(&prefix, &key_prefix, WatchFrom::Now).await {
-                        Ok(w) => {
-                            let objs: Vec<Value> =
-                                w.initial.iter().map(|e| e.object.value()).collect();
-                            index.replace(kind, &objs);
-                            watch = w;
-                            break;
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e.message, resource, "RBAC watch failed");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Feed the Node authorizer's graph from the pods and claims in the watch cache.
+pub async fn follow_node_graph(gs: &GenericStore, graph: Arc<NodeGraph>) -> Result<(), ApiError> {
+    let (reset, change) = (graph.clone(), graph.clone());
+    follow_resource(
+        gs,
+        "",
+        "pods",
+        move |objs| {
+            reset.clear_pods();
+            objs.iter().for_each(|p| reset.apply_pod(p));
+        },
+        move |ev, obj| match ev {
+            EventKind::Deleted => change.remove_pod(object::namespace(obj), object::name(obj)),
+            _ => change.apply_pod(obj),
+        },
+    )
+    .await?;
+    let (reset, change) = (graph.clone(), graph);
+    follow_resource(
+        gs,
+        "",
+        "persistentvolumeclaims",
+        move |objs| {
+            reset.clear_claims();
+            objs.iter().for_each(|c| reset.apply_claim(c));
+        },
+        move |ev, obj| match ev {
+            EventKind::Deleted => change.remove_claim(object::namespace(obj), object::name(obj)),
+            _ => change.apply_claim(obj),
+        },
+    )
+    .await
+}
+
+/// Calls `reset` with every object of a resource now, then `change` with each later event, in
+/// a task; a watch that closes (its follower fell behind) starts over with `reset`.
+async fn follow_resource(
+    gs: &GenericStore,
+    group: &str,
+    resource: &'static str,
+    reset: impl Fn(&[Value]) + Send + 'static,
+    change: impl Fn(EventKind, &Value) + Send + 'static,
+) -> Result<(), ApiError> {
+    let entry = gs
+        .registry
+        .get(group, "v1", resource)
+        .ok_or_else(|| ApiError::internal_error(format!("{resource} are not registered")))?;
+    let watch = gs.watch(&entry, None, WatchFrom::Now).await?;
+    let initial: Vec<Value> = watch.initial.iter().map(|e| e.object.value()).collect();
+    reset(&initial);
+    let cache = gs.cache.clone();
+    let (prefix, key_prefix) = (entry.prefix.clone(), entry.list_prefix(None));
+    tokio::spawn(async move {
+        let mut watch = watch;
+        loop {
+            while let Some(ev) = watch.live.recv().await {
+                change(ev.kind, &ev.object.value());
+            }
+            loop {
+                match cache.watch(&prefix, &key_prefix, WatchFrom::Now).await {
+                    Ok(w) => {
+                        let objs: Vec<Value> = w.initial.iter().map(|e| e.object.value()).collect();
+                        reset(&objs);
+                        watch = w;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e.message, resource, "authorizer watch failed");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
             }
-        });
-    }
+        }
+    });
     Ok(())
 }
 

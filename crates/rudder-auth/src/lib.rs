@@ -14,6 +14,7 @@ mod authn;
 mod authz;
 pub mod bootstrap;
 mod csv;
+pub mod node;
 pub mod rbac;
 pub mod serviceaccount;
 mod tokenfile;

@@ -14,6 +14,7 @@
 pub mod admission;
 pub mod custom;
 pub mod limitranger;
+pub mod noderestriction;
 pub mod podsecurity;
 pub mod printers;
 pub mod resourcequota;

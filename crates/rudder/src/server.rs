@@ -95,7 +95,7 @@ pub struct ServerArgs {
     pub controller_flags: crate::components::ControllerFlags,
     /// Authorizers in the order asked (kube-apiserver's `--authorization-mode`): `Node`,
     /// `RBAC`, `AlwaysAllow`, `AlwaysDeny`. Members of system:masters are always allowed.
-    #[arg(long = "authorization-mode", value_delimiter = ',', default_value = "AlwaysAllow",
+    #[arg(long = "authorization-mode", value_delimiter = ',', default_value = "Node,RBAC",
           value_parser = ["Node", "RBAC", "AlwaysAllow", "AlwaysDeny"])]
     pub authorization_mode: Vec<String>,
     /// tolerationSeconds of the `not-ready:NoExecute` toleration added to pods without one
@@ -296,7 +296,7 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
     let kubelet_client =
         rudder_apiserver::podproxy::KubeletClient::new(&kubelet_cert, &kubelet_key)
             .map_err(|e| anyhow::anyhow!("kubelet client credentials: {e}"))?;
-    let (authz, rbac) = authorizer(&args.authorization_mode);
+    let (authz, rbac, node_graph) = authorizer(&args.authorization_mode);
     // The front proxy's credentials towards aggregated API servers (upstream's
     // --proxy-client-cert-file, signed by the request-header CA), renewed with each start.
     let (request_header_ca_pem, proxy_cert, proxy_key) = pki
@@ -363,6 +363,8 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
                     cache.clone(),
                     core_prefix(&registry, "serviceaccounts")?,
                 )),
+                // A node's credentials write only its own Node and the pods bound to it.
+                Arc::new(rudder_resources::noderestriction::NodeRestriction),
                 Arc::new(rudder_resources::admission::DefaultTolerationSeconds {
                     not_ready_seconds: args.default_not_ready_toleration_seconds,
                     unreachable_seconds: args.default_unreachable_toleration_seconds,
@@ -428,6 +430,11 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
         rudder_apiserver::rbac::follow(&server.gs, index)
             .await
             .map_err(|e| anyhow::anyhow!("loading RBAC objects: {}", e.message))?;
+    }
+    if let Some(graph) = node_graph {
+        rudder_apiserver::rbac::follow_node_graph(&server.gs, graph)
+            .await
+            .map_err(|e| anyhow::anyhow!("loading the node authorizer's graph: {}", e.message))?;
     }
     rudder_apiserver::aggregator::spawn(server.clone());
     Ok(Built {
@@ -524,12 +531,19 @@ fn authorizer(
 ) -> (
     rudder_auth::UnionAuthorizer,
     Option<Arc<rudder_auth::rbac::RbacIndex>>,
+    Option<Arc<rudder_auth::node::NodeGraph>>,
 ) {
     let mut chain = rudder_auth::UnionAuthorizer::default();
     chain.push(rudder_auth::PrivilegedGroups::default());
     let mut rbac = None;
+    let mut graph = None;
     for mode in modes {
         match mode.as_str() {
+            "Node" => {
+                let g = Arc::new(rudder_auth::node::NodeGraph::new());
+                chain.push(rudder_auth::node::NodeAuthorizer::new(g.clone()));
+                graph = Some(g);
+            }
             "RBAC" => {
                 let index = Arc::new(rudder_auth::rbac::RbacIndex::new());
                 chain.push(rudder_auth::rbac::RbacAuthorizer::new(index.clone()));
@@ -544,7 +558,7 @@ fn authorizer(
             _ => {}
         }
     }
-    (chain, rbac)
+    (chain, rbac, graph)
 }
 
 /// The store prefix of a core/v1 resource an admission plugin reads.

@@ -583,6 +583,32 @@ fn credentials_conditions_and_namespaces(b: Backend) {
         ],
     );
     let ca = std::fs::read_to_string(c.dir.path().join("data/server/tls/ca.crt")).unwrap();
+    // Both users below are in group devs, which RBAC lets read namespaces.
+    c.ok(&[
+        "create",
+        "clusterrole",
+        "ns-reader",
+        "--verb=get",
+        "--resource=namespaces",
+    ]);
+    c.ok(&[
+        "create",
+        "clusterrolebinding",
+        "devs-read-ns",
+        "--clusterrole=ns-reader",
+        "--group=devs",
+    ]);
+    support::wait_for("devs may read namespaces", || {
+        (c.ok(&[
+            "auth",
+            "can-i",
+            "get",
+            "namespaces",
+            "--as=x",
+            "--as-group=devs",
+        ]) == "yes\n")
+            .then_some(())
+    });
     // A static token from --token-auth-file.
     let bob = c.dir.path().join("bob.kubeconfig");
     rudder_pki::write_kubeconfig(
@@ -913,7 +939,8 @@ fn server_dry_run(b: Backend) {
 
 fn auth_can_i(b: Backend) {
     let c = Cluster::start(b);
-    // Every authenticated user is allowed until RBAC lands; the reviews ask the authorizer.
+    // The admin (system:masters, bound to cluster-admin) may do anything; the reviews ask the
+    // authorizer.
     assert_eq!(c.ok(&["auth", "can-i", "create", "pods"]), "yes\n");
     assert_eq!(
         c.ok(&["auth", "can-i", "delete", "nodes", "--all-namespaces"]),
@@ -927,6 +954,13 @@ fn auth_can_i(b: Backend) {
         r#"{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{"user":"bob","resourceAttributes":{"verb":"get","resource":"pods","namespace":"default"}}}"#,
     );
     assert_eq!(raw.code, 0, "{}", raw.stderr);
+    let v: serde_json::Value = serde_json::from_str(&raw.stdout).unwrap();
+    // bob has no binding.
+    assert_eq!(v["status"]["allowed"], false);
+    let raw = c.kubectl_stdin(
+        &["create", "--validate=false", "-f", "-", "-o", "json"],
+        r#"{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{"user":"root","groups":["system:masters"],"resourceAttributes":{"verb":"get","resource":"pods","namespace":"default"}}}"#,
+    );
     let v: serde_json::Value = serde_json::from_str(&raw.stdout).unwrap();
     assert_eq!(v["status"]["allowed"], true);
 }

@@ -88,7 +88,7 @@ fn pod(name: &str) -> String {
 
 #[test]
 fn users_get_what_their_bindings_grant() {
-    let u = Users::start(&["--authorization-mode", "Node,RBAC"]);
+    let u = Users::start(&[]);
     let c = &u.c;
     // The bootstrap policy is there, labelled and annotated as upstream's.
     let admin = c.ok(&["get", "clusterrole", "cluster-admin", "-o", "yaml"]);
@@ -227,7 +227,7 @@ fn users_get_what_their_bindings_grant() {
 
 #[test]
 fn escalation_impersonation_reconcile_and_aggregation() {
-    let u = Users::start(&["--authorization-mode", "Node,RBAC"]);
+    let u = Users::start(&[]);
     let c = &u.c;
     // alice administers namespace default.
     c.ok(&[
@@ -418,4 +418,146 @@ fn escalation_impersonation_reconcile_and_aggregation() {
         !log.contains("is forbidden: User \"system:"),
         "a component was refused:\n{log}"
     );
+}
+
+/// A kubeconfig with a client certificate for `system:node:<name>`, as an agent's.
+fn node_kubeconfig(c: &Cluster, name: &str) -> PathBuf {
+    let pki = rudder_pki::ClusterPki::load_or_create(
+        &c.dir.path().join("data/server/tls"),
+        rudder_pki::PkiOptions::default(),
+    )
+    .unwrap();
+    let (cert, key) = pki
+        .issue_client_cert(
+            &format!("system:node:{name}"),
+            &["system:nodes"],
+            std::time::Duration::from_secs(3600),
+        )
+        .unwrap();
+    let ca = std::fs::read_to_string(c.dir.path().join("data/server/tls/ca.crt")).unwrap();
+    let path = c.dir.path().join(format!("{name}.kubeconfig"));
+    rudder_pki::write_kubeconfig(
+        &path,
+        &rudder_pki::KubeconfigSpec::new(c.url(), ca).with_client_cert(cert, key),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn nodes_touch_only_their_own_objects() {
+    let c = Cluster::start(Backend::Redb);
+    for n in ["n1", "n2"] {
+        c.ok_stdin(
+            &["create", "-f", "-"],
+            &format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {n}\n"),
+        );
+    }
+    c.ok(&["create", "secret", "generic", "s1", "--from-literal=k=v"]);
+    c.ok(&["create", "configmap", "c1", "--from-literal=k=v"]);
+    wait_for("the default service account", || {
+        (c.kubectl(&["get", "sa", "default"]).code == 0).then_some(())
+    });
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: on-n1\nspec:\n  nodeName: n1\n  containers:\n  - name: c\n    image: busybox\n    envFrom:\n    - configMapRef:\n        name: c1\n  volumes:\n  - name: s\n    secret:\n      secretName: s1\n",
+    );
+    let (n1, n2) = (node_kubeconfig(&c, "n1"), node_kubeconfig(&c, "n2"));
+    let as_node = |kc: &PathBuf, args: &[&str]| -> Run {
+        c.command(args)
+            .env("KUBECONFIG", kc)
+            .output()
+            .unwrap()
+            .into()
+    };
+    // The pod's node reads what the pod uses; another node does not.
+    wait_for("n1 reads its pod's secret", || {
+        (as_node(&n1, &["get", "secret", "s1", "-o", "name"]).stdout == "secret/s1\n").then_some(())
+    });
+    assert_eq!(
+        as_node(&n1, &["get", "cm", "c1", "-o", "name"]).stdout,
+        "configmap/c1\n"
+    );
+    let r = as_node(&n2, &["get", "secret", "s1"]);
+    assert!(
+        r.stderr.contains(r#"secrets "s1" is forbidden: User "system:node:n2" cannot get resource "secrets" in API group "" in the namespace "default": no relationship found between node 'n2' and this object"#),
+        "{}",
+        r.stderr
+    );
+    assert_ne!(as_node(&n2, &["get", "cm", "c1"]).code, 0);
+    // No node lists secrets.
+    assert!(as_node(&n1, &["get", "secrets"])
+        .stderr
+        .contains("forbidden"));
+    // Nodes read pods and nodes, write only their own Node.
+    assert_eq!(
+        as_node(&n2, &["get", "pod", "on-n1", "-o", "name"]).stdout,
+        "pod/on-n1\n"
+    );
+    as_node(&n1, &["label", "node", "n1", "example.com/ok=yes"]);
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "node",
+            "n1",
+            "-o",
+            "jsonpath={.metadata.labels.example\\.com/ok}"
+        ]),
+        "yes"
+    );
+    let r = as_node(&n1, &["label", "node", "n2", "example.com/ok=yes"]);
+    assert!(
+        r.stderr
+            .contains(r#"nodes "n2" is forbidden: node "n1" is not allowed to modify node "n2""#),
+        "{}",
+        r.stderr
+    );
+    let r = as_node(
+        &n1,
+        &[
+            "label",
+            "node",
+            "n1",
+            "node-restriction.kubernetes.io/trusted=yes",
+        ],
+    );
+    assert!(
+        r.stderr.contains(r#"nodes "n1" is forbidden: is not allowed to modify labels: node-restriction.kubernetes.io/trusted"#),
+        "{}",
+        r.stderr
+    );
+    // Pods: a node deletes only pods bound to it and creates only mirror pods.
+    let r = as_node(&n2, &["delete", "pod", "on-n1"]);
+    assert!(
+        r.stderr.contains(r#"pods "on-n1" is forbidden: node "n2" can only delete pods with spec.nodeName set to itself"#),
+        "{}",
+        r.stderr
+    );
+    let r = c
+        .command(&["create", "-f", "-"])
+        .env("KUBECONFIG", &n1)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(pod("sneaky").as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains(r#"pods "sneaky" is forbidden: pod does not have "kubernetes.io/config.mirror" annotation, node "n1" can only create mirror pods"#),
+        "{err}"
+    );
+    // Moving on: once the pod is gone, its node loses the secret.
+    c.ok(&["delete", "pod", "on-n1", "--grace-period=0", "--force"]);
+    wait_for("n1 loses the secret", || {
+        (as_node(&n1, &["get", "secret", "s1"]).code != 0).then_some(())
+    });
 }

@@ -41,6 +41,30 @@ fn with_token(c: &Cluster, token: &str, args: &[&str]) -> support::Run {
     c.kubectl(&a)
 }
 
+/// RBAC is on: let service accounts read what these tests ask them to (`view` everywhere) and
+/// create the CertificateSigningRequests [`whoami`] reads their identity from.
+fn let_service_accounts_read(c: &Cluster) {
+    for (name, role) in [("sa-view", "view"), ("sa-csr", "system:node-bootstrapper")] {
+        c.ok(&[
+            "create",
+            "clusterrolebinding",
+            name,
+            &format!("--clusterrole={role}"),
+            "--group=system:serviceaccounts",
+        ]);
+    }
+    wait_for("service accounts may read", || {
+        let r = c.kubectl(&[
+            "auth",
+            "can-i",
+            "list",
+            "serviceaccounts",
+            "--as=system:serviceaccount:x:y",
+        ]);
+        (r.stdout == "yes\n").then_some(())
+    });
+}
+
 const UNAUTHORIZED: &str = "error: You must be logged in to the server (Unauthorized)";
 
 fn rejected(c: &Cluster, token: &str) -> bool {
@@ -77,6 +101,7 @@ fn whoami(c: &Cluster, token: &str, name: &str) -> Value {
 
 fn token_request_and_authentication(b: Backend) {
     let mut c = Cluster::start(b);
+    let_service_accounts_read(&c);
     wait_for("the default ServiceAccount", || {
         (c.kubectl(&["get", "sa", "default"]).code == 0).then_some(())
     });
@@ -256,6 +281,7 @@ fn configmap(c: &Cluster, ns: &str) -> Option<Value> {
 
 fn legacy_tokens_root_ca_and_discovery(b: Backend) {
     let c = Cluster::start(b);
+    let_service_accounts_read(&c);
     let ca = std::fs::read_to_string(c.dir.path().join("data/server/tls/ca.crt")).unwrap();
 
     // kube-root-ca.crt in a new namespace, restored when edited, recreated when deleted.

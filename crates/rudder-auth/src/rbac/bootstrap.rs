@@ -861,6 +861,24 @@ pub fn roles() -> Vec<Value> {
             "kube-system",
             leader(),
         ),
+        // Rudder's cluster DNS keeps the kube-dns Service and its EndpointSlice itself (k3s
+        // ships them as a manifest instead).
+        role(
+            "system:rudder:coredns-service",
+            "kube-system",
+            vec![
+                r(
+                    &["get", "list", "watch", "create", "update", "patch"],
+                    &[""],
+                    &["services"],
+                ),
+                r(
+                    &["get", "list", "watch", "create", "update", "patch"],
+                    &["discovery.k8s.io"],
+                    &["endpointslices"],
+                ),
+            ],
+        ),
         role(
             "system::leader-locking-kube-scheduler",
             "kube-system",
@@ -936,6 +954,12 @@ pub fn role_bindings() -> Vec<Value> {
             "kube-system",
             "system:controller:bootstrap-signer",
             &[("ServiceAccount", "bootstrap-signer")],
+        ),
+        role_binding(
+            "system:rudder:coredns-service",
+            "kube-system",
+            "system:rudder:coredns-service",
+            &[("ServiceAccount", "coredns")],
         ),
         role_binding(
             "system:controller:cloud-provider",

@@ -108,7 +108,8 @@ fn mirror_of(pod: &Pod, node_uid: &str, node: &str) -> Pod {
             kind: "Node".into(),
             name: node.to_string(),
             uid: node_uid.to_string(),
-            controller: None,
+            // As upstream's kubelet: NodeRestriction admits only a controller reference.
+            controller: Some(true),
             block_owner_deletion: None,
         },
     ]);

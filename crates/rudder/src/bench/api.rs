@@ -178,9 +178,9 @@ pub(super) async fn wait_ready(
     }
 }
 
-type Conn = SendRequest<Full<Bytes>>;
+pub(super) type Conn = SendRequest<Full<Bytes>>;
 
-async fn connect(
+pub(super) async fn connect(
     addr: std::net::SocketAddr,
     tls: Arc<rustls::ClientConfig>,
 ) -> anyhow::Result<Conn> {
@@ -195,7 +195,7 @@ async fn connect(
     Ok(sender)
 }
 
-async fn request(
+pub(super) async fn request(
     c: &mut Conn,
     method: &str,
     path: &str,

@@ -1,6 +1,7 @@
 //! `rudder bench …`: reproducible measurements whose output goes into BENCHMARKS.md.
 
 mod api;
+mod authz;
 mod client;
 mod controllers;
 mod dns;
@@ -21,6 +22,9 @@ pub enum BenchCommand {
     /// The API server over HTTPS: start-up, memory, creates, gets, lists and watches, on the
     /// embedded store and on etcd.
     Api(api::ApiBenchArgs),
+    /// Authorization's cost: GET/s of a user bound by RBAC among 1,000 RoleBindings against
+    /// AlwaysAllow, and the authorizer's own cost per request.
+    Authz(authz::AuthzBenchArgs),
     /// The scheduler: scheduler_perf's workloads against `rudder server` and simulated nodes.
     Scheduler(scheduler::SchedulerBenchArgs),
     /// A component's client in-process against over HTTPS, side by side.
@@ -49,6 +53,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Store(args) => store::run(args).await,
         BenchCommand::Api(args) => api::run(args).await,
+        BenchCommand::Authz(args) => authz::run(args).await,
         BenchCommand::Scheduler(args) => scheduler::run(args).await,
         BenchCommand::Sim(args) => sim::run(args).await,
         BenchCommand::Client(args) => client::run(args).await,
