@@ -102,10 +102,7 @@ fn subject(kind: &str, name: &str) -> Value {
 }
 
 fn cluster_binding(role: &str, subjects: &[(&str, &str)]) -> Value {
-    cluster_binding_named(role, role, subjects)
-}
-
-fn cluster_binding_named(name: &str, role: &str, subjects: &[(&str, &str)]) -> Value {
+    let name = role;
     let mut b = json!({
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
@@ -790,23 +787,8 @@ pub fn cluster_role_bindings() -> Vec<Value> {
                 ("Group", "system:nodes"),
             ],
         ),
-        // Joining agents (k3s and kubeadm grant the same): bootstrap tokens may request node
-        // client certificates, which csrapproving approves for them.
-        cluster_binding_named(
-            "rudder:node-bootstrapper",
-            "system:node-bootstrapper",
-            &[("Group", "system:bootstrappers")],
-        ),
-        cluster_binding_named(
-            "rudder:node-autoapprove-bootstrap",
-            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
-            &[("Group", "system:bootstrappers")],
-        ),
-        cluster_binding_named(
-            "rudder:node-autoapprove-certificate-rotation",
-            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
-            &[("Group", "system:nodes")],
-        ),
+        // The join token's bindings (bootstrappers request and renew node certificates) are
+        // created with the token (`rudder::join`), for the token's own group.
     ];
     b.extend(controller_role_bindings());
     b
