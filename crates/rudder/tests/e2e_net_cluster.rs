@@ -183,6 +183,24 @@ spec:
 
     // In-cluster kubectl with nothing but what the kubelet and admission give every pod:
     // KUBERNETES_SERVICE_HOST/PORT (10.43.0.1:443, through the proxy) and the projected token.
+    // RBAC: the pod's service account may read the namespace (`view`).
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "default-view",
+        "--clusterrole=view",
+        "--serviceaccount=default:default",
+    ]);
+    support::wait_for("the default service account may get services", || {
+        let r = c.kubectl(&[
+            "auth",
+            "can-i",
+            "get",
+            "services",
+            "--as=system:serviceaccount:default:default",
+        ]);
+        (r.stdout == "yes\n").then_some(())
+    });
     let kubectl = std::fs::canonicalize(support::kubectl_bin()).unwrap_or(support::kubectl_bin());
     apply(
         &c,

@@ -555,6 +555,25 @@ fn nodes_touch_only_their_own_objects() {
         err.contains(r#"pods "sneaky" is forbidden: pod does not have "kubernetes.io/config.mirror" annotation, node "n1" can only create mirror pods"#),
         "{err}"
     );
+    // A mirror pod bound to itself and owned by its Node is fine.
+    let uid = c.ok(&["get", "node", "n1", "-o", "jsonpath={.metadata.uid}"]);
+    let mirror = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: static-n1\n  annotations:\n    kubernetes.io/config.mirror: abc\n  ownerReferences:\n  - apiVersion: v1\n    kind: Node\n    name: n1\n    uid: {uid}\n    controller: true\nspec:\n  nodeName: n1\n  automountServiceAccountToken: false\n  containers:\n  - name: c\n    image: busybox\n"
+    );
+    let r = c
+        .command(&["create", "-f", "-"])
+        .env("KUBECONFIG", &n1)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(mirror.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     // Moving on: once the pod is gone, its node loses the secret.
     c.ok(&["delete", "pod", "on-n1", "--grace-period=0", "--force"]);
     wait_for("n1 loses the secret", || {

@@ -30,9 +30,15 @@ impl Strategy for PodStrategy {
     }
 
     fn prepare_for_create(&self, _cx: &OpCx, obj: &mut Value) {
+        // ServiceAccount admission, which leaves mirror pods alone: they may use no API
+        // object (NodeRestriction refuses those that reference an account).
+        let mirror = obj
+            .pointer("/metadata/annotations/kubernetes.io~1config.mirror")
+            .is_some();
         let spec = child_obj(obj, "spec");
-        // ServiceAccount admission.
-        default_str(spec, "serviceAccountName", "default");
+        if !mirror {
+            default_str(spec, "serviceAccountName", "default");
+        }
         podspec::sync_service_account(spec);
         let qos = podspec::compute_qos(spec);
         let gated = !list_at(spec, "schedulingGates").is_empty();
