@@ -187,11 +187,31 @@ impl ServiceResolver for CacheResolver {
 #[derive(Clone)]
 pub struct WebhookClient {
     resolver: Arc<dyn ServiceResolver>,
+    /// TLS configurations by CA bundle: building one parses the roots, which would otherwise
+    /// be paid on every call (bounded: cleared when it grows past a few hundred bundles).
+    tls: Arc<std::sync::Mutex<std::collections::HashMap<Vec<u8>, Arc<rustls::ClientConfig>>>>,
 }
 
 impl WebhookClient {
     pub fn new(resolver: Arc<dyn ServiceResolver>) -> WebhookClient {
-        WebhookClient { resolver }
+        WebhookClient {
+            resolver,
+            tls: Default::default(),
+        }
+    }
+
+    fn tls_for(&self, ca_bundle: Option<&[u8]>) -> Result<Arc<rustls::ClientConfig>, WebhookError> {
+        let key = ca_bundle.unwrap_or_default().to_vec();
+        let mut map = self.tls.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = map.get(&key) {
+            return Ok(c.clone());
+        }
+        let cfg = Arc::new(tls_config(ca_bundle)?);
+        if map.len() >= 256 {
+            map.clear();
+        }
+        map.insert(key, cfg.clone());
+        Ok(cfg)
     }
 
     /// POST `body` to the webhook and decode its JSON answer; `timeout` bounds the whole call.
@@ -232,10 +252,10 @@ impl WebhookClient {
             .body(axum::body::Body::from(payload))
             .map_err(|e| WebhookError::Call(e.to_string()))?;
         let resp = if target.https {
-            let tls = tls_config(cfg.ca_bundle.as_deref())?;
+            let tls = self.tls_for(cfg.ca_bundle.as_deref())?;
             let name = ServerName::try_from(target.server_name.clone())
                 .map_err(|e| WebhookError::Config(format!("invalid host: {e}")))?;
-            let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
+            let stream = tokio_rustls::TlsConnector::from(tls)
                 .connect(name, tcp)
                 .await
                 .map_err(|e| {

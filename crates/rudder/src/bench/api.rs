@@ -45,13 +45,20 @@ struct Results {
     watch_p99: Duration,
 }
 
-struct Server {
+pub(super) struct Server {
     child: Child,
     _dir: tempfile::TempDir,
-    addr: std::net::SocketAddr,
-    token: String,
-    tls: Arc<rustls::ClientConfig>,
+    pub(super) addr: std::net::SocketAddr,
+    pub(super) token: String,
+    pub(super) tls: Arc<rustls::ClientConfig>,
     _etcd: Option<rudder_store_etcd::testing::EtcdProcess>,
+}
+
+impl Server {
+    /// The server's data directory (its CA and serving certificate are under `server/tls`).
+    pub(super) fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("data")
+    }
 }
 
 impl Drop for Server {
@@ -103,7 +110,7 @@ pub(super) fn server_command(
     Ok((cmd, format!("127.0.0.1:{port}").parse()?, data, etcd))
 }
 
-async fn start(backend: &str) -> anyhow::Result<(Server, Duration)> {
+pub(super) async fn start(backend: &str) -> anyhow::Result<(Server, Duration)> {
     let dir = tempfile::tempdir()?;
     let (mut cmd, addr, data, etcd) = server_command(backend, dir.path())?;
     // First start creates the CA, keys and the store; the time that matters to users is a
@@ -269,7 +276,7 @@ fn configmap(prefix: &str) -> Bytes {
 }
 
 /// Creates (or gets) per second from `clients` keep-alive connections for `dur`.
-async fn rate(
+pub(super) async fn rate(
     s: &Server,
     clients: usize,
     dur: Duration,

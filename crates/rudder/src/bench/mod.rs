@@ -12,6 +12,7 @@ mod proxy;
 mod scheduler;
 mod sim;
 mod store;
+mod webhook;
 
 use clap::Subcommand;
 
@@ -47,6 +48,8 @@ pub enum BenchCommand {
     /// Pod-to-pod TCP throughput across two nodes (network namespaces) with the host-gw and
     /// vxlan backends, against a direct veth.
     Net(net::NetBenchArgs),
+    /// Admission webhook round-trip overhead: creates/s without and with a no-op webhook.
+    Webhook(webhook::WebhookBenchArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -63,6 +66,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Dns(args) => dns::run(args).await,
         BenchCommand::Proxy(args) => proxy::run(args).await,
         BenchCommand::Net(args) => net::run(args).await,
+        BenchCommand::Webhook(args) => webhook::run(args).await,
     }
 }
 
