@@ -297,3 +297,48 @@ async fn cleanup(gs: &GenericStore, entry: &Entry, crd: &Value) -> Result<(), Ap
     .await
     .map(|_| ())
 }
+
+/// `openapi` also describing every established CRD's served versions, as upstream's
+/// apiextensions OpenAPI controller publishes them. The documents are keyed by each CRD's
+/// store key and revision, so any change to a CRD rebuilds them on the next request.
+pub(crate) fn with_openapi(
+    gs: &GenericStore,
+    openapi: rudder_openapi::OpenApi,
+) -> rudder_openapi::OpenApi {
+    let Some(entry) = gs
+        .registry
+        .get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+    else {
+        return openapi;
+    };
+    let cache = gs.cache.clone();
+    let list = Arc::new(move || cache.list(&entry.prefix, &entry.list_prefix(None)).0);
+    let for_key = list.clone();
+    openapi.with_custom(
+        move || {
+            for_key()
+                .iter()
+                .map(|o| format!("{}@{}", o.key, o.revision))
+                .collect()
+        },
+        move || {
+            let mut kinds = Vec::new();
+            for crd in list().iter().map(|o| o.value()) {
+                for e in custom::entries(&crd) {
+                    let schema = crd
+                        .pointer("/spec/versions")
+                        .and_then(Value::as_array)
+                        .and_then(|vs| vs.iter().find(|v| v["name"] == e.info.version.as_str()))
+                        .and_then(|v| v.pointer("/schema/openAPIV3Schema"))
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    kinds.push(rudder_openapi::CustomKind {
+                        info: e.info,
+                        schema,
+                    });
+                }
+            }
+            kinds
+        },
+    )
+}

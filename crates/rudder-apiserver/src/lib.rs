@@ -141,9 +141,12 @@ pub struct PeerCertificates(pub Arc<Vec<CertificateDer<'static>>>);
 impl ApiServer {
     /// The router: public endpoints, then everything else behind authentication.
     pub fn router(self: &Arc<Self>) -> Router {
-        let openapi = rudder_openapi::OpenApi::new(
-            self.gs.registry.entries().iter().map(|e| e.info.clone()),
-            &format!("v{KUBE_MAJOR}.{KUBE_MINOR}.0"),
+        let openapi = crd::with_openapi(
+            &self.gs,
+            rudder_openapi::OpenApi::new(
+                self.gs.registry.entries().iter().map(|e| e.info.clone()),
+                &format!("v{KUBE_MAJOR}.{KUBE_MINOR}.0"),
+            ),
         );
         let api = Router::new()
             .merge(rudder_openapi::router(Arc::new(openapi)))

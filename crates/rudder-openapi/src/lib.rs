@@ -37,17 +37,20 @@
 //! 1.4 GB. The unit is on the critical path of every crate, so a clean build's wall time grows
 //! by about as much.
 
+mod custom;
 mod paths;
 mod schema;
 mod semantics;
 mod types;
 mod v2;
 
+/// A custom resource version to describe, with its CRD schema.
+pub use custom::CustomKind;
 /// A group/version/kind, also for other crates that name kinds as upstream does.
 pub use schema::Gvk;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
@@ -123,12 +126,29 @@ pub struct Documents {
     pub built: SystemTime,
 }
 
+/// Where the custom resources come from: `key` names their current state cheaply (it
+/// changes whenever a CRD does), `kinds` lists them.
+struct CustomSource {
+    key: Box<dyn Fn() -> Vec<String> + Send + Sync>,
+    kinds: Box<dyn Fn() -> Vec<CustomKind> + Send + Sync>,
+}
+
+/// The documents of the built-in group/versions, built once, and their JSON values, which the
+/// documents with custom resources are assembled from.
+struct Builtin {
+    values: BTreeMap<(String, String), Value>,
+    documents: Arc<Documents>,
+}
+
 /// The OpenAPI service: the served resources and, once built, their documents.
 pub struct OpenApi {
     resources: Vec<ResourceInfo>,
     /// `info.version` of the documents, e.g. `v1.37.0`.
     version: String,
-    documents: OnceLock<Result<Documents, OpenApiError>>,
+    builtin: OnceLock<Result<Builtin, OpenApiError>>,
+    custom: Option<CustomSource>,
+    /// The documents with the custom resources of the state the key names.
+    current: Mutex<Option<(Vec<String>, Arc<Documents>)>>,
 }
 
 impl OpenApi {
@@ -137,16 +157,66 @@ impl OpenApi {
         OpenApi {
             resources: resources.into_iter().collect(),
             version: version.to_owned(),
-            documents: OnceLock::new(),
+            builtin: OnceLock::new(),
+            custom: None,
+            current: Mutex::new(None),
         }
     }
 
-    /// The documents, built on first use.
-    pub fn documents(&self) -> Result<&Documents, OpenApiError> {
-        self.documents
-            .get_or_init(|| build(&self.resources, &self.version))
+    /// Also describe custom resources: `kinds` lists them, `key` changes whenever they do
+    /// (e.g. every CRD's name and resourceVersion). The documents are rebuilt on the first
+    /// request after the key changes, as upstream rebuilds them when a CRD changes.
+    pub fn with_custom(
+        mut self,
+        key: impl Fn() -> Vec<String> + Send + Sync + 'static,
+        kinds: impl Fn() -> Vec<CustomKind> + Send + Sync + 'static,
+    ) -> OpenApi {
+        self.custom = Some(CustomSource {
+            key: Box::new(key),
+            kinds: Box::new(kinds),
+        });
+        self
+    }
+
+    fn builtin(&self) -> Result<&Builtin, OpenApiError> {
+        self.builtin
+            .get_or_init(|| {
+                let values = builtin_values(&self.resources, &self.version)?;
+                let documents = Arc::new(assemble(&values, &self.version)?);
+                Ok(Builtin { values, documents })
+            })
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    /// The documents of the built-in resources, built on first use.
+    pub fn documents(&self) -> Result<&Documents, OpenApiError> {
+        self.builtin().map(|b| &*b.documents)
+    }
+
+    /// The documents of every resource served now, custom ones included. Blocks while they
+    /// are (re)built.
+    pub fn current(&self) -> Result<Arc<Documents>, OpenApiError> {
+        let builtin = self.builtin()?;
+        let Some(source) = &self.custom else {
+            return Ok(builtin.documents.clone());
+        };
+        let key = (source.key)();
+        if key.is_empty() {
+            return Ok(builtin.documents.clone());
+        }
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((k, docs)) = &*current {
+            if *k == key {
+                return Ok(docs.clone());
+            }
+        }
+        let kinds = (source.kinds)();
+        let mut values = builtin.values.clone();
+        values.extend(custom_values(&kinds, &values, &self.version)?);
+        let docs = Arc::new(assemble(&values, &self.version)?);
+        *current = Some((key, docs.clone()));
+        Ok(docs)
     }
 }
 
@@ -164,10 +234,12 @@ fn group_version_document(
     group: &str,
     version: &str,
     resources: &[&ResourceInfo],
+    custom: &[&CustomKind],
     all: &BTreeSet<(String, String)>,
     kube_version: &str,
 ) -> Result<Value, OpenApiError> {
-    let components = schema::generate(resources, all)?;
+    let mut components = schema::generate(resources, all)?;
+    custom::add(&mut components, custom);
     let paths = paths::generate(group, version, resources, &components);
     let mut comps = Map::new();
     comps.insert("schemas".to_owned(), Value::Object(components.schemas));
@@ -197,8 +269,11 @@ fn described(resources: &[&ResourceInfo]) -> bool {
         .any(|r| types::find(&r.group, &r.version, &r.kind).is_some())
 }
 
-fn build(resources: &[ResourceInfo], kube_version: &str) -> Result<Documents, OpenApiError> {
-    let started = std::time::Instant::now();
+/// The JSON documents of the built-in group/versions.
+fn builtin_values(
+    resources: &[ResourceInfo],
+    kube_version: &str,
+) -> Result<BTreeMap<(String, String), Value>, OpenApiError> {
     let mut by_gv: BTreeMap<(String, String), Vec<&ResourceInfo>> = BTreeMap::new();
     for r in resources {
         by_gv
@@ -208,13 +283,49 @@ fn build(resources: &[ResourceInfo], kube_version: &str) -> Result<Documents, Op
     }
     by_gv.retain(|_, rs| described(rs));
     let all: BTreeSet<(String, String)> = by_gv.keys().cloned().collect();
+    let mut values = BTreeMap::new();
+    for ((group, version), rs) in &by_gv {
+        let value = group_version_document(group, version, rs, &[], &all, kube_version)?;
+        values.insert((group.clone(), version.clone()), value);
+    }
+    Ok(values)
+}
+
+/// The JSON documents of the group/versions of custom resources; `builtin` are the built-in
+/// ones (a custom resource never shares a group/version with them).
+fn custom_values(
+    kinds: &[CustomKind],
+    builtin: &BTreeMap<(String, String), Value>,
+    kube_version: &str,
+) -> Result<BTreeMap<(String, String), Value>, OpenApiError> {
+    let mut by_gv: BTreeMap<(String, String), Vec<&CustomKind>> = BTreeMap::new();
+    for k in kinds {
+        let gv = (k.info.group.clone(), k.info.version.clone());
+        if !builtin.contains_key(&gv) {
+            by_gv.entry(gv).or_default().push(k);
+        }
+    }
+    let mut all: BTreeSet<(String, String)> = builtin.keys().cloned().collect();
+    all.extend(by_gv.keys().cloned());
+    let mut values = BTreeMap::new();
+    for ((group, version), ks) in &by_gv {
+        let infos: Vec<&ResourceInfo> = ks.iter().map(|k| &k.info).collect();
+        let value = group_version_document(group, version, &infos, ks, &all, kube_version)?;
+        values.insert((group.clone(), version.clone()), value);
+    }
+    Ok(values)
+}
+
+/// The served documents (index, one per group/version, v2) from their JSON values.
+fn assemble(
+    values: &BTreeMap<(String, String), Value>,
+    kube_version: &str,
+) -> Result<Documents, OpenApiError> {
+    let started = std::time::Instant::now();
     let mut group_versions = BTreeMap::new();
     let mut index = Map::new();
-    let mut v3 = Vec::new();
-    for ((group, version), rs) in &by_gv {
-        let value = group_version_document(group, version, rs, &all, kube_version)?;
-        let doc = Document::new(&value)?;
-        v3.push(value);
+    for ((group, version), value) in values {
+        let doc = Document::new(value)?;
         let key = gv_key(group, version);
         index.insert(
             key.clone(),
@@ -223,14 +334,14 @@ fn build(resources: &[ResourceInfo], kube_version: &str) -> Result<Documents, Op
         group_versions.insert(key, doc);
     }
     let root = Document::new(&json!({ "paths": index }))?;
-    let v2_value = v2::document(&v3, kube_version);
+    let v2_value = v2::document(values.values(), kube_version);
     let v2 = Document::new(&v2_value)?;
     let v2_protobuf = Document::from_bytes(v2::proto::encode(&v2_value));
     tracing::debug!(
         documents = group_versions.len(),
         bytes = group_versions.values().map(|d| d.json.len()).sum::<usize>(),
         elapsed_ms = started.elapsed().as_millis() as u64,
-        "built the OpenAPI v3 documents"
+        "built the OpenAPI documents"
     );
     Ok(Documents {
         root,
@@ -254,15 +365,13 @@ where
         .with_state(api)
 }
 
-/// The documents, building them off the async workers the first time.
-async fn documents(api: &Arc<OpenApi>) -> Result<&Documents, ApiError> {
-    if api.documents.get().is_none() {
-        let a = api.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || a.documents().map(|_| ())).await {
-            return Err(ApiError::internal_error(e));
-        }
+/// The current documents, (re)built off the async workers.
+async fn documents(api: &Arc<OpenApi>) -> Result<Arc<Documents>, ApiError> {
+    let a = api.clone();
+    match tokio::task::spawn_blocking(move || a.current()).await {
+        Ok(docs) => docs.map_err(ApiError::internal_error),
+        Err(e) => Err(ApiError::internal_error(e)),
     }
-    api.documents().map_err(ApiError::internal_error)
 }
 
 fn error_response(err: &ApiError) -> Response {

@@ -109,6 +109,7 @@ pub(crate) fn generate(
         &META.patch,
         &META.watch_event,
         &META.api_resource_list,
+        &META.object_meta,
     ] {
         (meta.add)(&mut generator);
     }
@@ -238,7 +239,11 @@ fn upstream_required(name: &str, schema: &mut Map<String, Value>) {
 
 /// The `<Kind>List` schema upstream publishes for a listable kind (k8s-openapi has one generic
 /// `List<T>` without a schema).
-fn list_schema(schemas: &Map<String, Value>, item: &str, r: &ResourceInfo) -> Option<Value> {
+pub(crate) fn list_schema(
+    schemas: &Map<String, Value>,
+    item: &str,
+    r: &ResourceInfo,
+) -> Option<Value> {
     let props = schemas.get(item)?.get("properties")?;
     let mut properties = Map::new();
     for field in ["apiVersion", "kind"] {

@@ -839,3 +839,99 @@ fn a_field_named_ref_is_not_a_reference() {
     assert_eq!(props["$ref"], json!({"type": "string"}));
     assert_eq!(props["allOf"]["type"], "array");
 }
+
+fn widget(version: &str, kind: &str, plural: &str) -> CustomKind {
+    let verbs = [
+        "create", "delete", "get", "list", "patch", "update", "watch",
+    ];
+    CustomKind {
+        info: ResourceInfo {
+            group: "demo.rudder.dev".into(),
+            version: version.into(),
+            plural: plural.into(),
+            singular: kind.to_lowercase(),
+            kind: kind.into(),
+            short_names: Vec::new(),
+            categories: Vec::new(),
+            namespaced: true,
+            verbs: verbs.iter().map(|v| v.to_string()).collect(),
+            subresources: Vec::new(),
+            columns: Vec::new(),
+        },
+        schema: json!({
+            "type": "object",
+            "description": "A thing.",
+            "properties": {"spec": {"type": "object", "properties": {
+                "size": {"type": "integer", "description": "How big."}}}},
+        }),
+    }
+}
+
+#[test]
+fn custom_resources_get_a_document_per_group_version_rebuilt_when_they_change() {
+    let state = Arc::new(std::sync::Mutex::new(vec![
+        widget("v1", "Widget", "widgets"),
+        widget("v1", "Gadget", "gadgets"),
+    ]));
+    let (s1, s2) = (state.clone(), state.clone());
+    let api = OpenApi::new(table().resources().to_vec(), "v1.37.0").with_custom(
+        move || {
+            let kinds = s1.lock().unwrap();
+            kinds.iter().map(|k| k.info.plural.clone()).collect()
+        },
+        move || s2.lock().unwrap().clone(),
+    );
+    let docs = api.current().unwrap();
+    let d: Value =
+        serde_json::from_slice(&docs.group_versions["apis/demo.rudder.dev/v1"].json).unwrap();
+    let widget = schema(&d, "dev.rudder.demo.v1.Widget");
+    assert_eq!(widget["description"], "A thing.");
+    assert_eq!(
+        widget["properties"]["spec"]["properties"]["size"]["type"],
+        "integer"
+    );
+    assert_eq!(widget["properties"]["kind"]["type"], "string");
+    assert_eq!(
+        widget["properties"]["metadata"]["allOf"][0]["$ref"],
+        "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+    );
+    assert!(d["components"]["schemas"]
+        .get("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")
+        .is_some());
+    assert_eq!(
+        widget["x-kubernetes-group-version-kind"],
+        json!([gvk("demo.rudder.dev", "v1", "Widget")])
+    );
+    let list = schema(&d, "dev.rudder.demo.v1.WidgetList");
+    assert_eq!(
+        list["properties"]["items"]["items"]["$ref"],
+        "#/components/schemas/dev.rudder.demo.v1.Widget"
+    );
+    assert!(d["components"]["schemas"]
+        .get("dev.rudder.demo.v1.Gadget")
+        .is_some());
+    let patch =
+        &d["paths"]["/apis/demo.rudder.dev/v1/namespaces/{namespace}/widgets/{name}"]["patch"];
+    assert_eq!(
+        patch["x-kubernetes-group-version-kind"],
+        gvk("demo.rudder.dev", "v1", "Widget")
+    );
+    assert!(patch["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "fieldValidation"));
+    let root: Value = serde_json::from_slice(&docs.root.json).unwrap();
+    assert!(root["paths"].get("apis/demo.rudder.dev/v1").is_some());
+    assert!(root["paths"].get("apis/apps/v1").is_some());
+    let v2: Value = serde_json::from_slice(&docs.v2.json).unwrap();
+    assert!(v2["definitions"].get("dev.rudder.demo.v1.Widget").is_some());
+
+    // Same key: the same documents. A change: rebuilt without the removed kinds.
+    assert!(Arc::ptr_eq(&docs, &api.current().unwrap()));
+    state.lock().unwrap().clear();
+    let docs = api.current().unwrap();
+    assert!(!docs.group_versions.contains_key("apis/demo.rudder.dev/v1"));
+    let v2: Value = serde_json::from_slice(&docs.v2.json).unwrap();
+    assert!(v2["definitions"].get("dev.rudder.demo.v1.Widget").is_none());
+}

@@ -67,6 +67,8 @@ pub(crate) struct MetaTypes {
     pub patch: MetaType,
     pub watch_event: MetaType,
     pub api_resource_list: MetaType,
+    /// Custom resources' schemas refer to it by name (their own schema has no `metadata`).
+    pub object_meta: MetaType,
 }
 
 pub(crate) static META: MetaTypes = MetaTypes {
@@ -75,4 +77,5 @@ pub(crate) static META: MetaTypes = MetaTypes {
     patch: meta_type!(meta::Patch),
     watch_event: meta_type!(meta::WatchEvent<serde_json::Value>),
     api_resource_list: meta_type!(meta::APIResourceList),
+    object_meta: meta_type!(meta::ObjectMeta),
 };
