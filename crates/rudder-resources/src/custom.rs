@@ -38,6 +38,11 @@ pub struct CustomResourceStrategy {
     /// The version's structural schema; `None` when it has none or it is not structural
     /// (then nothing is pruned, defaulted or validated, as upstream for such CRDs).
     schema: Option<Arc<Structural>>,
+    /// `<group>/<version>` of this version and of the storage version: objects are stored in
+    /// the storage version and converted with the `None` strategy (only `apiVersion` changes,
+    /// as upstream's nopConverter) when they differ.
+    api_version: String,
+    storage_api_version: String,
 }
 
 impl Strategy for CustomResourceStrategy {
@@ -88,10 +93,26 @@ impl Strategy for CustomResourceStrategy {
     /// Upstream defaults objects read from storage too, so a default added to the schema
     /// later shows on old objects. Only schemas with defaults pay for the read-time pass.
     fn converts(&self) -> bool {
-        self.schema.as_ref().is_some_and(|s| s.has_defaults())
+        self.api_version != self.storage_api_version
+            || self.schema.as_ref().is_some_and(|s| s.has_defaults())
+    }
+
+    fn version_to_storage(&self, mut obj: Value) -> Result<Value, String> {
+        if let Some(m) = obj.as_object_mut() {
+            m.insert(
+                "apiVersion".into(),
+                Value::String(self.storage_api_version.clone()),
+            );
+        }
+        Ok(obj)
     }
 
     fn storage_to_version(&self, mut obj: Value) -> Value {
+        // Whatever version an object was stored at (the storage version may have changed
+        // since), a read answers in the version asked for.
+        if let Some(m) = obj.as_object_mut() {
+            m.insert("apiVersion".into(), Value::String(self.api_version.clone()));
+        }
         if let Some(s) = &self.schema {
             s.default(&mut obj);
         }
@@ -309,6 +330,11 @@ pub fn entries(crd: &Value) -> Vec<Entry> {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    let storage = versions
+        .iter()
+        .find(|v| v["storage"].as_bool() == Some(true))
+        .map(|v| str_at(v, "/name").to_owned())
+        .unwrap_or_default();
     versions
         .iter()
         .filter(|v| v["served"].as_bool().unwrap_or(false))
@@ -363,6 +389,8 @@ pub fn entries(crd: &Value) -> Vec<Entry> {
                 prefix: prefix.clone(),
                 strategy: Arc::new(CustomResourceStrategy {
                     schema: version_schema(crd, v),
+                    api_version: format!("{group}/{}", str_at(v, "/name")),
+                    storage_api_version: format!("{group}/{storage}"),
                     status,
                     selectable,
                     columns: printer_columns(v),

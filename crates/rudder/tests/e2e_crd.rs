@@ -557,3 +557,66 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn versions_convert_with_the_none_strategy() {
+    let c = Cluster::start(Backend::Redb);
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: sprockets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: sprockets, singular: sprocket, kind: Sprocket}
+  versions:
+  - name: v1beta1
+    served: true
+    storage: false
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+"#,
+    );
+    established(&c, "sprockets.example.com");
+    wait_for("sprockets served", || {
+        (c.kubectl(&["get", "sprockets.v1beta1.example.com"]).code == 0).then_some(())
+    });
+    // Written through the old version, stored in the storage version, read in either.
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: example.com/v1beta1\nkind: Sprocket\nmetadata: {name: s1}\nspec: {teeth: 12}\n",
+    );
+    let via = |version: &str| {
+        c.ok(&[
+            "get",
+            &format!("sprockets.{version}.example.com"),
+            "s1",
+            "-o",
+            "jsonpath={.apiVersion} {.spec.teeth}",
+        ])
+    };
+    assert_eq!(via("v1"), "example.com/v1 12");
+    assert_eq!(via("v1beta1"), "example.com/v1beta1 12");
+    let raw = c.ok(&[
+        "get",
+        "--raw",
+        "/apis/example.com/v1beta1/namespaces/default/sprockets",
+    ]);
+    assert!(
+        raw.contains(r#""apiVersion":"example.com/v1beta1""#),
+        "{raw}"
+    );
+    assert!(!raw.contains(r#""apiVersion":"example.com/v1","#), "{raw}");
+    let crd = c.ok(&[
+        "get",
+        "crd",
+        "sprockets.example.com",
+        "-o",
+        "jsonpath={.status.storedVersions}",
+    ]);
+    assert_eq!(crd, r#"["v1"]"#);
+}
