@@ -5,12 +5,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use serde_json::{json, Value};
+use support::tlsserver::TlsJsonServer;
 use support::{Backend, Cluster};
 
 /// A webhook server: `/mutate` adds the label `webhook=mutated` (JSONPatch), `/validate`
@@ -25,49 +25,25 @@ struct HookServer {
 
 impl HookServer {
     fn start() -> HookServer {
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "webhook test CA");
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let leaf_params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = Arc::new(
-            rustls::ServerConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(
-                    vec![leaf.der().clone()],
-                    rustls_pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
-                )
-                .unwrap(),
-        );
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let record = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let tls = tls.clone();
-                let record = record.clone();
-                std::thread::spawn(move || {
-                    let Ok(conn) = rustls::ServerConnection::new(tls) else {
-                        return;
-                    };
-                    let mut s = rustls::StreamOwned::new(conn, stream);
-                    while serve_one(&mut s, &record).is_some() {}
-                });
-            }
-        });
+        let server = TlsJsonServer::start(
+            listener,
+            &["127.0.0.1"],
+            Arc::new(move |path: &str, review: &Value| {
+                record.lock().unwrap().push(review.clone());
+                json!({
+                    "apiVersion": "admission.k8s.io/v1",
+                    "kind": "AdmissionReview",
+                    "response": respond(path, &review["request"]),
+                })
+            }),
+        );
         HookServer {
             port,
-            ca_pem: ca.pem(),
+            ca_pem: server.ca_pem,
             seen,
         }
     }
@@ -82,49 +58,6 @@ impl HookServer {
     fn seen(&self) -> Vec<Value> {
         self.seen.lock().unwrap().clone()
     }
-}
-
-/// One HTTP/1.1 request on a kept-alive connection; `None` when the connection ends.
-fn serve_one(
-    s: &mut rustls::StreamOwned<rustls::ServerConnection, std::net::TcpStream>,
-    record: &Mutex<Vec<Value>>,
-) -> Option<()> {
-    let mut reader = BufReader::new(&mut *s);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok().filter(|n| *n > 0)?;
-    let path = line.split_whitespace().nth(1)?.to_string();
-    let mut len = 0usize;
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).ok().filter(|n| *n > 0)?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().ok()?;
-            }
-        }
-    }
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).ok()?;
-    let review: Value = serde_json::from_slice(&body).ok()?;
-    record.lock().unwrap().push(review.clone());
-    let answer = json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "response": respond(&path, &review["request"]),
-    });
-    let bytes = serde_json::to_vec(&answer).ok()?;
-    write!(
-        s,
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        bytes.len()
-    )
-    .ok()?;
-    s.write_all(&bytes).ok()?;
-    s.flush().ok()
 }
 
 fn respond(path: &str, req: &Value) -> Value {
