@@ -76,6 +76,40 @@ fn in_cluster_kubectl_authenticates_with_the_projected_token() {
         "csr",
         &format!("--from-literal=csr.json={csr}"),
     ]);
+    // The pod's service account may create CSRs and read pods, nothing it was not granted.
+    c.ok(&[
+        "create",
+        "clusterrole",
+        "csr-creator",
+        "--verb=create",
+        "--resource=certificatesigningrequests",
+    ]);
+    let sa = "--serviceaccount=default:default";
+    c.ok(&[
+        "create",
+        "clusterrolebinding",
+        "incluster-csr",
+        "--clusterrole=csr-creator",
+        sa,
+    ]);
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "incluster-view",
+        "--clusterrole=view",
+        sa,
+    ]);
+    support::wait_for("the service account's bindings", || {
+        let r = c.kubectl(&[
+            "auth",
+            "can-i",
+            "list",
+            "pods",
+            "--as",
+            "system:serviceaccount:default:default",
+        ]);
+        (r.stdout.trim() == "yes").then_some(())
+    });
     let port = api_port(&c);
     apply(
         &c,

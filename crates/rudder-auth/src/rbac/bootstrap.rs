@@ -722,6 +722,9 @@ pub fn cluster_roles() -> Vec<Value> {
                     &["discovery.k8s.io"],
                     &["endpointslices"],
                 ),
+                // Node names answer as k3s's NodeHosts, which rudder-dns follows itself
+                // (k3s's server writes them into CoreDNS's ConfigMap instead).
+                r(&["list", "watch"], &[""], &["nodes"]),
             ],
         ),
         // After k3s's `system:k3s-controller`: what the node-level network components read
