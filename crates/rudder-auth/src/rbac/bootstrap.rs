@@ -1428,11 +1428,13 @@ fn controller_policies() -> Vec<(&'static str, Vec<PolicyRule>)> {
                 events(),
             ],
         ),
+        // Rudder's volume protection drops its finalizer with a patch where upstream's
+        // controller updates, so both roles also grant `patch`.
         (
             "pvc-protection-controller",
             vec![
                 r(
-                    &["get", "list", "watch", "update"],
+                    &["get", "list", "watch", "update", "patch"],
                     &[""],
                     &["persistentvolumeclaims"],
                 ),
@@ -1444,7 +1446,7 @@ fn controller_policies() -> Vec<(&'static str, Vec<PolicyRule>)> {
             "pv-protection-controller",
             vec![
                 r(
-                    &["get", "list", "watch", "update"],
+                    &["get", "list", "watch", "update", "patch"],
                     &[""],
                     &["persistentvolumes"],
                 ),
