@@ -300,6 +300,14 @@ fn aggregated_resources(group: &str, version: &str, list: &Value) -> Vec<Value> 
 pub fn discovery(s: &ApiServer, path: &str, accept: &str) -> Option<Response> {
     let agg = s.aggregator.as_ref()?;
     let path = path.trim_end_matches('/');
+    // Only `/apis` and `/apis/<group>` merge anything; every other discovery path (and every
+    // non-resource request) goes on without looking at the APIServices.
+    let group_path = path
+        .strip_prefix("/apis/")
+        .is_some_and(|g| !g.is_empty() && !g.contains('/'));
+    if path != "/apis" && !group_path {
+        return None;
+    }
     let snap = s.gs.registry.snapshot();
     let remote = agg.remote_groups(&snap);
     if remote.is_empty() {
