@@ -5,7 +5,7 @@
 //! against the cache, so handlers see the deletions they missed.
 
 use std::any::{Any, TypeId};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -217,7 +217,8 @@ impl<K: Object> Informer<K> {
 
     async fn run(self: Arc<Self>, api: Api<K>, config: watcher::Config) {
         let mut stream = watcher(api, config).boxed();
-        let mut seen: Option<HashMap<String, Vec<String>>> = None;
+        // By namespace, the names a relist delivered: what the index holds beyond them is gone.
+        let mut seen: Option<HashMap<String, HashSet<String>>> = None;
         while let Some(ev) = stream.next().await {
             match ev {
                 Ok(watcher::Event::Init) => seen = Some(HashMap::new()),
@@ -225,7 +226,7 @@ impl<K: Object> Informer<K> {
                     if let Some(seen) = seen.as_mut() {
                         seen.entry(obj.namespace().unwrap_or_default())
                             .or_default()
-                            .push(obj.name_any());
+                            .insert(obj.name_any());
                     }
                     self.upsert(obj);
                 }
@@ -238,7 +239,7 @@ impl<K: Object> Informer<K> {
                                 .flat_map(|(ns, m)| {
                                     let keep = seen.get(ns);
                                     m.keys()
-                                        .filter(move |n| !keep.is_some_and(|k| k.contains(n)))
+                                        .filter(move |n| !keep.is_some_and(|k| k.contains(*n)))
                                         .map(move |n| (ns.clone(), n.clone()))
                                 })
                                 .collect()

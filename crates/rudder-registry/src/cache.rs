@@ -22,8 +22,15 @@ use tokio::sync::{mpsc, watch};
 use crate::object;
 use crate::registry::Registry;
 
-/// Events kept per resource for watches that resume from an older resourceVersion.
+/// Events kept per resource for watches that resume from an older resourceVersion, at least.
 pub const DEFAULT_HISTORY: usize = 4096;
+/// Beyond that, events younger than this are kept, up to `MAX_HISTORY` (upstream's watch cache
+/// grows its capacity the same way: `eventFreshDuration` 75 s, upper bound 100 Ki events). A
+/// client that lists a few thousand objects while thousands are written each second must
+/// still find its list's resourceVersion in the history when it starts watching, or it gets
+/// 410 Expired, lists again and never catches up.
+const FRESH: std::time::Duration = std::time::Duration::from_secs(75);
+const MAX_HISTORY: usize = 100 * 1024;
 /// Events buffered per watcher; a watcher further behind is closed and must re-watch.
 const WATCHER_BUFFER: usize = 1024;
 
@@ -117,7 +124,8 @@ pub struct CacheEvent {
 #[derive(Default)]
 struct ResourceState {
     objects: BTreeMap<String, Arc<CachedObject>>,
-    history: VecDeque<Arc<CacheEvent>>,
+    /// With when each event arrived (for the time-based retention).
+    history: VecDeque<(std::time::Instant, Arc<CacheEvent>)>,
     /// Every event of this resource after this revision is in `history`.
     history_from: i64,
     watchers: Vec<Watcher>,
@@ -131,6 +139,9 @@ struct Watcher {
 
 struct State {
     revision: i64,
+    /// The revision of the last full load: a resource with no state since has had no events
+    /// since, so its history is complete from here.
+    loaded_at: i64,
     resources: HashMap<String, ResourceState>,
     next_watcher: u64,
 }
@@ -154,6 +165,8 @@ pub struct CacheWatch {
 
 pub struct WatchCache {
     history: usize,
+    fresh: std::time::Duration,
+    max_history: usize,
     state: RwLock<State>,
     revision: watch::Sender<i64>,
     registry: Arc<Registry>,
@@ -165,20 +178,33 @@ impl WatchCache {
         store: Arc<dyn Store>,
         registry: Arc<Registry>,
     ) -> Result<Arc<WatchCache>, StoreError> {
-        Self::start_with_history(store, registry, DEFAULT_HISTORY).await
+        Self::start_inner(store, registry, DEFAULT_HISTORY, FRESH, MAX_HISTORY).await
     }
 
-    /// [`WatchCache::start`] keeping `history` events per resource.
+    /// [`WatchCache::start`] keeping exactly `history` events per resource, however recent.
     pub async fn start_with_history(
         store: Arc<dyn Store>,
         registry: Arc<Registry>,
         history: usize,
     ) -> Result<Arc<WatchCache>, StoreError> {
+        Self::start_inner(store, registry, history, std::time::Duration::ZERO, history).await
+    }
+
+    async fn start_inner(
+        store: Arc<dyn Store>,
+        registry: Arc<Registry>,
+        history: usize,
+        fresh: std::time::Duration,
+        max_history: usize,
+    ) -> Result<Arc<WatchCache>, StoreError> {
         let (tx, _) = watch::channel(0);
         let cache = Arc::new(WatchCache {
             history: history.max(1),
+            fresh,
+            max_history: max_history.max(history).max(1),
             state: RwLock::new(State {
                 revision: 0,
+                loaded_at: 0,
                 resources: HashMap::new(),
                 next_watcher: 0,
             }),
@@ -229,6 +255,7 @@ impl WatchCache {
         let revision = revision.unwrap_or(0);
         let mut state = self.write_state();
         state.revision = revision;
+        state.loaded_at = revision;
         // Watchers of the old state cannot be continued: closing them makes clients relist.
         state.resources = objects
             .into_iter()
@@ -318,13 +345,14 @@ impl WatchCache {
         let (tx, rx) = mpsc::channel(WATCHER_BUFFER);
         let mut state = self.write_state();
         let revision = state.revision;
+        let loaded_at = state.loaded_at;
         let id = state.next_watcher;
         state.next_watcher += 1;
         let res = state
             .resources
             .entry(prefix.to_string())
             .or_insert_with(|| ResourceState {
-                history_from: revision,
+                history_from: loaded_at,
                 ..Default::default()
             });
         let initial = match from {
@@ -347,6 +375,7 @@ impl WatchCache {
                 }
                 res.history
                     .iter()
+                    .map(|(_, e)| e)
                     .filter(|e| e.revision > rev && e.object.key.starts_with(key_prefix))
                     .cloned()
                     .collect()
@@ -402,12 +431,12 @@ impl WatchCache {
             }
         };
         let mut state = self.write_state();
-        let current_revision = state.revision;
+        let loaded_at = state.loaded_at;
         let res = state
             .resources
             .entry(prefix)
             .or_insert_with(|| ResourceState {
-                history_from: current_revision,
+                history_from: loaded_at,
                 ..Default::default()
             });
         let prev = match (kind, &object) {
@@ -422,12 +451,19 @@ impl WatchCache {
                 prev,
                 revision,
             });
-            if res.history.len() >= self.history {
-                if let Some(old) = res.history.pop_front() {
+            let now = std::time::Instant::now();
+            while let Some((at, _)) = res.history.front() {
+                let full = res.history.len() >= self.max_history;
+                let stale = res.history.len() >= self.history
+                    && now.saturating_duration_since(*at) >= self.fresh;
+                if !(full || stale) {
+                    break;
+                }
+                if let Some((_, old)) = res.history.pop_front() {
                     res.history_from = old.revision;
                 }
             }
-            res.history.push_back(event.clone());
+            res.history.push_back((now, event.clone()));
             // A watcher that cannot take the event is closed (upstream: "forcing watcher close
             // due to unresponsiveness"); its client re-watches from the last revision it saw.
             res.watchers.retain(|w| {

@@ -809,3 +809,45 @@ async fn admission_sees_the_request_attributes_and_deletes() {
     );
     f.gs.get(&e, Some("default"), "keep").await.unwrap();
 }
+
+/// A resource nothing was ever written to has a complete (empty) history since the cache's
+/// load: a watch from a list's resourceVersion must not expire because other resources were
+/// written meanwhile (it did: every informer of an empty resource relisted once, and a
+/// resource's first object made watchers from before it expire).
+#[tokio::test]
+async fn watching_an_untouched_resource_from_an_older_revision_works() {
+    let f = fixture().await;
+    let secrets = f.gs.registry.get("", "v1", "secrets").unwrap().clone();
+    let configmaps = f.gs.registry.get("", "v1", "configmaps").unwrap().clone();
+    let listed_at = f.gs.store.current_revision().await.unwrap();
+    for i in 0..5 {
+        f.gs.create(
+            &configmaps,
+            Some("default"),
+            cm(&format!("other-{i}")),
+            &WriteOpts::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let current = f.gs.store.current_revision().await.unwrap();
+    f.gs.cache.wait_for(current).await.unwrap();
+    let w =
+        f.gs.watch(&secrets, None, WatchFrom::Revision(listed_at))
+            .await
+            .unwrap();
+    assert!(w.initial.is_empty());
+    // The same after the resource's first object arrived.
+    let mut s = cm("first");
+    s["kind"] = json!("Secret");
+    f.gs.create(&secrets, Some("default"), s, &WriteOpts::default())
+        .await
+        .unwrap();
+    let current = f.gs.store.current_revision().await.unwrap();
+    f.gs.cache.wait_for(current).await.unwrap();
+    let w =
+        f.gs.watch(&secrets, None, WatchFrom::Revision(listed_at))
+            .await
+            .unwrap();
+    assert_eq!(w.initial.len(), 1);
+}
