@@ -13,6 +13,7 @@
 
 pub mod admission;
 pub mod custom;
+pub mod ingress_admission;
 pub mod limitranger;
 pub mod noderestriction;
 pub mod podsecurity;

@@ -1,6 +1,7 @@
 //! Upstream's storage admission plugins: `DefaultStorageClass` (a new claim that names no class
-//! gets the default one) and `StorageObjectInUseProtection` (new claims and volumes get the
-//! finalizers the protection controllers remove once nothing uses them).
+//! gets the default one), `StorageObjectInUseProtection` (new claims and volumes get the
+//! finalizers the protection controllers remove once nothing uses them) and
+//! `PersistentVolumeClaimResize` (a claim grows only if bound and its class allows expansion).
 
 use std::sync::Arc;
 
@@ -40,14 +41,19 @@ impl DefaultStorageClass {
 
 /// Upstream's `GetDefaultClass`: of the classes annotated default, the newest (then by name).
 pub fn default_class(classes: &[Value]) -> Option<&Value> {
+    newest_annotated(classes, &[IS_DEFAULT_CLASS, BETA_IS_DEFAULT_CLASS])
+}
+
+/// Of `classes` with one of the annotations `keys` set to `"true"`, the newest (then by name),
+/// as upstream picks a default StorageClass or IngressClass.
+pub fn newest_annotated<'a>(classes: &'a [Value], keys: &[&str]) -> Option<&'a Value> {
     let is_default = |c: &Value| {
-        let ann = |k: &str| {
+        keys.iter().any(|k| {
             c.pointer("/metadata/annotations")
-                .and_then(|a| a.get(k))
+                .and_then(|a| a.get(*k))
                 .and_then(Value::as_str)
                 == Some("true")
-        };
-        ann(IS_DEFAULT_CLASS) || ann(BETA_IS_DEFAULT_CLASS)
+        })
     };
     classes.iter().filter(|c| is_default(c)).min_by(|a, b| {
         let created = |c: &Value| object::meta_str(c, "creationTimestamp").to_string();
@@ -91,6 +97,99 @@ impl Admission for DefaultStorageClass {
     }
 }
 
+/// `PersistentVolumeClaimResize`, reading StorageClasses from the watch cache as upstream's
+/// lister.
+pub struct PersistentVolumeClaimResize {
+    cache: Arc<WatchCache>,
+    /// The store prefix of StorageClasses.
+    prefix: String,
+}
+
+impl PersistentVolumeClaimResize {
+    pub fn new(
+        cache: Arc<WatchCache>,
+        storage_class_prefix: String,
+    ) -> PersistentVolumeClaimResize {
+        PersistentVolumeClaimResize {
+            cache,
+            prefix: storage_class_prefix,
+        }
+    }
+
+    fn allows_expansion(&self, class: &str) -> bool {
+        let key = format!("{}/{class}", self.prefix);
+        self.cache
+            .get(&self.prefix, &key)
+            .is_some_and(|c| c.value().pointer("/allowVolumeExpansion") == Some(&json!(true)))
+    }
+}
+
+/// Upstream's `GetPersistentVolumeClaimClass`: the beta annotation first, then the field.
+fn claim_class(pvc: &Value) -> &str {
+    pvc.pointer("/metadata/annotations")
+        .and_then(|a| a.get(BETA_CLASS_ANNOTATION))
+        .or_else(|| pvc.pointer("/spec/storageClassName"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+fn requested_storage(pvc: &Value) -> Option<rudder_api::quantity::Quantity> {
+    pvc.pointer("/spec/resources/requests/storage")
+        .and_then(Value::as_str)
+        .and_then(|q| rudder_api::quantity::parse(q).ok())
+}
+
+/// The plugin's decision for an update of `old` to `new`: `Err` with upstream's reason.
+fn check_resize(
+    new: &Value,
+    old: &Value,
+    allows_expansion: impl Fn(&str) -> bool,
+) -> Result<(), &'static str> {
+    let (Some(new_size), Some(old_size)) = (requested_storage(new), requested_storage(old)) else {
+        return Ok(());
+    };
+    if new_size <= old_size {
+        return Ok(());
+    }
+    if old.pointer("/status/phase").and_then(Value::as_str) != Some("Bound") {
+        return Err("Only bound persistent volume claims can be expanded");
+    }
+    let (class, old_class) = (claim_class(new), claim_class(old));
+    if class.is_empty() || class != old_class || !allows_expansion(class) {
+        return Err("only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize");
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl Admission for PersistentVolumeClaimResize {
+    fn handles(&self, entry: &Entry) -> bool {
+        is_pvcs(entry)
+    }
+
+    async fn validate(
+        &self,
+        attrs: &rudder_registry::admission::Attributes<'_>,
+        obj: &Value,
+    ) -> Result<(), ApiError> {
+        if attrs.operation != rudder_registry::admission::Operation::Update
+            || !attrs.is_main_resource()
+        {
+            return Ok(());
+        }
+        let Some(old) = attrs.old else {
+            return Ok(());
+        };
+        check_resize(obj, old, |class| self.allows_expansion(class)).map_err(|e| {
+            ApiError::forbidden(
+                &attrs.entry.info.group_resource(),
+                object::name(obj),
+                e.to_string(),
+            )
+        })
+    }
+}
+
 /// `StorageObjectInUseProtection`.
 pub struct StorageProtection;
 
@@ -130,6 +229,52 @@ mod tests {
             c["metadata"]["annotations"] = json!({IS_DEFAULT_CLASS: "true"});
         }
         c
+    }
+
+    // Cases after upstream's resize admission_test.go.
+    #[test]
+    fn claims_grow_only_when_bound_and_their_class_allows_it() {
+        let pvc = |size: &str, class: &str, phase: &str| {
+            json!({"metadata": {"name": "data"}, "spec": {"storageClassName": class,
+                "resources": {"requests": {"storage": size}}}, "status": {"phase": phase}})
+        };
+        let allows = |c: &str| c == "expandable";
+        let old = pvc("1Gi", "expandable", "Bound");
+        assert_eq!(
+            check_resize(&pvc("2Gi", "expandable", "Bound"), &old, allows),
+            Ok(())
+        );
+        // Shrinking or keeping the size is not this plugin's concern.
+        assert_eq!(
+            check_resize(&pvc("512Mi", "fixed", "Bound"), &old, allows),
+            Ok(())
+        );
+        assert_eq!(
+            check_resize(&pvc("1024Mi", "fixed", "Bound"), &old, allows),
+            Ok(())
+        );
+        assert_eq!(
+            check_resize(
+                &pvc("2Gi", "expandable", "Pending"),
+                &pvc("1Gi", "expandable", "Pending"),
+                allows
+            ),
+            Err("Only bound persistent volume claims can be expanded")
+        );
+        let refused = Err("only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize");
+        let fixed = pvc("1Gi", "fixed", "Bound");
+        assert_eq!(
+            check_resize(&pvc("2Gi", "fixed", "Bound"), &fixed, allows),
+            refused
+        );
+        assert_eq!(
+            check_resize(&pvc("2Gi", "", "Bound"), &pvc("1Gi", "", "Bound"), allows),
+            refused
+        );
+        // The beta annotation names the class before the field.
+        let mut annotated = pvc("2Gi", "expandable", "Bound");
+        annotated["metadata"]["annotations"] = json!({BETA_CLASS_ANNOTATION: "fixed"});
+        assert_eq!(check_resize(&annotated, &old, allows), refused);
     }
 
     #[test]

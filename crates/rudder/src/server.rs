@@ -355,10 +355,22 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
                 Arc::new(
                     rudder_resources::storage_admission::DefaultStorageClass::new(
                         cache.clone(),
-                        storage_classes,
+                        storage_classes.clone(),
                     ),
                 ),
                 Arc::new(rudder_resources::storage_admission::StorageProtection),
+                Arc::new(
+                    rudder_resources::storage_admission::PersistentVolumeClaimResize::new(
+                        cache.clone(),
+                        storage_classes.clone(),
+                    ),
+                ),
+                Arc::new(
+                    rudder_resources::ingress_admission::DefaultIngressClass::new(
+                        cache.clone(),
+                        prefix(&registry, "networking.k8s.io", "v1", "ingressclasses")?,
+                    ),
+                ),
                 Arc::new(rudder_resources::admission::ServiceAccountAdmission::new(
                     cache.clone(),
                     core_prefix(&registry, "serviceaccounts")?,
