@@ -895,10 +895,18 @@ async fn bootstrap(server: &ApiServer) -> anyhow::Result<()> {
         &rudder_allocator::ServiceAllocatorConfig::default(),
         target_port,
     );
-    match gs
-        .create(&services, Some("default"), body, &WriteOpts::default())
-        .await
-    {
+    // Looked up first, as upstream's controller does: creating it again would fail on its
+    // cluster IP (allocated to the existing one) before the name conflict is found.
+    let key = services.key(Some("default"), "kubernetes")?;
+    let exists = gs.cache.get(&services.prefix, &key).is_some();
+    let created = if exists {
+        Ok(Value::Null)
+    } else {
+        gs.create(&services, Some("default"), body, &WriteOpts::default())
+            .await
+    };
+    match created {
+        Ok(_) if exists => {}
         Ok(_) => tracing::info!(service = "default/kubernetes", "created"),
         Err(e) if e.is_already_exists() => {}
         Err(e) => tracing::warn!(error = %e.message, "could not create the kubernetes service"),

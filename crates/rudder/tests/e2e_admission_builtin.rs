@@ -22,7 +22,10 @@ spec: {controller: example.com/ingress}
 "#,
     );
     c.ok(&["create", "ingress", "web", "--rule=web.example/=web:80"]);
-    assert_eq!(jp(&c, "ingress/web", "{.spec.ingressClassName}"), "fallback");
+    assert_eq!(
+        jp(&c, "ingress/web", "{.spec.ingressClassName}"),
+        "fallback"
+    );
     c.ok(&[
         "create",
         "ingress",
@@ -77,7 +80,11 @@ spec:
     );
     c.ok(&["patch", "pvc", "claim-expandable", "-p", grow]);
     assert_eq!(
-        jp(&c, "pvc/claim-expandable", "{.spec.resources.requests.storage}"),
+        jp(
+            &c,
+            "pvc/claim-expandable",
+            "{.spec.resources.requests.storage}"
+        ),
         "2Gi"
     );
 }
