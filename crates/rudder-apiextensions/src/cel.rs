@@ -9,6 +9,9 @@ use serde_json::Value;
 
 use crate::schema::{child, Additional, Node};
 
+/// What a rule's environment declares (upstream's `self` and `oldSelf`).
+const VARIABLES: &[&str] = &["self", "oldSelf"];
+
 /// One compiled rule.
 #[derive(Clone, Debug)]
 pub struct Rule {
@@ -25,10 +28,10 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// Compile one `x-kubernetes-validations` entry; errors are CRD validation errors.
-    /// Undeclared variables are not refused here: `rudder_cel`'s reference list also holds
-    /// comprehension variables (`filter(x, x)` in prometheus-operator's CRDs), so such a check
-    /// would refuse valid CRDs; an unknown variable fails at evaluation instead.
+    /// Compile one `x-kubernetes-validations` entry; errors are CRD validation errors. As
+    /// upstream's environment declares only `self` and `oldSelf`, a rule or messageExpression
+    /// reading anything else is refused here (`undeclared reference to 'x'`), not at its first
+    /// evaluation.
     pub(crate) fn compile(raw: &Value, at: &Path, errs: &mut Vec<FieldError>) -> Option<Rule> {
         let s = |k: &str| raw.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
         let rule = s("rule");
@@ -36,7 +39,7 @@ impl Rule {
             errs.push(FieldError::required(&at.child("rule"), ""));
             return None;
         }
-        let program = match Program::compile(&rule) {
+        let program = match Program::compile_with(&rule, VARIABLES) {
             Ok(p) => p,
             Err(e) => {
                 errs.push(FieldError::invalid(
@@ -49,7 +52,7 @@ impl Rule {
         };
         let message_expression = match s("messageExpression") {
             m if m.trim().is_empty() => None,
-            m => match Program::compile(&m) {
+            m => match Program::compile_with(&m, VARIABLES) {
                 Ok(p) => Some(p),
                 Err(e) => {
                     errs.push(FieldError::invalid(

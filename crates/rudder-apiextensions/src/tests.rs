@@ -453,3 +453,27 @@ fn cel_rules_that_do_not_compile_are_crd_errors() {
         r#"spec.versions[0].schema.openAPIV3Schema.x-kubernetes-validations[0].rule: Invalid value: {"rule":"self.a =="}: compilation failed: "#
     ), "{errs:?}");
 }
+
+/// Upstream's environment declares `self` and `oldSelf` only: anything else is refused when the
+/// CRD is written, with cel-go's message, on the rule (or messageExpression) that reads it;
+/// comprehension variables are not undeclared references.
+#[test]
+fn cel_rules_reading_undeclared_variables_are_crd_errors() {
+    let errs = schema_errs(json!({"type": "object", "x-kubernetes-validations": [
+        {"rule": "self.all(k, self[k] != other)"},
+        {"rule": "self.size() > 0", "messageExpression": "'has ' + string(object.size())"},
+        {"rule": "self.map(k, k).filter(x, x != '').all(y, y == oldSelf.a)"}]}));
+    assert_eq!(
+        errs,
+        vec![
+            "spec.versions[0].schema.openAPIV3Schema.x-kubernetes-validations[0].rule: Invalid value: \
+             {\"rule\":\"self.all(k, self[k] != other)\"}: compilation failed: ERROR: <input>:1:24: \
+             undeclared reference to 'other' (in container '')\n | self.all(k, self[k] != other)\n \
+             | .......................^",
+            "spec.versions[0].schema.openAPIV3Schema.x-kubernetes-validations[1].messageExpression: \
+             Invalid value: {\"messageExpression\":\"'has ' + string(object.size())\",\"rule\":\"self.size() \\u003e 0\"}: \
+             messageExpression compilation failed: ERROR: <input>:1:17: undeclared reference to 'object' \
+             (in container '')\n | 'has ' + string(object.size())\n | ................^",
+        ]
+    );
+}

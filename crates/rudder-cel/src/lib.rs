@@ -40,6 +40,7 @@ mod cost;
 mod depth;
 pub mod json;
 pub mod library;
+mod references;
 
 use cel::common::types::DYN_TYPE;
 use cel::common::value::{CowVal, Val};
@@ -72,9 +73,10 @@ pub enum CompileError {
     /// Nested deeper than [`MAX_DEPTH`].
     #[error("ERROR: <input>:1:1: expression recursion limit exceeded: {max}")]
     TooDeep { max: usize },
-    /// A variable the environment does not declare.
-    #[error("ERROR: <input>:1:1: undeclared reference to '{0}' (in container '')")]
-    UndeclaredReference(String),
+    /// A variable the environment does not declare: `message` is cel-go's report of every
+    /// undeclared name, `name` the first of them.
+    #[error("{message}")]
+    UndeclaredReference { name: String, message: String },
 }
 
 /// An evaluation that failed; its `Display` is cel-go's message where one exists.
@@ -168,6 +170,20 @@ impl Program {
     /// Parses `expr` (macros expanded). Any variable may be referenced; see
     /// [`Program::compile_with`] to refuse undeclared ones at compile time.
     pub fn compile(expr: &str) -> Result<Program, CompileError> {
+        Program::compile_checked(expr, None)
+    }
+
+    /// Like [`Program::compile`], refusing references to variables other than `declared`
+    /// (e.g. `["self", "oldSelf"]` for a CRD rule), as upstream's type checker does: every
+    /// free identifier (not a comprehension's own variable, not a type or function namespace)
+    /// must be declared. The error is cel-go's, one per undeclared name:
+    /// `ERROR: <input>:1:6: undeclared reference to 'x' (in container '')` with the source
+    /// line and a caret under the identifier.
+    pub fn compile_with(expr: &str, declared: &[&str]) -> Result<Program, CompileError> {
+        Program::compile_checked(expr, Some(declared))
+    }
+
+    fn compile_checked(expr: &str, declared: Option<&[&str]>) -> Result<Program, CompileError> {
         if expr.len() > MAX_EXPRESSION_LEN {
             return Err(CompileError::TooLong {
                 len: expr.len(),
@@ -187,12 +203,30 @@ impl Program {
                 ))
             }
         };
-        let variables: Vec<String> = program
-            .references()
-            .variables()
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
+        let free = on_big_stack(|| references::free_identifiers(program.expression()));
+        if let Some(declared) = declared {
+            let undeclared: Vec<String> = free
+                .iter()
+                .filter(|f| !declared.contains(&f.name.as_str()) && !is_builtin_identifier(&f.name))
+                .map(|f| {
+                    references::error_at(
+                        program.source_info(),
+                        f.id,
+                        &format!("undeclared reference to '{}' (in container '')", f.name),
+                    )
+                })
+                .collect();
+            if let Some(first) = free
+                .iter()
+                .find(|f| !declared.contains(&f.name.as_str()) && !is_builtin_identifier(&f.name))
+            {
+                return Err(CompileError::UndeclaredReference {
+                    name: first.name.clone(),
+                    message: undeclared.join("\n"),
+                });
+            }
+        }
+        let variables: Vec<String> = free.into_iter().map(|f| f.name).collect();
         let (ast, depth) = on_big_stack(|| {
             let mut ast = program.expression().clone();
             drop(program);
@@ -209,27 +243,14 @@ impl Program {
         })
     }
 
-    /// Like [`Program::compile`], refusing references to variables other than `declared`
-    /// (e.g. `["self", "oldSelf"]` for a CRD rule), as upstream's type checker does.
-    pub fn compile_with(expr: &str, declared: &[&str]) -> Result<Program, CompileError> {
-        let program = Program::compile(expr)?;
-        if let Some(undeclared) = program
-            .variables
-            .iter()
-            .find(|v| !declared.contains(&v.as_str()) && !is_builtin_identifier(v))
-        {
-            return Err(CompileError::UndeclaredReference(undeclared.clone()));
-        }
-        Ok(program)
-    }
-
     /// Sets the evaluation budget (cost units, see the crate docs).
     pub fn with_cost_limit(mut self, limit: u64) -> Program {
         self.cost_limit = limit;
         self
     }
 
-    /// The top-level variables the expression references (`self`, `object`, …).
+    /// The top-level variables the expression references (`self`, `object`, …), not the
+    /// variables its comprehensions bind.
     pub fn variables(&self) -> impl Iterator<Item = &str> {
         self.variables.iter().map(String::as_str)
     }
@@ -366,6 +387,7 @@ fn is_builtin_identifier(name: &str) -> bool {
             | "cel"
             | "sets"
             | "format"
+            | "jsonpatch"
     )
 }
 

@@ -167,12 +167,62 @@ fn compile_errors() {
         Program::compile_with("self.a == other", &["self", "oldSelf"])
             .unwrap_err()
             .to_string(),
-        "ERROR: <input>:1:1: undeclared reference to 'other' (in container '')"
+        "ERROR: <input>:1:11: undeclared reference to 'other' (in container '')\n | self.a == other\n | ..........^"
     );
     let p = Program::compile_with("self.a == oldSelf.a && int('1') == 1", &["self", "oldSelf"])
         .unwrap();
     assert!(p.references("oldSelf"));
     assert!(!Program::compile("self.x").unwrap().references("oldSelf"));
+}
+
+/// cel-go's checker resolves every free identifier against the declarations; the variables a
+/// comprehension or `cel.bind` introduces are bound in its body, not free.
+#[test]
+fn undeclared_references_are_refused_scope_aware() {
+    let declared = ["self", "oldSelf"];
+    for ok in [
+        "self.all(x, x > 0)",
+        "self.exists(x, x == 'a') && self.exists_one(y, y == 'b')",
+        "self.map(x, x * 2).filter(y, y > 2).size() > 0",
+        "cel.bind(n, self.size(), n > 1 && n < 5)",
+        "self.items.all(i, i.sub.all(j, j > i.min))",
+        "self.all(x, self.exists(y, y == x))",
+        "has(self.a) && type(self) == map && int('1') == 1",
+        "sets.contains(self, [1]) && optional.of(1).hasValue() && strings.quote('a') != ''",
+        "oldSelf.map(x, x).size() <= self.size()",
+    ] {
+        Program::compile_with(ok, &declared).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    let err = |e: &str| Program::compile_with(e, &declared).unwrap_err();
+    assert_eq!(
+        err("x > 0").to_string(),
+        "ERROR: <input>:1:1: undeclared reference to 'x' (in container '')\n | x > 0\n | ^"
+    );
+    // A comprehension variable is not visible after its comprehension.
+    assert_eq!(
+        err("self.all(x, x > 0) && x == 1").to_string(),
+        "ERROR: <input>:1:23: undeclared reference to 'x' (in container '')\n | self.all(x, x > 0) && x == 1\n | ......................^"
+    );
+    // Nor in its own range.
+    assert!(matches!(
+        err("x.all(x, x > 0)"),
+        CompileError::UndeclaredReference { name, .. } if name == "x"
+    ));
+    // Every undeclared name is reported, as cel-go does.
+    assert_eq!(
+        err("a + b").to_string(),
+        "ERROR: <input>:1:1: undeclared reference to 'a' (in container '')\n | a + b\n | ^\n\
+         ERROR: <input>:1:5: undeclared reference to 'b' (in container '')\n | a + b\n | ....^"
+    );
+    // The position is on the line the identifier is on.
+    assert_eq!(
+        err("self.a ==\n  other").to_string(),
+        "ERROR: <input>:2:3: undeclared reference to 'other' (in container '')\n |   other\n | ..^"
+    );
+    // The variables a program reports are the free ones.
+    let p = Program::compile("self.all(oldSelf, oldSelf > 0)").unwrap();
+    assert!(!p.references("oldSelf"));
+    assert_eq!(p.variables().collect::<Vec<_>>(), ["self"]);
 }
 
 #[test]

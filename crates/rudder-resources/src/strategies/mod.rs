@@ -2,6 +2,7 @@
 //! per kind that behaves differently from the generic default, with upstream's defaulting
 //! (`pkg/apis/<group>/v1/defaults.go`) and validation (`pkg/apis/<group>/validation`).
 
+mod admissionregistration;
 mod apps;
 mod autoscaling;
 mod batch;
@@ -43,9 +44,26 @@ const GENERATION_KINDS: &[&str] = &[
     "Pod",
 ];
 
+/// The admission policy kinds with a strategy of their own.
+fn admission_policy(kind: &str) -> Option<admissionregistration::Kind> {
+    use admissionregistration::Kind;
+    Some(match kind {
+        "ValidatingAdmissionPolicy" => Kind::ValidatingPolicy,
+        "ValidatingAdmissionPolicyBinding" => Kind::ValidatingBinding,
+        "MutatingAdmissionPolicy" => Kind::MutatingPolicy,
+        "MutatingAdmissionPolicyBinding" => Kind::MutatingBinding,
+        _ => return None,
+    })
+}
+
 /// The strategy of a built-in resource.
 pub fn strategy_for(info: &ResourceInfo) -> Arc<dyn Strategy> {
     let v1 = info.version == "v1";
+    if info.group == "admissionregistration.k8s.io" {
+        if let Some(kind) = admission_policy(&info.kind) {
+            return Arc::new(admissionregistration::AdmissionPolicyStrategy(kind));
+        }
+    }
     match (info.group.as_str(), info.kind.as_str()) {
         ("", "Namespace") => Arc::new(namespace::NamespaceStrategy),
         ("", "Pod") if v1 => Arc::new(pod::PodStrategy),
