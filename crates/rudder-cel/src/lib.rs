@@ -205,24 +205,25 @@ impl Program {
         };
         let free = on_big_stack(|| references::free_identifiers(program.expression()));
         if let Some(declared) = declared {
-            let undeclared: Vec<String> = free
+            let undeclared: Vec<_> = free
                 .iter()
                 .filter(|f| !declared.contains(&f.name.as_str()) && !is_builtin_identifier(&f.name))
-                .map(|f| {
-                    references::error_at(
-                        program.source_info(),
-                        f.id,
-                        &format!("undeclared reference to '{}' (in container '')", f.name),
-                    )
-                })
                 .collect();
-            if let Some(first) = free
-                .iter()
-                .find(|f| !declared.contains(&f.name.as_str()) && !is_builtin_identifier(&f.name))
-            {
+            if let Some(first) = undeclared.first() {
+                let message = undeclared
+                    .iter()
+                    .map(|f| {
+                        references::error_at(
+                            program.source_info(),
+                            f.id,
+                            &format!("undeclared reference to '{}' (in container '')", f.name),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
                 return Err(CompileError::UndeclaredReference {
                     name: first.name.clone(),
-                    message: undeclared.join("\n"),
+                    message,
                 });
             }
         }

@@ -601,6 +601,13 @@ async fn watches_from_now_and_from_a_revision() {
     );
 }
 
+/// Waits until the watch cache reflects every write so far; returns that revision.
+async fn caught_up(f: &Fixture) -> i64 {
+    let current = f.gs.store.current_revision().await.unwrap();
+    f.gs.cache.wait_for(current).await.unwrap();
+    current
+}
+
 #[tokio::test]
 async fn too_old_revision_is_gone() {
     let f = fixture_with_history(8).await;
@@ -624,8 +631,7 @@ async fn too_old_revision_is_gone() {
         .await
         .unwrap();
     }
-    let current = f.gs.store.current_revision().await.unwrap();
-    f.gs.cache.wait_for(current).await.unwrap();
+    let current = caught_up(&f).await;
     let err =
         f.gs.watch(&e, None, WatchFrom::Revision(rv))
             .await
@@ -678,8 +684,7 @@ async fn slow_watcher_is_closed_not_skipped() {
     for t in tasks {
         t.await.unwrap();
     }
-    let current = f.gs.store.current_revision().await.unwrap();
-    f.gs.cache.wait_for(current).await.unwrap();
+    caught_up(&f).await;
     let mut last = 0;
     let mut seen = 0;
     while let Some(ev) = w.live.recv().await {
@@ -830,8 +835,7 @@ async fn watching_an_untouched_resource_from_an_older_revision_works() {
         .await
         .unwrap();
     }
-    let current = f.gs.store.current_revision().await.unwrap();
-    f.gs.cache.wait_for(current).await.unwrap();
+    caught_up(&f).await;
     let w =
         f.gs.watch(&secrets, None, WatchFrom::Revision(listed_at))
             .await
@@ -843,8 +847,7 @@ async fn watching_an_untouched_resource_from_an_older_revision_works() {
     f.gs.create(&secrets, Some("default"), s, &WriteOpts::default())
         .await
         .unwrap();
-    let current = f.gs.store.current_revision().await.unwrap();
-    f.gs.cache.wait_for(current).await.unwrap();
+    caught_up(&f).await;
     let w =
         f.gs.watch(&secrets, None, WatchFrom::Revision(listed_at))
             .await

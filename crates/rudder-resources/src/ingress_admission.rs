@@ -7,10 +7,10 @@
 use std::sync::Arc;
 
 use rudder_api::status::ApiError;
-use rudder_registry::{object, Admission, Entry, WatchCache};
+use rudder_registry::{Admission, Entry, WatchCache};
 use serde_json::{json, Value};
 
-use crate::storage_admission::newest_annotated;
+use crate::storage_admission::default_class_in;
 
 const IS_DEFAULT_CLASS: &str = "ingressclass.kubernetes.io/is-default-class";
 const LEGACY_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
@@ -30,17 +30,13 @@ impl DefaultIngressClass {
     }
 }
 
-/// The class name a new Ingress gets from `classes`, if it names none itself.
-fn default_for(ingress: &Value, classes: &[Value]) -> Option<String> {
-    let names_one = ingress.pointer("/spec/ingressClassName").is_some()
+/// Whether an Ingress names its class itself (the field, even "", or the legacy annotation).
+fn names_a_class(ingress: &Value) -> bool {
+    ingress.pointer("/spec/ingressClassName").is_some()
         || ingress
             .pointer("/metadata/annotations")
             .and_then(|a| a.get(LEGACY_CLASS_ANNOTATION))
-            .is_some();
-    if names_one {
-        return None;
-    }
-    newest_annotated(classes, &[IS_DEFAULT_CLASS]).map(|c| object::name(c).to_string())
+            .is_some()
 }
 
 impl Admission for DefaultIngressClass {
@@ -54,9 +50,10 @@ impl Admission for DefaultIngressClass {
         obj: &mut Value,
         _dry_run: bool,
     ) -> Result<(), ApiError> {
-        let (items, _) = self.cache.list(&self.prefix, &format!("{}/", self.prefix));
-        let classes: Vec<Value> = items.iter().map(|o| o.value()).collect();
-        if let Some(name) = default_for(obj, &classes) {
+        if names_a_class(obj) {
+            return Ok(());
+        }
+        if let Some(name) = default_class_in(&self.cache, &self.prefix, &[IS_DEFAULT_CLASS]) {
             if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.insert("ingressClassName".into(), json!(name));
             }
@@ -68,13 +65,23 @@ impl Admission for DefaultIngressClass {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage_admission::newest_annotated;
+
+    /// What `admit_create` decides, over `classes` instead of the watch cache.
+    fn default_for(ingress: &Value, classes: &[Value]) -> Option<String> {
+        if names_a_class(ingress) {
+            return None;
+        }
+        newest_annotated(classes, &[IS_DEFAULT_CLASS])
+            .map(|c| rudder_registry::object::name(c).to_string())
+    }
 
     fn class(name: &str, created: &str, default: bool) -> Value {
-        let mut c = json!({"metadata": {"name": name, "creationTimestamp": created}});
-        if default {
-            c["metadata"]["annotations"] = json!({IS_DEFAULT_CLASS: "true"});
-        }
-        c
+        crate::storage_admission::annotated_class(
+            name,
+            created,
+            default.then_some(IS_DEFAULT_CLASS),
+        )
     }
 
     // Cases after upstream's defaultingressclass admission_test.go.

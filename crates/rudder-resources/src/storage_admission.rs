@@ -39,13 +39,19 @@ impl DefaultStorageClass {
     }
 }
 
-/// Upstream's `GetDefaultClass`: of the classes annotated default, the newest (then by name).
-pub fn default_class(classes: &[Value]) -> Option<&Value> {
-    newest_annotated(classes, &[IS_DEFAULT_CLASS, BETA_IS_DEFAULT_CLASS])
+/// The annotations marking a default StorageClass (GA and beta).
+const DEFAULT_CLASS_ANNOTATIONS: &[&str] = &[IS_DEFAULT_CLASS, BETA_IS_DEFAULT_CLASS];
+
+/// The name of the default class among the objects under `prefix` in the watch cache (see
+/// [`newest_annotated`]), as the DefaultStorageClass and DefaultIngressClass plugins read it.
+pub fn default_class_in(cache: &WatchCache, prefix: &str, keys: &[&str]) -> Option<String> {
+    let (items, _) = cache.list(prefix, &format!("{prefix}/"));
+    let classes: Vec<Value> = items.iter().map(|o| o.value()).collect();
+    newest_annotated(&classes, keys).map(|c| object::name(c).to_string())
 }
 
-/// Of `classes` with one of the annotations `keys` set to `"true"`, the newest (then by name),
-/// as upstream picks a default StorageClass or IngressClass.
+/// Upstream's `GetDefaultClass`: of `classes` with one of the annotations `keys` set to
+/// `"true"`, the newest (then by name), as upstream picks a default StorageClass or IngressClass.
 pub fn newest_annotated<'a>(classes: &'a [Value], keys: &[&str]) -> Option<&'a Value> {
     let is_default = |c: &Value| {
         keys.iter().any(|k| {
@@ -84,12 +90,10 @@ impl Admission for DefaultStorageClass {
         {
             return Ok(());
         }
-        let (items, _) = self.cache.list(&self.prefix, &format!("{}/", self.prefix));
-        let classes: Vec<Value> = items.iter().map(|o| o.value()).collect();
-        let Some(class) = default_class(&classes) else {
+        let Some(name) = default_class_in(&self.cache, &self.prefix, DEFAULT_CLASS_ANNOTATIONS)
+        else {
             return Ok(());
         };
-        let name = object::name(class).to_string();
         if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
             spec.insert("storageClassName".into(), json!(name));
         }
@@ -219,16 +223,22 @@ impl Admission for StorageProtection {
     }
 }
 
+/// A class object created at `created`, annotated `annotation: "true"` if given.
+#[cfg(test)]
+pub(crate) fn annotated_class(name: &str, created: &str, annotation: Option<&str>) -> Value {
+    let mut c = json!({"metadata": {"name": name, "creationTimestamp": created}});
+    if let Some(key) = annotation {
+        c["metadata"]["annotations"] = json!({key: "true"});
+    }
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn class(name: &str, created: &str, default: bool) -> Value {
-        let mut c = json!({"metadata": {"name": name, "creationTimestamp": created}});
-        if default {
-            c["metadata"]["annotations"] = json!({IS_DEFAULT_CLASS: "true"});
-        }
-        c
+        annotated_class(name, created, default.then_some(IS_DEFAULT_CLASS))
     }
 
     // Cases after upstream's resize admission_test.go.
@@ -285,7 +295,10 @@ mod tests {
             class("new-b", "2026-03-01T00:00:00Z", true),
             class("new-a", "2026-03-01T00:00:00Z", true),
         ];
-        assert_eq!(default_class(&classes).map(object::name), Some("new-a"));
-        assert!(default_class(&classes[1..2]).is_none());
+        assert_eq!(
+            newest_annotated(&classes, DEFAULT_CLASS_ANNOTATIONS).map(object::name),
+            Some("new-a")
+        );
+        assert!(newest_annotated(&classes[1..2], DEFAULT_CLASS_ANNOTATIONS).is_none());
     }
 }

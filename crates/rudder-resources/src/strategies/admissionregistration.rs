@@ -447,35 +447,25 @@ fn mutation(m: &Value, env: Declared, path: &Path, errs: &mut ErrorList) {
     };
     match m.get("patchType").and_then(Value::as_str) {
         None | Some("") => errs.push(FieldError::required(&path.child("patchType"), "")),
-        Some("ApplyConfiguration") => {
-            match apply {
+        Some(kind @ ("ApplyConfiguration" | "JSONPatch")) => {
+            // The field the patch type names must be set, the other one must not.
+            let (wanted, wanted_at, other, other_at) = if kind == "ApplyConfiguration" {
+                (apply, &ap, json_patch, &jp)
+            } else {
+                (json_patch, &jp, apply, &ap)
+            };
+            match wanted {
                 None => errs.push(FieldError::required(
-                    &ap,
-                    "must be specified when patchType is ApplyConfiguration",
+                    wanted_at,
+                    format!("must be specified when patchType is {kind}"),
                 )),
-                Some(a) => expression(a, &ap, errs),
+                Some(w) => expression(w, wanted_at, errs),
             }
-            if json_patch.is_some() {
+            if other.is_some() {
                 errs.push(FieldError::invalid(
-                    &jp,
+                    other_at,
                     BadValue::Raw("{}".into()),
-                    "must not be specified when patchType is ApplyConfiguration",
-                ));
-            }
-        }
-        Some("JSONPatch") => {
-            match json_patch {
-                None => errs.push(FieldError::required(
-                    &jp,
-                    "must be specified when patchType is JSONPatch",
-                )),
-                Some(j) => expression(j, &jp, errs),
-            }
-            if apply.is_some() {
-                errs.push(FieldError::invalid(
-                    &ap,
-                    BadValue::Raw("{}".into()),
-                    "must not be specified when patchType is JSONPatch",
+                    format!("must not be specified when patchType is {kind}"),
                 ));
             }
         }
@@ -585,17 +575,7 @@ fn named_rule(r: &Value, path: &Path, errs: &mut ErrorList) {
         }
         names.push(n);
     }
-    let ops = strings(r, "operations");
-    if ops.is_empty() {
-        errs.push(FieldError::required(&path.child("operations"), ""));
-    }
-    if ops.len() > 1 && ops.contains(&"*") {
-        errs.push(FieldError::invalid(
-            &path.child("operations"),
-            owned(&ops).as_slice(),
-            "if '*' is present, must not specify other operations",
-        ));
-    }
+    let ops = wildcard_list(r, "operations", "operations", path, errs);
     for (i, op) in ops.iter().enumerate() {
         if !OPERATIONS.contains(op) {
             errs.push(FieldError::not_supported(
@@ -605,28 +585,8 @@ fn named_rule(r: &Value, path: &Path, errs: &mut ErrorList) {
             ));
         }
     }
-    let groups = strings(r, "apiGroups");
-    if groups.is_empty() {
-        errs.push(FieldError::required(&path.child("apiGroups"), ""));
-    }
-    if groups.len() > 1 && groups.contains(&"*") {
-        errs.push(FieldError::invalid(
-            &path.child("apiGroups"),
-            owned(&groups).as_slice(),
-            "if '*' is present, must not specify other API groups",
-        ));
-    }
-    let versions = strings(r, "apiVersions");
-    if versions.is_empty() {
-        errs.push(FieldError::required(&path.child("apiVersions"), ""));
-    }
-    if versions.len() > 1 && versions.contains(&"*") {
-        errs.push(FieldError::invalid(
-            &path.child("apiVersions"),
-            owned(&versions).as_slice(),
-            "if '*' is present, must not specify other API versions",
-        ));
-    }
+    wildcard_list(r, "apiGroups", "API groups", path, errs);
+    let versions = wildcard_list(r, "apiVersions", "API versions", path, errs);
     for (i, v) in versions.iter().enumerate() {
         if v.is_empty() {
             errs.push(FieldError::required(
@@ -645,6 +605,29 @@ fn named_rule(r: &Value, path: &Path, errs: &mut ErrorList) {
             ));
         }
     }
+}
+
+/// A rule's list `key`: required, and `*` only alone (upstream's messages name the list as
+/// `what`).
+fn wildcard_list<'a>(
+    r: &'a Value,
+    key: &str,
+    what: &str,
+    path: &Path,
+    errs: &mut ErrorList,
+) -> Vec<&'a str> {
+    let items = strings(r, key);
+    if items.is_empty() {
+        errs.push(FieldError::required(&path.child(key), ""));
+    }
+    if items.len() > 1 && items.contains(&"*") {
+        errs.push(FieldError::invalid(
+            &path.child(key),
+            owned(&items).as_slice(),
+            format!("if '*' is present, must not specify other {what}"),
+        ));
+    }
+    items
 }
 
 /// Upstream `validateResources`: `x`, `x/y`, `x/*`, `*/y`, `*` and `*/*` without overlaps.
@@ -955,6 +938,25 @@ mod tests {
                  serves no purpose)",
             ]
         );
+        // A rule's lists: required, and `*` only alone.
+        let errs = errors(
+            Kind::ValidatingPolicy,
+            vap(
+                json!({"matchConstraints": {"resourceRules": [{"apiGroups": ["*", "apps"],
+                "apiVersions": ["v1", "*"], "operations": [], "resources": ["pods"]}]},
+                "validations": [{"expression": "true"}]}),
+            ),
+        );
+        assert_eq!(
+            errs,
+            [
+                "spec.matchConstraints.resourceRules[0].operations: Required value",
+                "spec.matchConstraints.resourceRules[0].apiGroups: Invalid value: [\"*\",\"apps\"]: if '*' is \
+                 present, must not specify other API groups",
+                "spec.matchConstraints.resourceRules[0].apiVersions: Invalid value: [\"v1\",\"*\"]: if '*' is \
+                 present, must not specify other API versions",
+            ]
+        );
     }
 
     #[test]
@@ -971,7 +973,10 @@ mod tests {
                     {"patchType": "JSONPatch", "jsonPatch": {"expression":
                         "[JSONPatch{op: 'add', path: '/metadata/labels/' + jsonpatch.escapeKey('a/b'), value: variables.v}]"}},
                     {"patchType": "JSONPatch"},
-                    {"patchType": "Strategic"}]}),
+                    {"patchType": "Strategic"},
+                    {"patchType": "ApplyConfiguration", "applyConfiguration": {"expression":
+                        "Object{metadata: Object.metadata{labels: {'a': 'b'}}}"},
+                        "jsonPatch": {"expression": "[]"}}]}),
             ),
         );
         assert_eq!(
@@ -991,6 +996,8 @@ mod tests {
                 "spec.mutations[2].jsonPatch: Required value: must be specified when patchType is JSONPatch",
                 "spec.mutations[3].patchType: Unsupported value: \"Strategic\": supported values: \
                  \"ApplyConfiguration\", \"JSONPatch\"",
+                "spec.mutations[4].jsonPatch: Invalid value: {}: must not be specified when patchType is \
+                 ApplyConfiguration",
                 "spec.reinvocationPolicy: Unsupported value: \"Sometimes\": supported values: \"IfNeeded\", \"Never\"",
             ]
         );
