@@ -11,7 +11,11 @@ fuzz_target!(|data: &[u8]| {
         let _ = Selector::parse(text);
         let _ = FieldSelector::parse(text);
         let _ = quantity::parse(text);
-        let _ = quantity::Amount::parse(text);
+        // Printing exercises the canonical form's scaling of whatever parsed.
+        let _ = quantity::Amount::parse(text).map(|a| a.to_string());
+    }
+    if let Ok(n) = serde_json::from_slice::<serde_json::Number>(data) {
+        let _ = quantity::canonical_number(&n);
     }
     if let Ok(sel) = serde_json::from_slice(data) {
         let _ = Selector::from_label_selector(Some(&sel));

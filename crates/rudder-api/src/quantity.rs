@@ -146,20 +146,24 @@ pub fn parse(s: &str) -> Result<Quantity, &'static str> {
     for _ in 0..bin {
         m = m.saturating_mul(1024);
     }
-    let exp = 9 + dec - frac;
+    // Exponents come from the client (`1e2147483647`, thousands of fraction digits): widen
+    // before adding and stop scaling once the value saturates or rounds to nothing.
+    let exp = 9 + i64::from(dec) - i64::from(frac);
     let nanos = if exp >= 0 {
         let mut v = m;
-        for _ in 0..exp {
+        for _ in 0..exp.min(40) {
             v = v.saturating_mul(10);
         }
         v
+    } else if m == 0 {
+        0
     } else {
         let mut div: i128 = 1;
-        for _ in 0..(-exp).min(38) {
+        for _ in 0..(-exp).min(39) {
             div = div.saturating_mul(10);
         }
         // Upstream rounds sub-nano values up.
-        (m + div - 1) / div
+        m / div + i128::from(m % div != 0)
     };
     Ok(Quantity {
         nanos: if negative { -nanos } else { nanos },
@@ -180,7 +184,7 @@ pub fn canonical_number(n: &serde_json::Number) -> Option<String> {
     }
     let mut exp: i32 = -frac;
     if let Some(e) = exp_text {
-        exp += e.parse::<i32>().ok()?;
+        exp = exp.checked_add(e.parse::<i32>().ok()?)?;
     }
     let mut m: i128 = digits.parse().ok()?;
     if m == 0 {
@@ -196,10 +200,10 @@ pub fn canonical_number(n: &serde_json::Number) -> Option<String> {
         // Upstream keeps nano precision at most, rounding up.
         let shift = -9 - exp;
         let mut div: i128 = 1;
-        for _ in 0..shift {
-            div *= 10;
+        for _ in 0..shift.min(39) {
+            div = div.saturating_mul(10);
         }
-        m = (m + div - 1) / div;
+        m = m / div + i128::from(m % div != 0);
         e3 = -9;
         exp = -9;
     }
@@ -420,6 +424,19 @@ mod tests {
         assert_eq!(parse("1Qi"), Err(ERR_FORM));
         assert_eq!(parse("1.2.3"), Err(ERR_NUMERIC));
         assert_eq!(parse("1kk"), Err(ERR_SUFFIX));
+    }
+
+    #[test]
+    fn extreme_exponents_saturate_or_round_instead_of_overflowing() {
+        let huge = "9".repeat(60);
+        assert_eq!(parse(&format!("{huge}e-1")).map(|q| q.is_negative()), Ok(false));
+        assert!(parse(&format!("{huge}e-1")).is_ok_and(|q| q > i64::MAX));
+        assert!(parse("1e2147483647").is_ok_and(|q| q > i64::MAX));
+        assert_eq!(parse("1e-2147483648").map(|q| q.nanos), Ok(1));
+        assert_eq!(parse(&format!("0.{}1", "0".repeat(100))).map(|q| q.nanos), Ok(1));
+        assert_eq!(parse("0e-2147483648").map(|q| q.nanos), Ok(0));
+        let tiny: serde_json::Number = serde_json::from_str("1e-300").unwrap();
+        assert_eq!(canonical_number(&tiny).as_deref(), Some("1n"));
     }
 
     #[test]
