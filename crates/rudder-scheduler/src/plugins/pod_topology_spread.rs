@@ -347,8 +347,12 @@ struct PreScoreState {
     constraints: Vec<Constraint>,
     /// Nodes missing a topology key: scored 0.
     ignored: HashSet<String>,
-    /// Per constraint (hostname ones aside, counted in Score): matching pods per domain.
+    /// Per constraint (hostname ones aside): matching pods per domain.
     pod_counts: Vec<FxMap<i64>>,
+    /// Per hostname constraint: matching pods per scored node. Upstream counts them in Score,
+    /// node by node; counted here, they come from the per-node memo, so a cycle recounts only
+    /// the nodes whose pods changed since.
+    host_counts: Vec<FxMap<i64>>,
     /// Per constraint: ln(domains + 2), so that small topologies are not drowned by big ones.
     normalizing_weight: Vec<f64>,
 }
@@ -497,6 +501,39 @@ impl PodTopologySpread {
         constraints
             .iter()
             .map(|c| self.counts.get(ns, &c.selector))
+            .collect()
+    }
+
+    /// One counting pass over `nodes`: for every constraint `pick` gives a node a domain for,
+    /// the node's matching pods, from the memo when the node is unchanged since (so only nodes
+    /// whose pods changed are recounted); fresh counts are remembered. Gives (constraint
+    /// index, domain, count) per pick.
+    fn count_pass<'a>(
+        &self,
+        constraints: &[Constraint],
+        ns: &str,
+        nodes: &'a [Arc<NodeInfo>],
+        all_nodes: usize,
+        pick: impl Fn(&'a NodeInfo, usize, &Constraint) -> Option<&'a str> + Sync,
+    ) -> Vec<(usize, &'a str, i64)> {
+        let memos = self.memos(constraints, ns);
+        let counted: Vec<Counted<'a>> = per_node(nodes, |node| {
+            constraints
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| {
+                    let value = pick(node, i, c)?;
+                    let (n, new) = memo_count(&memos[i], node, &c.selector, ns);
+                    Some((i, value, n, new.then(|| (node.name(), node.generation))))
+                })
+                .collect()
+        });
+        drop(memos);
+        self.remember(constraints, ns, &counted, all_nodes);
+        counted
+            .into_iter()
+            .flatten()
+            .map(|(i, value, n, _)| (i, value, n))
             .collect()
     }
 
@@ -724,34 +761,28 @@ impl Plugin for PodTopologySpread {
                     .then(|| self.domains.totals(ns, c, &keys, &snapshot.nodes))
             })
             .collect();
-        let memos = self.memos(&constraints, ns);
         // Nothing left to count node by node: skip the walk.
         let nodes: &[Arc<NodeInfo>] = if kept.iter().all(Option::is_some) {
             &[]
         } else {
             &snapshot.nodes
         };
-        let counted: Vec<Counted<'_>> = per_node(nodes, |node| {
-            let labels = node_labels(node);
-            if !node_has_all_keys(labels, &constraints) {
-                return Vec::new();
-            }
-            constraints
-                .iter()
-                .enumerate()
-                .filter(|(i, c)| kept[*i].is_none() && c.includes(pod, node))
-                .map(|(i, c)| {
-                    let value = labels.get(&c.topology_key).map_or("", String::as_str);
-                    let (n, new) = memo_count(&memos[i], node, &c.selector, ns);
-                    (i, value, n, new.then(|| (node.name(), node.generation)))
-                })
-                .collect()
-        });
-        drop(memos);
-        self.remember(&constraints, ns, &counted, snapshot.nodes.len());
+        let counted = self.count_pass(
+            &constraints,
+            ns,
+            nodes,
+            snapshot.nodes.len(),
+            |node, i, c| {
+                let labels = node_labels(node);
+                (kept[i].is_none()
+                    && node_has_all_keys(labels, &constraints)
+                    && c.includes(pod, node))
+                .then(|| labels.get(&c.topology_key).map_or("", String::as_str))
+            },
+        );
         let mut match_num: Vec<FxMap<i64>> =
             kept.into_iter().map(Option::unwrap_or_default).collect();
-        for (i, value, n, _) in counted.into_iter().flatten() {
+        for (i, value, n) in counted {
             match match_num[i].get_mut(value) {
                 Some(c) => *c += n,
                 None => {
@@ -886,32 +917,34 @@ impl Plugin for PodTopologySpread {
         if wanted {
             let ns = pod.namespace();
             let domains = &pod_counts;
-            let memos = self.memos(&constraints, ns);
-            let counted: Vec<Counted<'_>> = per_node(&snapshot.nodes, |node| {
+            let all = &snapshot.nodes;
+            let counted = self.count_pass(&constraints, ns, all, all.len(), |node, i, c| {
                 let labels = node_labels(node);
                 if require_all && !node_has_all_keys(labels, &constraints) {
-                    return Vec::new();
+                    return None;
                 }
-                constraints
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, c)| {
-                        let value = labels.get(&c.topology_key).map_or("", String::as_str);
-                        domains[*i].contains_key(value) && c.includes(pod, node)
-                    })
-                    .map(|(i, c)| {
-                        let value = labels.get(&c.topology_key).map_or("", String::as_str);
-                        let (n, new) = memo_count(&memos[i], node, &c.selector, ns);
-                        (i, value, n, new.then(|| (node.name(), node.generation)))
-                    })
-                    .collect()
+                let value = labels.get(&c.topology_key).map_or("", String::as_str);
+                (domains[i].contains_key(value) && c.includes(pod, node)).then_some(value)
             });
-            drop(memos);
-            self.remember(&constraints, ns, &counted, snapshot.nodes.len());
-            for (i, value, n, _) in counted.into_iter().flatten() {
+            for (i, value, n) in counted {
                 if let Some(c) = pod_counts[i].get_mut(value) {
                     *c += n;
                 }
+            }
+        }
+        let mut host_counts: Vec<FxMap<i64>> = vec![FxMap::default(); constraints.len()];
+        if constraints.iter().any(|c| c.topology_key == LABEL_HOSTNAME) {
+            let ns = pod.namespace();
+            let ignored = &ignored;
+            let all = snapshot.nodes.len();
+            let counted = self.count_pass(&constraints, ns, nodes, all, |node, _, c| {
+                (c.topology_key == LABEL_HOSTNAME
+                    && !ignored.contains(node.name())
+                    && node_labels(node).contains_key(LABEL_HOSTNAME))
+                .then(|| node.name())
+            });
+            for (i, name, n) in counted {
+                host_counts[i].insert(name.to_string(), n);
             }
         }
         state.write(
@@ -920,6 +953,7 @@ impl Plugin for PodTopologySpread {
                 constraints,
                 ignored,
                 pod_counts,
+                host_counts,
                 normalizing_weight,
             },
         );
@@ -940,7 +974,11 @@ impl Plugin for PodTopologySpread {
                 continue;
             };
             let count = if c.topology_key == LABEL_HOSTNAME {
-                count_matching(&node.pods, &c.selector, pod.namespace())
+                match s.host_counts[i].get(node.name()) {
+                    Some(n) => *n,
+                    // A node PreScore was not given (upstream scores only those it was).
+                    None => count_matching(&node.pods, &c.selector, pod.namespace()),
+                }
             } else {
                 s.pod_counts[i].get(value).copied().unwrap_or(0)
             };
@@ -1164,6 +1202,45 @@ mod tests {
             at(zoned("node-x", "zone2", vec![foo("p-x1"), foo("p-x2")]), 3),
         ]);
         assert_eq!(feasible(&pl, &p, &snap), vec!["node-a", "node-x"]);
+    }
+
+    #[test]
+    fn hostname_scores_follow_node_generations() {
+        let p = pod(
+            "p",
+            json!({"foo": ""}),
+            json!([spread(LABEL_HOSTNAME, 1, SCHEDULE_ANYWAY)]),
+        );
+        let host = |name: &str, pods: Vec<PodInfo>, generation: u64| {
+            let mut n = Arc::unwrap_or_clone(node(name, json!({ LABEL_HOSTNAME: name }), pods));
+            n.generation = generation;
+            Arc::new(n)
+        };
+        let pl = plugin();
+        let snap = snapshot(vec![
+            host("node-a", vec![foo("a1")], 1),
+            host("node-b", vec![], 1),
+        ]);
+        let s = scores(&pl, &p, &snap).unwrap();
+        assert!(s[1] > s[0], "{s:?}");
+        // node-b gains two pods (generation 2): node-a is now the emptier one.
+        let snap = snapshot(vec![
+            host("node-a", vec![foo("a1")], 1),
+            host("node-b", vec![foo("b1"), foo("b2")], 2),
+        ]);
+        let s = scores(&pl, &p, &snap).unwrap();
+        assert!(s[0] > s[1], "{s:?}");
+        // node-a at generation 1 is not recounted although this snapshot's node-a (built
+        // outside the cache, which would have bumped it) holds three pods; a fresh plugin
+        // counts them.
+        let snap = snapshot(vec![
+            host("node-a", vec![foo("a1"), foo("a2"), foo("a3")], 1),
+            host("node-b", vec![foo("b1"), foo("b2")], 2),
+        ]);
+        let s = scores(&pl, &p, &snap).unwrap();
+        assert!(s[0] > s[1], "{s:?}");
+        let s = scores(&plugin(), &p, &snap).unwrap();
+        assert!(s[1] > s[0], "{s:?}");
     }
 
     #[test]
