@@ -378,15 +378,29 @@ impl<K: Kind> ReplicaSetController<K> {
             return Ok(());
         }
         let api: Api<K> = Api::namespaced(self.client.clone(), &rs.namespace().unwrap_or_default());
-        let updated = owner.with_status(status);
-        match api
-            .replace_status(&rs.name_any(), &PostParams::default(), &updated)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(e.into()),
+        let name = rs.name_any();
+        // Upstream's `updateReplicaSetStatus`: a failed update is retried once on the object
+        // read afresh (statusUpdateRetries = 1). The informer's copy lags this controller's
+        // own previous status write whenever pods change quickly; without the retry every
+        // such sync was a 409 and a rate-limited requeue.
+        let mut base = owner.clone();
+        for attempt in 0..2 {
+            let updated = base.with_status(status.clone());
+            match api
+                .replace_status(&name, &PostParams::default(), &updated)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if is_not_found(&e) => return Ok(()),
+                Err(e) if attempt > 0 => return Err(e.into()),
+                Err(_) => match api.get(&name).await {
+                    Ok(fresh) => base = fresh,
+                    Err(e) if is_not_found(&e) => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                },
+            }
         }
+        Ok(())
     }
 }
 
