@@ -20,6 +20,7 @@ use kube::runtime::watcher;
 use serde_json::{json, Value};
 
 use super::api::{server_command, status_mb, wait_ready};
+use super::pods::cpu_of;
 use super::scheduler::{admin_client, Guard};
 use super::{machine_summary, percentile};
 
@@ -152,6 +153,109 @@ fn pod_template(app: &str) -> Value {
     })
 }
 
+/// CPU used by the server, the controller manager and the bench process itself (creators,
+/// watches and simulated nodes) over a phase, in cores (CPU seconds per wall second): on two
+/// cores, which of them saturates says what limits the phase.
+#[derive(Clone, Copy, Default)]
+struct CpuSplit {
+    server: f64,
+    cm: f64,
+    bench: f64,
+}
+
+struct CpuMark {
+    at: Instant,
+    pids: [u32; 3],
+    cpu: [Duration; 3],
+}
+
+impl CpuMark {
+    fn start(server_pid: u32, cm_pid: u32) -> Self {
+        let pids = [server_pid, cm_pid, std::process::id()];
+        Self {
+            at: Instant::now(),
+            pids,
+            cpu: pids.map(cpu_of),
+        }
+    }
+
+    fn until(&self, end: Instant) -> CpuSplit {
+        let wall = end
+            .saturating_duration_since(self.at)
+            .as_secs_f64()
+            .max(1e-9);
+        let used = |i: usize| {
+            cpu_of(self.pids[i])
+                .saturating_sub(self.cpu[i])
+                .as_secs_f64()
+                / wall
+        };
+        CpuSplit {
+            server: used(0),
+            cm: used(1),
+            bench: used(2),
+        }
+    }
+}
+
+/// Writes the API server has answered, per `verb resource[/subresource]`, from its
+/// `apiserver_request_total`: what each phase asked of the server's write path.
+async fn write_counts(client: &kube::Client) -> anyhow::Result<HashMap<String, f64>> {
+    let req = http::Request::get("/metrics")
+        .body(Vec::new())
+        .context("building the metrics request")?;
+    let text = client
+        .request_text(req)
+        .await
+        .context("reading the server's metrics")?;
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                .map(|v| v.trim_matches('"').to_string())
+                .unwrap_or_default()
+        };
+        let verb = label("verb");
+        if !matches!(
+            verb.as_str(),
+            "POST" | "PUT" | "PATCH" | "APPLY" | "DELETE" | "DELETECOLLECTION"
+        ) {
+            continue;
+        }
+        let (resource, sub, code) = (label("resource"), label("subresource"), label("code"));
+        let mut key = if sub.is_empty() {
+            format!("{verb} {resource}")
+        } else {
+            format!("{verb} {resource}/{sub}")
+        };
+        // Refused writes (conflicts above all) cost the server too; they are counted apart.
+        if !code.starts_with('2') {
+            key = format!("{key} → {code}");
+        }
+        *out.entry(key).or_insert(0.0) += value.trim().parse::<f64>().unwrap_or(0.0);
+    }
+    Ok(out)
+}
+
+fn delta(after: HashMap<String, f64>, before: &HashMap<String, f64>) -> HashMap<String, f64> {
+    after
+        .into_iter()
+        .map(|(k, v)| {
+            let d = v - before.get(&k).copied().unwrap_or(0.0);
+            (k, d)
+        })
+        .filter(|(_, d)| *d > 0.0)
+        .collect()
+}
+
 async fn create_namespace(client: &kube::Client, name: &str) -> anyhow::Result<()> {
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
     Api::<Namespace>::all(client.clone())
@@ -161,18 +265,30 @@ async fn create_namespace(client: &kube::Client, name: &str) -> anyhow::Result<(
     Ok(())
 }
 
-/// Bare pods created by `creators` concurrent clients; the time until all are Running.
+struct Baseline {
+    /// Until the creators' last create was answered: the API server's write rate for pods.
+    to_created: Duration,
+    to_running: Duration,
+    cpu: CpuSplit,
+    writes: HashMap<String, f64>,
+}
+
+/// Bare pods created by `creators` concurrent clients; the time until all were created and
+/// until all are Running.
 async fn baseline(
     client: &kube::Client,
     pods: usize,
     creators: usize,
     stall: Duration,
-) -> anyhow::Result<Duration> {
+    pids: (u32, u32),
+) -> anyhow::Result<Baseline> {
     let ns = "bench-direct";
     create_namespace(client, ns).await?;
     let (seen, watch) = watch_pods(client.clone(), ns).await?;
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let t0 = Instant::now();
+    let writes = write_counts(client).await?;
+    let cpu = CpuMark::start(pids.0, pids.1);
+    let t0 = cpu.at;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..creators.max(1) {
         let (api, next) = (Api::<Pod>::namespaced(client.clone(), ns), next.clone());
@@ -194,7 +310,10 @@ async fn baseline(
     while let Some(r) = tasks.join_next().await {
         r??;
     }
+    let to_created = t0.elapsed();
     let end = wait_until(&seen, stall, "bare pods", |s| s.running.len() >= pods).await?;
+    let cpu = cpu.until(end);
+    let writes = delta(write_counts(client).await?, &writes);
     watch.abort();
     // Out of the way of the measured run (and its nodes' capacity): the namespace controller
     // and the nodes clean up.
@@ -205,7 +324,12 @@ async fn baseline(
     let (seen, watch) = watch_pods(client.clone(), ns).await?;
     wait_until(&seen, stall, "baseline clean-up", |s| s.live.is_empty()).await?;
     watch.abort();
-    Ok(end.saturating_duration_since(t0))
+    Ok(Baseline {
+        to_created,
+        to_running: end.saturating_duration_since(t0),
+        cpu,
+        writes,
+    })
 }
 
 struct Measured {
@@ -213,6 +337,8 @@ struct Measured {
     to_running: Duration,
     /// Creation → Running per pod.
     latencies: Vec<Duration>,
+    cpu: CpuSplit,
+    writes: HashMap<String, f64>,
     to_deleted: Duration,
     cm_rss_running: f64,
     cm_peak: f64,
@@ -233,7 +359,9 @@ async fn deployments(
     let (seen, watch) = watch_pods(client.clone(), ns).await?;
     let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let count = count.clamp(1, pods.max(1));
-    let t0 = Instant::now();
+    let writes = write_counts(client).await?;
+    let cpu = CpuMark::start(server_pid, cm_pid);
+    let t0 = cpu.at;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..count {
         // The remainder goes to the first ones, so the replicas add up to `pods`.
@@ -260,6 +388,8 @@ async fn deployments(
     }
     let running_at =
         wait_until(&seen, stall, "deployment pods", |s| s.running.len() >= pods).await?;
+    let cpu = cpu.until(running_at);
+    let writes = delta(write_counts(client).await?, &writes);
     let (to_created, latencies) = {
         let s = seen
             .lock()
@@ -289,6 +419,8 @@ async fn deployments(
         to_created,
         to_running: running_at.saturating_duration_since(t0),
         latencies,
+        cpu,
+        writes,
         to_deleted: deleted_at.saturating_duration_since(t1),
         cm_rss_running,
         cm_peak: status_mb(cm_pid, "VmHWM:"),
@@ -300,7 +432,7 @@ async fn deployments(
 struct Row {
     pods: usize,
     nodes: usize,
-    baseline: Duration,
+    baseline: Baseline,
     m: Measured,
 }
 
@@ -339,10 +471,17 @@ async fn run_one(args: &ControllersBenchArgs, pods: usize) -> anyhow::Result<Row
     .context("starting the simulated nodes")?;
     let stall = Duration::from_secs(args.stall_seconds);
     eprintln!("== {pods} pods on {nodes} nodes");
-    let baseline = baseline(&client, pods, args.creators, stall).await?;
+    let baseline = baseline(
+        &client,
+        pods,
+        args.creators,
+        stall,
+        (server.0.id(), cm.0.id()),
+    )
+    .await?;
     eprintln!(
         "  bare pods: all Running in {:.1} s",
-        baseline.as_secs_f64()
+        baseline.to_running.as_secs_f64()
     );
     let m = deployments(
         &client,
@@ -396,32 +535,79 @@ pub async fn run(args: ControllersBenchArgs) -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "| pods | deployments | nodes | bare pods → Running | pods/s | Deployments → all pods created | → all Running | pods/s | vs bare pods | pod created → Running p50 / p99 | delete Deployments → pods gone (GC) | pods/s | controller-manager RSS with all pods up (peak) | server RSS (peak) |"
+        "| pods | deployments | nodes | bare pods → all created | Deployments → all created | creation rate vs bare | bare pods → all Running | Deployments → all Running | vs bare | Deployment pod created → Running p50 / p99 | delete Deployments → pods gone (GC) | controller-manager RSS with all pods up (peak) | server RSS (peak) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    let s = |d: Duration| format!("{:.1} s", d.as_secs_f64());
-    let rate = |n: usize, d: Duration| n as f64 / d.as_secs_f64().max(1e-9);
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let s = |d: Duration, n: usize| {
+        format!(
+            "{:.1} s ({:.0}/s)",
+            d.as_secs_f64(),
+            n as f64 / d.as_secs_f64().max(1e-9)
+        )
+    };
+    // Same pod count, so the rate ratio is the inverse ratio of the times.
+    let vs = |bare: Duration, ours: Duration| bare.as_secs_f64() / ours.as_secs_f64().max(1e-9);
     for r in &rows {
-        let m = &r.m;
+        let (m, b) = (&r.m, &r.baseline);
         println!(
-            "| {} | {} | {} | {} | {:.0} | {} | {} | {:.0} | {:.2}× | {:.0} ms / {:.0} ms | {} | {:.0} | {:.0} MB ({:.0} MB) | {:.0} MB ({:.0} MB) |",
+            "| {} | {} | {} | {} | {} | {:.2}× | {} | {} | {:.2}× | {:.0} ms / {:.0} ms | {} | {:.0} MB ({:.0} MB) | {:.0} MB ({:.0} MB) |",
             r.pods,
             args.deployments,
             r.nodes,
-            s(r.baseline),
-            rate(r.pods, r.baseline),
-            s(m.to_created),
-            s(m.to_running),
-            rate(r.pods, m.to_running),
-            rate(r.pods, m.to_running) / rate(r.pods, r.baseline).max(1e-9),
+            s(b.to_created, r.pods),
+            s(m.to_created, r.pods),
+            vs(b.to_created, m.to_created),
+            s(b.to_running, r.pods),
+            s(m.to_running, r.pods),
+            vs(b.to_running, m.to_running),
             percentile(&m.latencies, 50.0).as_secs_f64() * 1e3,
             percentile(&m.latencies, 99.0).as_secs_f64() * 1e3,
-            s(m.to_deleted),
-            rate(r.pods, m.to_deleted),
+            s(m.to_deleted, r.pods),
             m.cm_rss_running,
             m.cm_peak,
             m.server_rss,
             m.server_peak,
+        );
+    }
+    println!();
+    println!(
+        "CPU used until all pods were Running, in cores (the machine has {}): server (API server and scheduler) / controller manager / bench process (creators, watches, simulated nodes)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!();
+    println!("| pods | bare pods | Deployments |");
+    println!("|---|---|---|");
+    let c = |c: &CpuSplit| format!("{:.2} / {:.2} / {:.2}", c.server, c.cm, c.bench);
+    for r in &rows {
+        println!("| {} | {} | {} |", r.pods, c(&r.baseline.cpu), c(&r.m.cpu));
+    }
+    for r in &rows {
+        println!();
+        println!(
+            "Writes the API server answered per pod until all {} pods were Running (from its apiserver_request_total; 0.01 and up):",
+            r.pods
+        );
+        println!();
+        println!("| request | bare pods | Deployments |");
+        println!("|---|---|---|");
+        let per_pod = |m: &HashMap<String, f64>, k: &str| {
+            m.get(k).copied().unwrap_or(0.0) / r.pods.max(1) as f64
+        };
+        let mut keys: Vec<&String> = r.baseline.writes.keys().chain(r.m.writes.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        keys.sort_by(|a, b| per_pod(&r.m.writes, b).total_cmp(&per_pod(&r.m.writes, a)));
+        for k in keys {
+            let (b, d) = (per_pod(&r.baseline.writes, k), per_pod(&r.m.writes, k));
+            if b.max(d) >= 0.01 {
+                println!("| {k} | {b:.2} | {d:.2} |");
+            }
+        }
+        let total = |m: &HashMap<String, f64>| m.values().sum::<f64>() / r.pods.max(1) as f64;
+        println!(
+            "| all writes | {:.2} | {:.2} |",
+            total(&r.baseline.writes),
+            total(&r.m.writes)
         );
     }
     Ok(())
