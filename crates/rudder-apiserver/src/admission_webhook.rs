@@ -241,6 +241,14 @@ impl WebhookAdmission {
         {
             attrs.warnings.push(w.to_string());
         }
+        // Upstream files a webhook's audit annotations under its name.
+        if let Some(m) = resp.get("auditAnnotations").and_then(Value::as_object) {
+            for (k, v) in m {
+                if let Some(v) = v.as_str() {
+                    attrs.audit.add(format!("{}/{k}", hook.name), v);
+                }
+            }
+        }
         if resp.get("allowed").and_then(Value::as_bool) != Some(true) {
             return Err(denied(&hook.name, resp.get("status")));
         }
@@ -357,6 +365,8 @@ fn user_info(attrs: &Attributes<'_>) -> Value {
 /// One webhook of a configuration, as read.
 struct Hook {
     name: String,
+    /// The configuration object the webhook is listed in.
+    configuration: String,
     client_config: Result<ClientConfig, WebhookError>,
     rules: Vec<Rule>,
     namespace_selector: Option<Value>,
@@ -377,6 +387,7 @@ impl Hook {
         };
         Hook {
             name,
+            configuration: config.to_string(),
             client_config: ClientConfig::from_json(w.get("clientConfig").unwrap_or(&Value::Null)),
             rules: w
                 .get("rules")
@@ -505,6 +516,24 @@ fn exempt(entry: &Entry) -> bool {
     entry.info.group == "admissionregistration.k8s.io"
 }
 
+/// Which mutating webhook ran in which round and whether it changed the object, as upstream
+/// records it on the audit event.
+fn mutation_annotation(
+    attrs: &Attributes<'_>,
+    round: usize,
+    index: usize,
+    hook: &Hook,
+    mutated: bool,
+) {
+    if attrs.audit.enabled() {
+        attrs.audit.add(
+            format!("mutation.webhook.admission.k8s.io/round_{round}_index_{index}"),
+            json!({"configuration": hook.configuration, "webhook": hook.name, "mutated": mutated})
+                .to_string(),
+        );
+    }
+}
+
 fn apply_patch(resp: &Value, obj: &mut Value) -> Result<bool, String> {
     let Some(patch) = resp
         .get("patch")
@@ -562,6 +591,7 @@ impl Admission for WebhookAdmission {
             }
             match apply_patch(&resp, obj) {
                 Ok(changed) => {
+                    mutation_annotation(attrs, 0, i, hook, changed);
                     changed_after_reinvocable |= changed && seen[..i].iter().any(Option::is_some)
                 }
                 Err(e) => {
@@ -579,8 +609,11 @@ impl Admission for WebhookAdmission {
             let Some(resp) = self.call(hook, attrs, Some(obj)).await? else {
                 continue;
             };
-            if let Err(e) = apply_patch(&resp, obj) {
-                self.failed(hook, e)?;
+            match apply_patch(&resp, obj) {
+                Ok(changed) => mutation_annotation(attrs, 1, i, hook, changed),
+                Err(e) => {
+                    self.failed(hook, e)?;
+                }
             }
         }
         Ok(())

@@ -4,7 +4,12 @@
 //! with upstream's (lumberjack's) backup names, `--audit-log-maxage/maxbackup/maxsize`.
 //! Events are queued to one writer thread, so requests never block on the disk unless the
 //! queue is full (then they wait, as upstream's default `blocking` mode).
+//!
+//! An audited request carries a [`rudder_registry::AuditContext`]: authorization notes its
+//! decision there and admission its findings (PodSecurity's audit level, webhooks' and
+//! ValidatingAdmissionPolicies' annotations), which the event's `annotations` report.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -439,8 +444,8 @@ struct ObjectRef<'a> {
     resource: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     namespace: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    name: &'a str,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    name: String,
     #[serde(skip_serializing_if = "str::is_empty")]
     api_group: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
@@ -477,6 +482,8 @@ struct Event<'a> {
     response_object: Option<Value>,
     request_received_timestamp: &'a str,
     stage_timestamp: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
 }
 
 /// metav1.MicroTime's format.
@@ -611,6 +618,10 @@ pub async fn middleware(State(s): State<Arc<ApiServer>>, req: Request, next: Nex
         (body, None)
     };
     let received_ts = micro_time(received);
+    // Authorization and admission add to the event through the request.
+    let context = rudder_registry::AuditContext::collecting();
+    let mut parts = parts;
+    parts.extensions.insert(context.clone());
     let omit = |stage: Stage| decision.omit_stages.contains(&stage);
     let event = |stage: Stage,
                  response_status: Option<Value>,
@@ -629,7 +640,12 @@ pub async fn middleware(State(s): State<Arc<ApiServer>>, req: Request, next: Nex
         object_ref: info.resource_request.then(|| ObjectRef {
             resource: &info.resource,
             namespace: &info.namespace,
-            name: &info.name,
+            // A create names its object only in the body, as upstream's `LogRequestObject`
+            // completes the reference.
+            name: match context.object_name() {
+                Some(n) if info.name.is_empty() => n,
+                _ => info.name.clone(),
+            },
             api_group: &info.group,
             api_version: &info.version,
             subresource: &info.subresource,
@@ -639,6 +655,7 @@ pub async fn middleware(State(s): State<Arc<ApiServer>>, req: Request, next: Nex
         response_object,
         request_received_timestamp: &received_ts,
         stage_timestamp: micro_time(jiff::Timestamp::now()),
+        annotations: context.annotations(),
     };
     if !omit(Stage::RequestReceived) {
         auditor

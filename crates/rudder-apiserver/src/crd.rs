@@ -11,6 +11,8 @@ use rudder_registry::{
     object, DeleteOpts, Entry, GenericStore, ListOpts, OpCx, Registry, WatchFrom, WriteOpts,
 };
 use rudder_resources::custom;
+
+use crate::conversion::Conversions;
 use rudder_store::{RangeRequest, Store, StoreError};
 use serde_json::{json, Value};
 
@@ -18,7 +20,11 @@ const CRD_PREFIX: &str = "/registry/apiextensions.k8s.io/customresourcedefinitio
 
 /// Serve the resources of the stored, established CRDs. Run before the watch cache loads, so
 /// it keeps their objects from the start.
-pub async fn register_stored(store: &dyn Store, registry: &Registry) -> Result<(), StoreError> {
+pub async fn register_stored(
+    store: &dyn Store,
+    registry: &Registry,
+    conversions: &Arc<Conversions>,
+) -> Result<(), StoreError> {
     let mut crds = Vec::new();
     let mut start_after = None;
     loop {
@@ -41,14 +47,15 @@ pub async fn register_stored(store: &dyn Store, registry: &Registry) -> Result<(
         }
         start_after = page.kvs.last().map(|kv| kv.key.clone());
     }
-    registry.set_dynamic(crds.iter().flat_map(custom::entries).collect());
+    registry.set_dynamic(crds.iter().flat_map(|c| conversions.entries(c)).collect());
     Ok(())
 }
 
 /// Follow CRDs for as long as the server runs.
-pub fn spawn(server: Arc<crate::ApiServer>) {
-    crate::run_controller(server, "customresourcedefinitions", |s| async move {
-        follow(&s.gs).await
+pub fn spawn(server: Arc<crate::ApiServer>, conversions: Arc<Conversions>) {
+    crate::run_controller(server, "customresourcedefinitions", move |s| {
+        let conversions = conversions.clone();
+        async move { follow(&s.gs, &conversions).await }
     });
 }
 
@@ -56,10 +63,10 @@ fn crd_entry(gs: &GenericStore) -> Result<Arc<Entry>, ApiError> {
     crate::builtin_entry(gs, "apiextensions.k8s.io", "customresourcedefinitions")
 }
 
-async fn follow(gs: &GenericStore) -> Result<(), ApiError> {
+async fn follow(gs: &GenericStore, conversions: &Arc<Conversions>) -> Result<(), ApiError> {
     let entry = crd_entry(gs)?;
     let mut watch = gs.watch(&entry, None, WatchFrom::Now).await?;
-    sync(gs, &entry).await;
+    sync(gs, &entry, conversions).await;
     // A terminating CRD whose objects are still going (finalizers) is looked at again on a
     // tick, as nothing about the CRD itself changes meanwhile.
     let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -74,14 +81,14 @@ async fn follow(gs: &GenericStore) -> Result<(), ApiError> {
             }
             _ = tick.tick() => {}
         }
-        sync(gs, &entry).await;
+        sync(gs, &entry, conversions).await;
     }
 }
 
 /// One pass over every CRD: status, the registry, cleanup of deleted ones. The registry is
 /// swapped before `Established` is written, so a client that sees the condition finds the
 /// resource served.
-async fn sync(gs: &GenericStore, entry: &Arc<Entry>) {
+async fn sync(gs: &GenericStore, entry: &Arc<Entry>, conversions: &Arc<Conversions>) {
     let (items, _) = gs.cache.list(&entry.prefix, &entry.list_prefix(None));
     let crds: Vec<Value> = items.iter().map(|o| o.value()).collect();
     let others: Vec<&Value> = crds.iter().collect();
@@ -106,9 +113,9 @@ async fn sync(gs: &GenericStore, entry: &Arc<Entry>) {
             Some(status) => {
                 let mut next = crd.clone();
                 next["status"] = status.clone();
-                custom::entries(&next)
+                conversions.entries(&next)
             }
-            None => custom::entries(crd),
+            None => conversions.entries(crd),
         })
         .collect();
     gs.registry.set_dynamic(serving);

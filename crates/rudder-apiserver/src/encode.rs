@@ -441,12 +441,33 @@ pub fn in_version(entry: &Entry, o: &Arc<CachedObject>) -> Arc<CachedObject> {
     if !entry.strategy.converts() {
         return o.clone();
     }
-    let value = entry.strategy.storage_to_version(o.value());
-    let json = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
+    with_value(o, &entry.strategy.storage_to_version(o.value()))
+}
+
+/// Stored objects in `entry`'s version as [`in_version`] gives them, through the entry's
+/// conversion webhook first when it has one (one call for them all).
+pub async fn in_version_all(
+    entry: &Entry,
+    objs: &[Arc<CachedObject>],
+) -> Result<Vec<Arc<CachedObject>>, ApiError> {
+    let Some(converter) = &entry.converter else {
+        return Ok(objs.iter().map(|o| in_version(entry, o)).collect());
+    };
+    let converted = converter
+        .to_version(objs.iter().map(|o| o.value()).collect())
+        .await?;
+    Ok(objs
+        .iter()
+        .zip(converted)
+        .map(|(o, v)| in_version(entry, &with_value(o, &v)))
+        .collect())
+}
+
+fn with_value(o: &CachedObject, value: &Value) -> Arc<CachedObject> {
     Arc::new(CachedObject {
         key: o.key.clone(),
         revision: o.revision,
-        json,
+        json: Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
         labels: o.labels.clone(),
         fields: o.fields.clone(),
     })

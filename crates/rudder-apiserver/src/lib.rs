@@ -10,6 +10,7 @@ pub mod admission_policy;
 pub mod admission_webhook;
 pub mod aggregator;
 pub mod audit;
+pub mod conversion;
 pub mod crd;
 pub mod discovery;
 pub mod dupes;
@@ -60,6 +61,7 @@ struct RequestLabels {
     verb: String,
     group: String,
     resource: String,
+    subresource: String,
     code: String,
 }
 
@@ -73,7 +75,7 @@ pub struct Metrics {
 pub struct ApiServer {
     pub gs: GenericStore,
     pub authn: Box<dyn Authenticator>,
-    pub authz: Box<dyn Authorizer>,
+    pub authz: Arc<dyn Authorizer>,
     /// The RBAC objects the authorizer reads, when RBAC is an authorization mode: also what
     /// SelfSubjectRulesReview enumerates and the escalation checks of role writes compare.
     pub rbac: Option<Arc<rudder_auth::rbac::RbacIndex>>,
@@ -173,13 +175,14 @@ impl ApiServer {
             .with_state(self.clone())
     }
 
-    fn record(&self, verb: &str, group: &str, resource: &str, code: u16) {
+    fn record(&self, info: &request::RequestInfo, apply: bool, code: u16) {
         self.metrics
             .requests
             .get_or_create(&RequestLabels {
-                verb: verb.to_uppercase(),
-                group: group.to_string(),
-                resource: resource.to_string(),
+                verb: metric_verb(info, apply),
+                group: info.group.clone(),
+                resource: info.resource.clone(),
+                subresource: info.subresource.clone(),
                 code: code.to_string(),
             })
             .inc();
@@ -261,10 +264,39 @@ pub(crate) fn request_context(
     (query, info, user)
 }
 
+/// The `verb` label of `apiserver_request_total` as upstream's installer and `CleanVerb` name
+/// it: HTTP-style verbs (`POST` for a create, `PUT` for an update), `APPLY` for a server-side
+/// apply patch, `CONNECT` for exec, attach, port-forward and proxy.
+fn metric_verb(info: &request::RequestInfo, apply: bool) -> String {
+    let connect = info.resource_request
+        && matches!(
+            info.subresource.as_str(),
+            "exec" | "attach" | "portforward" | "proxy"
+        );
+    match info.verb.as_str() {
+        _ if connect => "CONNECT",
+        "create" => "POST",
+        "update" => "PUT",
+        "patch" if apply => "APPLY",
+        "patch" => "PATCH",
+        "get" => "GET",
+        "list" => "LIST",
+        "watch" => "WATCH",
+        "delete" => "DELETE",
+        "deletecollection" => "DELETECOLLECTION",
+        other => return other.to_uppercase(),
+    }
+    .to_string()
+}
+
 /// Everything under `/api`, `/apis` and the other authenticated paths.
 async fn handle(State(s): State<Arc<ApiServer>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let (query, info, user) = request_context(&parts);
+    let apply = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/apply-patch"));
     let attrs = rudder_auth::Attributes {
         verb: info.verb.clone(),
         api_group: info.group.clone(),
@@ -276,7 +308,23 @@ async fn handle(State(s): State<Arc<ApiServer>>, req: Request) -> Response {
         path: info.path.clone(),
         resource_request: info.resource_request,
     };
-    match s.authz.authorize(&user, &attrs) {
+    let audit = parts
+        .extensions
+        .get::<rudder_registry::AuditContext>()
+        .cloned()
+        .unwrap_or_default();
+    let decision = s.authz.authorize(&user, &attrs);
+    if audit.enabled() {
+        // Upstream's authorization filter annotates every audited request with its decision.
+        let (verdict, reason) = match &decision {
+            Decision::Allow => ("allow", ""),
+            Decision::NoOpinion => ("forbid", ""),
+            Decision::Deny(r) | Decision::NoOpinionBecause(r) => ("forbid", r.as_str()),
+        };
+        audit.add("authorization.k8s.io/decision", verdict);
+        audit.add("authorization.k8s.io/reason", reason);
+    }
+    match decision {
         Decision::Allow => {}
         Decision::NoOpinion => return encode::error_response(&forbidden(&user, &info, "")),
         Decision::Deny(reason) | Decision::NoOpinionBecause(reason) => {
@@ -292,12 +340,7 @@ async fn handle(State(s): State<Arc<ApiServer>>, req: Request) -> Response {
             aggregator::Route::Proxy(remote) => {
                 let req = Request::from_parts(parts, body);
                 let resp = aggregator::proxy(&s, &remote, &user, req).await;
-                s.record(
-                    &info.verb,
-                    &info.group,
-                    &info.resource,
-                    resp.status().as_u16(),
-                );
+                s.record(&info, apply, resp.status().as_u16());
                 return resp;
             }
             aggregator::Route::Group(_) => {}
@@ -342,6 +385,7 @@ async fn handle(State(s): State<Arc<ApiServer>>, req: Request) -> Response {
                     headers: &parts.headers,
                     body,
                     user: &user,
+                    audit,
                 };
                 rest::dispatch(call).await.unwrap_or_else(|e| {
                     let accept = parts
@@ -367,12 +411,7 @@ async fn handle(State(s): State<Arc<ApiServer>>, req: Request) -> Response {
     } else {
         non_resource(&s, &parts.headers, parts.uri.path())
     };
-    s.record(
-        &info.verb,
-        &info.group,
-        &info.resource,
-        resp.status().as_u16(),
-    );
+    s.record(&info, apply, resp.status().as_u16());
     resp
 }
 
@@ -686,5 +725,37 @@ pub async fn serve_tls(
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_metrics_name_verbs_as_upstream() {
+        let verb = |method: &str, path: &str, query: &str, apply: bool| {
+            let method = http::Method::from_bytes(method.as_bytes()).unwrap();
+            let info = request::parse(&method, path, &Query::parse(Some(query)));
+            metric_verb(&info, apply)
+        };
+        let pods = "/api/v1/namespaces/ns/pods";
+        assert_eq!(verb("POST", pods, "", false), "POST");
+        assert_eq!(verb("GET", pods, "", false), "LIST");
+        assert_eq!(verb("GET", pods, "watch=true", false), "WATCH");
+        assert_eq!(verb("GET", &format!("{pods}/p"), "", false), "GET");
+        assert_eq!(verb("PUT", &format!("{pods}/p/status"), "", false), "PUT");
+        assert_eq!(verb("PATCH", &format!("{pods}/p"), "", false), "PATCH");
+        assert_eq!(verb("PATCH", &format!("{pods}/p"), "", true), "APPLY");
+        assert_eq!(verb("DELETE", pods, "", false), "DELETECOLLECTION");
+        assert_eq!(
+            verb("POST", &format!("{pods}/p/binding"), "", false),
+            "POST"
+        );
+        assert_eq!(
+            verb("POST", &format!("{pods}/p/exec"), "", false),
+            "CONNECT"
+        );
+        assert_eq!(verb("GET", "/healthz", "", false), "GET");
     }
 }

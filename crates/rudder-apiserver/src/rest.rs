@@ -10,7 +10,8 @@ use rudder_api::selector::fields::FieldSelector;
 use rudder_api::selector::labels::Selector;
 use rudder_api::status::ApiError;
 use rudder_registry::{
-    object, DeleteOpts, Deleted, Entry, FieldValidation, ListOpts, Warnings, WatchFrom, WriteOpts,
+    object, AuditContext, DeleteOpts, Deleted, Entry, FieldValidation, ListOpts, Warnings,
+    WatchFrom, WriteOpts,
 };
 use serde_json::{json, Value};
 
@@ -32,6 +33,8 @@ pub struct Call<'a> {
     pub body: Bytes,
     /// The authenticated caller.
     pub user: &'a rudder_auth::UserInfo,
+    /// The request's audit event annotations (inert when it is not audited).
+    pub audit: AuditContext,
 }
 
 impl Call<'_> {
@@ -172,7 +175,7 @@ impl Call<'_> {
 
     /// What every write tells admission about its request: the caller, the subresource and
     /// the options object upstream puts in an AdmissionReview.
-    fn admission_opts(&self) -> WriteOpts {
+    pub(crate) fn admission_opts(&self) -> WriteOpts {
         let kind = match self.info.verb.as_str() {
             "create" => "CreateOptions",
             "patch" => "PatchOptions",
@@ -195,6 +198,7 @@ impl Call<'_> {
             request_subresource: (!self.info.subresource.is_empty())
                 .then(|| self.info.subresource.clone()),
             options: Some(options),
+            audit: self.audit.clone(),
             ..Default::default()
         }
     }
@@ -422,11 +426,7 @@ async fn list(call: &Call<'_>) -> Result<Response, ApiError> {
         check_field_selector(&call.entry, sel)?;
     }
     let r = call.gs().list(&call.entry, call.namespace(), &opts).await?;
-    let items: Vec<_> = r
-        .items
-        .iter()
-        .map(|o| encode::in_version(&call.entry, o))
-        .collect();
+    let items = encode::in_version_all(&call.entry, &r.items).await?;
     encode::list_response(
         &call.entry,
         &items,
@@ -525,6 +525,7 @@ async fn watch(call: &Call<'_>) -> Result<Response, ApiError> {
 async fn create(call: &Call<'_>) -> Result<Response, ApiError> {
     let output = call.output()?;
     let body = call.decode_object(&call.target())?;
+    call.audit.set_object_name(object::name(&body));
     let opts = WriteOpts {
         dry_run: call.dry_run()?,
         field_validation: call.field_validation()?,
@@ -978,6 +979,7 @@ fn delete_opts_from(call: &Call<'_>, body: &Value) -> Result<DeleteOpts, ApiErro
         user: Some(call.requester()),
         options: Some(options),
         warnings: Warnings::default(),
+        audit: call.audit.clone(),
         dry_run,
         grace_period_seconds: grace,
         propagation_policy: policy,

@@ -258,6 +258,18 @@ pub async fn create(call: &Call<'_>) -> Result<Response, ApiError> {
         ));
     }
 
+    // Admission sees the TokenRequest (serviceaccounts/token), as upstream's: webhooks,
+    // policies and NodeRestriction (a node's tokens are bound to its own pods).
+    call.gs()
+        .admit_subresource_create(
+            &call.entry,
+            namespace,
+            name,
+            &mut req,
+            &call.admission_opts(),
+        )
+        .await?;
+
     // Defaults (`SetDefaults_TokenRequestSpec`, then the REST handler's audiences).
     let spec = req["spec"].as_object().cloned().unwrap_or_default();
     let mut audiences: Vec<String> = spec

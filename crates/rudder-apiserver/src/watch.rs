@@ -74,8 +74,25 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn event(&mut self, kind: &str, o: &Arc<CachedObject>) -> Bytes {
-        let o = &encode::in_version(&self.entry, o);
+    /// One event line, and whether the watch goes on: an object that cannot be converted to
+    /// the watched version (its conversion webhook failed) gives an ERROR event and ends it.
+    async fn event(&mut self, kind: &str, o: &Arc<CachedObject>) -> (Bytes, bool) {
+        let o = match encode::in_version_all(&self.entry, std::slice::from_ref(o)).await {
+            Ok(mut v) => match v.pop() {
+                Some(o) => o,
+                None => return (Bytes::new(), false),
+            },
+            Err(e) => {
+                let mut line = serde_json::to_vec(&json!({"type": "ERROR", "object": e.to_json()}))
+                    .unwrap_or_default();
+                line.push(b'\n');
+                return (Bytes::from(line), false);
+            }
+        };
+        (self.encoded(kind, &o), true)
+    }
+
+    fn encoded(&mut self, kind: &str, o: &Arc<CachedObject>) -> Bytes {
         let line = match self.output {
             Output::Json | Output::Yaml => {
                 // The object's cached JSON is spliced in, not re-encoded.
@@ -182,7 +199,8 @@ async fn pump(
     let mut last_sent = watch.revision;
     for ev in std::mem::take(&mut watch.initial) {
         if let Some((kind, obj)) = visible(&spec, &ev) {
-            if tx.send(Ok(enc.event(kind, &obj))).await.is_err() {
+            let (line, ok) = enc.event(kind, &obj).await;
+            if tx.send(Ok(line)).await.is_err() || !ok {
                 return;
             }
         }
@@ -206,7 +224,8 @@ async fn pump(
                 let Some(ev) = ev else { return }; // closed: fell behind or the cache relisted
                 last_sent = last_sent.max(ev.revision);
                 if let Some((kind, obj)) = visible(&spec, &ev) {
-                    if tx.send(Ok(enc.event(kind, &obj))).await.is_err() {
+                    let (line, ok) = enc.event(kind, &obj).await;
+                    if tx.send(Ok(line)).await.is_err() || !ok {
                         return;
                     }
                 }
@@ -217,7 +236,8 @@ async fn pump(
                 let revision = cache.revision();
                 while let Ok(ev) = watch.live.try_recv() {
                     if let Some((kind, obj)) = visible(&spec, &ev) {
-                        if tx.send(Ok(enc.event(kind, &obj))).await.is_err() {
+                        let (line, ok) = enc.event(kind, &obj).await;
+                        if tx.send(Ok(line)).await.is_err() || !ok {
                             return;
                         }
                     }

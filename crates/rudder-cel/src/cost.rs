@@ -118,8 +118,9 @@ fn value_len(value: &dyn Val) -> usize {
     }
 }
 
-/// Rewrites `expr` so that comprehensions and `+` charge the budget, and `matches` uses cached
-/// patterns; fails on the first constant pattern that does not compile.
+/// Rewrites `expr` so that comprehensions and `+` charge the budget, `matches` uses cached
+/// patterns and object initializers build their structs ([`crate::objects`]); fails on the
+/// first constant pattern that does not compile.
 pub(crate) fn instrument(expr: &mut IdedExpr) -> Result<(), String> {
     let mut next_id = max_id(expr) + 1;
     let mut bad_pattern = None;
@@ -184,6 +185,9 @@ fn rewrite(expr: &mut IdedExpr, next_id: &mut u64, bad: &mut Option<String>) {
         Expr::Struct(s) => {
             for e in &mut s.entries {
                 rewrite_entry(&mut e.expr, next_id, bad);
+            }
+            if crate::objects::is_object_type(&s.type_name) {
+                crate::objects::to_call(expr, next_id);
             }
         }
         Expr::Select(select) => rewrite(&mut select.operand, next_id, bad),

@@ -117,6 +117,15 @@ pub fn from_value(value: &Value) -> Result<serde_json::Value, NotJson> {
                 )))
             }
         },
+        // An object initializer (`Object{...}`, `JSONPatch{...}`) is the object of its fields.
+        Value::Struct(st) => {
+            let mut out = serde_json::Map::new();
+            for (field, v) in st.field_values() {
+                let v = Value::try_from(v.as_ref()).map_err(|e| NotJson(e.to_string()))?;
+                out.insert(field, from_value(&v)?);
+            }
+            serde_json::Value::Object(out)
+        }
         other => {
             return Err(NotJson(format!(
                 "a value of type {} has no JSON representation",

@@ -40,6 +40,7 @@ mod cost;
 mod depth;
 pub mod json;
 pub mod library;
+pub mod objects;
 mod references;
 
 use cel::common::types::DYN_TYPE;
@@ -137,9 +138,10 @@ fn build_env() -> Env {
     // A failed registration is a programming error in this crate (a duplicate overload), caught
     // by every test; the environment stays usable without the offending library.
     type Library = fn(&mut Env) -> Result<(), cel::DeclarationError>;
-    let libraries: [(&str, Library); 2] = [
+    let libraries: [(&str, Library); 3] = [
         ("strings", cel::extensions::strings),
         ("kubernetes", library::register),
+        ("mutation", objects::register),
     ];
     for (name, lib) in libraries {
         if let Err(e) = env.add_extension(lib) {
@@ -205,12 +207,21 @@ impl Program {
         };
         let free = on_big_stack(|| references::free_identifiers(program.expression()));
         if let Some(declared) = declared {
-            let undeclared: Vec<_> = free
-                .iter()
-                .filter(|f| !declared.contains(&f.name.as_str()) && !is_builtin_identifier(&f.name))
-                .collect();
+            let is_declared = |f: &references::Free| match f.kind {
+                references::Kind::Variable => {
+                    declared.contains(&f.name.as_str()) || is_builtin_identifier(&f.name)
+                }
+                // `Object.spec` is declared with `Object`, as upstream's mutating environment
+                // declares the types of every field path of the resource.
+                references::Kind::Type => {
+                    objects::is_object_type(&f.name)
+                        && declared.contains(&f.name.split('.').next().unwrap_or_default())
+                }
+            };
+            let undeclared: Vec<&references::Free> =
+                free.iter().filter(|f| !is_declared(f)).collect();
             if let Some(first) = undeclared.first() {
-                let message = undeclared
+                let message: Vec<String> = undeclared
                     .iter()
                     .map(|f| {
                         references::error_at(
@@ -219,15 +230,18 @@ impl Program {
                             &format!("undeclared reference to '{}' (in container '')", f.name),
                         )
                     })
-                    .collect::<Vec<_>>()
-                    .join("\n");
+                    .collect();
                 return Err(CompileError::UndeclaredReference {
                     name: first.name.clone(),
-                    message,
+                    message: message.join("\n"),
                 });
             }
         }
-        let variables: Vec<String> = free.into_iter().map(|f| f.name).collect();
+        let variables: Vec<String> = free
+            .into_iter()
+            .filter(|f| f.kind == references::Kind::Variable)
+            .map(|f| f.name)
+            .collect();
         let (ast, depth) = on_big_stack(|| {
             let mut ast = program.expression().clone();
             drop(program);
@@ -438,6 +452,13 @@ impl Vars {
         let value: Box<dyn Val> = value.try_into()?;
         self.values.insert(name.to_owned(), value);
         Ok(())
+    }
+
+    /// Binds `authorizer` (admission policies), see [`library::authz`].
+    pub fn with_authorizer(mut self, authorizer: library::authz::AuthorizerVal) -> Vars {
+        self.values
+            .insert("authorizer".to_owned(), Box::new(authorizer));
+        self
     }
 
     /// Whether `name` is bound.

@@ -10,6 +10,16 @@ use cel::common::ast::{EntryExpr, Expr, IdedExpr, SourceInfo};
 pub(crate) struct Free {
     pub(crate) name: String,
     pub(crate) id: u64,
+    pub(crate) kind: Kind,
+}
+
+/// What a free name is read as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A variable (or a type or namespace name written as an identifier).
+    Variable,
+    /// The type a message initializer (`T{f: v}`) builds.
+    Type,
 }
 
 /// The free identifiers of `expr`, in the order a left-to-right walk meets them, each once.
@@ -27,6 +37,7 @@ fn walk<'a>(e: &'a IdedExpr, scope: &mut Vec<&'a str>, out: &mut Vec<Free>) {
                 out.push(Free {
                     name: name.clone(),
                     id: e.id,
+                    kind: Kind::Variable,
                 });
             }
         }
@@ -50,6 +61,13 @@ fn walk<'a>(e: &'a IdedExpr, scope: &mut Vec<&'a str>, out: &mut Vec<Free>) {
             }
         }
         Expr::Struct(s) => {
+            if !out.iter().any(|f| f.name == s.type_name) {
+                out.push(Free {
+                    name: s.type_name.clone(),
+                    id: e.id,
+                    kind: Kind::Type,
+                });
+            }
             for entry in &s.entries {
                 walk_entry(&entry.expr, scope, out);
             }

@@ -554,3 +554,83 @@ mod fuzz {
         }
     }
 }
+
+/// MutatingAdmissionPolicy's initializers: `Object{...}` apply configurations and `JSONPatch`
+/// operations build structs whose JSON is the patch.
+#[test]
+fn object_initializers_build_apply_configurations_and_patches() {
+    let vars = Vars::new().with_json("object", &json!({"metadata": {"name": "a/b~c"}}));
+    assert_eq!(
+        eval(
+            "Object{metadata: Object.metadata{labels: {'team': 'x'}, ?annotations: optional.none()}, \
+             spec: Object.spec{containers: [Object.spec.containers{name: 'c', ports: [Object.spec.containers.ports{containerPort: 80}]}]}}",
+            &vars
+        )
+        .unwrap(),
+        json!({"metadata": {"labels": {"team": "x"}},
+               "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80}]}]}})
+    );
+    assert_eq!(
+        eval(
+            "[JSONPatch{op: 'add', path: '/metadata/labels/' + jsonpatch.escapeKey(object.metadata.name), value: 'v'}, \
+              JSONPatch{op: 'test', path: '/a', value: Object.spec{x: [1]}}]",
+            &vars
+        )
+        .unwrap(),
+        json!([{"op": "add", "path": "/metadata/labels/a~1b~0c", "value": "v"},
+               {"op": "test", "path": "/a", "value": {"x": [1]}}])
+    );
+    // Fields read back as a struct's.
+    holds(
+        "Object{a: 1}.a == 1 && has(Object{a: 1}.a) && !has(Object{a: 1}.b)",
+        &vars,
+    );
+    holds(
+        "Object{a: 1} == Object{a: 1} && Object{a: 1} != Object{a: 2}",
+        &vars,
+    );
+    // JSONPatch has upstream's four fields.
+    assert!(eval("JSONPatch{op: 'add', pth: '/a'}", &vars)
+        .unwrap_err()
+        .to_string()
+        .contains("pth"));
+    assert!(eval("JSONPatch{op: 1, path: '/a'}", &vars).is_err());
+
+    let declared = ["object", "Object", "JSONPatch"];
+    Program::compile_with(
+        "Object{spec: Object.spec{x: [JSONPatch{op: 'remove', path: '/x'}].size()}}",
+        &declared,
+    )
+    .unwrap();
+    // Only an environment declaring the types may build them, and only those.
+    assert_eq!(
+        Program::compile_with("Object{spec: Object.spec{}}", &["object"])
+            .unwrap_err()
+            .to_string(),
+        "ERROR: <input>:1:7: undeclared reference to 'Object' (in container '')\n | Object{spec: Object.spec{}}\n | ......^\n\
+         ERROR: <input>:1:25: undeclared reference to 'Object.spec' (in container '')\n | Object{spec: Object.spec{}}\n | ........................^"
+    );
+    assert!(matches!(
+        Program::compile_with("Other{a: 1}", &declared),
+        Err(CompileError::UndeclaredReference { name, .. }) if name == "Other"
+    ));
+}
+
+#[test]
+fn object_type_names_must_follow_field_paths() {
+    let value = |e: &str| Program::compile(e).unwrap().eval(&Vars::new()).unwrap();
+    assert_eq!(
+        objects::check_type_names(&value(
+            "Object{spec: Object.spec{template: Object.spec.template{}, c: [Object.spec.c{}]}}"
+        )),
+        Ok(())
+    );
+    assert_eq!(
+        objects::check_type_names(&value("Object{spec: Object.spec{selector: Object.spec.wrong{}}}")),
+        Err("unexpected type name \"Object.spec.wrong\", expected \"Object.spec.selector\", which matches field name path from root Object type".into())
+    );
+    assert_eq!(
+        objects::check_type_names(&value("Object.spec{x: Object.spec.x{}}")),
+        Ok(())
+    );
+}

@@ -28,7 +28,7 @@ pub use manager::{
 };
 pub use path::{path_string, Path, PathElement};
 pub use set::FieldSet;
-pub use typed::{compare, merge, remove_items, to_field_set, Comparison};
+pub use typed::{atomic_paths, compare, merge, remove_items, to_field_set, Comparison};
 
 #[cfg(test)]
 mod tests;

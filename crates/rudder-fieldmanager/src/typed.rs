@@ -244,6 +244,40 @@ fn walk_set(
     }
 }
 
+/// The paths at which `value` sets an atomic list, map or struct (upstream's `findAtomics`):
+/// a MutatingAdmissionPolicy's apply configuration may not set them, since merging would
+/// replace them whole and drop what the object had there. Lists without a schema are atomic.
+pub fn atomic_paths(value: &Value, schema: TypeSchema<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    walk_atomics(value, Ty::root(schema), &mut Path::new(), &mut out);
+    out
+}
+
+fn walk_atomics(value: &Value, ty: Ty<'_>, path: &mut Path, out: &mut Vec<String>) {
+    match (ty, value) {
+        (Ty::Leaf, Value::Object(_) | Value::Array(_))
+        | (Ty::List(ListKind::Atomic, _) | Ty::Deduced, Value::Array(_)) => {
+            out.push(path_string(path))
+        }
+        (Ty::Struct(_) | Ty::Map(_) | Ty::Deduced, Value::Object(map)) => {
+            for (key, child) in map {
+                path.push(PathElement::field(key.clone()));
+                walk_atomics(child, ty.child(key), path, out);
+                path.pop();
+            }
+        }
+        (Ty::List(_, item_schema), Value::Array(items)) => {
+            let item_ty = struct_or_deduced(item_schema);
+            for (i, item) in items.iter().enumerate() {
+                path.push(PathElement::Index(i as i64));
+                walk_atomics(item, item_ty, path, out);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
 fn struct_or_deduced(schema: TypeSchema<'_>) -> Ty<'_> {
     if schema.type_def().is_some() {
         struct_ty(schema)

@@ -19,7 +19,7 @@
 use rudder_api::status::ApiError;
 use serde_json::Value;
 
-use crate::generic::Warnings;
+use crate::generic::{AuditContext, Warnings};
 use crate::registry::Entry;
 use crate::strategy::Requester;
 
@@ -64,6 +64,8 @@ pub struct Attributes<'a> {
     pub old: Option<&'a Value>,
     /// Where warnings for the response go (the `Warning` headers).
     pub warnings: &'a Warnings,
+    /// Where annotations for the request's audit event go.
+    pub audit: &'a AuditContext,
 }
 
 impl Attributes<'_> {

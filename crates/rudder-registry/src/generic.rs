@@ -57,6 +57,66 @@ impl Warnings {
     }
 }
 
+/// What a request's handling adds to its audit event (upstream's audit context): annotations
+/// (`audit.AddAuditAnnotation`: authorization's decision, admission plugins' findings) and the
+/// name of a created object, which only the body carries. Empty and free when the request is
+/// not audited.
+#[derive(Clone, Debug, Default)]
+pub struct AuditContext(Option<Arc<std::sync::Mutex<AuditNotes>>>);
+
+#[derive(Debug, Default)]
+struct AuditNotes {
+    annotations: Vec<(String, String)>,
+    object_name: Option<String>,
+}
+
+impl AuditContext {
+    /// A collector for an audited request.
+    pub fn collecting() -> Self {
+        AuditContext(Some(Arc::default()))
+    }
+
+    /// Whether anything added is kept (the request is audited).
+    pub fn enabled(&self) -> bool {
+        self.0.is_some()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut AuditNotes) -> T) -> Option<T> {
+        let m = self.0.as_ref()?;
+        m.lock().ok().map(|mut n| f(&mut n))
+    }
+
+    /// Adds an annotation; as upstream, a key keeps its first value.
+    pub fn add(&self, key: impl Into<String>, value: impl Into<String>) {
+        self.with(|n| {
+            let key = key.into();
+            match n.annotations.iter().find(|(k, _)| *k == key) {
+                Some((_, old)) => {
+                    tracing::debug!(key, old, "audit annotation already set; keeping the first")
+                }
+                None => n.annotations.push((key, value.into())),
+            }
+        });
+    }
+
+    /// The request object's name, for an event whose URL names none (a create).
+    pub fn set_object_name(&self, name: &str) {
+        if !name.is_empty() {
+            self.with(|n| n.object_name = Some(name.to_string()));
+        }
+    }
+
+    /// The annotations added so far, in key order.
+    pub fn annotations(&self) -> std::collections::BTreeMap<String, String> {
+        self.with(|n| n.annotations.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn object_name(&self) -> Option<String> {
+        self.with(|n| n.object_name.clone()).flatten()
+    }
+}
+
 /// Records who set which fields (`metadata.managedFields`) on a non-apply write; the API server
 /// implements it with the field manager. It runs after defaulting, as upstream's does.
 pub trait FieldTracker: Send + Sync {
@@ -83,6 +143,7 @@ pub struct WriteOpts {
     pub dry_run: bool,
     pub field_validation: FieldValidation,
     pub warnings: Warnings,
+    pub audit: AuditContext,
     /// Whether this write is through the `status` subresource.
     pub status: bool,
     /// A system write that sets exactly what the update function returns (spec and status
@@ -134,6 +195,7 @@ impl WriteOpts {
             options: self.options.as_ref(),
             old,
             warnings: &self.warnings,
+            audit: &self.audit,
         }
     }
 }
@@ -150,6 +212,7 @@ pub struct DeleteOpts {
     /// The request's `DeleteOptions`, for admission.
     pub options: Option<Value>,
     pub warnings: Warnings,
+    pub audit: AuditContext,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -438,13 +501,13 @@ impl GenericStore {
                 Err(e) => Err((obj, CreateFailure::Error(store_err(entry, &name, e)))),
             };
         }
-        let (stored, bytes) = match self.storage_bytes(entry, &obj) {
+        let (stored, bytes) = match self.storage_bytes(entry, &obj).await {
             Ok(b) => b,
             Err(e) => return Err((obj, CreateFailure::Error(e))),
         };
         match self.store.create(&key, bytes, write_options(entry)).await {
             Ok(rev) => {
-                obj = self.written_form(entry, obj, stored);
+                obj = self.written_form(entry, obj, stored).await;
                 object::set_resource_version(&mut obj, rev);
                 plugins
                     .iter()
@@ -457,20 +520,24 @@ impl GenericStore {
     }
 
     /// The form an object of `entry`'s version is stored in.
-    fn storage_form(&self, entry: &Entry, obj: &Value) -> Result<Value, ApiError> {
+    async fn storage_form(&self, entry: &Entry, obj: &Value) -> Result<Value, ApiError> {
+        let obj = match &entry.converter {
+            Some(c) => c.to_storage(obj.clone()).await?,
+            None => obj.clone(),
+        };
         if entry.strategy.converts() {
             entry
                 .strategy
-                .version_to_storage(obj.clone())
+                .version_to_storage(obj)
                 .map_err(ApiError::bad_request)
         } else {
-            Ok(obj.clone())
+            Ok(obj)
         }
     }
 
     /// The stored form of an object and its bytes.
-    fn storage_bytes(&self, entry: &Entry, obj: &Value) -> Result<(Value, Bytes), ApiError> {
-        let stored = self.storage_form(entry, obj)?;
+    async fn storage_bytes(&self, entry: &Entry, obj: &Value) -> Result<(Value, Bytes), ApiError> {
+        let stored = self.storage_form(entry, obj).await?;
         let bytes = encode_for_store(&stored)?;
         Ok((stored, bytes))
     }
@@ -478,21 +545,37 @@ impl GenericStore {
     /// What a write answers: the object as a read would now return it. For a converted version
     /// that is the stored form converted back (upstream answers with what it decoded from
     /// storage), so what conversion adds (an autoscaling/v1 HPA's default CPU target) shows.
-    fn written_form(&self, entry: &Entry, obj: Value, stored: Value) -> Value {
-        if entry.strategy.converts() {
-            self.version_form(entry, stored)
-        } else {
-            obj
+    /// The write is done by then: should a conversion webhook fail on the way back, the
+    /// object as it was written is answered rather than an error for a stored write.
+    async fn written_form(&self, entry: &Entry, obj: Value, stored: Value) -> Value {
+        if !entry.strategy.converts() && entry.converter.is_none() {
+            return obj;
+        }
+        match self.version_form(entry, stored).await {
+            Ok(v) => v,
+            Err(err) => {
+                tracing::warn!(resource = %entry.info.group_resource(), %err,
+                    "converting a written object back to its version");
+                obj
+            }
         }
     }
 
     /// A stored object in `entry`'s version.
-    pub fn version_form(&self, entry: &Entry, obj: Value) -> Value {
-        if entry.strategy.converts() {
+    pub async fn version_form(&self, entry: &Entry, obj: Value) -> Result<Value, ApiError> {
+        let obj = match &entry.converter {
+            Some(c) => c
+                .to_version(vec![obj])
+                .await?
+                .pop()
+                .ok_or_else(|| ApiError::internal_error("the converter returned no object"))?,
+            None => obj,
+        };
+        Ok(if entry.strategy.converts() {
             entry.strategy.storage_to_version(obj)
         } else {
             obj
-        }
+        })
     }
 
     /// Decode, normalise and default a request body; its apiVersion and kind must be the
@@ -616,6 +699,30 @@ impl GenericStore {
         }
     }
 
+    /// Admission of a subresource write that creates no object of `entry` (a pod's
+    /// eviction, a service account's token request): the entry's plugins' asynchronous
+    /// mutating and their validating hooks see the request's object (`Eviction`,
+    /// `TokenRequest`) with `opts`' subresource, as upstream admits such requests.
+    pub async fn admit_subresource_create(
+        &self,
+        entry: &Entry,
+        namespace: &str,
+        name: &str,
+        obj: &mut Value,
+        opts: &WriteOpts,
+    ) -> Result<(), ApiError> {
+        let attrs = opts.attributes(entry, Operation::Create, namespace, name, None);
+        let plugins: Vec<&Arc<dyn Admission>> =
+            self.admission.iter().filter(|a| a.handles(entry)).collect();
+        for a in &plugins {
+            a.mutate(&attrs, obj).await?;
+        }
+        for a in &plugins {
+            a.validate(&attrs, obj).await?;
+        }
+        Ok(())
+    }
+
     /// Read one object from the store (a consistent read).
     pub async fn get(
         &self,
@@ -626,7 +733,8 @@ impl GenericStore {
         let key = entry.key(namespace, name)?;
         match self.store.get(&key, None).await {
             Ok((Some(kv), _)) => {
-                Ok(self.version_form(entry, decode_stored(&key, &kv.value, kv.mod_revision)?))
+                self.version_form(entry, decode_stored(&key, &kv.value, kv.mod_revision)?)
+                    .await
             }
             Ok((None, _)) => Err(ApiError::not_found(&entry.info.group_resource(), name)),
             Err(e) => Err(store_err(entry, name, e)),
@@ -652,9 +760,10 @@ impl GenericStore {
                 Err(e) => return Err(store_err(entry, name, e)),
             };
             let old = match &current {
-                Some(kv) => {
-                    Some(self.version_form(entry, decode_stored(&key, &kv.value, kv.mod_revision)?))
-                }
+                Some(kv) => Some(
+                    self.version_form(entry, decode_stored(&key, &kv.value, kv.mod_revision)?)
+                        .await?,
+                ),
                 None => None,
             };
             let body = update(old.as_ref())?;
@@ -872,7 +981,7 @@ impl GenericStore {
                     Err(e) => return Err(store_err(entry, name, e)),
                 }
             }
-            let (stored, bytes) = match self.storage_bytes(entry, &obj) {
+            let (stored, bytes) = match self.storage_bytes(entry, &obj).await {
                 Ok(b) => b,
                 Err(e) => {
                     abort(&obj);
@@ -885,7 +994,7 @@ impl GenericStore {
                 .await
             {
                 Ok(rev) => {
-                    obj = self.written_form(entry, obj, stored);
+                    obj = self.written_form(entry, obj, stored).await;
                     object::set_resource_version(&mut obj, rev);
                     plugins
                         .iter()
@@ -929,8 +1038,9 @@ impl GenericStore {
             let Some(kv) = kv else {
                 return Err(ApiError::not_found(&entry.info.group_resource(), name));
             };
-            let mut obj =
-                self.version_form(entry, decode_stored(&key, &kv.value, kv.mod_revision)?);
+            let mut obj = self
+                .version_form(entry, decode_stored(&key, &kv.value, kv.mod_revision)?)
+                .await?;
             if let Some(uid) = &opts.precondition_uid {
                 if uid != object::meta_str(&obj, "uid") {
                     return Err(ApiError::conflict(
@@ -968,6 +1078,7 @@ impl GenericStore {
                 options: opts.options.as_ref(),
                 old: Some(&obj),
                 warnings: &opts.warnings,
+                audit: &opts.audit,
             };
             for a in self.admission.iter().filter(|a| a.handles(entry)) {
                 a.validate(&attrs, &obj).await?;
@@ -1053,7 +1164,7 @@ impl GenericStore {
                     if opts.dry_run {
                         return Ok(Deleted::Pending(obj));
                     }
-                    let bytes = encode_for_store(&self.storage_form(entry, &obj)?)?;
+                    let bytes = encode_for_store(&self.storage_form(entry, &obj).await?)?;
                     match self
                         .store
                         .update(&key, bytes, kv.mod_revision, write_options(entry))

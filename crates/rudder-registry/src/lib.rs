@@ -14,8 +14,10 @@ pub mod strategy;
 pub use admission::{Admission, Attributes, Operation};
 pub use cache::{CacheEvent, CacheWatch, CachedObject, EventKind, WatchCache, WatchFrom};
 pub use generic::{
-    DeleteOpts, Deleted, FieldTracker, FieldValidation, GenericStore, ListOpts, ListResult,
-    Tracker, Warnings, WriteOpts,
+    AuditContext, DeleteOpts, Deleted, FieldTracker, FieldValidation, GenericStore, ListOpts,
+    ListResult, Tracker, Warnings, WriteOpts,
 };
 pub use registry::{Entry, Registry, Snapshot};
-pub use strategy::{DefaultStrategy, OpCx, PrinterColumn, Requester, ScalePaths, Strategy};
+pub use strategy::{
+    Converter, DefaultStrategy, OpCx, PrinterColumn, Requester, ScalePaths, Strategy,
+};

@@ -14,6 +14,9 @@ pub struct Entry {
     /// The store key prefix (`/registry/pods`), shared by versions of one resource.
     pub prefix: String,
     pub strategy: Arc<dyn Strategy>,
+    /// Conversion that needs I/O (a CRD's conversion webhook), run before the strategy's own
+    /// conversion both ways (which then only defaults and sets `apiVersion`).
+    pub converter: Option<Arc<dyn crate::strategy::Converter>>,
 }
 
 impl Entry {
@@ -118,6 +121,7 @@ impl Registry {
     ) -> Result<Registry, rudder_api::resources::ResourceDataError> {
         let table = ResourceTable::builtin()?;
         Ok(Self::new(table.resources().iter().map(|info| Entry {
+            converter: None,
             prefix: info.storage_prefix(),
             strategy: strategy_for(info),
             info: info.clone(),

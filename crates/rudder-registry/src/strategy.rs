@@ -6,6 +6,7 @@
 //! object's JSON; a strategy that wants typed access decodes into its k8s-openapi type.
 
 use rudder_api::field::ErrorList;
+use rudder_api::status::ApiError;
 use rudder_api::validation::NameValidator;
 use serde_json::Value;
 
@@ -203,4 +204,16 @@ impl Strategy for DefaultStrategy {
     fn tracks_generation(&self) -> bool {
         self.tracks_generation
     }
+}
+
+/// Conversion between versions of a resource that needs I/O: a CRD's conversion webhook
+/// (upstream's `webhookConverter`). One per served version, which knows that version and the
+/// storage version.
+#[async_trait::async_trait]
+pub trait Converter: Send + Sync {
+    /// An object of the entry's version in the storage version.
+    async fn to_storage(&self, obj: Value) -> Result<Value, ApiError>;
+
+    /// Stored objects in the entry's version, in order (one call for a whole list).
+    async fn to_version(&self, objs: Vec<Value>) -> Result<Vec<Value>, ApiError>;
 }

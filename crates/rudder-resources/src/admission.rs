@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use rudder_api::status::ApiError;
-use rudder_registry::{object, Admission, Entry, WatchCache};
+use rudder_registry::{object, Admission, Attributes, Entry, Operation, WatchCache};
 use serde_json::{json, Value};
 
 use crate::strategies::util::{has, str_at};
@@ -270,6 +270,262 @@ impl DefaultTolerationSeconds {
     }
 }
 
+/// Upstream's RuntimeClass plugin: a pod created with a `runtimeClassName` must name an
+/// existing RuntimeClass (node.k8s.io/v1); the class's `overhead.podFixed` becomes the pod's
+/// `spec.overhead` and its `scheduling` node selector and tolerations are merged into the
+/// pod's, with upstream's refusals when they conflict.
+pub struct RuntimeClassAdmission {
+    cache: Arc<WatchCache>,
+    /// The store prefix of RuntimeClasses.
+    prefix: String,
+}
+
+impl RuntimeClassAdmission {
+    pub fn new(cache: Arc<WatchCache>, runtime_class_prefix: String) -> RuntimeClassAdmission {
+        RuntimeClassAdmission {
+            cache,
+            prefix: runtime_class_prefix,
+        }
+    }
+
+    /// The pod's RuntimeClass, if it names one.
+    fn class(&self, entry: &Entry, pod: &Value) -> Result<Option<Value>, ApiError> {
+        let name = pod
+            .pointer("/spec/runtimeClassName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if name.is_empty() {
+            return Ok(None);
+        }
+        let key = format!("{}/{name}", self.prefix);
+        match self.cache.get(&self.prefix, &key) {
+            Some(o) => Ok(Some(o.value())),
+            None => Err(forbidden(
+                entry,
+                pod,
+                format!("pod rejected: RuntimeClass {name:?} not found"),
+            )),
+        }
+    }
+}
+
+/// Two resource lists with the same quantities (`1` and `1000m` are equal), as upstream's
+/// semantic equality compares them.
+fn same_resources(a: &Value, b: &Value) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a.is_null() && b.is_null();
+    };
+    let q = |v: &Value| v.as_str().and_then(|s| rudder_api::quantity::parse(s).ok());
+    a.len() == b.len()
+        && a.iter()
+            .all(|(k, v)| b.get(k).is_some_and(|w| q(v).is_some() && q(v) == q(w)))
+}
+
+/// Upstream's `isSuperset`: whether toleration `ss` tolerates everything `t` does.
+fn tolerates_superset(ss: &Value, t: &Value) -> bool {
+    if ss == t {
+        return true;
+    }
+    let (ss_key, t_key) = (str_at(ss, "key"), str_at(t, "key"));
+    let ss_op = str_at(ss, "operator");
+    if t_key != ss_key && (!ss_key.is_empty() || ss_op != "Exists") {
+        return false;
+    }
+    let (ss_effect, t_effect) = (str_at(ss, "effect"), str_at(t, "effect"));
+    if t_effect != ss_effect && !ss_effect.is_empty() {
+        return false;
+    }
+    if ss_effect == "NoExecute" {
+        if let Some(limit) = ss.get("tolerationSeconds").and_then(Value::as_i64) {
+            match t.get("tolerationSeconds").and_then(Value::as_i64) {
+                Some(secs) if secs <= limit => {}
+                _ => return false,
+            }
+        }
+    }
+    match ss_op {
+        "" | "Equal" => {
+            matches!(str_at(t, "operator"), "" | "Equal")
+                && str_at(t, "value") == str_at(ss, "value")
+        }
+        "Exists" => true,
+        _ => false,
+    }
+}
+
+/// Upstream's `tolerations.MergeTolerations`: both sets, without those another one covers
+/// (the first of equal ones kept).
+fn merge_tolerations(first: &[Value], second: &[Value]) -> Vec<Value> {
+    let all: Vec<&Value> = first.iter().chain(second).collect();
+    let mut merged: Vec<Value> = Vec::new();
+    for (i, t) in all.iter().enumerate() {
+        if merged.iter().any(|m| tolerates_superset(m, t)) {
+            continue;
+        }
+        if all[i + 1..]
+            .iter()
+            .any(|later| later != t && tolerates_superset(later, t))
+        {
+            continue;
+        }
+        merged.push((*t).clone());
+    }
+    merged
+}
+
+/// Upstream's `setOverhead` and `setScheduling` for a pod of `class`.
+fn admit_runtime_class(entry: &Entry, pod: &mut Value, class: &Value) -> Result<(), ApiError> {
+    if let Some(fixed) = class.pointer("/overhead/podFixed").filter(|o| !o.is_null()) {
+        let current = pod
+            .pointer("/spec/overhead")
+            .cloned()
+            .unwrap_or(Value::Null);
+        if current.as_object().is_some_and(|o| !o.is_empty()) && !same_resources(fixed, &current) {
+            return Err(forbidden(
+                entry,
+                pod,
+                "pod rejected: Pod's Overhead doesn't match RuntimeClass's defined Overhead".into(),
+            ));
+        }
+        pod["spec"]["overhead"] = fixed.clone();
+    }
+    let Some(scheduling) = class.get("scheduling").filter(|s| s.is_object()) else {
+        return Ok(());
+    };
+    let mut selector = pod
+        .pointer("/spec/nodeSelector")
+        .and_then(Value::as_object)
+        .cloned();
+    if let Some(wanted) = scheduling.get("nodeSelector").and_then(Value::as_object) {
+        match &mut selector {
+            None => selector = Some(wanted.clone()),
+            Some(sel) => {
+                for (key, value) in wanted {
+                    if let Some(have) = sel.get(key).filter(|h| *h != value) {
+                        return Err(forbidden(
+                            entry,
+                            pod,
+                            format!(
+                                "conflict: runtimeClass.scheduling.nodeSelector[{key}] = {}; pod.spec.nodeSelector[{key}] = {}",
+                                value.as_str().unwrap_or_default(),
+                                have.as_str().unwrap_or_default()
+                            ),
+                        ));
+                    }
+                    sel.insert(key.clone(), value.clone());
+                }
+            }
+        }
+    }
+    let pod_tolerations = pod
+        .pointer("/spec/tolerations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let class_tolerations = scheduling
+        .get("tolerations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let merged = merge_tolerations(&pod_tolerations, &class_tolerations);
+    if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
+        if let Some(sel) = selector {
+            spec.insert("nodeSelector".into(), Value::Object(sel));
+        }
+        if !merged.is_empty() {
+            spec.insert("tolerations".into(), Value::Array(merged));
+        }
+    }
+    Ok(())
+}
+
+/// Upstream's `validateOverhead`.
+fn validate_overhead(entry: &Entry, pod: &Value, class: Option<&Value>) -> Result<(), ApiError> {
+    let overhead = pod.pointer("/spec/overhead").filter(|o| !o.is_null());
+    match class
+        .and_then(|c| c.pointer("/overhead/podFixed"))
+        .filter(|o| !o.is_null())
+    {
+        Some(fixed) if !same_resources(fixed, overhead.unwrap_or(&Value::Null)) => Err(forbidden(
+            entry,
+            pod,
+            "pod rejected: Pod's Overhead doesn't match RuntimeClass's defined Overhead".into(),
+        )),
+        None if overhead.is_some() => Err(forbidden(
+            entry,
+            pod,
+            "pod rejected: Pod Overhead set without corresponding RuntimeClass defined Overhead"
+                .into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[async_trait::async_trait]
+impl Admission for RuntimeClassAdmission {
+    fn handles(&self, entry: &Entry) -> bool {
+        is_pods(entry)
+    }
+
+    fn admit_create(&self, entry: &Entry, pod: &mut Value, _dry_run: bool) -> Result<(), ApiError> {
+        match self.class(entry, pod)? {
+            Some(class) => admit_runtime_class(entry, pod, &class),
+            None => Ok(()),
+        }
+    }
+
+    /// Upstream's `validateOverhead`, after every mutation (webhooks included): the pod's
+    /// overhead is its class's, or absent without one.
+    async fn validate(&self, attrs: &Attributes<'_>, pod: &Value) -> Result<(), ApiError> {
+        if attrs.operation != Operation::Create || !attrs.is_main_resource() {
+            return Ok(());
+        }
+        let class = self.class(attrs.entry, pod)?;
+        validate_overhead(attrs.entry, pod, class.as_ref())
+    }
+}
+
+/// Upstream's TaintNodesByCondition: a Node is created with the
+/// `node.kubernetes.io/not-ready:NoSchedule` taint, so nothing is scheduled onto it before the
+/// node lifecycle controller has seen it Ready (and removed the taint).
+pub struct TaintNodesByCondition;
+
+impl Admission for TaintNodesByCondition {
+    fn handles(&self, entry: &Entry) -> bool {
+        entry.info.group.is_empty() && entry.info.plural == "nodes"
+    }
+
+    fn admit_create(
+        &self,
+        _entry: &Entry,
+        obj: &mut Value,
+        _dry_run: bool,
+    ) -> Result<(), ApiError> {
+        let Some(m) = obj.as_object_mut() else {
+            return Ok(());
+        };
+        let spec = m.entry("spec").or_insert_with(|| json!({}));
+        let Some(spec) = spec.as_object_mut() else {
+            return Ok(());
+        };
+        let taints = spec.entry("taints").or_insert_with(|| json!([]));
+        if taints.is_null() {
+            *taints = json!([]);
+        }
+        let Some(taints) = taints.as_array_mut() else {
+            return Ok(());
+        };
+        // Upstream's `MatchTaint`: the same key and effect.
+        if !taints
+            .iter()
+            .any(|t| str_at(t, "key") == TAINT_NOT_READY && str_at(t, "effect") == "NoSchedule")
+        {
+            taints.push(json!({"key": TAINT_NOT_READY, "effect": "NoSchedule"}));
+        }
+        Ok(())
+    }
+}
+
 impl Admission for DefaultTolerationSeconds {
     fn handles(&self, entry: &Entry) -> bool {
         is_pods(entry)
@@ -485,6 +741,136 @@ mod tests {
         let mut spec = spec;
         spec["containers"] = json!([{"name": "c", "image": "i"}]);
         json!({"metadata": {"name": "p", "namespace": "default"}, "spec": spec})
+    }
+
+    // Cases from upstream's plugin/pkg/admission/runtimeclass/admission_test.go.
+    #[test]
+    fn runtime_class_overhead_and_scheduling() {
+        let pods = entry("", "pods");
+        let class = json!({"metadata": {"name": "kata"}, "handler": "kata",
+            "overhead": {"podFixed": {"cpu": "100m", "memory": "16Mi"}},
+            "scheduling": {"nodeSelector": {"sandbox": "kata"},
+                           "tolerations": [{"key": "sandbox", "operator": "Exists", "effect": "NoSchedule"},
+                                           {"key": "dedicated", "operator": "Equal", "value": "x"}]}});
+        let mut p = pod(
+            json!({"runtimeClassName": "kata", "nodeSelector": {"zone": "a"},
+            "tolerations": [{"key": "dedicated", "operator": "Exists"}]}),
+        );
+        admit_runtime_class(&pods, &mut p, &class).unwrap();
+        assert_eq!(
+            p["spec"]["overhead"],
+            json!({"cpu": "100m", "memory": "16Mi"})
+        );
+        assert_eq!(
+            p["spec"]["nodeSelector"],
+            json!({"zone": "a", "sandbox": "kata"})
+        );
+        // The pod's Exists toleration covers the class's Equal one for the same key.
+        assert_eq!(
+            p["spec"]["tolerations"],
+            json!([{"key": "dedicated", "operator": "Exists"},
+                   {"key": "sandbox", "operator": "Exists", "effect": "NoSchedule"}])
+        );
+        validate_overhead(&pods, &p, Some(&class)).unwrap();
+
+        // An overhead set to the same quantities is kept; another is refused.
+        let mut same =
+            pod(json!({"runtimeClassName": "kata", "overhead": {"cpu": "0.1", "memory": "16Mi"}}));
+        admit_runtime_class(&pods, &mut same, &class).unwrap();
+        let mut other = pod(json!({"runtimeClassName": "kata", "overhead": {"cpu": "1"}}));
+        assert_eq!(
+            admit_runtime_class(&pods, &mut other, &class).unwrap_err().message,
+            "pods \"p\" is forbidden: pod rejected: Pod's Overhead doesn't match RuntimeClass's defined Overhead"
+        );
+        let mut conflict =
+            pod(json!({"runtimeClassName": "kata", "nodeSelector": {"sandbox": "gvisor"}}));
+        assert_eq!(
+            admit_runtime_class(&pods, &mut conflict, &class).unwrap_err().message,
+            "pods \"p\" is forbidden: conflict: runtimeClass.scheduling.nodeSelector[sandbox] = kata; pod.spec.nodeSelector[sandbox] = gvisor"
+        );
+        // An overhead without a class that defines one is refused at validation.
+        let lone = pod(json!({"overhead": {"cpu": "1"}}));
+        assert_eq!(
+            validate_overhead(&pods, &lone, None).unwrap_err().message,
+            "pods \"p\" is forbidden: pod rejected: Pod Overhead set without corresponding RuntimeClass defined Overhead"
+        );
+        let changed = pod(json!({"runtimeClassName": "kata", "overhead": {"cpu": "2"}}));
+        assert!(validate_overhead(&pods, &changed, Some(&class)).is_err());
+        validate_overhead(&pods, &pod(json!({})), None).unwrap();
+    }
+
+    #[test]
+    fn tolerations_merge_as_upstream() {
+        let t = |v: Value| v;
+        let exists_all = t(json!({"operator": "Exists"}));
+        let key_eq =
+            t(json!({"key": "k", "operator": "Equal", "value": "v", "effect": "NoSchedule"}));
+        let key_exists = t(json!({"key": "k", "operator": "Exists"}));
+        // A superset later in either list wins; equal ones are kept once.
+        assert_eq!(
+            merge_tolerations(
+                std::slice::from_ref(&key_eq),
+                std::slice::from_ref(&key_exists)
+            ),
+            vec![key_exists.clone()]
+        );
+        assert_eq!(
+            merge_tolerations(std::slice::from_ref(&key_eq), std::slice::from_ref(&key_eq)),
+            vec![key_eq.clone()]
+        );
+        assert_eq!(
+            merge_tolerations(&[key_eq.clone(), exists_all.clone()], &[]),
+            vec![exists_all]
+        );
+        // A NoExecute toleration covers one with a shorter tolerationSeconds, not a longer one
+        // nor one without a limit.
+        let short = t(
+            json!({"key": "k", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 10}),
+        );
+        let long = t(
+            json!({"key": "k", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60}),
+        );
+        let forever = t(json!({"key": "k", "operator": "Exists", "effect": "NoExecute"}));
+        assert_eq!(
+            merge_tolerations(std::slice::from_ref(&short), std::slice::from_ref(&long)),
+            vec![long.clone()]
+        );
+        assert_eq!(
+            merge_tolerations(std::slice::from_ref(&long), std::slice::from_ref(&short)),
+            vec![long.clone()]
+        );
+        assert_eq!(
+            merge_tolerations(std::slice::from_ref(&long), std::slice::from_ref(&forever)),
+            vec![forever]
+        );
+    }
+
+    // Cases from upstream's plugin/pkg/admission/nodetaint/admission_test.go.
+    #[test]
+    fn new_nodes_are_tainted_not_ready() {
+        let nodes = entry("", "nodes");
+        let not_ready = json!({"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"});
+        let admit = |mut n: Value| {
+            TaintNodesByCondition
+                .admit_create(&nodes, &mut n, false)
+                .unwrap();
+            n["spec"]["taints"].clone()
+        };
+        assert_eq!(
+            admit(json!({"metadata": {"name": "n"}})),
+            json!([not_ready])
+        );
+        // Already tainted: unchanged.
+        assert_eq!(
+            admit(json!({"metadata": {"name": "n"}, "spec": {"taints": [not_ready]}})),
+            json!([not_ready])
+        );
+        // Other taints stay, and a not-ready taint with another effect is another taint.
+        let other = json!({"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"});
+        assert_eq!(
+            admit(json!({"metadata": {"name": "n"}, "spec": {"taints": [other]}})),
+            json!([other, not_ready])
+        );
     }
 
     // Cases from upstream's plugin/pkg/admission/priority/admission_test.go (TestPodAdmission).

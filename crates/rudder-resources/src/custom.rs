@@ -387,6 +387,8 @@ pub fn entries(crd: &Value) -> Vec<Entry> {
                     columns: Vec::new(),
                 },
                 prefix: prefix.clone(),
+                // The API server gives versions of a Webhook-converted CRD its webhook.
+                converter: None,
                 strategy: Arc::new(CustomResourceStrategy {
                     schema: version_schema(crd, v),
                     api_version: format!("{group}/{}", str_at(v, "/name")),
@@ -484,9 +486,228 @@ pub fn default_crd(crd: &mut Value) {
             {
                 c.insert("strategy".into(), json!("None"));
             }
+            // Upstream's `SetDefaults_ServiceReference`.
+            if let Some(svc) = c
+                .get_mut("webhook")
+                .and_then(|w| w.get_mut("clientConfig"))
+                .and_then(|cc| cc.get_mut("service"))
+                .and_then(Value::as_object_mut)
+            {
+                svc.entry("port").or_insert(json!(443));
+            }
         }
         None => {
             spec.insert("conversion".into(), json!({"strategy": "None"}));
+        }
+    }
+}
+
+/// Upstream's `validateCustomResourceConversion`. Its paths name the internal type's fields
+/// (`webhookClientConfig`, `conversionReviewVersions` directly under `conversion`), as
+/// upstream's messages for v1 objects do.
+fn conversion(c: &Value, require_recognized: bool, path: &Path, errs: &mut ErrorList) {
+    let webhook = c.get("webhook").filter(|w| !w.is_null());
+    let client_config = webhook
+        .and_then(|w| w.get("clientConfig"))
+        .filter(|c| !c.is_null());
+    let review_versions: Vec<&str> = webhook
+        .and_then(|w| w.get("conversionReviewVersions"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let cc_path = path.child("webhookClientConfig");
+    let rv_path = path.child("conversionReviewVersions");
+    if str_at(c, "/strategy") != "Webhook" {
+        if client_config.is_some() {
+            errs.push(FieldError::forbidden(
+                &cc_path,
+                "should not be set when strategy is not set to Webhook",
+            ));
+        }
+        if !review_versions.is_empty() {
+            errs.push(FieldError::forbidden(
+                &rv_path,
+                "should not be set when strategy is not set to Webhook",
+            ));
+        }
+        return;
+    }
+    match client_config {
+        None => errs.push(FieldError::required(
+            &cc_path,
+            "required when strategy is set to Webhook",
+        )),
+        Some(cc) => {
+            let url = cc.get("url").and_then(Value::as_str);
+            let service = cc.get("service").filter(|s| s.is_object());
+            match (url, service) {
+                (Some(u), None) => validate_webhook_url(&cc_path.child("url"), u, errs),
+                (None, Some(svc)) => validate_webhook_service(&cc_path.child("service"), svc, errs),
+                _ => errs.push(FieldError::required(
+                    &cc_path,
+                    "exactly one of url or service is required",
+                )),
+            }
+        }
+    }
+    if review_versions.is_empty() {
+        errs.push(FieldError::required(&rv_path, ""));
+        return;
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    let mut recognized = false;
+    for (i, v) in review_versions.iter().enumerate() {
+        if seen.contains(v) {
+            errs.push(FieldError::invalid(
+                &rv_path.index(i),
+                *v,
+                "duplicate version",
+            ));
+            continue;
+        }
+        seen.push(v);
+        for msg in is_dns1035_label(v) {
+            errs.push(FieldError::invalid(&rv_path.index(i), *v, msg));
+        }
+        recognized |= matches!(*v, "v1" | "v1beta1");
+    }
+    if require_recognized && !recognized {
+        let shown: Vec<String> = review_versions.iter().map(|v| format!("{v:?}")).collect();
+        errs.push(FieldError::invalid(
+            &rv_path,
+            rudder_api::field::BadValue::Raw(format!("[]string{{{}}}", shown.join(", "))),
+            "must include at least one of v1, v1beta1",
+        ));
+    }
+}
+
+/// Upstream's `ValidateWebhookURL` with https required.
+fn validate_webhook_url(path: &Path, url: &str, errs: &mut ErrorList) {
+    const FORM: &str = "; desired format: https://host[/path]";
+    let (rest, fragment) = url.split_once('#').unwrap_or((url, ""));
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (scheme, rest) = match rest.split_once(':') {
+        Some((s, r))
+            if !s.is_empty()
+                && s.starts_with(|c: char| c.is_ascii_alphabetic())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            (s.to_ascii_lowercase(), r)
+        }
+        _ => (String::new(), rest),
+    };
+    let (user, host) = match rest.strip_prefix("//") {
+        Some(authority) => {
+            let authority = authority.split('/').next().unwrap_or("");
+            match authority.rsplit_once('@') {
+                Some((u, h)) => (Some(u), h),
+                None => (None, authority),
+            }
+        }
+        None => (None, ""),
+    };
+    if scheme != "https" {
+        errs.push(FieldError::invalid(
+            path,
+            scheme.as_str(),
+            format!("'https' is the only allowed URL scheme{FORM}"),
+        ));
+    }
+    if host.is_empty() {
+        errs.push(FieldError::invalid(
+            path,
+            host,
+            format!("host must be provided{FORM}"),
+        ));
+    }
+    if let Some(u) = user {
+        // Go prints the user without its password's text.
+        let shown = match u.split_once(':') {
+            Some((name, _)) => format!("{name}:xxxxx"),
+            None => u.to_string(),
+        };
+        errs.push(FieldError::invalid(
+            path,
+            shown,
+            "user information is not permitted in the URL",
+        ));
+    }
+    if !fragment.is_empty() {
+        errs.push(FieldError::invalid(
+            path,
+            fragment,
+            "fragments are not permitted in the URL",
+        ));
+    }
+    if !query.is_empty() {
+        errs.push(FieldError::invalid(
+            path,
+            query,
+            "query parameters are not permitted in the URL",
+        ));
+    }
+}
+
+/// Upstream's `ValidateWebhookService`.
+fn validate_webhook_service(path: &Path, svc: &Value, errs: &mut ErrorList) {
+    if str_at(svc, "/name").is_empty() {
+        errs.push(FieldError::required(
+            &path.child("name"),
+            "service name is required",
+        ));
+    }
+    if str_at(svc, "/namespace").is_empty() {
+        errs.push(FieldError::required(
+            &path.child("namespace"),
+            "service namespace is required",
+        ));
+    }
+    let port = svc.get("port").and_then(Value::as_i64).unwrap_or(443);
+    if !(1..=65535).contains(&port) {
+        errs.push(FieldError::invalid(
+            &path.child("port"),
+            port,
+            "port is not valid: must be between 1 and 65535, inclusive",
+        ));
+    }
+    let Some(url_path) = svc.get("path").and_then(Value::as_str) else {
+        return;
+    };
+    if url_path.is_empty() || url_path == "/" {
+        return;
+    }
+    let at = path.child("path");
+    if url_path == "//" {
+        errs.push(FieldError::invalid(
+            &at,
+            url_path,
+            "segment[0] may not be empty",
+        ));
+        return;
+    }
+    if !url_path.starts_with('/') {
+        errs.push(FieldError::invalid(&at, url_path, "must start with a '/'"));
+    }
+    let inner = url_path.get(1..).unwrap_or("");
+    let inner = inner.strip_suffix('/').unwrap_or(inner);
+    for (i, step) in inner.split('/').enumerate() {
+        if step.is_empty() {
+            errs.push(FieldError::invalid(
+                &at,
+                url_path,
+                format!("segment[{i}] may not be empty"),
+            ));
+            continue;
+        }
+        for failure in is_dns1123_subdomain(step) {
+            errs.push(FieldError::invalid(
+                &at,
+                url_path,
+                format!("segment[{i}]: {failure}"),
+            ));
         }
     }
 }
@@ -764,6 +985,23 @@ pub fn validate_crd(crd: &Value, old: Option<&Value>) -> ErrorList {
             &["None", "Webhook"],
         )),
     }
+    if let Some(c) = spec.get("conversion").filter(|c| c.is_object()) {
+        // An update may keep review versions it no longer recognizes, as upstream.
+        let require_recognized = old.is_none_or(|o| {
+            o.pointer("/spec/conversion/webhook/conversionReviewVersions")
+                .and_then(Value::as_array)
+                .is_none_or(|vs| {
+                    vs.iter()
+                        .any(|v| matches!(v.as_str(), Some("v1" | "v1beta1")))
+                })
+        });
+        conversion(
+            c,
+            require_recognized,
+            &spec_at.child("conversion"),
+            &mut errs,
+        );
+    }
     if let Some(old) = old {
         let immutable = |p: &str, path: Path, errs: &mut ErrorList| {
             let (new_v, old_v) = (str_at(crd, p), str_at(old, p));
@@ -907,5 +1145,60 @@ mod tests {
         );
         assert!(got.contains(&r#"spec.versions[0].additionalPrinterColumns[0].type: Invalid value: "color": must be one of boolean,date,integer,number,string"#.to_string()), "{got:?}");
         assert!(got.contains(&r#"spec.versions[0].additionalPrinterColumns[0].jsonPath: Invalid value: "spec.x": must be a simple json path starting with ."#.to_string()), "{got:?}");
+    }
+
+    #[test]
+    fn conversion_webhooks_are_validated_as_upstream() {
+        let mut c = crd("widgets.example.com", "widgets", "Widget", &[]);
+        c["spec"]["versions"].as_array_mut().unwrap().truncate(1);
+        c["spec"]["versions"][0]["schema"] = json!({"openAPIV3Schema": {"type": "object"}});
+        c["spec"]["conversion"] = json!({"strategy": "Webhook"});
+        default_crd(&mut c);
+        assert_eq!(
+            errors(&c),
+            vec![
+                "spec.conversion.webhookClientConfig: Required value: required when strategy is set to Webhook",
+                "spec.conversion.conversionReviewVersions: Required value",
+            ]
+        );
+        c["spec"]["conversion"]["webhook"] = json!({
+            "clientConfig": {"url": "http://user:pw@conv.example.com/x?a=b#f"},
+            "conversionReviewVersions": ["v2", "v2"]});
+        assert_eq!(
+            errors(&c),
+            vec![
+                r#"spec.conversion.webhookClientConfig.url: Invalid value: "http": 'https' is the only allowed URL scheme; desired format: https://host[/path]"#,
+                r#"spec.conversion.webhookClientConfig.url: Invalid value: "user:xxxxx": user information is not permitted in the URL"#,
+                r#"spec.conversion.webhookClientConfig.url: Invalid value: "f": fragments are not permitted in the URL"#,
+                r#"spec.conversion.webhookClientConfig.url: Invalid value: "a=b": query parameters are not permitted in the URL"#,
+                r#"spec.conversion.conversionReviewVersions[1]: Invalid value: "v2": duplicate version"#,
+                r#"spec.conversion.conversionReviewVersions: Invalid value: []string{"v2", "v2"}: must include at least one of v1, v1beta1"#,
+            ]
+        );
+        c["spec"]["conversion"]["webhook"] = json!({
+            "clientConfig": {"service": {"name": "conv", "namespace": "ns", "path": "/convert//x"}},
+            "conversionReviewVersions": ["v1"]});
+        default_crd(&mut c);
+        assert_eq!(
+            c["spec"]["conversion"]["webhook"]["clientConfig"]["service"]["port"],
+            443
+        );
+        assert_eq!(
+            errors(&c),
+            vec![
+                r#"spec.conversion.webhookClientConfig.service.path: Invalid value: "/convert//x": segment[1] may not be empty"#
+            ]
+        );
+        c["spec"]["conversion"]["webhook"]["clientConfig"]["service"]["path"] = json!("/convert");
+        assert!(errors(&c).is_empty(), "{:?}", errors(&c));
+        // Webhook settings with another strategy are refused.
+        c["spec"]["conversion"]["strategy"] = json!("None");
+        assert_eq!(
+            errors(&c),
+            vec![
+                "spec.conversion.webhookClientConfig: Forbidden: should not be set when strategy is not set to Webhook",
+                "spec.conversion.conversionReviewVersions: Forbidden: should not be set when strategy is not set to Webhook",
+            ]
+        );
     }
 }

@@ -12,6 +12,7 @@
 //! parameter: no deserialisation per object, no clock reads, deterministic tests.
 
 pub mod admission;
+pub mod certificate_admission;
 pub mod custom;
 pub mod ingress_admission;
 pub mod limitranger;

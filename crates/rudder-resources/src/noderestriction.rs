@@ -1,12 +1,16 @@
 //! Upstream's NodeRestriction admission plugin (`plugin/pkg/admission/noderestriction`): a node
 //! (`system:node:<name>` in `system:nodes`) may only write its own Node object (not its taints,
 //! nor labels under `node-restriction.kubernetes.io/` or other unknown `kubernetes.io`/`k8s.io`
-//! labels), create mirror pods bound to itself that reference no other objects, delete pods
-//! bound to it and update their status.
+//! labels), create mirror pods bound to itself that reference no other objects, delete,
+//! evict and update the status of pods bound to it, request service account tokens only bound
+//! to such a pod, and change nothing of a PersistentVolumeClaim but its status' capacity and
+//! conditions.
+
+use std::sync::Arc;
 
 use rudder_api::status::ApiError;
 use rudder_registry::admission::{Admission, Attributes, Operation};
-use rudder_registry::{object, Entry};
+use rudder_registry::{object, Entry, WatchCache};
 use serde_json::Value;
 
 const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
@@ -205,13 +209,162 @@ fn admit_mirror_pod(attrs: &Attributes<'_>, node: &str, pod: &Value) -> Result<(
     Ok(())
 }
 
-/// The plugin; stateless.
-pub struct NodeRestriction;
+/// The plugin, reading pods from the watch cache (for evictions and token requests).
+pub struct NodeRestriction {
+    cache: Arc<WatchCache>,
+    pods_prefix: String,
+}
+
+impl NodeRestriction {
+    pub fn new(cache: Arc<WatchCache>, pods_prefix: String) -> NodeRestriction {
+        NodeRestriction { cache, pods_prefix }
+    }
+
+    fn pod(&self, namespace: &str, name: &str) -> Option<Value> {
+        let key = format!("{}/{namespace}/{name}", self.pods_prefix);
+        self.cache.get(&self.pods_prefix, &key).map(|o| o.value())
+    }
+
+    /// Upstream's `admitPodEviction`: only pods bound to the node.
+    fn admit_eviction(
+        &self,
+        attrs: &Attributes<'_>,
+        node: &str,
+        eviction: &Value,
+    ) -> Result<(), ApiError> {
+        if attrs.operation != Operation::Create {
+            return Err(forbidden(
+                attrs,
+                format!("unexpected operation {}", attrs.operation.as_str()),
+            ));
+        }
+        let name = match attrs.name {
+            "" => object::name(eviction),
+            n => n,
+        };
+        if name.is_empty() {
+            return Err(forbidden(
+                attrs,
+                "could not determine pod from request data".into(),
+            ));
+        }
+        let Some(pod) = self.pod(attrs.namespace, name) else {
+            return Err(ApiError::not_found(
+                &attrs.entry.info.group_resource(),
+                name,
+            ));
+        };
+        if str_at(&pod, "/spec/nodeName") != node {
+            return Err(forbidden(
+                attrs,
+                format!("node {node} can only evict pods with spec.nodeName set to itself"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Upstream's `admitServiceAccount`: a node's token requests are bound to a pod (by name
+    /// and uid) that runs on it.
+    fn admit_token(
+        &self,
+        attrs: &Attributes<'_>,
+        node: &str,
+        request: &Value,
+    ) -> Result<(), ApiError> {
+        if attrs.operation != Operation::Create || attrs.subresource != "token" {
+            return Ok(());
+        }
+        let bound = request
+            .pointer("/spec/boundObjectRef")
+            .filter(|r| r.is_object());
+        let field = |k: &str| bound.map(|r| str_at(r, &format!("/{k}"))).unwrap_or("");
+        if bound.is_none()
+            || field("apiVersion") != "v1"
+            || field("kind") != "Pod"
+            || field("name").is_empty()
+        {
+            return Err(forbidden(
+                attrs,
+                "node requested token not bound to a pod".into(),
+            ));
+        }
+        let uid = field("uid");
+        if uid.is_empty() {
+            return Err(forbidden(
+                attrs,
+                "node requested token with a pod binding without a uid".into(),
+            ));
+        }
+        let Some(pod) = self.pod(attrs.namespace, field("name")) else {
+            return Err(ApiError::not_found(
+                &rudder_api::status::GroupResource::new("", "pods"),
+                field("name"),
+            ));
+        };
+        if object::meta_str(&pod, "uid") != uid {
+            return Err(forbidden(
+                attrs,
+                format!("the UID in the bound object reference ({uid}) does not match the UID in record. The object might have been deleted and then recreated"),
+            ));
+        }
+        if str_at(&pod, "/spec/nodeName") != node {
+            return Err(forbidden(
+                attrs,
+                "node requested token bound to a pod scheduled on a different node".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Upstream's `admitPVCStatus`: a node may change a claim's status capacity and conditions
+/// (and the resize bookkeeping), nothing else.
+fn admit_pvc_status(attrs: &Attributes<'_>, node: &str, pvc: &Value) -> Result<(), ApiError> {
+    if attrs.subresource != "status" {
+        return Err(forbidden(attrs, "may only update PVC status".into()));
+    }
+    if attrs.operation != Operation::Update {
+        return Err(forbidden(
+            attrs,
+            format!("unexpected operation {:?}", attrs.operation.as_str()),
+        ));
+    }
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("resourceVersion");
+            meta.remove("managedFields");
+        }
+        if let Some(status) = v.get_mut("status").and_then(Value::as_object_mut) {
+            for k in [
+                "capacity",
+                "conditions",
+                "allocatedResources",
+                "allocatedResourceStatuses",
+            ] {
+                status.remove(k);
+            }
+        }
+        v
+    };
+    let old = attrs.old.unwrap_or(&Value::Null);
+    if strip(old) != strip(pvc) {
+        return Err(forbidden(
+            attrs,
+            format!("node {node:?} is not allowed to update fields other than status.capacity and status.conditions"),
+        ));
+    }
+    Ok(())
+}
 
 #[async_trait::async_trait]
 impl Admission for NodeRestriction {
     fn handles(&self, entry: &Entry) -> bool {
-        entry.info.group.is_empty() && matches!(entry.info.plural.as_str(), "pods" | "nodes")
+        entry.info.group.is_empty()
+            && matches!(
+                entry.info.plural.as_str(),
+                "pods" | "nodes" | "persistentvolumeclaims" | "serviceaccounts"
+            )
     }
 
     async fn validate(&self, attrs: &Attributes<'_>, obj: &Value) -> Result<(), ApiError> {
@@ -219,9 +372,15 @@ impl Admission for NodeRestriction {
             return Ok(());
         };
         let refuse = |m: String| Err(forbidden(attrs, m));
+        match attrs.entry.info.plural.as_str() {
+            "persistentvolumeclaims" => return admit_pvc_status(attrs, node, obj),
+            "serviceaccounts" => return self.admit_token(attrs, node, obj),
+            _ => {}
+        }
         if attrs.entry.info.plural == "pods" {
             return match (attrs.subresource, attrs.operation) {
                 ("", Operation::Create) => admit_mirror_pod(attrs, node, obj),
+                ("eviction", _) => self.admit_eviction(attrs, node, obj),
                 ("", Operation::Delete) | ("status", _) => {
                     let bound = str_at(attrs.old.unwrap_or(obj), "/spec/nodeName");
                     if bound == node {
@@ -240,7 +399,9 @@ impl Admission for NodeRestriction {
                     "unexpected operation \"{}\", node \"{node}\" can only create and delete mirror pods",
                     op.as_str()
                 )),
-                _ => Ok(()),
+                (sub, _) => refuse(format!(
+                    "unexpected pod subresource {sub:?}, only 'status' and 'eviction' are allowed"
+                )),
             };
         }
         // Nodes: only its own object.
@@ -283,6 +444,61 @@ impl Admission for NodeRestriction {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    // Cases from upstream's admission_test.go (PVC status updates by a node).
+    #[test]
+    fn a_node_changes_only_a_claims_capacity_and_conditions() {
+        let registry = rudder_registry::Registry::builtin(crate::strategies::strategy_for).unwrap();
+        let entry = registry
+            .get("", "v1", "persistentvolumeclaims")
+            .unwrap()
+            .clone();
+        let user = rudder_registry::Requester {
+            name: "system:node:n1".into(),
+            groups: vec!["system:nodes".into()],
+            ..Default::default()
+        };
+        let warnings = rudder_registry::Warnings::default();
+        let audit = rudder_registry::AuditContext::default();
+        let old = json!({"metadata": {"name": "c", "namespace": "ns", "resourceVersion": "1"},
+            "spec": {"resources": {"requests": {"storage": "1Gi"}}},
+            "status": {"phase": "Bound", "capacity": {"storage": "1Gi"}}});
+        let check = |new: &Value, subresource: &str, operation: Operation| {
+            let attrs = Attributes {
+                entry: &entry,
+                operation,
+                namespace: "ns",
+                name: "c",
+                subresource,
+                user: Some(&user),
+                dry_run: false,
+                options: None,
+                old: Some(&old),
+                warnings: &warnings,
+                audit: &audit,
+            };
+            admit_pvc_status(&attrs, "n1", new).map_err(|e| e.message)
+        };
+        let mut grown = old.clone();
+        grown["status"]["capacity"]["storage"] = json!("2Gi");
+        grown["status"]["conditions"] =
+            json!([{"type": "FileSystemResizePending", "status": "True"}]);
+        grown["metadata"]["resourceVersion"] = json!("");
+        assert_eq!(check(&grown, "status", Operation::Update), Ok(()));
+        let mut relabelled = old.clone();
+        relabelled["metadata"]["labels"] = json!({"a": "b"});
+        assert_eq!(
+            check(&relabelled, "status", Operation::Update),
+            Err(r#"persistentvolumeclaims "c" is forbidden: node "n1" is not allowed to update fields other than status.capacity and status.conditions"#.into())
+        );
+        let mut rephased = old.clone();
+        rephased["status"]["phase"] = json!("Lost");
+        assert!(check(&rephased, "status", Operation::Update).is_err());
+        assert_eq!(
+            check(&old, "", Operation::Update),
+            Err(r#"persistentvolumeclaims "c" is forbidden: may only update PVC status"#.into())
+        );
+    }
 
     #[test]
     fn labels_a_node_may_not_set() {

@@ -11,7 +11,8 @@
 //! Every version label value is evaluated with the latest checks (Rudder carries one policy
 //! version). The checks and their messages follow upstream's `policy/check_*.go`; the AppArmor
 //! and Windows hostProcess checks are not carried (no AppArmor or Windows nodes). The `audit`
-//! mode is read but has no audit annotations to write to yet.
+//! level's violations and the enforced policy go to the request's audit event
+//! (`pod-security.kubernetes.io/audit-violations`, `.../enforce-policy`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -791,6 +792,27 @@ impl Admission for PodSecurityAdmission {
         let labels = self.namespace_labels(attrs.namespace);
         let enforce = policy(&labels, "enforce");
         let warn = policy(&labels, "warn");
+        let audit = policy(&labels, "audit");
+        // The audit level's findings go to the request's audit event, denied or not.
+        if is_pod && attrs.audit.enabled() {
+            attrs.audit.add(
+                "pod-security.kubernetes.io/enforce-policy",
+                enforce.display(),
+            );
+        }
+        if attrs.audit.enabled() && audit.level != Level::Privileged {
+            let v = check(audit.level, spec);
+            if !v.is_empty() {
+                attrs.audit.add(
+                    "pod-security.kubernetes.io/audit-violations",
+                    format!(
+                        "would violate PodSecurity {:?}: {}",
+                        audit.display(),
+                        describe(&v)
+                    ),
+                );
+            }
+        }
         if is_pod && enforce.level != Level::Privileged {
             let v = check(enforce.level, spec);
             if !v.is_empty() {

@@ -226,7 +226,8 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
         Registry::builtin(rudder_resources::strategies::strategy_for)
             .context("loading the built-in resource table")?,
     );
-    rudder_apiserver::crd::register_stored(store.as_ref(), &registry)
+    let conversions = rudder_apiserver::conversion::Conversions::new();
+    rudder_apiserver::crd::register_stored(store.as_ref(), &registry, &conversions)
         .await
         .context("reading the stored CustomResourceDefinitions")?;
     let cache = WatchCache::start(store.clone(), registry.clone())
@@ -297,6 +298,36 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
         rudder_apiserver::podproxy::KubeletClient::new(&kubelet_cert, &kubelet_key)
             .map_err(|e| anyhow::anyhow!("kubelet client credentials: {e}"))?;
     let (authz, rbac, node_graph) = authorizer(&args.authorization_mode);
+    // Shared with admission: policies' `authorizer` checks and the certificate plugins'
+    // signer permissions ask the same chain.
+    let authz: Arc<dyn rudder_auth::Authorizer> = Arc::new(authz);
+    let signer_authz: rudder_resources::certificate_admission::SignerAuthorizer = {
+        let authz = authz.clone();
+        Arc::new(
+            move |user: &rudder_registry::Requester, verb: &str, name: &str| {
+                let user = rudder_auth::UserInfo {
+                    name: user.name.clone(),
+                    uid: user.uid.clone(),
+                    groups: user.groups.clone(),
+                    extra: user.extra.clone(),
+                };
+                authz
+                    .authorize(
+                        &user,
+                        &rudder_auth::Attributes {
+                            verb: verb.to_string(),
+                            api_group: "certificates.k8s.io".into(),
+                            api_version: "*".into(),
+                            resource: "signers".into(),
+                            name: name.to_string(),
+                            resource_request: true,
+                            ..Default::default()
+                        },
+                    )
+                    .allowed()
+            },
+        )
+    };
     // The front proxy's credentials towards aggregated API servers (upstream's
     // --proxy-client-cert-file, signed by the request-header CA), renewed with each start.
     let (request_header_ca_pem, proxy_cert, proxy_key) = pki
@@ -311,6 +342,7 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
             slices_prefix: prefix(&registry, "discovery.k8s.io", "v1", "endpointslices")?,
         },
     ));
+    conversions.set_client(webhook_client.clone());
     let cel_programs = Arc::new(rudder_apiserver::admission_webhook::Programs::default());
     let webhooks = |phase| -> anyhow::Result<_> {
         use rudder_apiserver::admission_webhook::{Phase, WebhookAdmission};
@@ -330,11 +362,11 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
     let server = Arc::new(ApiServer {
         gs: GenericStore {
             store: store.clone(),
-            // Service ClusterIP and NodePort allocation, its state rebuilt from the stored
-            // services (the snapshot the watch cache just loaded; nothing is served yet);
-            // Priority, reading PriorityClasses from the watch cache as upstream's lister;
-            // DefaultStorageClass and StorageObjectInUseProtection; LimitRanger and ResourceQuota
-            // reading LimitRanges and ResourceQuotas from the watch cache.
+            // Service ClusterIP and NodePort allocation first (upstream does it in the REST
+            // create), its state rebuilt from the stored services (the snapshot the watch
+            // cache just loaded; nothing is served yet); then upstream's plugins in its order
+            // (`AllOrderedPlugins`), reading the objects they need from the watch cache as
+            // upstream's listers.
             admission: vec![
                 Arc::new(
                     rudder_allocator::ServiceAllocator::from_store(
@@ -348,10 +380,29 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
                     cache.clone(),
                     core_prefix(&registry, "limitranges")?,
                 )),
+                Arc::new(rudder_resources::admission::ServiceAccountAdmission::new(
+                    cache.clone(),
+                    core_prefix(&registry, "serviceaccounts")?,
+                )),
+                // A node's credentials write only its own Node and the pods bound to it.
+                Arc::new(rudder_resources::noderestriction::NodeRestriction::new(
+                    cache.clone(),
+                    core_prefix(&registry, "pods")?,
+                )),
+                Arc::new(rudder_resources::admission::TaintNodesByCondition),
+                Arc::new(rudder_resources::podsecurity::PodSecurityAdmission::new(
+                    cache.clone(),
+                    core_prefix(&registry, "namespaces")?,
+                    core_prefix(&registry, "pods")?,
+                )),
                 Arc::new(rudder_resources::admission::PriorityAdmission::new(
                     cache.clone(),
                     priority_classes,
                 )),
+                Arc::new(rudder_resources::admission::DefaultTolerationSeconds {
+                    not_ready_seconds: args.default_not_ready_toleration_seconds,
+                    unreachable_seconds: args.default_unreachable_toleration_seconds,
+                }),
                 Arc::new(
                     rudder_resources::storage_admission::DefaultStorageClass::new(
                         cache.clone(),
@@ -365,35 +416,58 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
                         storage_classes.clone(),
                     ),
                 ),
+                Arc::new(rudder_resources::admission::RuntimeClassAdmission::new(
+                    cache.clone(),
+                    prefix(&registry, "node.k8s.io", "v1", "runtimeclasses")?,
+                )),
+                Arc::new(
+                    rudder_resources::certificate_admission::CertificateApproval {
+                        authz: signer_authz.clone(),
+                    },
+                ),
+                Arc::new(
+                    rudder_resources::certificate_admission::CertificateSigning {
+                        authz: signer_authz,
+                    },
+                ),
+                Arc::new(rudder_resources::certificate_admission::CertificateSubjectRestriction),
                 Arc::new(
                     rudder_resources::ingress_admission::DefaultIngressClass::new(
                         cache.clone(),
                         prefix(&registry, "networking.k8s.io", "v1", "ingressclasses")?,
                     ),
                 ),
-                Arc::new(rudder_resources::admission::ServiceAccountAdmission::new(
+                // MutatingAdmissionPolicy, then mutating webhooks (their async step runs after
+                // every built-in mutation), then validating webhooks, reading their
+                // configurations from the watch cache.
+                Arc::new(rudder_apiserver::admission_policy::PolicyAdmission::new(
+                    rudder_apiserver::admission_policy::PolicyKind::Mutating,
                     cache.clone(),
-                    core_prefix(&registry, "serviceaccounts")?,
-                )),
-                // A node's credentials write only its own Node and the pods bound to it.
-                Arc::new(rudder_resources::noderestriction::NodeRestriction),
-                Arc::new(rudder_resources::admission::DefaultTolerationSeconds {
-                    not_ready_seconds: args.default_not_ready_toleration_seconds,
-                    unreachable_seconds: args.default_unreachable_toleration_seconds,
-                }),
-                Arc::new(rudder_resources::podsecurity::PodSecurityAdmission::new(
-                    cache.clone(),
+                    authz.clone(),
+                    registry.clone(),
+                    prefix(
+                        &registry,
+                        "admissionregistration.k8s.io",
+                        "v1",
+                        "mutatingadmissionpolicies",
+                    )?,
+                    prefix(
+                        &registry,
+                        "admissionregistration.k8s.io",
+                        "v1",
+                        "mutatingadmissionpolicybindings",
+                    )?,
                     core_prefix(&registry, "namespaces")?,
-                    core_prefix(&registry, "pods")?,
+                    cel_programs.clone(),
                 )),
-                // Mutating webhooks (their async step runs after every built-in mutation), then
-                // validating webhooks, reading their configurations from the watch cache.
                 Arc::new(webhooks(
                     rudder_apiserver::admission_webhook::Phase::Mutating,
                 )?),
                 // ValidatingAdmissionPolicy before the validating webhooks, as upstream.
                 Arc::new(rudder_apiserver::admission_policy::PolicyAdmission::new(
+                    rudder_apiserver::admission_policy::PolicyKind::Validating,
                     cache.clone(),
+                    authz.clone(),
                     registry.clone(),
                     prefix(
                         &registry,
@@ -426,7 +500,7 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
             registry,
         },
         authn: Box::new(authn),
-        authz: Box::new(authz),
+        authz,
         rbac: rbac.clone(),
         ready: Default::default(),
         metrics: Default::default(),
@@ -437,7 +511,7 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
         auditor: args.audit.auditor()?,
         aggregator: Some(aggregator),
     });
-    rudder_apiserver::crd::spawn(server.clone());
+    rudder_apiserver::crd::spawn(server.clone(), conversions);
     if let Some(index) = rbac {
         rudder_apiserver::rbac::follow(&server.gs, index)
             .await

@@ -85,7 +85,8 @@ fn respond(path: &str, req: &Value) -> Value {
         _ if req["operation"] == "DELETE" && labels(&req["oldObject"])["protected"] == "true" => {
             json!({"uid": uid, "allowed": false, "status": {"message": "it is protected"}})
         }
-        _ => json!({"uid": uid, "allowed": true, "warnings": ["checked by the test webhook"]}),
+        _ => json!({"uid": uid, "allowed": true, "warnings": ["checked by the test webhook"],
+                    "auditAnnotations": {"checked": "yes"}}),
     }
 }
 
@@ -105,7 +106,23 @@ fn closed_port() -> u16 {
 #[test]
 fn admission_webhooks_mutate_validate_and_fail_by_policy() {
     let hooks = HookServer::start();
-    let c = Cluster::start(Backend::Redb);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("audit-policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n  resources: [{group: \"\", resources: [configmaps]}]\n",
+    )
+    .unwrap();
+    let log = dir.path().join("audit.log");
+    let c = Cluster::start_with(
+        Backend::Redb,
+        &[
+            "--audit-policy-file",
+            policy.to_str().unwrap(),
+            "--audit-log-path",
+            log.to_str().unwrap(),
+        ],
+    );
     apply(
         &c,
         &json!({
@@ -178,6 +195,32 @@ fn admission_webhooks_mutate_validate_and_fail_by_policy() {
         .as_str()
         .unwrap_or("")
         .is_empty());
+
+    // Both webhooks are on the request's audit event: which mutating webhook changed the
+    // object, and the validating one's own annotations under its name.
+    let event = support::wait_for("the create's audit event", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|e| {
+                e["verb"] == "create"
+                    && e["objectRef"]["name"] == "plain"
+                    && e["stage"] == "ResponseComplete"
+            })
+    });
+    let ann = &event["annotations"];
+    let mutation: Value = serde_json::from_str(
+        ann["mutation.webhook.admission.k8s.io/round_0_index_0"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no mutation annotation in {event}")),
+    )
+    .unwrap();
+    assert_eq!(
+        mutation,
+        json!({"configuration": "label-adder", "webhook": "mutate.rudder.test", "mutated": true})
+    );
+    assert_eq!(ann["deny.rudder.test/checked"], "yes", "{event}");
 
     // The object selector excludes objects from the mutating webhook.
     apply(
@@ -420,7 +463,7 @@ fn validating_admission_policy_with_params_denies_and_warns() {
         "--replicas=5",
     ]);
     assert!(
-        err.contains("ValidatingAdmissionPolicy 'replica-limit' with binding 'replica-limit-default' denied request: replicas must be at most 3"),
+        err.contains("deployments.apps \"big\" is forbidden: ValidatingAdmissionPolicy 'replica-limit' with binding 'replica-limit-default' denied request: replicas must be at most 3"),
         "{err}"
     );
     c.ok(&[
@@ -476,5 +519,187 @@ fn validating_admission_policy_with_params_denies_and_warns() {
         r.stderr.contains("Warning: Validation failed for ValidatingAdmissionPolicy 'name-check' with binding 'name-check-warn': temporary names are discouraged"),
         "{}",
         r.stderr
+    );
+
+    // The `authorizer` variable asks the server's authorizers about the requesting user, or
+    // about a service account.
+    c.ok(&[
+        "create",
+        "role",
+        "cm-writer",
+        "--verb=create,get",
+        "--resource=configmaps",
+    ]);
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "cm-writer",
+        "--role=cm-writer",
+        "--user=writer",
+    ]);
+    c.ok(&["create", "serviceaccount", "lister"]);
+    c.ok(&[
+        "create",
+        "role",
+        "secret-lister",
+        "--verb=list",
+        "--resource=secrets",
+    ]);
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "secret-lister",
+        "--role=secret-lister",
+        "--serviceaccount=default:lister",
+    ]);
+    apply(
+        &c,
+        &json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": "guarded"},
+            "spec": {
+                "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                    "operations": ["CREATE"], "resources": ["configmaps"]}]},
+                "validations": [
+                    {"expression": "object.metadata.name != 'guarded' || authorizer.requestResource.check('delete').allowed()",
+                     "message": "only users who may delete configmaps may create 'guarded'"},
+                    {"expression": "object.metadata.name != 'sa-check' || (authorizer.serviceAccount('default', 'lister').group('').resource('secrets').namespace('default').check('list').allowed() && !authorizer.serviceAccount('default', 'lister').group('').resource('secrets').namespace('default').check('get').allowed())",
+                     "message": "the service account's rights are not as granted"},
+                ],
+            },
+        }),
+    );
+    apply(
+        &c,
+        &json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": "guarded-deny"},
+            "spec": {"policyName": "guarded", "validationActions": ["Deny"]},
+        }),
+    );
+    let err = support::wait_for("the guarded policy to deny the writer", || {
+        let r = c.kubectl(&["create", "configmap", "guarded", "--as=writer"]);
+        (r.code != 0).then_some(r.stderr)
+    });
+    assert!(
+        err.contains("configmaps \"guarded\" is forbidden: ValidatingAdmissionPolicy 'guarded' with binding 'guarded-deny' denied request: only users who may delete configmaps may create 'guarded'"),
+        "{err}"
+    );
+    c.ok(&["create", "configmap", "other", "--as=writer"]);
+    // The admin may delete configmaps, so may create it.
+    c.ok(&["create", "configmap", "guarded"]);
+    c.ok(&["create", "configmap", "sa-check"]);
+}
+
+#[test]
+fn mutating_admission_policies_apply_configurations_and_json_patches() {
+    let c = Cluster::start(Backend::Redb);
+    let policy = |name: &str, resource: &str, group: &str, mutations: Value| {
+        apply(
+            &c,
+            &json!({
+                "apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "MutatingAdmissionPolicy",
+                "metadata": {"name": name},
+                "spec": {
+                    "matchConstraints": {"resourceRules": [{"apiGroups": [group], "apiVersions": ["v1"],
+                        "operations": ["CREATE"], "resources": [resource]}]},
+                    "reinvocationPolicy": "Never",
+                    "mutations": mutations,
+                },
+            }),
+        );
+        apply(
+            &c,
+            &json!({
+                "apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "MutatingAdmissionPolicyBinding",
+                "metadata": {"name": name},
+                "spec": {"policyName": name},
+            }),
+        );
+    };
+    // An apply configuration merges into the object: the label is added, the object's own
+    // labels stay.
+    policy(
+        "team-label",
+        "configmaps",
+        "",
+        json!([{"patchType": "ApplyConfiguration", "applyConfiguration": {"expression":
+            "Object{metadata: Object.metadata{labels: {'team': 'blue'}}}"}}]),
+    );
+    // A JSON Patch, with a key escaped for its path.
+    policy(
+        "annotate",
+        "configmaps",
+        "",
+        json!([{"patchType": "JSONPatch", "jsonPatch": {"expression":
+            "has(object.metadata.annotations) ? [JSONPatch{op: 'add', path: '/metadata/annotations/' + jsonpatch.escapeKey('example.com/by'), value: 'policy'}] : [JSONPatch{op: 'add', path: '/metadata/annotations', value: {'example.com/by': 'policy'}}]"}}]),
+    );
+    let mut n = 0;
+    let labels = support::wait_for("the mutating policies to act", || {
+        n += 1;
+        let name = format!("cm-{n}");
+        apply(
+            &c,
+            &json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": name, "labels": {"own": "yes"}}}),
+        );
+        let got: Value =
+            serde_json::from_str(&c.ok(&["get", "configmap", &name, "-o", "json"])).unwrap();
+        (got["metadata"]["labels"]["team"] == "blue"
+            && got["metadata"]["annotations"]["example.com/by"] == "policy")
+            .then(|| got["metadata"]["labels"].clone())
+    });
+    assert_eq!(labels, json!({"own": "yes", "team": "blue"}));
+
+    // Lists merge by their keys, as server-side apply merges: one field of the named
+    // container is set, the rest of it stays.
+    policy(
+        "pull-always",
+        "deployments",
+        "apps",
+        json!([{"patchType": "ApplyConfiguration", "applyConfiguration": {"expression":
+            "Object{spec: Object.spec{template: Object.spec.template{spec: Object.spec.template.spec{containers: [Object.spec.template.spec.containers{name: object.spec.template.spec.containers[0].name, imagePullPolicy: 'Always'}]}}}}"}}]),
+    );
+    let mut n = 0;
+    let container = support::wait_for("the deployment policy to act", || {
+        n += 1;
+        let name = format!("web-{n}");
+        c.ok(&["create", "deployment", &name, "--image=nginx:1.27"]);
+        let got: Value =
+            serde_json::from_str(&c.ok(&["get", "deployment", &name, "-o", "json"])).unwrap();
+        let container = got["spec"]["template"]["spec"]["containers"][0].clone();
+        (container["imagePullPolicy"] == "Always").then_some(container)
+    });
+    assert_eq!(container["image"], "nginx:1.27");
+    assert_eq!(container["name"], "nginx");
+
+    // Atomic parts may not be set (merging would replace them whole): under failurePolicy
+    // Fail the request is refused with upstream's message.
+    policy(
+        "selector",
+        "replicasets",
+        "apps",
+        json!([{"patchType": "ApplyConfiguration", "applyConfiguration": {"expression":
+            "Object{spec: Object.spec{selector: Object.spec.selector{matchLabels: {'a': 'b'}}}}"}}]),
+    );
+    let rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "rs"},
+        "spec": {"selector": {"matchLabels": {"app": "rs"}},
+                 "template": {"metadata": {"labels": {"app": "rs"}},
+                              "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}});
+    let err = support::wait_for("the atomic mutation to be refused", || {
+        let r = c.kubectl_stdin(&["create", "-f", "-"], &rs.to_string());
+        if r.code == 0 {
+            c.ok(&["delete", "replicaset", "rs", "--wait=false"]);
+            return None;
+        }
+        Some(r.stderr)
+    });
+    assert!(
+        err.contains("policy 'selector' with binding 'selector' denied request: error applying patch: invalid ApplyConfiguration: may not mutate atomic arrays, maps or structs: .spec.selector"),
+        "{err}"
     );
 }

@@ -64,18 +64,8 @@ srv.serve_forever()
 /// A CA and a serving certificate for `wardle.default.svc` it signed: `(CA PEM, cert PEM,
 /// key PEM)`.
 fn serving_pki() -> (String, String, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "wardle-ca");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::from_ca_cert_der(ca.der(), &ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params = rcgen::CertificateParams::new(vec!["wardle.default.svc".to_string()]).unwrap();
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    (ca.pem(), cert.pem(), key.serialize_pem())
+    let c = support::tlsserver::Certificates::for_names(&["wardle.default.svc"]);
+    (c.ca_pem, c.cert_pem, c.key_pem)
 }
 
 struct Wardle {

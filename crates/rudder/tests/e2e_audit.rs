@@ -82,6 +82,8 @@ fn requests_are_audited_at_the_policy_level() {
     assert_eq!(create["level"], "RequestResponse");
     assert_eq!(create["stage"], "ResponseComplete");
     assert_eq!(create["responseStatus"]["code"], 201);
+    // The reference is completed from the body, as upstream does.
+    assert_eq!(create["objectRef"]["name"], "audited", "{create}");
     assert_eq!(create["requestObject"]["data"]["k"], "v", "{create}");
     assert_eq!(create["responseObject"]["metadata"]["name"], "audited");
     assert!(create["userAgent"]
@@ -107,6 +109,122 @@ fn requests_are_audited_at_the_policy_level() {
         missing["responseStatus"]["message"],
         "secrets \"missing\" not found"
     );
+    // Authorization's decision is on every event that completed.
+    assert_eq!(
+        create["annotations"]["authorization.k8s.io/decision"], "allow",
+        "{create}"
+    );
+    assert!(create["annotations"]
+        .get("authorization.k8s.io/reason")
+        .is_some());
+
+    // PodSecurity's audit level: the pod is admitted, its violations are on its event.
+    c.ok(&["create", "namespace", "psa"]);
+    c.ok(&[
+        "label",
+        "namespace",
+        "psa",
+        "pod-security.kubernetes.io/audit=restricted",
+    ]);
+    c.ok(&[
+        "run",
+        "plain",
+        "-n",
+        "psa",
+        "--image=busybox",
+        "--restart=Never",
+    ]);
+    let pod = support::wait_for_within(
+        "the pod's audit event",
+        std::time::Duration::from_secs(10),
+        || {
+            events(&log).into_iter().find(|e| {
+                e["verb"] == "create"
+                    && e["objectRef"]["resource"] == "pods"
+                    && e["stage"] == "ResponseComplete"
+            })
+        },
+    );
+    let ann = &pod["annotations"];
+    assert_eq!(
+        ann["pod-security.kubernetes.io/enforce-policy"], "privileged:latest",
+        "{pod}"
+    );
+    let violations = ann["pod-security.kubernetes.io/audit-violations"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no audit-violations in {pod}"));
+    assert!(
+        violations.starts_with(
+            "would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false"
+        ),
+        "{violations}"
+    );
+
+    // A ValidatingAdmissionPolicy bound with the Audit action admits, and records the failed
+    // validation and its audit annotations on the event.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: no-bad-data}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}
+  validations:
+  - expression: "!has(object.data) || !('k' in object.data) || object.data.k != 'bad'"
+    message: data.k must not be bad
+  auditAnnotations:
+  - key: seen
+    valueExpression: "'configmap ' + object.metadata.name"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: no-bad-data-audit}
+spec:
+  policyName: no-bad-data
+  validationActions: [Audit]
+"#,
+    );
+    let mut n = 0;
+    let probe = support::wait_for_within(
+        "the policy's audit annotations",
+        std::time::Duration::from_secs(30),
+        || {
+            n += 1;
+            let name = format!("probe-{n}");
+            c.ok(&["create", "configmap", &name, "--from-literal=k=bad"]);
+            events(&log).into_iter().find(|e| {
+                e["objectRef"]["name"] == name.as_str()
+                    && e["annotations"]
+                        .get("validation.policy.admission.k8s.io/validation_failure")
+                        .is_some()
+            })
+        },
+    );
+    let ann = &probe["annotations"];
+    let name = probe["objectRef"]["name"].as_str().unwrap();
+    assert_eq!(
+        ann["no-bad-data/seen"],
+        format!("configmap {name}"),
+        "{probe}"
+    );
+    let failures: Value = serde_json::from_str(
+        ann["validation.policy.admission.k8s.io/validation_failure"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        failures[0]["message"], "data.k must not be bad",
+        "{failures}"
+    );
+    assert_eq!(failures[0]["policy"], "no-bad-data");
+    assert_eq!(failures[0]["binding"], "no-bad-data-audit");
+    assert_eq!(failures[0]["expressionIndex"], 0);
+    assert_eq!(failures[0]["validationActions"][0], "Audit");
+
     // The response carries the event's ID, as upstream's Audit-Id header.
     let raw = c.kubectl(&["get", "--raw", "/api/v1/namespaces", "-v=8"]);
     assert!(

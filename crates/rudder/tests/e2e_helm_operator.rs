@@ -1,22 +1,22 @@
-//! The shape of a real operator chart, installed with Helm v4: a CRD (printer columns, status
-//! subresource, defaults, a CEL rule) under `crds/`, RBAC (a service account with a cluster
-//! role, and a role aggregated into `view`), the operator's Deployment, and its admission
-//! webhooks behind a Service. The webhook server is the test's own HTTPS server in a network
-//! namespace the test created, reached through the Service's EndpointSlice as the API server
-//! reaches any webhook service (this machine has no image able to serve TLS from a pod).
+//! The shape of a real operator chart, installed with Helm v4 on a cluster with a node: a CRD
+//! (printer columns, status subresource, defaults, a CEL rule) under `crds/`, RBAC (a service
+//! account with a cluster role, and a role aggregated into `view`), the operator's Deployment
+//! serving its admission webhooks over HTTPS (the host's python3 run in the test busybox image,
+//! its certificate from a Secret the chart makes), a Service in front of it, and the webhook
+//! configurations naming that Service.
 
 mod support;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
 use base64::Engine as _;
-use serde_json::{json, Value};
-use support::node::{enter_netns, TestHost};
-use support::tlsserver::TlsJsonServer;
-use support::{Backend, Cluster};
+use serde_json::Value;
+use support::node::{
+    host_python_mounts, host_python_volumes, host_with_registry, python_json_server, IMAGE,
+};
+use support::tlsserver::Certificates;
+use support::Cluster;
 
 fn helm_bin() -> PathBuf {
     if let Some(h) = std::env::var_os("HELM") {
@@ -116,6 +116,23 @@ rules:
   resources: [widgets]
   verbs: [get, list, watch]
 ---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ .Release.Name }}-webhook-tls
+type: kubernetes.io/tls
+data:
+  tls.crt: {{ .Values.tls.crt }}
+  tls.key: {{ .Values.tls.key }}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-webhook
+data:
+  webhook.py: |
+{{ .Files.Get "files/webhook.py" | indent 4 }}
+---
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -128,23 +145,27 @@ spec:
     spec:
       serviceAccountName: {{ .Release.Name }}-operator
       containers:
-      - {name: operator, image: example.com/widget-operator:1.0}
+      - name: operator
+        image: {{ .Values.image }}
+        command: [/usr/bin/python3, /webhook/webhook.py]
+        ports: [{name: https, containerPort: 8443}]
+        readinessProbe:
+          tcpSocket: {port: 8443}
+          periodSeconds: 1
+        volumeMounts:
+__HOST_PYTHON_MOUNTS__        - {name: code, mountPath: /webhook}
+        - {name: tls, mountPath: /tls}
+      volumes:
+__HOST_PYTHON_VOLUMES__      - {name: code, configMap: {name: {{ .Release.Name }}-webhook}}
+      - {name: tls, secret: {secretName: {{ .Release.Name }}-webhook-tls}}
 ---
 apiVersion: v1
 kind: Service
 metadata:
   name: {{ .Release.Name }}-webhook
 spec:
-  ports: [{name: https, port: 443, targetPort: 8443}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: {{ .Release.Name }}-webhook-1
-  labels: {kubernetes.io/service-name: {{ .Release.Name }}-webhook}
-addressType: IPv4
-endpoints: [{addresses: [{{ .Values.webhookIP | quote }}], conditions: {ready: true}}]
-ports: [{name: https, port: 8443, protocol: TCP}]
+  selector: {app: {{ .Release.Name }}-operator}
+  ports: [{name: https, port: 443, targetPort: https}]
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingWebhookConfiguration
@@ -182,76 +203,75 @@ fn refused(c: &Cluster, manifest: &str) -> String {
     r.stderr
 }
 
+/// The operator's webhooks: `/mutate` labels new widgets `managed-by=widget-operator`,
+/// `/validate` refuses widgets named `forbidden-*`.
+const WEBHOOK: &str = r#"
+import base64
+
+def handle(path, review):
+    req = review["request"]
+    resp = {"uid": req["uid"], "allowed": True}
+    if path == "/mutate":
+        labels = (req.get("object") or {}).get("metadata", {}).get("labels")
+        if isinstance(labels, dict):
+            patch = [{"op": "add", "path": "/metadata/labels/managed-by", "value": "widget-operator"}]
+        else:
+            patch = [{"op": "add", "path": "/metadata/labels", "value": {"managed-by": "widget-operator"}}]
+        resp["patchType"] = "JSONPatch"
+        resp["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
+    elif req.get("name", "").startswith("forbidden-"):
+        resp = {"uid": req["uid"], "allowed": False,
+                "status": {"code": 403, "message": "widget names may not start with forbidden-"}}
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp}
+"#;
+
 fn write_chart(dir: &Path) {
     std::fs::create_dir_all(dir.join("templates")).unwrap();
     std::fs::create_dir_all(dir.join("crds")).unwrap();
+    std::fs::create_dir_all(dir.join("files")).unwrap();
     std::fs::write(
         dir.join("Chart.yaml"),
         "apiVersion: v2\nname: widgets\nversion: 0.1.0\n",
     )
     .unwrap();
-    std::fs::write(dir.join("values.yaml"), "webhookIP: \"\"\ncaBundle: \"\"\n").unwrap();
+    std::fs::write(
+        dir.join("values.yaml"),
+        "image: \"\"\ncaBundle: \"\"\ntls: {crt: \"\", key: \"\"}\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("crds/widgets.yaml"), CRD).unwrap();
-    std::fs::write(dir.join("templates/all.yaml"), TEMPLATES).unwrap();
-}
-
-/// The operator's webhooks: `/mutate` labels new widgets `managed-by=widget-operator`,
-/// `/validate` refuses widgets named `forbidden-*`.
-fn webhook(path: &str, review: &Value) -> Value {
-    let req = &review["request"];
-    let uid = req["uid"].clone();
-    let response = match path {
-        "/mutate" => {
-            let patch = if req["object"]["metadata"]["labels"].is_object() {
-                json!([{"op": "add", "path": "/metadata/labels/managed-by", "value": "widget-operator"}])
-            } else {
-                json!([{"op": "add", "path": "/metadata/labels", "value": {"managed-by": "widget-operator"}}])
-            };
-            json!({"uid": uid, "allowed": true, "patchType": "JSONPatch",
-                   "patch": base64::engine::general_purpose::STANDARD.encode(patch.to_string())})
-        }
-        _ if req["name"]
-            .as_str()
-            .is_some_and(|n| n.starts_with("forbidden-")) =>
-        {
-            json!({"uid": uid, "allowed": false,
-                   "status": {"code": 403, "message": "widget names may not start with forbidden-"}})
-        }
-        _ => json!({"uid": uid, "allowed": true}),
-    };
-    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response})
+    std::fs::write(dir.join("files/webhook.py"), python_json_server(WEBHOOK)).unwrap();
+    let templates = TEMPLATES
+        .replace("__HOST_PYTHON_MOUNTS__", &host_python_mounts("        "))
+        .replace("__HOST_PYTHON_VOLUMES__", &host_python_volumes("      "));
+    std::fs::write(dir.join("templates/all.yaml"), templates).unwrap();
 }
 
 #[test]
 fn operator_chart_installs_and_works() {
-    let host = TestHost::new();
-    // The webhook server listens in the peer namespace ("another machine"); the listener stays
-    // there after its thread is done.
-    let (peer, addr) = (host.peer_ns().to_string(), host.peer_addr.clone());
-    let listener = std::thread::spawn(move || {
-        enter_netns(&peer);
-        TcpListener::bind(format!("{addr}:8443")).unwrap()
-    })
-    .join()
-    .unwrap();
-    let server = TlsJsonServer::start(
-        listener,
-        &["widgets-webhook.default.svc"],
-        Arc::new(webhook),
-    );
-    host.enter();
-    let c = Cluster::start_with(Backend::Redb, &["--authorization-mode", "Node,RBAC"]);
+    let mut host = host_with_registry();
+    let c = host.cluster(&["--authorization-mode", "Node,RBAC"]);
     let chart = c.dir.path().join("chart");
     write_chart(&chart);
-    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&server.ca_pem);
+    let certs = Certificates::for_names(&["widgets-webhook.default.svc"]);
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    // The webhooks fail closed, so the release is ready only once the webhook serves.
     helm(
         &c,
         &[
             "install",
             "widgets",
             chart.to_str().unwrap(),
+            "--wait",
+            "--timeout",
+            "3m",
             "--set",
-            &format!("webhookIP={},caBundle={ca_bundle}", host.peer_addr),
+            &format!(
+                "image={IMAGE},caBundle={},tls.crt={},tls.key={}",
+                b64(&certs.ca_pem),
+                b64(&certs.cert_pem),
+                b64(&certs.key_pem)
+            ),
         ],
     );
     let status = helm(&c, &["status", "widgets"]);
@@ -333,8 +353,11 @@ fn operator_chart_installs_and_works() {
         "{err}"
     );
 
-    // The operator's Deployment is there (this test runs no node, so its pod waits).
-    c.ok(&["get", "deployment", "widgets-operator"]);
+    // The operator's Deployment serves the webhooks from its pod.
+    assert_eq!(
+        support::jp(&c, "deployment/widgets-operator", "{.status.readyReplicas}"),
+        "1"
+    );
     helm(&c, &["uninstall", "widgets"]);
     let gone = c.kubectl(&["get", "mutatingwebhookconfiguration", "widgets-widgets"]);
     assert!(gone.stderr.contains("NotFound"), "{}", gone.stderr);

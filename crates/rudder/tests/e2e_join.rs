@@ -16,29 +16,9 @@ use support::{wait_for, Backend, Cluster};
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const UNAUTHORIZED: &str = "error: You must be logged in to the server (Unauthorized)";
 
-/// A PKCS#10 request for `cn` in `orgs` with DNS names `dns`, and its key.
-fn request_with(
-    cn: &str,
-    orgs: &[&str],
-    dns: &[&str],
-) -> (rcgen::CertificateSigningRequest, rcgen::KeyPair) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let names = dns.iter().map(|d| d.to_string()).collect::<Vec<_>>();
-    let mut params = rcgen::CertificateParams::new(names).unwrap();
-    for o in orgs {
-        params
-            .distinguished_name
-            .push(rcgen::DnType::OrganizationName, *o);
-    }
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, cn);
-    (params.serialize_request(&key).unwrap(), key)
-}
-
 /// A PKCS#10 request for `cn` in `orgs`; returns (CSR PEM, key PEM).
 fn request(cn: &str, orgs: &[&str]) -> (String, String) {
-    let (csr, key) = request_with(cn, orgs, &[]);
+    let (csr, key) = support::tlsserver::certificate_request(cn, orgs, &[]);
     (csr.pem().unwrap(), key.serialize_pem())
 }
 
@@ -389,7 +369,11 @@ fn join(b: Backend) {
     assert!(m["status"].get("certificate").is_none());
 
     // A kubelet client request the signer rejects (a DNS name) fails with upstream's reason.
-    let (bad, _) = request_with("system:node:bad", &["system:nodes"], &["n.example"]);
+    let (bad, _) = support::tlsserver::certificate_request(
+        "system:node:bad",
+        &["system:nodes"],
+        &["n.example"],
+    );
     let pem = bad.pem().unwrap();
     c.ok_stdin(
         &["create", "-f", "-"],
@@ -507,7 +491,8 @@ fn agent_bootstrap(b: Backend) {
         &std::fs::read_to_string(tls.join("ca.key")).unwrap(),
     )
     .unwrap();
-    let (req, key) = request_with("system:node:renewer", &["system:nodes"], &[]);
+    let (req, key) =
+        support::tlsserver::certificate_request("system:node:renewer", &["system:nodes"], &[]);
     let (der, key_pem) = (req.der().to_vec(), key.serialize_pem());
     let ten_minutes = std::time::Duration::from_secs(600);
     let old_cert = signer

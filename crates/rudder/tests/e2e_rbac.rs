@@ -574,6 +574,85 @@ fn nodes_touch_only_their_own_objects() {
         })
         .unwrap();
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    // Evictions: a node evicts only pods bound to it.
+    let eviction = r#"{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"on-n1","namespace":"default"}}"#;
+    let evict = |kc: &PathBuf| -> Run {
+        let dir = tempfile::tempdir().unwrap();
+        let body = dir.path().join("eviction.json");
+        std::fs::write(&body, eviction).unwrap();
+        as_node(
+            kc,
+            &[
+                "create",
+                "--raw",
+                "/api/v1/namespaces/default/pods/on-n1/eviction",
+                "-f",
+                body.to_str().unwrap(),
+            ],
+        )
+    };
+    let r = evict(&n2);
+    assert!(
+        r.stderr
+            .contains("node n2 can only evict pods with spec.nodeName set to itself"),
+        "{}",
+        r.stderr
+    );
+    // Tokens: a node's token requests are bound to a pod of its own (a pod on n2 gives n2 a
+    // relationship with the service account, so NodeRestriction is what refuses).
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: on-n2\nspec:\n  nodeName: n2\n  containers:\n  - name: c\n    image: busybox\n",
+    );
+    let pod_uid = c.ok(&["get", "pod", "on-n1", "-o", "jsonpath={.metadata.uid}"]);
+    let token = |kc: &PathBuf, bound: &[&str]| -> Run {
+        let mut args = vec!["create", "token", "default"];
+        args.extend_from_slice(bound);
+        as_node(kc, &args)
+    };
+    let bound = [
+        "--bound-object-kind=Pod",
+        "--bound-object-name=on-n1",
+        &format!("--bound-object-uid={pod_uid}"),
+    ];
+    let r = wait_for("n1 gets a token bound to its pod", || {
+        let r = token(&n1, &bound);
+        (r.code == 0).then_some(r)
+    });
+    assert!(r.stdout.starts_with("ey"), "{}", r.stdout);
+    let r = wait_for("n2's relationship with the service account", || {
+        let r = token(&n2, &bound);
+        (!r.stderr.contains("no relationship found")).then_some(r)
+    });
+    assert!(
+        r.stderr
+            .contains("node requested token bound to a pod scheduled on a different node"),
+        "{}",
+        r.stderr
+    );
+    let r = token(&n1, &[]);
+    assert!(
+        r.stderr.contains("node requested token not bound to a pod"),
+        "{}",
+        r.stderr
+    );
+    let r = token(
+        &n1,
+        &[
+            "--bound-object-kind=Pod",
+            "--bound-object-name=on-n1",
+            "--bound-object-uid=not-its-uid",
+        ],
+    );
+    assert!(
+        r.stderr.contains(
+            "the UID in the bound object reference (not-its-uid) does not match the UID in record"
+        ),
+        "{}",
+        r.stderr
+    );
+    let r = evict(&n1);
+    assert_eq!(r.code, 0, "{}", r.stderr);
     // Moving on: once the pod is gone, its node loses the secret.
     c.ok(&["delete", "pod", "on-n1", "--grace-period=0", "--force"]);
     wait_for("n1 loses the secret", || {

@@ -48,10 +48,21 @@ pub(super) async fn evict(call: &Call<'_>) -> Result<Response, ApiError> {
             "name in URL does not match name in Eviction object",
         ));
     }
-    let del = delete_options(call, eviction.get("deleteOptions"))?;
     let gs = call.gs();
     let ns = call.namespace();
     let pods = call.entry.clone();
+    // Admission sees the Eviction (pods/eviction), as upstream's: webhooks, policies and
+    // NodeRestriction (a node evicts only its own pods).
+    let mut eviction = eviction;
+    gs.admit_subresource_create(
+        &pods,
+        ns.unwrap_or(""),
+        name,
+        &mut eviction,
+        &call.admission_opts(),
+    )
+    .await?;
+    let del = delete_options(call, eviction.get("deleteOptions"))?;
     let rv_unset = del.precondition_resource_version.is_none();
 
     // Pods whose budget does not matter are deleted straight away, retrying conflicts.

@@ -43,13 +43,20 @@ struct SubjectIndex {
     groups: HashMap<String, BTreeSet<String>>,
 }
 
+/// One binding: what it grants and to whom.
+type BindingEntry = (Arc<Binding>, Vec<Subject>);
+
+/// Nested by namespace then name, so the per-request lookups borrow the request's strings
+/// instead of building an owned `(String, String)` key for every binding visited.
+type ByNamespace<T> = HashMap<String, HashMap<String, T>>;
+
 #[derive(Default, Debug)]
 struct Inner {
-    /// Keyed by (namespace, name); ClusterRoles under namespace "".
-    roles: HashMap<(String, String), Arc<Vec<PolicyRule>>>,
+    roles: ByNamespace<Arc<Vec<PolicyRule>>>,
     cluster_roles: HashMap<String, Arc<Vec<PolicyRule>>>,
-    /// Keyed by (namespace, name); ClusterRoleBindings under namespace "".
-    bindings: HashMap<(String, String), (Arc<Binding>, Vec<Subject>)>,
+    /// ClusterRoleBindings under namespace "".
+    bindings: ByNamespace<BindingEntry>,
+    binding_count: usize,
     by_subject: HashMap<String, SubjectIndex>,
 }
 
@@ -87,9 +94,16 @@ fn subject_key(s: &Subject, binding_ns: &str) -> Option<SubjectKey> {
 
 impl Inner {
     fn unindex(&mut self, ns: &str, name: &str) {
-        let Some((_, subjects)) = self.bindings.remove(&(ns.to_string(), name.to_string())) else {
+        let Some(in_ns) = self.bindings.get_mut(ns) else {
             return;
         };
+        let Some((_, subjects)) = in_ns.remove(name) else {
+            return;
+        };
+        if in_ns.is_empty() {
+            self.bindings.remove(ns);
+        }
+        self.binding_count -= 1;
         let Some(idx) = self.by_subject.get_mut(ns) else {
             return;
         };
@@ -119,10 +133,11 @@ impl Inner {
             };
             map.entry(key).or_default().insert(name.to_string());
         }
-        self.bindings.insert(
-            (ns.to_string(), name.to_string()),
-            (Arc::new(Binding { role_ref }), subjects),
-        );
+        self.bindings
+            .entry(ns.to_string())
+            .or_default()
+            .insert(name.to_string(), (Arc::new(Binding { role_ref }), subjects));
+        self.binding_count += 1;
     }
 
     /// The rules a role reference grants in `ns` ("" for a ClusterRoleBinding), or upstream's
@@ -141,7 +156,8 @@ impl Inner {
                 }),
             "Role" if !ns.is_empty() => self
                 .roles
-                .get(&(ns.to_string(), role_ref.name.clone()))
+                .get(ns)
+                .and_then(|in_ns| in_ns.get(&role_ref.name))
                 .cloned()
                 .ok_or_else(|| {
                     format!(
@@ -167,39 +183,41 @@ impl Inner {
             &["", namespace]
         };
         for ns in scopes {
-            let Some(idx) = self.by_subject.get(*ns) else {
+            let (Some(idx), Some(bindings)) = (self.by_subject.get(*ns), self.bindings.get(*ns))
+            else {
                 continue;
             };
-            let mut names: BTreeSet<&str> = BTreeSet::new();
-            if let Some(set) = idx.users.get(&user.name) {
-                names.extend(set.iter().map(String::as_str));
-            }
-            for g in &user.groups {
-                if let Some(set) = idx.groups.get(g) {
-                    names.extend(set.iter().map(String::as_str));
-                }
-            }
-            for name in names {
-                let Some((binding, subjects)) =
-                    self.bindings.get(&(ns.to_string(), name.to_string()))
-                else {
-                    continue;
-                };
-                // The index is by name; the check keeps upstream's matching the one truth.
-                if !subjects.iter().any(|s| applies_to(s, user, ns)) {
-                    continue;
-                }
-                match self.role_rules(&binding.role_ref, ns) {
-                    Ok(rules) => {
-                        for r in rules.iter() {
-                            if !visit(Ok(r)) {
-                                return;
+            // The user's own bindings, then each group's; a binding naming several of them is
+            // visited once (the earlier sets are asked, so no set of names is built per request).
+            let set_at = |j: usize| match j {
+                0 => idx.users.get(&user.name),
+                j => user.groups.get(j - 1).and_then(|g| idx.groups.get(g)),
+            };
+            for j in 0..=user.groups.len() {
+                let Some(set) = set_at(j) else { continue };
+                for name in set {
+                    if (0..j).any(|k| set_at(k).is_some_and(|s| s.contains(name))) {
+                        continue;
+                    }
+                    let Some((binding, subjects)) = bindings.get(name) else {
+                        continue;
+                    };
+                    // The index is by name; the check keeps upstream's matching the one truth.
+                    if !subjects.iter().any(|s| applies_to(s, user, ns)) {
+                        continue;
+                    }
+                    match self.role_rules(&binding.role_ref, ns) {
+                        Ok(rules) => {
+                            for r in rules.iter() {
+                                if !visit(Ok(r)) {
+                                    return;
+                                }
                             }
                         }
-                    }
-                    Err(e) => {
-                        if !visit(Err(e)) {
-                            return;
+                        Err(e) => {
+                            if !visit(Err(e)) {
+                                return;
+                            }
                         }
                     }
                 }
@@ -234,7 +252,11 @@ impl RbacIndex {
         let mut inner = self.write();
         match kind {
             RbacKind::Role => {
-                inner.roles.insert((ns, name), Arc::new(rules_of(obj)));
+                inner
+                    .roles
+                    .entry(ns)
+                    .or_default()
+                    .insert(name, Arc::new(rules_of(obj)));
             }
             RbacKind::ClusterRole => {
                 inner.cluster_roles.insert(name, Arc::new(rules_of(obj)));
@@ -269,9 +291,9 @@ impl RbacIndex {
                     let cluster = kind == RbacKind::ClusterRoleBinding;
                     let keys: Vec<(String, String)> = inner
                         .bindings
-                        .keys()
+                        .iter()
                         .filter(|(ns, _)| ns.is_empty() == cluster)
-                        .cloned()
+                        .flat_map(|(ns, in_ns)| in_ns.keys().map(|n| (ns.clone(), n.clone())))
                         .collect();
                     for (ns, name) in keys {
                         inner.unindex(&ns, &name);
@@ -289,9 +311,12 @@ impl RbacIndex {
         let mut inner = self.write();
         match kind {
             RbacKind::Role => {
-                inner
-                    .roles
-                    .remove(&(namespace.to_string(), name.to_string()));
+                if let Some(in_ns) = inner.roles.get_mut(namespace) {
+                    in_ns.remove(name);
+                    if in_ns.is_empty() {
+                        inner.roles.remove(namespace);
+                    }
+                }
             }
             RbacKind::ClusterRole => {
                 inner.cluster_roles.remove(name);
@@ -355,7 +380,7 @@ impl RbacIndex {
 
     /// How many bindings are indexed (for benchmarks and tests).
     pub fn binding_count(&self) -> usize {
-        self.read().bindings.len()
+        self.read().binding_count
     }
 }
 
@@ -464,6 +489,48 @@ mod tests {
             idx.allows(&UserInfo::new("carol"), &pods("get", "any", "x"))
                 .0
         );
+    }
+
+    #[test]
+    fn a_binding_naming_the_user_and_its_groups_is_visited_once() {
+        let idx = RbacIndex::new();
+        idx.apply(RbacKind::ClusterRole, &view_role());
+        idx.apply(
+            RbacKind::RoleBinding,
+            &json!({"metadata": {"name": "both", "namespace": "default"},
+                    "roleRef": {"kind": "ClusterRole", "name": "view"},
+                    "subjects": [{"kind": "Group", "name": "dev"}, {"kind": "User", "name": "dana"},
+                                 {"kind": "Group", "name": "ops"}]}),
+        );
+        let dana = UserInfo::new("dana").with_groups(["ops", "dev"]);
+        assert_eq!(idx.rules_for(&dana, "default").0.len(), 1);
+        let erin = UserInfo::new("erin").with_groups(["ops", "dev"]);
+        assert_eq!(idx.rules_for(&erin, "default").0.len(), 1);
+        // A ServiceAccount subject matches only its exact user name.
+        idx.apply(
+            RbacKind::RoleBinding,
+            &json!({"metadata": {"name": "sa", "namespace": "ns1"},
+                    "roleRef": {"kind": "ClusterRole", "name": "view"},
+                    "subjects": [{"kind": "ServiceAccount", "name": "app"}]}),
+        );
+        let sa = |n: &str| UserInfo::new(n);
+        assert_eq!(
+            idx.rules_for(&sa("system:serviceaccount:ns1:app"), "ns1")
+                .0
+                .len(),
+            1
+        );
+        assert!(idx
+            .rules_for(&sa("system:serviceaccount:ns1:apps"), "ns1")
+            .0
+            .is_empty());
+        assert!(idx
+            .rules_for(&sa("system:serviceaccount:ns1app"), "ns1")
+            .0
+            .is_empty());
+        idx.remove(RbacKind::RoleBinding, "ns1", "sa");
+        idx.remove(RbacKind::RoleBinding, "default", "both");
+        assert_eq!(idx.binding_count(), 0);
     }
 
     #[test]

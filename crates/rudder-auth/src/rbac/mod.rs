@@ -137,7 +137,14 @@ pub fn applies_to(subject: &Subject, user: &UserInfo, binding_namespace: &str) -
             } else {
                 &subject.namespace
             };
-            !ns.is_empty() && user.name == service_account_username(ns, &subject.name)
+            // Compared piecewise: this runs for every binding on every request.
+            !ns.is_empty()
+                && user
+                    .name
+                    .strip_prefix("system:serviceaccount:")
+                    .and_then(|rest| rest.strip_prefix(ns))
+                    .and_then(|rest| rest.strip_prefix(':'))
+                    == Some(subject.name.as_str())
         }
         _ => false,
     }

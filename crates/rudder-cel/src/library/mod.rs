@@ -1,8 +1,10 @@
 //! The Kubernetes CEL libraries (upstream `k8s.io/apiserver/pkg/cel/library`): [`lists`],
-//! [`regex`], [`urls`], [`quantity`], [`net`] (IP and CIDR) and [`format`]; and [`ext`], the cel-go extensions Kubernetes
+//! [`regex`], [`urls`], [`quantity`], [`net`] (IP and CIDR), [`format`] and [`authz`] (the
+//! admission policies' `authorizer`); and [`ext`], the cel-go extensions Kubernetes
 //! enables that cel-rust lacks (`cel.bind`, `sets`). Each function's doc comment upstream lists examples
 //! with their results; the tests here are those examples.
 
+pub mod authz;
 pub mod ext;
 pub mod format;
 pub mod lists;
@@ -24,6 +26,7 @@ pub fn register(env: &mut Env) -> Result<(), DeclarationError> {
     net::register(env)?;
     ext::register(env)?;
     format::register(env)?;
+    authz::register(env)?;
     Ok(())
 }
 
@@ -52,8 +55,10 @@ pub(crate) fn to_static(v: &dyn Val) -> Option<Box<dyn Val>> {
     if let Some(ip) = v.downcast_ref::<net::Ip>() {
         return Some(Box::new(*ip));
     }
-    v.downcast_ref::<net::Cidr>()
-        .map(|c| Box::new(*c) as Box<dyn Val>)
+    if let Some(c) = v.downcast_ref::<net::Cidr>() {
+        return Some(Box::new(*c));
+    }
+    authz::to_static(v)
 }
 
 /// The elements of a list (or the keys of a map) argument.
@@ -73,7 +78,7 @@ fn elements<'a, 'v>(
 }
 
 /// A string argument.
-fn string<'a>(function: &str, v: &'a dyn Val) -> Result<&'a str, ExecutionError> {
+pub(crate) fn string<'a>(function: &str, v: &'a dyn Val) -> Result<&'a str, ExecutionError> {
     v.downcast_ref::<CelString>()
         .map(|s| s.inner())
         .ok_or_else(|| no_overload(function, &[v]))
@@ -101,7 +106,7 @@ fn owned<'b, 'v, T: Val + 'v>(v: T) -> CowVal<'b, 'v> {
 
 /// The arguments of a call, checked for count (the interpreter only dispatches by type, so this
 /// cannot fail for a registered overload; an error rather than a panic all the same).
-fn args<'a, 'b, 'v, const N: usize>(
+pub(crate) fn args<'a, 'b, 'v, const N: usize>(
     args: &'a [CowVal<'b, 'v>],
 ) -> Result<[&'a (dyn Val + 'v); N], ExecutionError> {
     if args.len() != N {

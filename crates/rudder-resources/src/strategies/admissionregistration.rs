@@ -99,6 +99,9 @@ struct Declared {
     params: bool,
     authorizer: bool,
     variables: bool,
+    /// The mutation library's types (`Object{...}`, `JSONPatch{...}`), which only a
+    /// MutatingAdmissionPolicy's mutations construct.
+    objects: bool,
 }
 
 impl Declared {
@@ -112,6 +115,9 @@ impl Declared {
         }
         if self.variables {
             names.push("variables");
+        }
+        if self.objects {
+            names.extend(["Object", "JSONPatch"]);
         }
         names
     }
@@ -179,6 +185,7 @@ fn policy_spec(
         params: has_params,
         authorizer: true,
         variables: composition,
+        objects: false,
     };
     for (i, v) in list_at(spec, "variables").iter().enumerate() {
         variable(v, env, &path.child("variables").index(i), errs);
@@ -407,6 +414,7 @@ fn match_conditions(spec: &Value, has_params: bool, path: &Path, errs: &mut Erro
         params: has_params,
         authorizer: true,
         variables: false,
+        objects: false,
     };
     let mut names: Vec<&str> = Vec::new();
     for (i, c) in conditions.iter().enumerate() {
@@ -442,6 +450,10 @@ fn mutation(m: &Value, env: Declared, path: &Path, errs: &mut ErrorList) {
         if expr.trim().is_empty() {
             errs.push(FieldError::required(&at.child("expression"), ""));
         } else {
+            let env = Declared {
+                objects: true,
+                ..env
+            };
             compile(expr, env, &at.child("expression"), errs);
         }
     };

@@ -161,6 +161,23 @@ fn pem_block(data: &[u8]) -> Option<(String, bool, Vec<u8>)> {
     }
 }
 
+/// The subject organizations (the groups a client certificate would carry) of a PEM
+/// certificate request, as upstream's `ParseCSR` reads them.
+pub fn request_organizations(pem: &[u8]) -> Result<Vec<String>, String> {
+    let (_, _, der) = pem_block(pem)
+        .filter(|(label, _, _)| label == "CERTIFICATE REQUEST")
+        .ok_or_else(|| "PEM block type must be CERTIFICATE REQUEST".to_owned())?;
+    let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(&der)
+        .map_err(|e| format!("x509: malformed certificate request: {e}"))?;
+    Ok(csr
+        .certification_request_info
+        .subject
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok())
+        .map(str::to_owned)
+        .collect())
+}
+
 /// Upstream's `validateCSR`: a `CERTIFICATE REQUEST` PEM block whose PKCS#10 signature verifies.
 fn validate_request(pem: &[u8]) -> Result<(), String> {
     let (_, _, der) = pem_block(pem)

@@ -6,7 +6,7 @@ mod admissionregistration;
 mod apps;
 mod autoscaling;
 mod batch;
-mod certificates;
+pub mod certificates;
 mod config;
 mod decode;
 mod defaults;

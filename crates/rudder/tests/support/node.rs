@@ -13,6 +13,67 @@ use super::{jp, wait_for_within, Backend, Cluster};
 /// The test image as the test registry serves it.
 pub const IMAGE: &str = "127.0.0.1:5000/test/busybox:1";
 
+/// YAML list items (each line starting with `indent`) for a container's `volumeMounts` that
+/// let the test image run the host's python3: `/usr`, and `/lib` and `/lib64`, which live
+/// under `/usr` on a merged-/usr Debian, read-only. No image here has a TLS server; with
+/// these a pod serves HTTPS as a webhook would.
+#[allow(dead_code)] // Not every test binary runs python in a pod.
+pub fn host_python_mounts(indent: &str) -> String {
+    ["usr:/usr", "lib:/lib", "lib64:/lib64"]
+        .iter()
+        .map(|m| {
+            let (name, path) = m.split_once(':').unwrap_or_default();
+            format!("{indent}- {{name: host-{name}, mountPath: {path}, readOnly: true}}\n")
+        })
+        .collect()
+}
+
+/// The pod `volumes` items [`host_python_mounts`] mounts.
+#[allow(dead_code)]
+pub fn host_python_volumes(indent: &str) -> String {
+    ["usr:/usr", "lib:/usr/lib", "lib64:/usr/lib64"]
+        .iter()
+        .map(|m| {
+            let (name, path) = m.split_once(':').unwrap_or_default();
+            format!("{indent}- {{name: host-{name}, hostPath: {{path: {path}}}}}\n")
+        })
+        .collect()
+}
+
+/// A python3 HTTPS server for a pod (see [`host_python_mounts`]): `handle` is Python source
+/// defining `handle(path, body)`, whose result is the JSON answer to each POST. It listens on
+/// 8443 with the certificate and key mounted at `/tls` (a `kubernetes.io/tls` Secret) and
+/// prints `serving` once it listens.
+#[allow(dead_code)]
+pub fn python_json_server(handle: &str) -> String {
+    const SERVE: &str = r#"
+import http.server, json, ssl
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        out = json.dumps(handle(self.path, body)).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args):
+        pass
+
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain("/tls/tls.crt", "/tls/tls.key")
+srv = http.server.ThreadingHTTPServer(("0.0.0.0", 8443), Handler)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print("serving", flush=True)
+srv.serve_forever()
+"#;
+    format!("{handle}\n{SERVE}")
+}
+
 /// A test host, entered, with the test registry started.
 pub fn host_with_registry() -> TestHost {
     let mut h = TestHost::new();
