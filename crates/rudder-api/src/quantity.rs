@@ -429,11 +429,17 @@ mod tests {
     #[test]
     fn extreme_exponents_saturate_or_round_instead_of_overflowing() {
         let huge = "9".repeat(60);
-        assert_eq!(parse(&format!("{huge}e-1")).map(|q| q.is_negative()), Ok(false));
+        assert_eq!(
+            parse(&format!("{huge}e-1")).map(|q| q.is_negative()),
+            Ok(false)
+        );
         assert!(parse(&format!("{huge}e-1")).is_ok_and(|q| q > i64::MAX));
         assert!(parse("1e2147483647").is_ok_and(|q| q > i64::MAX));
         assert_eq!(parse("1e-2147483648").map(|q| q.nanos), Ok(1));
-        assert_eq!(parse(&format!("0.{}1", "0".repeat(100))).map(|q| q.nanos), Ok(1));
+        assert_eq!(
+            parse(&format!("0.{}1", "0".repeat(100))).map(|q| q.nanos),
+            Ok(1)
+        );
         assert_eq!(parse("0e-2147483648").map(|q| q.nanos), Ok(0));
         let tiny: serde_json::Number = serde_json::from_str("1e-300").unwrap();
         assert_eq!(canonical_number(&tiny).as_deref(), Some("1n"));
