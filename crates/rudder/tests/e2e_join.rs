@@ -210,6 +210,46 @@ fn join(b: Backend) {
         .decode(got["status"]["certificate"].as_str().unwrap())
         .unwrap();
 
+    // A node request by someone the SubjectAccessReview refuses stays pending, and is retried
+    // with backoff (upstream's ignorable error), so it is approved once a binding allows it.
+    let (late_pem, _) = request("system:node:late", &["system:nodes"]);
+    let late = csr(
+        "node-csr-late",
+        &late_pem,
+        "kubernetes.io/kube-apiserver-client-kubelet",
+        &["digital signature", "client auth"],
+    );
+    c.ok(&[
+        "create",
+        "clusterrolebinding",
+        "late-joiner-bootstrapper",
+        "--clusterrole=system:node-bootstrapper",
+        "--user=late-joiner",
+    ]);
+    let r = c.kubectl_stdin(
+        &[
+            "--as=late-joiner",
+            "--as-group=system:authenticated",
+            "create",
+            "-f",
+            "-",
+        ],
+        &late,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(csr_row(&c, "node-csr-late").1, "Pending");
+    c.ok(&[
+        "create",
+        "clusterrolebinding",
+        "late-joiner-nodeclient",
+        "--clusterrole=system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+        "--user=late-joiner",
+    ]);
+    wait_for("the late node CSR to be approved", || {
+        (csr_row(&c, "node-csr-late").1 == "Approved,Issued").then_some(())
+    });
+
     // The issued certificate authenticates as the node: a CSR records its creator.
     let dir = c.dir.path();
     std::fs::write(dir.join("node.crt"), &cert).unwrap();
@@ -710,14 +750,27 @@ fn agent_joins_with_the_token() {
             String::from_utf8_lossy(&out.stdout).into_owned(),
         )
     };
-    let node: Value = support::wait_for_within(
-        "the agent's Node",
-        std::time::Duration::from_secs(120),
-        || {
-            let (ok, out) = kubectl(&["get", "node", "joiner", "-o", "json"]);
-            ok.then(|| serde_json::from_str(&out).unwrap())
-        },
-    );
+    // Both logs on a timeout: the tempdir holding them goes with the failed test.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let node: Value = loop {
+        let (ok, out) = kubectl(&["get", "node", "joiner", "-o", "json"]);
+        if ok {
+            break serde_json::from_str(&out).unwrap();
+        }
+        if std::time::Instant::now() > deadline {
+            let log = |f: &str| {
+                let text = std::fs::read_to_string(dir.path().join(f)).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                lines[lines.len().saturating_sub(80)..].join("\n")
+            };
+            panic!(
+                "timed out waiting for the agent's Node\n--- agent.log\n{}\n--- server.log\n{}",
+                log("agent.log"),
+                log("server.log")
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
     let info = &node["status"]["nodeInfo"];
     assert!(
         info["containerRuntimeVersion"]

@@ -130,10 +130,12 @@ impl Reconciler for Approver {
                 return Ok(Next::Done);
             }
             if !tried.is_empty() {
-                // upstream's IgnorableError: logged, not retried until the CSR changes.
-                tracing::info!(
+                // Upstream's IgnorableError: quietly logged, yet requeued with backoff like any
+                // failed sync, so a request seen before its requester's bindings reached the
+                // authorizer (a node joining as its server starts) is approved once they do.
+                return Err(ReconcileError::Other(format!(
                     "recognized csr {name:?} as {tried:?} but subject access review was not approved"
-                );
+                )));
             }
             Ok(Next::Done)
         })
