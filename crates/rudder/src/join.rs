@@ -144,13 +144,33 @@ async fn create_if_missing(
 }
 
 /// `GET /cacerts`, unauthenticated as k3s serves it: the CA bundle, whose SHA-256 the join
-/// token pins.
-pub fn cacerts_route(router: axum::Router, ca_pem: String) -> axum::Router {
+/// token pins. It is an agent's first request, so it answers 503 until the server is ready:
+/// the server listens before start-up has written the join token's Secret, and an agent
+/// that got the CA in between would present its token too early and be refused for good.
+pub fn cacerts_route(
+    router: axum::Router,
+    ca_pem: String,
+    server: std::sync::Arc<ApiServer>,
+) -> axum::Router {
     router.route(
         "/cacerts",
         axum::routing::get(move || {
             let ca = ca_pem.clone();
-            async move { ([(http::header::CONTENT_TYPE, "text/plain")], ca) }
+            let ready = server.ready.load(std::sync::atomic::Ordering::Acquire);
+            async move {
+                if !ready {
+                    return (
+                        http::StatusCode::SERVICE_UNAVAILABLE,
+                        [(http::header::CONTENT_TYPE, "text/plain")],
+                        "the server is starting\n".to_string(),
+                    );
+                }
+                (
+                    http::StatusCode::OK,
+                    [(http::header::CONTENT_TYPE, "text/plain")],
+                    ca,
+                )
+            }
         }),
     )
 }

@@ -681,7 +681,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("listening on {addr}"))?;
-    let router = crate::join::cacerts_route(server.router(), pki.ca_pem().to_string());
+    let router =
+        crate::join::cacerts_route(server.router(), pki.ca_pem().to_string(), server.clone());
     let tls = pki.server_tls_config();
     // On SIGINT/SIGTERM the in-process components stop first (releasing their leases through
     // the still-serving API), then the API server.
