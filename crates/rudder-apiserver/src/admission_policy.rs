@@ -933,8 +933,10 @@ impl Admission for PolicyAdmission {
         let policies = self.list(&self.policies_prefix);
         let cx = self.request_cx(attrs, Some(obj));
         let invocations = self.invocations(attrs, Some(obj), &cx, &policies, &bindings);
-        // Policies with reinvocationPolicy IfNeeded run once more if a later one changed the
-        // object (upstream reinvokes the mutating chain once).
+        // Policies with reinvocationPolicy IfNeeded run once more if a later policy changed
+        // the object. Upstream reinvokes them also when a mutating webhook after them changed
+        // it (one reinvocation pass over policies and webhooks together); here each of the two
+        // plugins reinvokes its own, so a policy does not see a webhook's later change.
         let mut ran_if_needed: Vec<usize> = Vec::new();
         let mut again: Vec<usize> = Vec::new();
         for (i, inv) in invocations.iter().enumerate() {

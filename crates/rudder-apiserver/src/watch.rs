@@ -76,7 +76,15 @@ struct Encoder {
 impl Encoder {
     /// One event line, and whether the watch goes on: an object that cannot be converted to
     /// the watched version (its conversion webhook failed) gives an ERROR event and ends it.
+    /// Upstream's watch server ends the stream without an event there (it logs the encode
+    /// error); the ERROR event tells the client why its watch ended.
     async fn event(&mut self, kind: &str, o: &Arc<CachedObject>) -> (Bytes, bool) {
+        // Every event of every watch passes here: only webhook-converted versions go
+        // through the (async, batching) conversion call.
+        if self.entry.converter.is_none() {
+            let o = encode::in_version(&self.entry, o);
+            return (self.encoded(kind, &o), true);
+        }
         let o = match encode::in_version_all(&self.entry, std::slice::from_ref(o)).await {
             Ok(mut v) => match v.pop() {
                 Some(o) => o,

@@ -359,6 +359,30 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
             cel_programs.clone(),
         ))
     };
+    let policies = |kind| -> anyhow::Result<_> {
+        use rudder_apiserver::admission_policy::{PolicyAdmission, PolicyKind};
+        let (policies, bindings) = match kind {
+            PolicyKind::Mutating => (
+                "mutatingadmissionpolicies",
+                "mutatingadmissionpolicybindings",
+            ),
+            PolicyKind::Validating => (
+                "validatingadmissionpolicies",
+                "validatingadmissionpolicybindings",
+            ),
+        };
+        let group = "admissionregistration.k8s.io";
+        Ok(PolicyAdmission::new(
+            kind,
+            cache.clone(),
+            authz.clone(),
+            registry.clone(),
+            prefix(&registry, group, "v1", policies)?,
+            prefix(&registry, group, "v1", bindings)?,
+            core_prefix(&registry, "namespaces")?,
+            cel_programs.clone(),
+        ))
+    };
     let server = Arc::new(ApiServer {
         gs: GenericStore {
             store: store.clone(),
@@ -440,50 +464,16 @@ pub async fn build(args: &ServerArgs) -> anyhow::Result<Built> {
                 // MutatingAdmissionPolicy, then mutating webhooks (their async step runs after
                 // every built-in mutation), then validating webhooks, reading their
                 // configurations from the watch cache.
-                Arc::new(rudder_apiserver::admission_policy::PolicyAdmission::new(
+                Arc::new(policies(
                     rudder_apiserver::admission_policy::PolicyKind::Mutating,
-                    cache.clone(),
-                    authz.clone(),
-                    registry.clone(),
-                    prefix(
-                        &registry,
-                        "admissionregistration.k8s.io",
-                        "v1",
-                        "mutatingadmissionpolicies",
-                    )?,
-                    prefix(
-                        &registry,
-                        "admissionregistration.k8s.io",
-                        "v1",
-                        "mutatingadmissionpolicybindings",
-                    )?,
-                    core_prefix(&registry, "namespaces")?,
-                    cel_programs.clone(),
-                )),
+                )?),
                 Arc::new(webhooks(
                     rudder_apiserver::admission_webhook::Phase::Mutating,
                 )?),
                 // ValidatingAdmissionPolicy before the validating webhooks, as upstream.
-                Arc::new(rudder_apiserver::admission_policy::PolicyAdmission::new(
+                Arc::new(policies(
                     rudder_apiserver::admission_policy::PolicyKind::Validating,
-                    cache.clone(),
-                    authz.clone(),
-                    registry.clone(),
-                    prefix(
-                        &registry,
-                        "admissionregistration.k8s.io",
-                        "v1",
-                        "validatingadmissionpolicies",
-                    )?,
-                    prefix(
-                        &registry,
-                        "admissionregistration.k8s.io",
-                        "v1",
-                        "validatingadmissionpolicybindings",
-                    )?,
-                    core_prefix(&registry, "namespaces")?,
-                    cel_programs.clone(),
-                )),
+                )?),
                 Arc::new(webhooks(
                     rudder_apiserver::admission_webhook::Phase::Validating,
                 )?),
